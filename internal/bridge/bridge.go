@@ -1,0 +1,279 @@
+// Package bridge is the per-message path between the kernel reader and the
+// sinks: sender trust, decoding, sequence-gap accounting, routing and
+// batching. It runs on the reader goroutine, never blocks (unless a sink is
+// configured with when_full: block) and allocates nothing per message.
+package bridge
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
+	"github.com/cnbridged/cnbridged/internal/sinks"
+)
+
+// Rejection reasons (cnbridged_messages_rejected_total{reason}).
+const (
+	ReasonMalformed = "malformed"
+	ReasonUntrusted = "untrusted_sender"
+	ReasonUnrouted  = "unrouted"
+)
+
+// maxIDSeries bounds the per-id metric series; ids beyond it share the
+// series idx="other", val="other".
+const maxIDSeries = 1024
+
+// Plan is what a config decides for the path: swapped whole on reload.
+type Plan struct {
+	Table *router.Table
+	// Sinks by slot: Sinks[i] owns bit i of event.Record.Targets.
+	Sinks []*sinks.Runner
+	// Trusted are the ids userspace (non-kernel) senders may use.
+	Trusted []router.Pattern
+	// ProcFiltered is set when the kernel filters process events for this
+	// socket: it numbers events before filtering, so process connector seq
+	// gaps are then not loss and are not counted.
+	ProcFiltered bool
+}
+
+// Bridge turns received datagrams into routed batches.
+type Bridge struct {
+	log  *zap.Logger
+	plan atomic.Pointer[Plan]
+	// active is the plan of the batch being handled, nil between batches.
+	active atomic.Pointer[Plan]
+	pool *event.Pool
+	// Owned by the reader goroutine.
+	ledger *seqtrack.Ledger
+	ids    map[cnmsg.ID]*idCounters
+	other  *idCounters
+	warned map[string]time.Time
+
+	m *metrics
+}
+
+type idCounters struct {
+	received, lost, resets, duplicates prometheus.Counter
+}
+
+type metrics struct {
+	received, lost, resets, duplicates *prometheus.CounterVec
+	rejected                           *prometheus.CounterVec
+	rejMalformed, rejUntrusted, rejUnr prometheus.Counter
+	decodeErrors                       *prometheus.CounterVec
+	lossMarkers                        prometheus.Counter
+}
+
+// New returns a bridge with an initial plan, registering its metrics.
+func New(p *Plan, ledger seqtrack.Options, reg prometheus.Registerer, log *zap.Logger) *Bridge {
+	idLabels := []string{"idx", "val"}
+	m := &metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_messages_received_total",
+			Help: "Connector messages received from trusted senders and decoded, by connector id.",
+		}, idLabels),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_messages_lost_total",
+			Help: "Messages missing from a sequence stream (seq gaps): lost before cnbridged read them.",
+		}, idLabels),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_seq_resets_total",
+			Help: "Sequence streams that jumped back: a sender restart, not loss.",
+		}, idLabels),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_messages_duplicate_total",
+			Help: "Messages whose seq was already seen in their stream.",
+		}, idLabels),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_messages_rejected_total",
+			Help: "Messages not forwarded: malformed, untrusted_sender (not the kernel and not allowed by listener.userspace_senders) or unrouted.",
+		}, []string{"reason"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_decode_errors_total",
+			Help: "Malformed datagrams by decode error.",
+		}, []string{"reason"}),
+		lossMarkers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_loss_markers_total",
+			Help: "In-band loss markers emitted (one per seq gap).",
+		}),
+	}
+	m.rejMalformed = m.rejected.WithLabelValues(ReasonMalformed)
+	m.rejUntrusted = m.rejected.WithLabelValues(ReasonUntrusted)
+	m.rejUnr = m.rejected.WithLabelValues(ReasonUnrouted)
+	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers)
+	b := &Bridge{
+		log:    log.Named("bridge"),
+		pool:   event.NewPool(),
+		ledger: seqtrack.New(ledger),
+		ids:    make(map[cnmsg.ID]*idCounters),
+		warned: make(map[string]time.Time),
+		m:      m,
+	}
+	b.other = b.countersFor("other", "other")
+	b.plan.Store(p)
+	return b
+}
+
+// SetPlan swaps in a new plan and returns once no batch is being handled
+// with the old one, so that the caller may then retire sinks the new plan
+// dropped without losing a batch in flight.
+func (b *Bridge) SetPlan(p *Plan) {
+	old := b.plan.Swap(p)
+	for b.active.Load() == old {
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// Plan returns the current plan.
+func (b *Bridge) Plan() *Plan { return b.plan.Load() }
+
+func (b *Bridge) countersFor(idx, val string) *idCounters {
+	return &idCounters{
+		received:   b.m.received.WithLabelValues(idx, val),
+		lost:       b.m.lost.WithLabelValues(idx, val),
+		resets:     b.m.resets.WithLabelValues(idx, val),
+		duplicates: b.m.duplicates.WithLabelValues(idx, val),
+	}
+}
+
+func (b *Bridge) counters(id cnmsg.ID) *idCounters {
+	if c, ok := b.ids[id]; ok {
+		return c
+	}
+	if len(b.ids) >= maxIDSeries {
+		return b.other
+	}
+	c := b.countersFor(strconv.FormatUint(uint64(id.Idx), 10), strconv.FormatUint(uint64(id.Val), 10))
+	b.ids[id] = c
+	return c
+}
+
+// Handle processes one batch of datagrams from the listener. It is the
+// listener.Handler.
+func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
+	p := b.plan.Load()
+	b.active.Store(p)
+	defer b.active.Store(nil)
+	batch := b.pool.Get()
+	var used uint64
+	ts := now.UnixNano()
+	for i := range dgs {
+		d := &dgs[i]
+		if d.Truncated {
+			b.malformed("truncated")
+			continue
+		}
+		rest := d.Data
+		for len(rest) > 0 {
+			m, next, err := cnmsg.Next(rest)
+			if err != nil {
+				b.malformed(cnmsg.Reason(err))
+				break
+			}
+			rest = next
+			var r event.Record
+			r.Msg, r.Time, r.Sender = m, ts, d.Sender
+			if d.Sender != 0 && !trusted(p.Trusted, m.ID) {
+				b.m.rejUntrusted.Inc()
+				b.warnOnce("untrusted", "rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders",
+					zap.Uint32("sender", d.Sender), zap.Uint32("idx", m.ID.Idx), zap.Uint32("val", m.ID.Val))
+				continue
+			}
+			var evp *cnmsg.ProcEvent
+			if m.ID.IsProc() {
+				ev, err := cnmsg.DecodeProc(m.Data)
+				if err != nil {
+					b.malformed(cnmsg.Reason(err))
+					continue
+				}
+				r.Proc, r.HasProc = ev, true
+				evp = &r.Proc
+			}
+			c := b.counters(m.ID)
+			c.received.Inc()
+			key := seqtrack.Key{Sender: d.Sender, Idx: m.ID.Idx, Val: m.ID.Val}
+			if evp != nil {
+				key.CPU = evp.CPU
+			}
+			res := b.ledger.Observe(key, m.Seq)
+			switch res.Kind {
+			case seqtrack.Duplicate:
+				c.duplicates.Inc()
+			case seqtrack.Reset:
+				c.resets.Inc()
+			}
+			if res.Lost > 0 && !(p.ProcFiltered && m.ID.IsProc()) {
+				c.lost.Add(float64(res.Lost))
+				if t := p.Table.LossTargets(m.ID); t != 0 {
+					lr := event.Record{Kind: event.KindLoss, Time: ts, Sender: d.Sender, Targets: t}
+					lr.Msg.ID = m.ID
+					lr.Loss = event.Loss{CPU: key.CPU, HasCPU: evp != nil, FromSeq: res.FromSeq, ToSeq: res.ToSeq, Lost: res.Lost}
+					batch = b.add(p, batch, &lr, &used)
+					b.m.lossMarkers.Inc()
+				}
+			}
+			r.Targets = p.Table.Match(m.ID, evp)
+			if r.Targets == 0 {
+				b.m.rejUnr.Inc()
+				continue
+			}
+			batch = b.add(p, batch, &r, &used)
+		}
+	}
+	b.dispatch(p, batch, used)
+}
+
+// add stores r in batch, dispatching the batch first when it is full.
+func (b *Bridge) add(p *Plan, batch *event.Batch, r *event.Record, used *uint64) *event.Batch {
+	if !batch.Fits(len(r.Msg.Data)) {
+		b.dispatch(p, batch, *used)
+		batch, *used = b.pool.Get(), 0
+	}
+	batch.Add(r)
+	*used |= r.Targets
+	return batch
+}
+
+// dispatch offers batch to every sink it has records for and drops the
+// bridge's own reference.
+func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
+	for i, s := range p.Sinks {
+		if s != nil && used&(1<<i) != 0 {
+			s.Offer(batch)
+		}
+	}
+	batch.Release()
+}
+
+func (b *Bridge) malformed(reason string) {
+	b.m.rejMalformed.Inc()
+	b.m.decodeErrors.WithLabelValues(reason).Inc()
+	b.warnOnce("malformed:"+reason, "dropped malformed datagrams", zap.String("reason", reason))
+}
+
+// warnOnce logs msg at most once a minute per key.
+func (b *Bridge) warnOnce(key, msg string, fields ...zap.Field) {
+	now := time.Now()
+	if t, ok := b.warned[key]; ok && now.Sub(t) < time.Minute {
+		return
+	}
+	b.warned[key] = now
+	b.log.Warn(msg+" (logged at most once a minute)", fields...)
+}
+
+func trusted(ps []router.Pattern, id cnmsg.ID) bool {
+	for _, p := range ps {
+		if p.Matches(id) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,637 @@
+// Package config loads and validates cnbridged's configuration: one typed
+// struct, read from a YAML file by a viper instance, with every fixed key
+// overridable as CNBRIDGED_<SECTION>_<KEY> and by --set key=value flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/cnbridged/cnbridged/internal/router"
+)
+
+// DefaultPath is read when no --config is given and the file exists.
+const DefaultPath = "/etc/cnbridged/cnbridged.yaml"
+
+// Config is the whole configuration.
+type Config struct {
+	Host     string           `mapstructure:"host"`
+	Log      Log              `mapstructure:"log"`
+	Listener Listener         `mapstructure:"listener"`
+	Ledger   Ledger           `mapstructure:"ledger"`
+	Metrics  Metrics          `mapstructure:"metrics"`
+	Sinks    map[string]*Sink `mapstructure:"sinks"`
+	Routes   []Route          `mapstructure:"routes"`
+	Requests []Request        `mapstructure:"requests"`
+
+	// Source is the file the config was read from ("" for the built-in
+	// default). It is not a config key.
+	Source string `mapstructure:"-"`
+}
+
+// Log configures the daemon's own logging.
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // auto (console on a terminal, else json), json, console
+}
+
+// Listener configures the connector socket.
+type Listener struct {
+	Groups             []int         `mapstructure:"groups"`
+	ReceiveBufferBytes int           `mapstructure:"receive_buffer_bytes"`
+	BatchSize          int           `mapstructure:"batch_size"`
+	UserspaceSenders   []string      `mapstructure:"userspace_senders"`
+	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
+	ProcEvents         []string      `mapstructure:"proc_events"`
+}
+
+// Ledger configures sequence-gap accounting.
+type Ledger struct {
+	ReorderWindow int `mapstructure:"reorder_window"`
+	MaxStreams    int `mapstructure:"max_streams"`
+}
+
+// Metrics configures the Prometheus and health endpoint.
+type Metrics struct {
+	Listen string `mapstructure:"listen"` // empty disables
+}
+
+// Sink is one named sink. Type selects which of the keys apply.
+type Sink struct {
+	Type string `mapstructure:"type"` // stdout, file, nats
+
+	// Queue between the router and the sink.
+	QueueSize     int    `mapstructure:"queue_size"`      // messages
+	QueueMaxBytes int    `mapstructure:"queue_max_bytes"` // payload bytes
+	WhenFull      string `mapstructure:"when_full"`       // drop_newest, block
+
+	// file
+	Path          string        `mapstructure:"path"`
+	Mode          string        `mapstructure:"mode"` // octal, e.g. "0640"
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"`
+	MaxFiles      int           `mapstructure:"max_files"`
+	OnError       string        `mapstructure:"on_error"` // drop, block, exit
+
+	// nats
+	URL                  string        `mapstructure:"url"`
+	Subject              string        `mapstructure:"subject"`
+	Format               string        `mapstructure:"format"` // json, raw
+	JetStream            bool          `mapstructure:"jetstream"`
+	MaxInFlight          int           `mapstructure:"max_in_flight"`
+	AckTimeout           time.Duration `mapstructure:"ack_timeout"`
+	ReconnectBufferBytes int           `mapstructure:"reconnect_buffer_bytes"`
+	DrainTimeout         time.Duration `mapstructure:"drain_timeout"`
+	User                 string        `mapstructure:"user"`
+	Password             string        `mapstructure:"password"`
+	Token                string        `mapstructure:"token"`
+	NkeySeedFile         string        `mapstructure:"nkey_seed_file"`
+	CredsFile            string        `mapstructure:"creds_file"`
+	TLS                  TLS           `mapstructure:"tls"`
+	Stream               *Stream       `mapstructure:"stream"`
+}
+
+// TLS configures a NATS sink's transport security.
+type TLS struct {
+	CAFile             string `mapstructure:"ca_file"`
+	CertFile           string `mapstructure:"cert_file"`
+	KeyFile            string `mapstructure:"key_file"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+}
+
+// Enabled reports whether any TLS key is set.
+func (t TLS) Enabled() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
+}
+
+// Stream is a JetStream stream the sink creates or updates at start.
+type Stream struct {
+	Name            string        `mapstructure:"name"`
+	Subjects        []string      `mapstructure:"subjects"`
+	Storage         string        `mapstructure:"storage"` // file, memory
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	Replicas        int           `mapstructure:"replicas"`
+}
+
+// Route sends messages whose id matches Match to Sinks.
+type Route struct {
+	Match       string   `mapstructure:"match"`
+	Events      []string `mapstructure:"events"`
+	Sinks       []string `mapstructure:"sinks"`
+	LossMarkers *bool    `mapstructure:"loss_markers"`
+	Enrich      bool     `mapstructure:"enrich"`
+}
+
+// LossMarkersOn reports the route's loss_markers setting (default on).
+func (r Route) LossMarkersOn() bool { return r.LossMarkers == nil || *r.LossMarkers }
+
+// Request maps a NATS subject to a connector id that may be sent to.
+type Request struct {
+	Subject   string        `mapstructure:"subject"`
+	ID        string        `mapstructure:"id"`
+	Group     int           `mapstructure:"group"`
+	Timeout   time.Duration `mapstructure:"timeout"`
+	Sink      string        `mapstructure:"sink"` // the nats sink whose connection serves requests
+	Format    string        `mapstructure:"format"`
+	RateLimit float64       `mapstructure:"rate_limit"` // requests per second
+	Burst     int           `mapstructure:"burst"`
+	Users     []string      `mapstructure:"users"`
+}
+
+// Sink defaults.
+const (
+	DefaultQueueSize          = 65536
+	DefaultQueueMaxBytes      = 64 << 20
+	DefaultReceiveBufferBytes = 8 << 20
+	DefaultBatchSize          = 64
+	DefaultSubject            = "cn.{host}.{idx}.{val}"
+	DefaultMaxInFlight        = 4096
+	// DefaultNATSQueueSize holds a 5 s outage at 10 000 msg/s with room to spare.
+	DefaultNATSQueueSize = 131072
+)
+
+// fixed lists every key that has a default, so that environment variables
+// can override it. Sinks and routes are maps and lists and have none.
+func setDefaults(v *viper.Viper) {
+	host, _ := os.Hostname()
+	v.SetDefault("host", host)
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "auto")
+	v.SetDefault("listener.groups", []int{1})
+	v.SetDefault("listener.receive_buffer_bytes", DefaultReceiveBufferBytes)
+	v.SetDefault("listener.batch_size", DefaultBatchSize)
+	v.SetDefault("listener.userspace_senders", []string{})
+	v.SetDefault("listener.handshake_timeout", 2*time.Second)
+	v.SetDefault("listener.proc_events", []string{"all"})
+	v.SetDefault("ledger.reorder_window", 0)
+	v.SetDefault("ledger.max_streams", 65536)
+	v.SetDefault("metrics.listen", "127.0.0.1:9464")
+}
+
+// Builtin returns the sinks and routes used when no config file exists:
+// every process event to stdout.
+func builtin() (map[string]*Sink, []Route) {
+	return map[string]*Sink{"stdout": {Type: "stdout"}},
+		[]Route{{Match: "1.1", Sinks: []string{"stdout"}}}
+}
+
+// Options tells Load where to read from.
+type Options struct {
+	Path string   // "" means DefaultPath if it exists, else the built-in default
+	Set  []string // key=value overrides, applied last
+	// DefaultPath overrides DefaultPath (tests).
+	DefaultPath string
+}
+
+// Load reads, decodes and validates the configuration. The returned error
+// lists every problem found.
+func Load(o Options) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix("CNBRIDGED")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	setDefaults(v)
+
+	path := o.Path
+	if path == "" {
+		def := o.DefaultPath
+		if def == "" {
+			def = DefaultPath
+		}
+		if _, err := os.Stat(def); err == nil {
+			path = def
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config %s: %w", def, err)
+		}
+	}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		err = v.ReadConfig(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	var errs []error
+	for _, kv := range o.Set {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--set %q: want key=value", kv))
+			continue
+		}
+		v.Set(strings.ToLower(k), val)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	var c Config
+	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+	}
+	c.Source = path
+	if path == "" && c.Sinks == nil && c.Routes == nil {
+		c.Sinks, c.Routes = builtin()
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(built-in)"
+	}
+	return p
+}
+
+// applyDefaults fills in the per-sink keys that viper cannot default
+// because sinks are a map.
+func (c *Config) applyDefaults() {
+	for _, s := range c.Sinks {
+		if s == nil {
+			continue
+		}
+		if s.QueueSize == 0 {
+			s.QueueSize = DefaultQueueSize
+			if s.Type == "nats" {
+				s.QueueSize = DefaultNATSQueueSize
+			}
+		}
+		if s.QueueMaxBytes == 0 {
+			s.QueueMaxBytes = DefaultQueueMaxBytes
+		}
+		if s.WhenFull == "" {
+			s.WhenFull = "drop_newest"
+		}
+		switch s.Type {
+		case "file":
+			if s.Mode == "" {
+				s.Mode = "0640"
+			}
+			if s.FlushInterval == 0 {
+				s.FlushInterval = time.Second
+			}
+			if s.OnError == "" {
+				s.OnError = "drop"
+			}
+			if s.MaxFiles == 0 {
+				s.MaxFiles = 5
+			}
+		case "nats":
+			if s.Subject == "" {
+				s.Subject = DefaultSubject
+			}
+			if s.Format == "" {
+				s.Format = "json"
+			}
+			if s.MaxInFlight == 0 {
+				s.MaxInFlight = DefaultMaxInFlight
+			}
+			if s.AckTimeout == 0 {
+				s.AckTimeout = 5 * time.Second
+			}
+			if s.ReconnectBufferBytes == 0 {
+				s.ReconnectBufferBytes = 8 << 20
+			}
+			if s.DrainTimeout == 0 {
+				s.DrainTimeout = 10 * time.Second
+			}
+			if s.Stream != nil {
+				if s.Stream.Storage == "" {
+					s.Stream.Storage = "file"
+				}
+				if s.Stream.DuplicateWindow == 0 {
+					s.Stream.DuplicateWindow = 2 * time.Minute
+				}
+				if s.Stream.Replicas == 0 {
+					s.Stream.Replicas = 1
+				}
+			}
+		}
+	}
+	for i := range c.Requests {
+		r := &c.Requests[i]
+		if r.Timeout == 0 {
+			r.Timeout = 2 * time.Second
+		}
+		if r.Format == "" {
+			r.Format = "raw"
+		}
+		if r.RateLimit == 0 {
+			r.RateLimit = 10
+		}
+		if r.Burst == 0 {
+			r.Burst = 10
+		}
+	}
+}
+
+var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Validate reports every problem at once, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format", "%q is not one of auto, json, console", c.Log.Format)
+	}
+	if c.Host == "" {
+		bad("host", "empty")
+	}
+	l := c.Listener
+	if len(l.Groups) == 0 {
+		bad("listener.groups", "no groups: join at least one of 1..32")
+	}
+	seen := map[int]bool{}
+	for i, g := range l.Groups {
+		if g < 1 || g > 32 {
+			bad(fmt.Sprintf("listener.groups[%d]", i), "group %d is outside 1..32", g)
+		}
+		if seen[g] {
+			bad(fmt.Sprintf("listener.groups[%d]", i), "group %d listed twice", g)
+		}
+		seen[g] = true
+	}
+	if l.ReceiveBufferBytes < 64<<10 || l.ReceiveBufferBytes > 1<<30 {
+		bad("listener.receive_buffer_bytes", "%d is outside 65536..1073741824", l.ReceiveBufferBytes)
+	}
+	if l.BatchSize < 1 || l.BatchSize > 1024 {
+		bad("listener.batch_size", "%d is outside 1..1024", l.BatchSize)
+	}
+	for i, p := range l.UserspaceSenders {
+		if _, err := router.ParsePattern(p); err != nil {
+			bad(fmt.Sprintf("listener.userspace_senders[%d]", i), "%v", err)
+		}
+	}
+	if l.HandshakeTimeout <= 0 {
+		bad("listener.handshake_timeout", "must be positive")
+	}
+	if _, err := router.ParseEvents(l.ProcEvents); err != nil {
+		bad("listener.proc_events", "%v", err)
+	}
+	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
+		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
+	}
+	if c.Ledger.MaxStreams < 1 {
+		bad("ledger.max_streams", "must be at least 1")
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, ok := strings.Cut(c.Metrics.Listen, ":"); !ok {
+			bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
+		}
+	}
+
+	if len(c.Sinks) == 0 {
+		bad("sinks", "no sinks defined")
+	}
+	if len(c.Sinks) > router.MaxSinks {
+		bad("sinks", "%d sinks; at most %d", len(c.Sinks), router.MaxSinks)
+	}
+	for _, name := range c.SinkNames() {
+		errs = append(errs, c.Sinks[name].validate("sinks."+name, name)...)
+	}
+
+	if len(c.Routes) == 0 {
+		bad("routes", "no routes: nothing would be published")
+	}
+	used := map[string]bool{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if _, err := router.ParsePattern(r.Match); err != nil {
+			bad(key+".match", "%v", err)
+		}
+		if len(r.Events) > 0 {
+			if _, err := router.ParseEvents(r.Events); err != nil {
+				bad(key+".events", "%v", err)
+			}
+		}
+		if len(r.Sinks) == 0 {
+			bad(key+".sinks", "no sinks named")
+		}
+		for j, s := range r.Sinks {
+			if _, ok := c.Sinks[s]; !ok {
+				bad(fmt.Sprintf("%s.sinks[%d]", key, j), "no sink named %q", s)
+			}
+			used[s] = true
+		}
+	}
+	for i, r := range c.Requests {
+		key := fmt.Sprintf("requests[%d]", i)
+		if r.Subject == "" {
+			bad(key+".subject", "empty")
+		}
+		if p, err := router.ParsePattern(r.ID); err != nil || p.AnyIdx || p.AnyVal {
+			bad(key+".id", "%q: want an exact idx.val", r.ID)
+		}
+		if r.Group < 1 || r.Group > 32 {
+			bad(key+".group", "%d is outside 1..32", r.Group)
+		}
+		if r.Timeout <= 0 {
+			bad(key+".timeout", "must be positive")
+		}
+		if s, ok := c.Sinks[r.Sink]; !ok || s.Type != "nats" {
+			bad(key+".sink", "%q is not a nats sink", r.Sink)
+		}
+		if r.Format != "raw" && r.Format != "json" {
+			bad(key+".format", "%q is not raw or json", r.Format)
+		}
+		if r.RateLimit < 0 || r.Burst < 1 {
+			bad(key+".rate_limit", "rate must be >= 0 and burst >= 1")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SinkNames returns the sink names in sorted order (slot order).
+func (c *Config) SinkNames() []string {
+	names := make([]string, 0, len(c.Sinks))
+	for n := range c.Sinks {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *Sink) validate(key, name string) []error {
+	var errs []error
+	bad := func(k, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", key, k, fmt.Sprintf(format, a...)))
+	}
+	if s == nil {
+		return []error{fmt.Errorf("%s: empty sink", key)}
+	}
+	if !sinkName.MatchString(name) {
+		errs = append(errs, fmt.Errorf("%s: sink name must match %s", key, sinkName))
+	}
+	if s.QueueSize < 1 {
+		bad("queue_size", "must be at least 1")
+	}
+	if s.QueueMaxBytes < 64<<10 {
+		bad("queue_max_bytes", "must be at least 65536")
+	}
+	switch s.WhenFull {
+	case "drop_newest", "block":
+	default:
+		bad("when_full", "%q is not drop_newest or block", s.WhenFull)
+	}
+	only := func(k string, set bool, typ string) {
+		if set {
+			bad(k, "applies only to sinks of type %s", typ)
+		}
+	}
+	fileKeys := func(set bool) {
+		only("path", s.Path != "", "file")
+		only("max_size_bytes", s.MaxSizeBytes != 0, "file")
+		only("on_error", s.OnError != "", "file")
+	}
+	natsKeys := func() {
+		only("url", s.URL != "", "nats")
+		only("subject", s.Subject != "", "nats")
+		only("jetstream", s.JetStream, "nats")
+		only("stream", s.Stream != nil, "nats")
+		only("user", s.User != "", "nats")
+		only("token", s.Token != "", "nats")
+		only("creds_file", s.CredsFile != "", "nats")
+		only("nkey_seed_file", s.NkeySeedFile != "", "nats")
+		only("tls", s.TLS.Enabled(), "nats")
+	}
+	switch s.Type {
+	case "stdout":
+		fileKeys(true)
+		natsKeys()
+	case "file":
+		natsKeys()
+		if s.Path == "" {
+			bad("path", "required for a file sink")
+		}
+		if m, err := strconv.ParseUint(s.Mode, 8, 32); err != nil || m > 0o777 {
+			bad("mode", "%q is not an octal file mode", s.Mode)
+		}
+		if s.FlushInterval <= 0 {
+			bad("flush_interval", "must be positive")
+		}
+		if s.MaxSizeBytes < 0 {
+			bad("max_size_bytes", "must not be negative")
+		}
+		if s.MaxFiles < 1 {
+			bad("max_files", "must be at least 1")
+		}
+		switch s.OnError {
+		case "drop", "block", "exit":
+		default:
+			bad("on_error", "%q is not drop, block or exit", s.OnError)
+		}
+	case "nats":
+		fileKeys(true)
+		if s.URL == "" {
+			bad("url", "required for a nats sink")
+		}
+		if err := checkSubjectTemplate(s.Subject); err != nil {
+			bad("subject", "%v", err)
+		}
+		if s.Format != "json" && s.Format != "raw" {
+			bad("format", "%q is not json or raw", s.Format)
+		}
+		if s.MaxInFlight < 1 {
+			bad("max_in_flight", "must be at least 1")
+		}
+		if s.AckTimeout <= 0 {
+			bad("ack_timeout", "must be positive")
+		}
+		if s.ReconnectBufferBytes < 0 {
+			bad("reconnect_buffer_bytes", "must not be negative")
+		}
+		auth := 0
+		for _, set := range []bool{s.User != "" || s.Password != "", s.Token != "", s.NkeySeedFile != "", s.CredsFile != ""} {
+			if set {
+				auth++
+			}
+		}
+		if auth > 1 {
+			bad("user", "set only one of user/password, token, nkey_seed_file, creds_file")
+		}
+		if (s.User == "") != (s.Password == "") {
+			bad("password", "user and password go together")
+		}
+		if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+			bad("tls.cert_file", "cert_file and key_file go together")
+		}
+		if s.Stream != nil {
+			if !s.JetStream {
+				bad("stream", "needs jetstream: true")
+			}
+			if s.Stream.Name == "" {
+				bad("stream.name", "required")
+			}
+			if s.Stream.Storage != "file" && s.Stream.Storage != "memory" {
+				bad("stream.storage", "%q is not file or memory", s.Stream.Storage)
+			}
+		}
+	case "":
+		bad("type", "required: stdout, file or nats")
+	default:
+		bad("type", "%q is not stdout, file or nats", s.Type)
+	}
+	return errs
+}
+
+// SubjectFields are the names a NATS subject template may use.
+var subjectFields = []string{"host", "idx", "val", "event", "cpu"}
+
+func checkSubjectTemplate(t string) error {
+	if t == "" {
+		return errors.New("empty")
+	}
+	rest := t
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return fmt.Errorf("%q: unclosed {", t)
+		}
+		f := rest[i+1 : i+j]
+		if !slices.Contains(subjectFields, f) {
+			return fmt.Errorf("%q: unknown field {%s}; known: %s", t, f, strings.Join(subjectFields, ", "))
+		}
+		rest = rest[i+j+1:]
+	}
+	if strings.ContainsAny(t, " \t\r\n") || strings.HasPrefix(t, ".") || strings.HasSuffix(t, ".") || strings.Contains(t, "..") {
+		return fmt.Errorf("%q is not a valid subject", t)
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+// Package daemon assembles cnbridged from its configuration: sinks, then
+// the bridge and router, then the listener; it serves metrics and health,
+// applies reloads and stops the stages in reverse order, draining each.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/bridge"
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
+	"github.com/cnbridged/cnbridged/internal/sinks"
+)
+
+// Options are what the daemon needs besides its config.
+type Options struct {
+	Log *zap.Logger
+	// Notify receives systemd state changes ("READY=1", …); nil for none.
+	Notify func(state string)
+	// Stdout is where stdout sinks write (os.Stdout when nil).
+	Stdout *os.File
+	// DrainTimeout bounds how long shutdown waits for sinks to drain.
+	DrainTimeout time.Duration
+	// Load reads and validates the config again for a reload: the same
+	// code path as "cnbridged validate". Nil disables reloads.
+	Load func() (*config.Config, error)
+	// WatchdogInterval is systemd's WatchdogSec (0: no watchdog).
+	WatchdogInterval time.Duration
+}
+
+// Daemon is a running cnbridged.
+type Daemon struct {
+	opts Options
+	log  *zap.Logger
+	reg  *prometheus.Registry
+
+	mu      sync.Mutex // cfg, sinks, slots
+	cfg     *config.Config
+	sinks   map[string]*sinkEntry
+	slots   [router.MaxSinks]*sinks.Runner
+	sinkMet *sinks.Metrics
+	enc     *event.Encoder
+
+	lis    *listener.Listener
+	bridge *bridge.Bridge
+
+	sinkCtx     context.Context // cancelled when draining runs out of time
+	cancelSinks context.CancelFunc
+	sinkErr     chan error
+	wg      sync.WaitGroup // sink runners
+	reload  *reloadMetrics
+	// handling is when the reader entered its handler (Unix ns), 0 when
+	// it is waiting on the socket: the watchdog pings only while the
+	// reader is not stuck.
+	handling atomic.Int64
+}
+
+type sinkEntry struct {
+	cfg    config.Sink
+	runner *sinks.Runner
+	done   chan struct{}
+}
+
+// New checks nothing beyond what config validation did; Run does the work.
+func New(cfg *config.Config, opts Options) *Daemon {
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Notify == nil {
+		opts.Notify = func(string) {}
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Daemon{
+		opts:    opts,
+		log:     opts.Log,
+		reg:     reg,
+		cfg:     cfg,
+		sinks:   make(map[string]*sinkEntry),
+		sinkErr: make(chan error, router.MaxSinks),
+	}
+}
+
+// Registry returns the daemon's metrics registry.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Run starts every stage, blocks until ctx ends or a stage fails, then
+// stops them in reverse order. Each value on reloads asks for the config to
+// be loaded again (Options.Load) and applied.
+func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
+	cfg := d.cfg
+	d.sinkMet = sinks.NewMetrics(d.reg)
+	d.enc = event.NewEncoder(cfg.Host)
+	d.reload = newReloadMetrics(d.reg)
+
+	// Sinks first.
+	d.sinkCtx, d.cancelSinks = context.WithCancel(context.Background())
+	defer d.cancelSinks()
+	if _, err := d.applySinks(cfg); err != nil {
+		d.stopSinks(context.Background())
+		return err
+	}
+	plan, err := d.buildPlan(cfg)
+	if err != nil {
+		d.stopSinks(context.Background())
+		return err
+	}
+	d.bridge = bridge.New(plan, seqtrack.Options{
+		ReorderWindow: cfg.Ledger.ReorderWindow,
+		MaxStreams:    cfg.Ledger.MaxStreams,
+	}, d.reg, d.log)
+
+	// Then the listener.
+	mask, _ := procMask(cfg)
+	d.lis, err = listener.New(listener.Config{
+		Groups:             cfg.Listener.Groups,
+		ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes,
+		BatchSize:          cfg.Listener.BatchSize,
+		HandshakeTimeout:   cfg.Listener.HandshakeTimeout,
+		ProcMask:           mask,
+	}, d.log)
+	if err != nil {
+		d.stopSinks(context.Background())
+		return err
+	}
+	d.registerListenerMetrics()
+
+	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
+	readErr := make(chan error, 1)
+	go func() { readErr <- d.lis.Run(readCtx, d.handle) }()
+
+	shutdown := func() error {
+		d.opts.Notify("STOPPING=1")
+		stopRead()
+		rerr := <-readErr
+		if err := d.lis.Close(); err != nil {
+			d.log.Warn("closing the connector socket", zap.Error(err))
+		}
+		drainCtx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
+		defer cancel()
+		serr := d.stopSinks(drainCtx)
+		return errors.Join(rerr, serr)
+	}
+
+	if err := d.lis.Subscribe(ctx); err != nil {
+		return errors.Join(err, shutdown())
+	}
+
+	var srv *http.Server
+	if cfg.Metrics.Listen != "" {
+		srv, err = d.serveMetrics(cfg.Metrics.Listen)
+		if err != nil {
+			return errors.Join(err, shutdown())
+		}
+	}
+	d.log.Info("cnbridged running",
+		zap.Ints("groups", cfg.Listener.Groups),
+		zap.Strings("sinks", cfg.SinkNames()),
+		zap.String("config", displaySource(cfg.Source)),
+		zap.String("metrics", cfg.Metrics.Listen))
+	d.opts.Notify("READY=1")
+	if d.opts.WatchdogInterval > 0 {
+		wctx, stopWatchdog := context.WithCancel(ctx)
+		defer stopWatchdog()
+		go d.watchdog(wctx, d.opts.WatchdogInterval)
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-readErr:
+			readErr <- err // for shutdown
+			runErr = err
+			break loop
+		case err := <-d.sinkErr:
+			runErr = err
+			break loop
+		case <-reloads:
+			d.opts.Notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
+			d.Reload(ctx)
+			d.opts.Notify("READY=1")
+		}
+	}
+	d.log.Info("stopping: draining sinks", zap.Duration("deadline", d.opts.DrainTimeout))
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+	}
+	err = shutdown()
+	if runErr != nil {
+		return runErr
+	}
+	return err
+}
+
+func displaySource(s string) string {
+	if s == "" {
+		return "(built-in default)"
+	}
+	return s
+}
+
+// handle is the reader's handler: the bridge, plus the watchdog ping.
+func (d *Daemon) handle(dgs []listener.Datagram, now time.Time) {
+	d.handling.Store(now.UnixNano())
+	d.bridge.Handle(dgs, now)
+	d.handling.Store(0)
+}
+
+// watchdog pings systemd every interval/3 while the reader is healthy:
+// waiting on the socket, or in its handler for less than interval/2.
+func (d *Daemon) watchdog(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h := d.handling.Load()
+			if h == 0 || now.Sub(time.Unix(0, h)) < interval/2 {
+				d.opts.Notify("WATCHDOG=1")
+			} else {
+				d.log.Error("reader stuck in its handler; not pinging the watchdog", zap.Duration("for", now.Sub(time.Unix(0, h))))
+			}
+		}
+	}
+}
+
+// procMask returns the kernel-side process event mask for cfg and whether
+// it filters (narrower than every event).
+func procMask(cfg *config.Config) (m cnmsg.What, filtered bool) {
+	set, err := router.ParseEvents(cfg.Listener.ProcEvents)
+	if err != nil {
+		return cnmsg.ProcAll, false
+	}
+	m = set.KernelMask()
+	return m, m != cnmsg.ProcAll
+}
+
+// buildPlan compiles cfg's routes against the current sink slots.
+func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	slotOf := map[string]int{}
+	var bySlot [router.MaxSinks]*sinks.Runner
+	for name, e := range d.sinks {
+		slotOf[name] = e.runner.Slot()
+		bySlot[e.runner.Slot()] = e.runner
+	}
+	routes := make([]router.Route, 0, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		pat, err := router.ParsePattern(rc.Match)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich}
+		if len(rc.Events) > 0 {
+			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
+				return nil, fmt.Errorf("routes[%d]: %w", i, err)
+			}
+			r.HasEvents = true
+		}
+		for _, s := range rc.Sinks {
+			slot, ok := slotOf[s]
+			if !ok {
+				return nil, fmt.Errorf("routes[%d]: no sink %q", i, s)
+			}
+			r.Sinks |= 1 << slot
+		}
+		routes = append(routes, r)
+	}
+	trusted := make([]router.Pattern, 0, len(cfg.Listener.UserspaceSenders))
+	for _, s := range cfg.Listener.UserspaceSenders {
+		p, err := router.ParsePattern(s)
+		if err != nil {
+			return nil, fmt.Errorf("listener.userspace_senders: %w", err)
+		}
+		trusted = append(trusted, p)
+	}
+	_, filtered := procMask(cfg)
+	return &bridge.Plan{
+		Table:        router.New(routes),
+		Sinks:        bySlot[:],
+		Trusted:      trusted,
+		ProcFiltered: filtered,
+	}, nil
+}
+
+func (d *Daemon) registerListenerMetrics() {
+	lis := d.lis
+	d.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cnbridged_socket_overruns_total",
+			Help: "ENOBUFS from the connector socket: it overflowed at least once since the previous read (one per episode).",
+		}, func() float64 { return float64(lis.Stats().Overruns) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cnbridged_socket_drops_total",
+			Help: "Messages the kernel dropped for the connector socket (SO_MEMINFO SK_MEMINFO_DROPS): exact.",
+		}, func() float64 {
+			n, err := lis.Drops()
+			if err != nil {
+				return 0
+			}
+			return float64(n)
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cnbridged_socket_datagrams_total",
+			Help: "Datagrams read from the connector socket.",
+		}, func() float64 { return float64(lis.Stats().Received) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cnbridged_subscribed",
+			Help: "1 when the connector socket is subscribed (process connector acknowledged, when group 1 is joined).",
+		}, func() float64 {
+			if lis.Subscribed() {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz.
+func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := d.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
+	d.log.Info("serving metrics", zap.String("listen", ln.Addr().String()))
+	return srv, nil
+}
+
+// Ready returns nil when the socket is subscribed and every sink is ready.
+func (d *Daemon) Ready() error {
+	if d.lis == nil || !d.lis.Subscribed() {
+		return errors.New("connector socket not subscribed")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for name, s := range d.sinks {
+		if err := s.runner.Ready(); err != nil {
+			errs = append(errs, fmt.Errorf("sink %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func monotonicUsec() string {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return strconv.FormatInt(ts.Nano()/1000, 10)
+}

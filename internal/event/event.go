@@ -1,0 +1,133 @@
+// Package event holds what flows from the kernel reader to the sinks: routed
+// records, grouped in pooled batches, and their JSON line encoding.
+package event
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// Kind tells a record that carries a connector message from an in-band
+// marker the bridge adds itself.
+type Kind uint8
+
+const (
+	// KindMessage is a connector message received from the socket.
+	KindMessage Kind = iota
+	// KindLoss marks a hole in a sequence stream: messages that were lost
+	// before they reached cnbridged.
+	KindLoss
+)
+
+// Loss describes a sequence gap.
+type Loss struct {
+	CPU     uint32 // process connector: the CPU stream with the gap
+	HasCPU  bool
+	FromSeq uint32 // first missing seq
+	ToSeq   uint32 // last missing seq
+	Lost    uint32 // number of messages missing
+}
+
+// Record is one routed item. Msg.Data points into the batch that holds the
+// record and is valid only while that batch is held.
+type Record struct {
+	Kind    Kind
+	Time    int64  // receive time, Unix nanoseconds
+	Sender  uint32 // netlink port id of the sender; 0 is the kernel
+	Msg     cnmsg.Message
+	Proc    cnmsg.ProcEvent // set when HasProc
+	HasProc bool
+	Loss    Loss // set for KindLoss; Msg.ID names the stream
+	// Targets has bit i set when sink slot i receives this record.
+	Targets uint64
+}
+
+// Batch limits. A batch is handed to sinks as a unit: one queue operation per
+// sink per batch keeps the kernel reader's per-message cost low.
+const (
+	MaxBatchRecords = 256
+	arenaSize       = 256 << 10
+)
+
+// Batch is a group of records that share one copy of their payloads. A
+// batch is shared read-only by every sink it was sent to and returns to its
+// pool when the last of them releases it.
+type Batch struct {
+	Records []Record
+	arena   []byte
+	refs    atomic.Int32
+	pool    *Pool
+}
+
+// Pool recycles batches so that steady-state forwarding allocates nothing.
+type Pool struct{ p sync.Pool }
+
+// NewPool returns an empty batch pool.
+func NewPool() *Pool {
+	bp := &Pool{}
+	bp.p.New = func() any {
+		return &Batch{
+			Records: make([]Record, 0, MaxBatchRecords),
+			arena:   make([]byte, 0, arenaSize),
+			pool:    bp,
+		}
+	}
+	return bp
+}
+
+// Get returns an empty batch holding one reference.
+func (p *Pool) Get() *Batch {
+	b := p.p.Get().(*Batch)
+	b.Records = b.Records[:0]
+	b.arena = b.arena[:0]
+	b.refs.Store(1)
+	return b
+}
+
+// Fits reports whether one more record with n payload bytes fits.
+func (b *Batch) Fits(n int) bool {
+	return len(b.Records) < MaxBatchRecords && len(b.arena)+n <= cap(b.arena)
+}
+
+// Add appends a record whose Msg.Data is copied into the batch; the caller
+// checks Fits first. It returns the stored record so that the caller can
+// finish filling it in.
+func (b *Batch) Add(r *Record) *Record {
+	if r.Msg.Data != nil {
+		off := len(b.arena)
+		b.arena = append(b.arena, r.Msg.Data...)
+		r.Msg.Data = b.arena[off:len(b.arena):len(b.arena)]
+	}
+	b.Records = append(b.Records, *r)
+	return &b.Records[len(b.Records)-1]
+}
+
+// Bytes is the payload size the batch holds, for byte-bounded queues.
+func (b *Batch) Bytes() int { return len(b.arena) + len(b.Records)*64 }
+
+// Count returns how many records have any bit of mask set.
+func (b *Batch) Count(mask uint64) int {
+	n := 0
+	for i := range b.Records {
+		if b.Records[i].Targets&mask != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Retain adds n references, one for each sink the batch is handed to.
+func (b *Batch) Retain(n int) { b.refs.Add(int32(n)) }
+
+// Release drops one reference; the last one returns the batch to its pool.
+func (b *Batch) Release() {
+	switch n := b.refs.Add(-1); {
+	case n == 0:
+		clear(b.Records) // drop pointers into old arenas
+		b.pool.p.Put(b)
+	case n < 0:
+		panic("event: batch released more often than retained")
+	}
+}

@@ -1,0 +1,173 @@
+package event
+
+import (
+	"encoding/base64"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// Encoder appends records as single-line JSON objects. It is the stable
+// output contract documented in README.md. An Encoder holds no per-call
+// state and is safe for concurrent use.
+type Encoder struct {
+	hostField []byte // `"host":"…"` with the host name escaped once
+}
+
+// NewEncoder returns an encoder that stamps every line with host.
+func NewEncoder(host string) *Encoder {
+	f := []byte(`"host":`)
+	f = AppendString(f, host)
+	return &Encoder{hostField: f}
+}
+
+// timeLayout is RFC 3339 with nanoseconds, fixed width.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendJSON appends r as one JSON object followed by a newline.
+func (e *Encoder) AppendJSON(dst []byte, r *Record) []byte {
+	dst = append(dst, `{"time":"`...)
+	dst = time.Unix(0, r.Time).UTC().AppendFormat(dst, timeLayout)
+	dst = append(dst, `",`...)
+	dst = append(dst, e.hostField...)
+	if r.Kind == KindLoss {
+		dst = append(dst, `,"type":"loss"`...)
+		dst = appendUint(dst, `,"idx":`, uint64(r.Msg.ID.Idx))
+		dst = appendUint(dst, `,"val":`, uint64(r.Msg.ID.Val))
+		if r.Loss.HasCPU {
+			dst = appendUint(dst, `,"cpu":`, uint64(r.Loss.CPU))
+		}
+		dst = appendUint(dst, `,"sender":`, uint64(r.Sender))
+		dst = appendUint(dst, `,"from_seq":`, uint64(r.Loss.FromSeq))
+		dst = appendUint(dst, `,"to_seq":`, uint64(r.Loss.ToSeq))
+		dst = appendUint(dst, `,"lost":`, uint64(r.Loss.Lost))
+		return append(dst, "}\n"...)
+	}
+	m := &r.Msg
+	dst = appendUint(dst, `,"idx":`, uint64(m.ID.Idx))
+	dst = appendUint(dst, `,"val":`, uint64(m.ID.Val))
+	dst = appendUint(dst, `,"seq":`, uint64(m.Seq))
+	dst = appendUint(dst, `,"ack":`, uint64(m.Ack))
+	dst = appendUint(dst, `,"flags":`, uint64(m.Flags))
+	dst = appendUint(dst, `,"len":`, uint64(m.Len))
+	dst = appendUint(dst, `,"sender":`, uint64(r.Sender))
+	if r.HasProc {
+		dst = appendProc(dst, &r.Proc)
+	} else {
+		dst = append(dst, `,"data":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, m.Data)
+		dst = append(dst, '"')
+	}
+	return append(dst, "}\n"...)
+}
+
+func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
+	dst = append(dst, `,"proc":{"event":"`...)
+	dst = append(dst, p.What.String()...)
+	dst = append(dst, '"')
+	dst = appendUint(dst, `,"cpu":`, uint64(p.CPU))
+	dst = appendUint(dst, `,"timestamp_ns":`, p.TimestampNs)
+	switch p.What {
+	case cnmsg.ProcNone:
+		dst = appendUint(dst, `,"err":`, uint64(p.Err))
+	case cnmsg.ProcFork:
+		dst = appendUint(dst, `,"parent_pid":`, uint64(p.ParentPID))
+		dst = appendUint(dst, `,"parent_tgid":`, uint64(p.ParentTGID))
+		dst = appendUint(dst, `,"child_pid":`, uint64(p.ChildPID))
+		dst = appendUint(dst, `,"child_tgid":`, uint64(p.ChildTGID))
+	case cnmsg.ProcExec, cnmsg.ProcSID:
+		dst = appendPID(dst, p)
+	case cnmsg.ProcUID:
+		dst = appendPID(dst, p)
+		dst = appendUint(dst, `,"ruid":`, uint64(p.RUID))
+		dst = appendUint(dst, `,"euid":`, uint64(p.EUID))
+	case cnmsg.ProcGID:
+		dst = appendPID(dst, p)
+		dst = appendUint(dst, `,"rgid":`, uint64(p.RGID))
+		dst = appendUint(dst, `,"egid":`, uint64(p.EGID))
+	case cnmsg.ProcPtrace:
+		dst = appendPID(dst, p)
+		dst = appendUint(dst, `,"tracer_pid":`, uint64(p.TracerPID))
+		dst = appendUint(dst, `,"tracer_tgid":`, uint64(p.TracerTGID))
+	case cnmsg.ProcComm:
+		dst = appendPID(dst, p)
+		dst = append(dst, `,"comm":`...)
+		dst = appendBytesString(dst, p.CommBytes())
+	case cnmsg.ProcCoredump:
+		dst = appendPID(dst, p)
+		dst = appendParent(dst, p)
+	case cnmsg.ProcExit:
+		dst = appendPID(dst, p)
+		dst = appendUint(dst, `,"exit_code":`, uint64(p.ExitCode))
+		dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
+		dst = appendParent(dst, p)
+	default:
+		dst = appendUint(dst, `,"what":`, uint64(p.What))
+	}
+	return append(dst, '}')
+}
+
+func appendPID(dst []byte, p *cnmsg.ProcEvent) []byte {
+	dst = appendUint(dst, `,"pid":`, uint64(p.PID))
+	return appendUint(dst, `,"tgid":`, uint64(p.TGID))
+}
+
+func appendParent(dst []byte, p *cnmsg.ProcEvent) []byte {
+	if !p.HasParent {
+		return dst
+	}
+	dst = appendUint(dst, `,"parent_pid":`, uint64(p.ParentPID))
+	return appendUint(dst, `,"parent_tgid":`, uint64(p.ParentTGID))
+}
+
+func appendUint(dst []byte, key string, v uint64) []byte {
+	dst = append(dst, key...)
+	return strconv.AppendUint(dst, v, 10)
+}
+
+// AppendString appends s as a JSON string.
+func AppendString(dst []byte, s string) []byte {
+	return appendBytesString(dst, []byte(s))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendBytesString appends b as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendBytesString(dst []byte, b []byte) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				switch c {
+				case '\n':
+					dst = append(dst, '\\', 'n')
+				case '\r':
+					dst = append(dst, '\\', 'r')
+				case '\t':
+					dst = append(dst, '\\', 't')
+				default:
+					dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				}
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, b[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,63 @@
+// Package listener does the kernel connector's socket I/O: it dials a
+// NETLINK_CONNECTOR socket, joins multicast groups, performs the process
+// connector's subscription handshake and receives datagrams in batches with
+// the sender's netlink port id. It decodes nothing beyond what the handshake
+// needs; the bridge decides what a datagram means.
+package listener
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// Family is NETLINK_CONNECTOR.
+const Family = 11
+
+// ProcGroup is the multicast group of the process connector (CN_IDX_PROC).
+const ProcGroup = 1
+
+// Config configures a Listener.
+type Config struct {
+	Groups             []int
+	ReceiveBufferBytes int
+	BatchSize          int // datagrams per recvmmsg
+	HandshakeTimeout   time.Duration
+	// ProcMask selects the process events the kernel sends this socket
+	// (cnmsg.ProcAll: everything). Narrower masks need Linux ≥ 6.6.
+	ProcMask cnmsg.What
+}
+
+// Datagram is one received datagram. Data is valid only until the handler
+// returns.
+type Datagram struct {
+	Data   []byte
+	Sender uint32 // source netlink port id: 0 is the kernel
+	// Truncated is set when the datagram was larger than the buffer.
+	Truncated bool
+}
+
+// Handler receives each batch of datagrams, with the time it was received.
+// It runs on the reader goroutine and must not block.
+type Handler func(batch []Datagram, now time.Time)
+
+// Errors.
+var (
+	// ErrNoAck means the kernel did not acknowledge the process connector
+	// subscription: the daemon is not in the host's PID and user
+	// namespaces, or the kernel lacks CONFIG_PROC_EVENTS.
+	ErrNoAck = errors.New("the kernel did not acknowledge the process events subscription " +
+		"(not in the host PID/user namespace, or CONFIG_PROC_EVENTS is off)")
+	// ErrUnsupported is returned on systems without netlink.
+	ErrUnsupported = errors.New("the kernel connector needs Linux")
+)
+
+// OpError is a socket operation that failed.
+type OpError struct {
+	Op  string
+	Err error
+}
+
+func (e *OpError) Error() string { return "connector socket: " + e.Op + ": " + e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }

@@ -1,0 +1,489 @@
+//go:build linux
+
+package listener
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/mdlayher/netlink"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// bufSize holds the largest connector datagram with room to spare.
+const bufSize = cnmsg.MaxDatagram + 4096
+
+// mmsghdr mirrors struct mmsghdr.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// Stats are the listener's counters.
+type Stats struct {
+	Received  uint64 // datagrams
+	Overruns  uint64 // ENOBUFS: the socket overflowed at least once
+	Truncated uint64 // datagrams larger than the buffer
+	Syscalls  uint64 // recvmmsg calls that returned data
+}
+
+// Listener owns the connector socket.
+type Listener struct {
+	cfg  Config
+	log  *zap.Logger
+	conn *netlink.Conn
+	raw  syscall.RawConn
+
+	mu     sync.Mutex // groups, proc subscription
+	groups []int
+	procOn bool
+	mask   cnmsg.What
+
+	// receive state, owned by the reader goroutine
+	hdrs   []mmsghdr
+	iovs   []unix.Iovec
+	names  []unix.RawSockaddrNetlink
+	bufs   [][]byte
+	dgrams []Datagram
+	recvFn func(fd uintptr) bool
+	n      int
+	errno  syscall.Errno
+
+	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
+	ackCh      chan struct{}
+	subscribed atomic.Bool
+
+	received, overruns, truncated, syscalls atomic.Uint64
+	seq                                     atomic.Uint32
+}
+
+// New dials the socket, sets its receive buffer and joins cfg.Groups. It
+// does not subscribe to process events: call Run, then Subscribe.
+func New(cfg Config, log *zap.Logger) (*Listener, error) {
+	if cfg.BatchSize < 1 {
+		cfg.BatchSize = 64
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 2 * time.Second
+	}
+	if cfg.ProcMask == 0 {
+		cfg.ProcMask = cnmsg.ProcAll
+	}
+	conn, err := netlink.Dial(Family, nil)
+	if err != nil {
+		return nil, &OpError{Op: "dial", Err: err}
+	}
+	l := &Listener{cfg: cfg, log: log.Named("listener"), conn: conn, mask: cfg.ProcMask, ackCh: make(chan struct{}, 1)}
+	if l.raw, err = conn.SyscallConn(); err != nil {
+		conn.Close()
+		return nil, &OpError{Op: "syscall-conn", Err: err}
+	}
+	if cfg.ReceiveBufferBytes > 0 {
+		if err := conn.SetReadBuffer(cfg.ReceiveBufferBytes); err != nil {
+			conn.Close()
+			return nil, &OpError{Op: "set-receive-buffer", Err: err}
+		}
+	}
+	if err := l.SetGroups(cfg.Groups); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	l.allocBuffers(cfg.BatchSize)
+	l.recvFn = l.recv
+	var r [4]byte
+	rand.Read(r[:])
+	l.seq.Store(binary.NativeEndian.Uint32(r[:]))
+	return l, nil
+}
+
+func (l *Listener) allocBuffers(n int) {
+	l.hdrs = make([]mmsghdr, n)
+	l.iovs = make([]unix.Iovec, n)
+	l.names = make([]unix.RawSockaddrNetlink, n)
+	l.bufs = make([][]byte, n)
+	l.dgrams = make([]Datagram, n)
+	for i := range n {
+		l.bufs[i] = make([]byte, bufSize)
+		l.iovs[i].Base = &l.bufs[i][0]
+		l.iovs[i].SetLen(bufSize)
+		h := &l.hdrs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&l.names[i]))
+		h.Namelen = unix.SizeofSockaddrNetlink
+		h.Iov = &l.iovs[i]
+		h.SetIovlen(1)
+	}
+}
+
+// ReceiveBuffer returns the receive buffer the kernel granted (it reports
+// twice the requested size, counting its bookkeeping).
+func (l *Listener) ReceiveBuffer() (int, error) { return l.conn.ReadBuffer() }
+
+// SetGroups joins and leaves groups so that the socket is a member of
+// exactly groups. Joining group 1 does not subscribe to process events.
+func (l *Listener) SetGroups(groups []int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, g := range groups {
+		if slices.Contains(l.groups, g) {
+			continue
+		}
+		if err := l.conn.JoinGroup(uint32(g)); err != nil {
+			return &OpError{Op: fmt.Sprintf("join group %d", g), Err: err}
+		}
+		l.groups = append(l.groups, g)
+		l.log.Info("joined group", zap.Int("group", g))
+	}
+	for _, g := range slices.Clone(l.groups) {
+		if slices.Contains(groups, g) {
+			continue
+		}
+		if err := l.conn.LeaveGroup(uint32(g)); err != nil {
+			return &OpError{Op: fmt.Sprintf("leave group %d", g), Err: err}
+		}
+		l.groups = slices.DeleteFunc(l.groups, func(x int) bool { return x == g })
+		l.log.Info("left group", zap.Int("group", g))
+	}
+	return nil
+}
+
+// Groups returns the groups joined.
+func (l *Listener) Groups() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.groups)
+}
+
+// Subscribed reports whether the process connector subscription is
+// acknowledged, or true when group 1 is not joined (nothing to subscribe).
+func (l *Listener) Subscribed() bool { return l.subscribed.Load() }
+
+// Subscribe performs the process connector handshake when group 1 is
+// joined: PROC_CN_MCAST_LISTEN, then waits for the kernel's acknowledgement
+// (what none, ack = ours + 1). With a narrower event mask it then sends the
+// filter (Linux ≥ 6.6), which the kernel does not acknowledge. Run must be
+// running, since the acknowledgement arrives on the receive path.
+func (l *Listener) Subscribe(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.groups, ProcGroup) {
+		l.subscribed.Store(true)
+		return nil
+	}
+	if err := l.listenAcked(ctx, cnmsg.ProcAll); err != nil {
+		return err
+	}
+	l.procOn = true
+	if l.mask != cnmsg.ProcAll {
+		if err := l.sendOp(cnmsg.McastListen, l.mask, l.seq.Add(1)); err != nil {
+			return err
+		}
+		l.log.Info("kernel-side process event filter set", zap.Uint32("event_type", uint32(l.mask)))
+	}
+	l.subscribed.Store(true)
+	return nil
+}
+
+// Unsubscribe sends PROC_CN_MCAST_IGNORE (after group 1 was left).
+func (l *Listener) Unsubscribe() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.procOn {
+		return nil
+	}
+	l.procOn = false
+	return l.sendOp(cnmsg.McastIgnore, cnmsg.ProcAll, l.seq.Add(1))
+}
+
+// SetReceiveBuffer changes the socket's receive buffer (SO_RCVBUFFORCE).
+func (l *Listener) SetReceiveBuffer(n int) error {
+	if err := l.conn.SetReadBuffer(n); err != nil {
+		return &OpError{Op: "set-receive-buffer", Err: err}
+	}
+	return nil
+}
+
+// SetProcMask changes the kernel-side process event filter on the live
+// socket, without leaving the group (no gap in the stream).
+func (l *Listener) SetProcMask(ctx context.Context, mask cnmsg.What) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if mask == l.mask {
+		return nil
+	}
+	l.mask = mask
+	if !l.procOn {
+		return nil
+	}
+	if mask == cnmsg.ProcAll {
+		return l.listenAcked(ctx, mask)
+	}
+	return l.sendOp(cnmsg.McastListen, mask, l.seq.Add(1))
+}
+
+func (l *Listener) listenAcked(ctx context.Context, mask cnmsg.What) error {
+	ack := l.seq.Add(1)
+	select { // forget a stale signal
+	case <-l.ackCh:
+	default:
+	}
+	l.waitAck.Store(ack + 2) // the kernel answers ack+1; stored +1 so 0 means none
+	defer l.waitAck.Store(0)
+	if err := l.sendOp(cnmsg.McastListen, mask, ack); err != nil {
+		return err
+	}
+	t := time.NewTimer(l.cfg.HandshakeTimeout)
+	defer t.Stop()
+	select {
+	case <-l.ackCh:
+		l.log.Info("subscribed to process events", zap.Uint32("ack", ack))
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: no answer within %s", ErrNoAck, l.cfg.HandshakeTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Listener) sendOp(op uint32, mask cnmsg.What, ack uint32) error {
+	data := cnmsg.AppendMcastOp(nil, op, mask)
+	msg := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{
+		ID:  cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc},
+		Seq: ack, Ack: ack,
+	}, data)
+	if err := l.send(msg, 0); err != nil {
+		return &OpError{Op: "send process connector op", Err: err}
+	}
+	return nil
+}
+
+// Send sends a connector datagram (built with cnmsg.AppendMessage) to the
+// kernel; with group > 0 it is also multicast to that group.
+func (l *Listener) Send(datagram []byte, group int) error {
+	if err := l.send(datagram, group); err != nil {
+		return &OpError{Op: "send", Err: err}
+	}
+	return nil
+}
+
+func (l *Listener) send(b []byte, group int) error {
+	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	if group > 0 {
+		sa.Groups = 1 << (group - 1)
+	}
+	var serr error
+	err := l.raw.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, sa)
+		return serr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Run receives until ctx ends, handing each batch to h. ENOBUFS is counted
+// and the loop goes on.
+func (l *Listener) Run(ctx context.Context, h Handler) error {
+	stop := context.AfterFunc(ctx, func() {
+		l.conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	for {
+		err := l.raw.Read(l.recvFn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return &OpError{Op: "recvmmsg", Err: err}
+		}
+		switch l.errno {
+		case 0:
+		case unix.ENOBUFS:
+			l.overruns.Add(1)
+			continue
+		case unix.EINTR:
+			continue
+		default:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return &OpError{Op: "recvmmsg", Err: l.errno}
+		}
+		now := time.Now()
+		n := l.n
+		batch := l.dgrams[:n]
+		for i := 0; i < n; i++ {
+			hd := &l.hdrs[i]
+			size := int(hd.len)
+			trunc := hd.hdr.Flags&unix.MSG_TRUNC != 0
+			if size > bufSize {
+				size = bufSize
+			}
+			batch[i] = Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
+			if trunc {
+				l.truncated.Add(1)
+			}
+			if w := l.waitAck.Load(); w != 0 && l.names[i].Pid == 0 {
+				l.checkAck(batch[i].Data, w-1)
+			}
+			// Reset for the next call.
+			hd.hdr.Namelen = unix.SizeofSockaddrNetlink
+			hd.hdr.Flags = 0
+		}
+		l.received.Add(uint64(n))
+		l.syscalls.Add(1)
+		h(batch, now)
+	}
+}
+
+// recv is the raw read callback: one non-blocking recvmmsg. It returns
+// false to wait for readability.
+func (l *Listener) recv(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), uintptr(len(l.hdrs)),
+		unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	l.n, l.errno = int(n), e
+	return true
+}
+
+func (l *Listener) checkAck(b []byte, want uint32) {
+	m, err := cnmsg.Decode(b)
+	if err != nil || !m.ID.IsProc() || m.Ack != want {
+		return
+	}
+	ev, err := cnmsg.DecodeProc(m.Data)
+	if err != nil || ev.What != cnmsg.ProcNone {
+		return
+	}
+	if ev.Err != 0 {
+		l.log.Error("process connector refused the subscription", zap.Uint32("err", ev.Err))
+		return
+	}
+	select {
+	case l.ackCh <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the listener's counters.
+func (l *Listener) Stats() Stats {
+	return Stats{
+		Received:  l.received.Load(),
+		Overruns:  l.overruns.Load(),
+		Truncated: l.truncated.Load(),
+		Syscalls:  l.syscalls.Load(),
+	}
+}
+
+// Drops returns the kernel's count of messages dropped for this socket
+// (SO_MEMINFO, SK_MEMINFO_DROPS).
+func (l *Listener) Drops() (uint64, error) {
+	var info [unix.SK_MEMINFO_VARS]uint32
+	var serr error
+	err := l.raw.Control(func(fd uintptr) {
+		size := uint32(unsafe.Sizeof(info))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if e != 0 {
+			serr = e
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, &OpError{Op: "getsockopt SO_MEMINFO", Err: err}
+	}
+	return uint64(info[unix.SK_MEMINFO_DROPS]), nil
+}
+
+// Close unsubscribes from process events (PROC_CN_MCAST_IGNORE) and closes
+// the socket.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	var errs []error
+	if l.procOn {
+		if err := l.sendOp(cnmsg.McastIgnore, cnmsg.ProcAll, l.seq.Add(1)); err != nil {
+			errs = append(errs, err)
+		}
+		l.procOn = false
+	}
+	l.mu.Unlock()
+	if err := l.conn.Close(); err != nil {
+		errs = append(errs, &OpError{Op: "close", Err: err})
+	}
+	return errors.Join(errs...)
+}
+
+// Emitter multicasts synthetic connector messages (needs CAP_NET_ADMIN).
+type Emitter struct {
+	fd int
+}
+
+// NewEmitter opens a connector socket for sending.
+func NewEmitter() (*Emitter, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, Family)
+	if err != nil {
+		return nil, &OpError{Op: "socket", Err: err}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, &OpError{Op: "bind", Err: err}
+	}
+	return &Emitter{fd: fd}, nil
+}
+
+// PortID returns the socket's netlink port id.
+func (e *Emitter) PortID() uint32 {
+	sa, err := unix.Getsockname(e.fd)
+	if err != nil {
+		return 0
+	}
+	if nl, ok := sa.(*unix.SockaddrNetlink); ok {
+		return nl.Pid
+	}
+	return 0
+}
+
+// Emit multicasts one datagram to group (1..32).
+func (e *Emitter) Emit(datagram []byte, group int) error {
+	if group < 1 || group > 32 {
+		return fmt.Errorf("group %d is outside 1..32", group)
+	}
+	for {
+		err := unix.Sendto(e.fd, datagram, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (group - 1)})
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.ENOBUFS, unix.EAGAIN:
+			// Our own send buffer is full: wait and retry.
+			time.Sleep(50 * time.Microsecond)
+			continue
+		}
+		return &OpError{Op: "sendto", Err: err}
+	}
+}
+
+// Close closes the socket.
+func (e *Emitter) Close() error { return unix.Close(e.fd) }

@@ -1,0 +1,265 @@
+package procinfo
+
+import (
+	"bytes"
+	"io/fs"
+	"strconv"
+	"strings"
+)
+
+// Reader defaults.
+const (
+	DefaultRoot       = "/proc"
+	DefaultMaxCmdline = 4096
+)
+
+const (
+	initialBufSize = 4096
+	// maxFileSize bounds how much of status or cgroup is read. Both are
+	// far smaller; the bound only guards against a runaway file.
+	maxFileSize = 64 << 10
+)
+
+// Reader reads process information from a proc file system.
+//
+// The zero value reads /proc with the default limits. A Reader keeps its
+// buffers between calls, so it must be used by one goroutine at a time: give
+// each goroutine its own.
+type Reader struct {
+	// Root is where proc is mounted; empty means DefaultRoot. Tests point
+	// it at a fixture tree.
+	Root string
+	// MaxCmdline is how many bytes of a command line are read; zero or
+	// less means DefaultMaxCmdline.
+	MaxCmdline int
+
+	buf  []byte // file contents, reused
+	path []byte // NUL-terminated path, reused
+}
+
+// Read returns what the proc file system says about process pid.
+//
+// A process that has gone, or goes while it is read (any step failing with
+// ENOENT or ESRCH), yields Info{Gone: true} and a nil error. All files are
+// opened relative to one open /proc/<pid> directory, so they describe the
+// same process even if its pid is reused during the read.
+//
+// Read allocates only the strings it returns, and the Cmdline slice.
+func (r *Reader) Read(pid uint32) (Info, error) {
+	if r.buf == nil {
+		r.buf = make([]byte, initialBufSize)
+	}
+	root := r.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	r.path = append(r.path[:0], root...)
+	r.path = append(r.path, '/')
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, 0)
+	dir, err := openDir(r.path)
+	if err != nil {
+		if isGone(err) {
+			return Info{Gone: true}, nil
+		}
+		return Info{}, r.pathError("open", pid, "", err)
+	}
+	defer closeFD(dir)
+
+	var info Info
+
+	// The executable first: readlink fails with ENOENT both for a process
+	// that has gone and for one without an mm (a kernel thread, a zombie),
+	// so it cannot tell the two apart. The files read after it can.
+	n, err := readlinkAt(dir, r.name("exe"), r.buf)
+	switch {
+	case err == nil:
+		info.Exe = string(r.buf[:n])
+	case isGone(err) || isDenied(err):
+		// Left empty; see Info.Exe.
+	default:
+		return Info{}, r.pathError("readlink", pid, "exe", err)
+	}
+
+	b, err := r.readFile(dir, "status", maxFileSize)
+	if err != nil {
+		return r.fail(pid, "status", err)
+	}
+	info.PPID, info.UID, info.GID = parseStatus(b)
+
+	if b, err = r.readFile(dir, "comm", maxFileSize); err != nil {
+		return r.fail(pid, "comm", err)
+	}
+	info.Comm = string(bytes.TrimSuffix(b, []byte{'\n'}))
+
+	maxCmd := r.MaxCmdline
+	if maxCmd <= 0 {
+		maxCmd = DefaultMaxCmdline
+	}
+	if b, err = r.readFile(dir, "cmdline", maxCmd+1); err != nil {
+		return r.fail(pid, "cmdline", err)
+	}
+	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
+
+	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
+		return r.fail(pid, "cgroup", err)
+	}
+	if cg, ok := parseCgroup(b); ok {
+		info.Cgroup = string(cg)
+		info.ContainerID = ContainerID(info.Cgroup)
+	}
+	return info, nil
+}
+
+// fail turns a failed read of a pid's file into Read's result.
+func (r *Reader) fail(pid uint32, file string, err error) (Info, error) {
+	if isGone(err) {
+		return Info{Gone: true}, nil
+	}
+	return Info{}, r.pathError("read", pid, file, err)
+}
+
+// pathError builds the error for a failed operation on <root>/<pid>/<file>. It
+// runs on the error path only.
+func (r *Reader) pathError(op string, pid uint32, file string, err error) error {
+	root := r.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	p := root + "/" + strconv.FormatUint(uint64(pid), 10)
+	if file != "" {
+		p += "/" + file
+	}
+	return &fs.PathError{Op: op, Path: p, Err: err}
+}
+
+// name returns file as a NUL-terminated path in the reused path buffer.
+func (r *Reader) name(file string) []byte {
+	r.path = append(r.path[:0], file...)
+	r.path = append(r.path, 0)
+	return r.path
+}
+
+// readFile reads up to limit bytes of file, relative to the directory dir,
+// into the reused buffer, growing it as needed. The result is valid until the
+// next call.
+func (r *Reader) readFile(dir int, file string, limit int) ([]byte, error) {
+	fd, err := openAt(dir, r.name(file))
+	if err != nil {
+		return nil, err
+	}
+	defer closeFD(fd)
+	n := 0
+	for n < limit {
+		if n == len(r.buf) {
+			r.grow(min(2*len(r.buf), limit))
+		}
+		want := min(len(r.buf), limit) - n
+		m, err := readFD(fd, r.buf[n:n+want])
+		if err != nil {
+			return nil, err
+		}
+		n += m
+		// proc files (seq_file and cmdline alike) fill the whole request
+		// unless they reach the end, and so do regular files: a short
+		// read is the end of the file, which saves a read per file.
+		if m < want {
+			break
+		}
+	}
+	return r.buf[:n], nil
+}
+
+func (r *Reader) grow(size int) {
+	b := make([]byte, size)
+	copy(b, r.buf)
+	r.buf = b
+}
+
+// parseStatus returns the parent pid and the real uid and gid from the
+// contents of /proc/<pid>/status. A missing or malformed line yields 0.
+func parseStatus(b []byte) (ppid, uid, gid uint32) {
+	const want = 3
+	found := 0
+	for len(b) > 0 && found < want {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("PPid:")):
+			ppid = firstUint(line[len("PPid:"):])
+			found++
+		case bytes.HasPrefix(line, []byte("Uid:")):
+			uid = firstUint(line[len("Uid:"):]) // real, effective, saved, fs
+			found++
+		case bytes.HasPrefix(line, []byte("Gid:")):
+			gid = firstUint(line[len("Gid:"):])
+			found++
+		}
+	}
+	return ppid, uid, gid
+}
+
+// firstUint parses the first whitespace-separated field of b as a uint32,
+// returning 0 if it is not one.
+func firstUint(b []byte) uint32 {
+	b = bytes.TrimLeft(b, " \t")
+	var v uint64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		v = v*10 + uint64(b[i]-'0')
+		if v > 1<<32-1 {
+			return 0
+		}
+	}
+	if i == 0 || (i < len(b) && b[i] != ' ' && b[i] != '\t') {
+		return 0
+	}
+	return uint32(v)
+}
+
+// parseCmdline splits the contents of /proc/<pid>/cmdline, of which at most
+// max bytes are kept, at NUL bytes. It allocates one string for the whole
+// command line and one slice. A process that rewrote its arguments as one
+// space-separated string (setproctitle) yields one element.
+func parseCmdline(b []byte, max int) (args []string, truncated bool) {
+	if len(b) > max {
+		b, truncated = b[:max], true
+	}
+	if !truncated {
+		b = bytes.TrimSuffix(b, []byte{0})
+	}
+	if len(b) == 0 {
+		return nil, truncated
+	}
+	s := string(b)
+	args = make([]string, 0, strings.Count(s, "\x00")+1)
+	for {
+		i := strings.IndexByte(s, 0)
+		if i < 0 {
+			return append(args, s), truncated
+		}
+		args = append(args, s[:i])
+		s = s[i+1:]
+	}
+}
+
+// parseCgroup returns the cgroup v2 path from the contents of
+// /proc/<pid>/cgroup: the line "0::<path>". ok is false if there is none.
+func parseCgroup(b []byte) (path []byte, ok bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if p, found := bytes.CutPrefix(line, []byte("0::")); found {
+			return p, true
+		}
+	}
+	return nil, false
+}

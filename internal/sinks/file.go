@@ -1,0 +1,258 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+// OnError is a file sink's policy when writing fails (a full disk, EIO).
+type OnError int
+
+const (
+	// OnErrorDrop counts the lines that could not be written as dropped
+	// and goes on; writing resumes by itself when the disk has room again.
+	OnErrorDrop OnError = iota
+	// OnErrorBlock holds the lines and retries; the sink's queue fills and
+	// its when_full policy applies upstream.
+	OnErrorBlock
+	// OnErrorExit stops the daemon with an error.
+	OnErrorExit
+)
+
+// ParseOnError maps the config value to a policy.
+func ParseOnError(s string) (OnError, error) {
+	switch s {
+	case "drop", "":
+		return OnErrorDrop, nil
+	case "block":
+		return OnErrorBlock, nil
+	case "exit":
+		return OnErrorExit, nil
+	}
+	return 0, fmt.Errorf("on_error %q is not drop, block or exit", s)
+}
+
+// FileConfig configures a File sink.
+type FileConfig struct {
+	Path         string
+	Mode         os.FileMode
+	MaxSizeBytes int64 // rotate when a write would pass it; 0 never rotates
+	MaxFiles     int   // rotated files kept: path.1 … path.N
+	OnError      OnError
+	// RetryInterval is the pause between attempts under OnErrorBlock.
+	RetryInterval time.Duration
+}
+
+// File appends JSON lines to a file. Every line in the file is complete:
+// when a write is cut short (ENOSPC), the partial line is truncated away.
+type File struct {
+	cfg      FileConfig
+	enc      *event.Encoder
+	counters *Counters
+	log      *zap.Logger
+
+	f      *os.File
+	size   int64 // bytes in the current file
+	buf    []byte
+	lines  int
+	reopen atomic.Bool
+	failed bool // in a write-error episode
+}
+
+// NewFile opens (creating it and its directory) the file to append to.
+func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (*File, error) {
+	if cfg.Mode == 0 {
+		cfg.Mode = 0o640
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 500 * time.Millisecond
+	}
+	s := &File{cfg: cfg, enc: enc, counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes)}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *File) open() error {
+	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o750); err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, s.cfg.Mode)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("file sink: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("file sink: %s is not a regular file", s.cfg.Path)
+	}
+	if st.Size() == 0 && st.Mode().Perm() != s.cfg.Mode {
+		// A new file: set the mode whatever the umask is.
+		if err := f.Chmod(s.cfg.Mode); err != nil {
+			f.Close()
+			return fmt.Errorf("file sink: %w", err)
+		}
+	}
+	s.f, s.size = f, st.Size()
+	return nil
+}
+
+// Reopen makes the sink close and reopen its path before its next write,
+// for logrotate's rename-then-signal flow. Safe to call from any goroutine.
+func (s *File) Reopen() { s.reopen.Store(true) }
+
+// Write buffers one line, rotating first when it would pass max_size_bytes.
+func (s *File) Write(r *event.Record) error {
+	start := len(s.buf)
+	s.buf = s.enc.AppendJSON(s.buf, r)
+	s.lines++
+	if s.cfg.MaxSizeBytes > 0 && s.size+int64(len(s.buf)) > s.cfg.MaxSizeBytes && s.size+int64(start) > 0 {
+		// Write what came before this line to the current file, then rotate.
+		line := len(s.buf) - start
+		if err := s.writeOut(s.buf[:start], s.lines-1); err != nil {
+			return err
+		}
+		copy(s.buf, s.buf[start:])
+		s.buf, s.lines = s.buf[:line], 1
+		if err := s.rotate(); err != nil {
+			s.logFailure(err)
+		}
+	}
+	if len(s.buf) >= streamFlushBytes {
+		return s.Flush(context.Background())
+	}
+	return nil
+}
+
+// Flush writes the buffered lines.
+func (s *File) Flush(context.Context) error {
+	if s.reopen.Swap(false) {
+		if err := s.writeOut(s.buf, s.lines); err != nil {
+			return err
+		}
+		s.buf, s.lines = s.buf[:0], 0
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+		if err := s.open(); err != nil {
+			s.logFailure(err)
+		} else {
+			s.log.Info("file sink reopened", zap.String("path", s.cfg.Path))
+		}
+	}
+	err := s.writeOut(s.buf, s.lines)
+	s.buf, s.lines = s.buf[:0], 0
+	return err
+}
+
+// writeOut writes b, which holds n complete lines. Under OnErrorBlock it
+// retries until it succeeds; otherwise the lines not written are counted.
+func (s *File) writeOut(b []byte, n int) error {
+	for len(b) > 0 {
+		written, err := s.write(b)
+		if written > 0 {
+			k := bytes.Count(b[:written], []byte{'\n'})
+			s.counters.Sent.Add(float64(k))
+			b, n = b[written:], n-k
+		}
+		if err == nil {
+			if s.failed {
+				s.failed = false
+				s.log.Info("file sink writing again", zap.String("path", s.cfg.Path))
+			}
+			continue
+		}
+		s.logFailure(err)
+		switch s.cfg.OnError {
+		case OnErrorExit:
+			s.counters.Failed.Add(float64(n))
+			return fmt.Errorf("%w: %w", ErrFatal, err)
+		case OnErrorBlock:
+			time.Sleep(s.cfg.RetryInterval)
+			continue
+		default:
+			s.counters.Drop(DropWriteError, n)
+			return nil
+		}
+	}
+	return nil
+}
+
+// write appends whole lines of b and returns how many bytes of complete
+// lines reached the file. A short write is cut back to the last complete
+// line, so a reader never sees a torn line.
+func (s *File) write(b []byte) (int, error) {
+	if s.f == nil {
+		if err := s.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.f.Write(b)
+	if err == nil {
+		s.size += int64(n)
+		return n, nil
+	}
+	keep := bytes.LastIndexByte(b[:n], '\n') + 1
+	if keep < n {
+		if terr := s.f.Truncate(s.size + int64(keep)); terr != nil {
+			err = errors.Join(err, fmt.Errorf("truncating torn line: %w", terr))
+		}
+	}
+	s.size += int64(keep)
+	return keep, err
+}
+
+func (s *File) logFailure(err error) {
+	if s.failed {
+		return
+	}
+	s.failed = true
+	s.log.Error("file sink cannot write; counting lines as dropped until it can", zap.String("path", s.cfg.Path), zap.Error(err))
+}
+
+// rotate renames path → path.1 → … → path.MaxFiles (the oldest is removed)
+// and opens a new path.
+func (s *File) rotate() error {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	p := s.cfg.Path
+	os.Remove(fmt.Sprintf("%s.%d", p, s.cfg.MaxFiles))
+	for i := s.cfg.MaxFiles - 1; i >= 1; i-- {
+		os.Rename(fmt.Sprintf("%s.%d", p, i), fmt.Sprintf("%s.%d", p, i+1))
+	}
+	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("file sink: rotate: %w", err)
+	}
+	return s.open()
+}
+
+// Close flushes and closes the file.
+func (s *File) Close(ctx context.Context) error {
+	err := s.Flush(ctx)
+	if s.f != nil {
+		if cerr := s.f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("file sink: %w", cerr)
+		}
+		s.f = nil
+	}
+	return err
+}

@@ -1,0 +1,207 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+// WhenFull is a queue's policy when it has no room for a batch.
+type WhenFull int
+
+const (
+	// DropNewest drops the incoming records and counts them: the kernel
+	// reader never waits.
+	DropNewest WhenFull = iota
+	// Block makes the kernel reader wait for room. The kernel then drops
+	// messages at the socket instead, which the overrun counters report.
+	Block
+)
+
+// ParseWhenFull maps the config value to a policy.
+func ParseWhenFull(s string) (WhenFull, error) {
+	switch s {
+	case "drop_newest", "":
+		return DropNewest, nil
+	case "block":
+		return Block, nil
+	}
+	return 0, fmt.Errorf("when_full %q is not drop_newest or block", s)
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Name          string
+	Slot          int // the sink's bit in event.Record.Targets, fixed for its life
+	QueueSize     int // records
+	QueueMaxBytes int
+	WhenFull      WhenFull
+	FlushInterval time.Duration // at most this long between flushes under load
+}
+
+// Runner owns one sink: its bounded queue and the goroutine that feeds it.
+type Runner struct {
+	cfg      RunnerConfig
+	sink     Sink
+	q        *queue
+	counters *Counters
+	metrics  *Metrics
+	log      *zap.Logger
+}
+
+// NewRunner wraps sink with a queue.
+func NewRunner(cfg RunnerConfig, sink Sink, m *Metrics, log *zap.Logger) *Runner {
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	r := &Runner{
+		cfg:      cfg,
+		sink:     sink,
+		q:        newQueue(cfg.QueueSize, cfg.QueueMaxBytes),
+		counters: m.Counters(cfg.Name),
+		metrics:  m,
+		log:      log.Named("sink").With(zap.String("sink", cfg.Name)),
+	}
+	m.queueCap.WithLabelValues(cfg.Name).Set(float64(cfg.QueueSize))
+	return r
+}
+
+// Name returns the sink's name.
+func (r *Runner) Name() string { return r.cfg.Name }
+
+// Sink returns the wrapped sink.
+func (r *Runner) Sink() Sink { return r.sink }
+
+// Counters returns the sink's outcome counters.
+func (r *Runner) Counters() *Counters { return r.counters }
+
+// Offer hands the records of b whose Targets have the sink's bit to the sink. It
+// takes a reference on b when the batch is queued. It never blocks under
+// DropNewest; records that don't fit are counted as dropped.
+func (r *Runner) Offer(b *event.Batch) {
+	n := b.Count(r.Bit())
+	if n == 0 {
+		return
+	}
+	b.Retain(1)
+	if !r.q.push(queued{b: b, count: n, bytes: b.Bytes()}, r.cfg.WhenFull == Block) {
+		b.Release()
+		r.counters.Drop(DropQueueFull, n)
+	}
+}
+
+// Ready reports whether the sink can publish.
+func (r *Runner) Ready() error {
+	if rd, ok := r.sink.(Readier); ok {
+		return rd.Ready()
+	}
+	return nil
+}
+
+// QueueLength returns the records waiting.
+func (r *Runner) QueueLength() int { return r.q.length() }
+
+// Stop closes the queue: Offer drops from now on and Run returns once it
+// has delivered what the queue holds.
+func (r *Runner) Stop() { r.q.close() }
+
+// Run feeds the sink until Stop has been called and the queue is drained,
+// then closes the sink. When ctx ends first, what is still queued is
+// counted as dropped (reason shutdown) and the sink is closed at once.
+// A sink error that means it cannot go on ends Run with that error.
+func (r *Runner) Run(ctx context.Context) error {
+	lastFlush := time.Now()
+	stop := context.AfterFunc(ctx, r.q.close)
+	defer stop()
+	var runErr error
+	for {
+		it, ok := r.q.pop()
+		if !ok {
+			break
+		}
+		if ctx.Err() != nil {
+			r.counters.Drop(DropShutdown, it.count)
+			it.b.Release()
+			continue
+		}
+		if err := r.deliver(it); err != nil {
+			runErr = err
+			r.q.close()
+			r.drainDropped()
+			break
+		}
+		r.metrics.queueLen.WithLabelValues(r.cfg.Name).Set(float64(r.q.length()))
+		if r.q.length() == 0 || time.Since(lastFlush) >= r.cfg.FlushInterval {
+			if err := r.sink.Flush(ctx); err != nil {
+				runErr = err
+				r.q.close()
+				r.drainDropped()
+				break
+			}
+			lastFlush = time.Now()
+		}
+	}
+	r.metrics.queueLen.WithLabelValues(r.cfg.Name).Set(0)
+	closeCtx := ctx
+	if ctx.Err() != nil {
+		// Still give the sink a moment to count what it holds.
+		var cancel context.CancelFunc
+		closeCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 100*time.Millisecond)
+		defer cancel()
+	}
+	if err := r.sink.Close(closeCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return fmt.Errorf("sink %s: %w", r.cfg.Name, runErr)
+	}
+	return nil
+}
+
+// Slot returns the sink's slot.
+func (r *Runner) Slot() int { return r.cfg.Slot }
+
+// Bit returns the sink's bit in event.Record.Targets.
+func (r *Runner) Bit() uint64 { return 1 << r.cfg.Slot }
+
+func (r *Runner) deliver(it queued) error {
+	defer it.b.Release()
+	bit := r.Bit()
+	recs := it.b.Records
+	for i := range recs {
+		if recs[i].Targets&bit == 0 {
+			continue
+		}
+		if err := r.sink.Write(&recs[i]); err != nil {
+			// The sink cannot go on: this and the rest of the batch are lost.
+			rest := 0
+			for j := i + 1; j < len(recs); j++ {
+				if recs[j].Targets&bit != 0 {
+					rest++
+				}
+			}
+			r.counters.Drop(DropShutdown, rest)
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) drainDropped() {
+	for {
+		it, ok := r.q.tryPop()
+		if !ok {
+			return
+		}
+		r.counters.Drop(DropShutdown, it.count)
+		it.b.Release()
+	}
+}
+
+// ErrFatal wraps sink errors after which the daemon must exit.
+var ErrFatal = errors.New("sink cannot continue")

@@ -1,0 +1,116 @@
+// Package sinks publishes routed records: the Sink contract, the bounded
+// queue and runner that sit between the kernel reader and every sink, and
+// the stdout, file and NATS sinks.
+package sinks
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+// Sink publishes records.
+//
+// Contract: a sink's runner calls Write and Flush from one goroutine, never
+// concurrently. Write encodes or sends one record; the record and its data
+// are valid only during the call. A sink counts what it publishes itself
+// (Counters.Sent when the record is durably handed on: written to the file,
+// flushed to the socket, acknowledged by JetStream), and what it loses
+// (Counters.Failed or Counters.Drop) — every record given to Write ends up
+// in exactly one of those. Write returns an error only when the sink cannot
+// go on at all (a file sink with on_error: exit); ordinary failures are
+// counted, not returned. Flush pushes buffered records out; the runner
+// calls it when its queue runs empty and at least every flush interval.
+// Close is called once, after the last Write and Flush have returned: it
+// flushes, waits for outstanding acknowledgements until ctx ends, counts
+// whatever is still not delivered as failed, and releases resources.
+type Sink interface {
+	Write(r *event.Record) error
+	Flush(ctx context.Context) error
+	Close(ctx context.Context) error
+}
+
+// Readier is implemented by sinks whose readiness can change (a NATS sink
+// while disconnected). Ready returns nil when the sink can publish.
+type Readier interface {
+	Ready() error
+}
+
+// Metrics are the per-sink metric vectors shared by every sink.
+type Metrics struct {
+	messages *prometheus.CounterVec
+	drops    *prometheus.CounterVec
+	queueLen *prometheus.GaugeVec
+	queueCap *prometheus.GaugeVec
+}
+
+// NewMetrics registers the sink metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_sink_messages_total",
+			Help: "Records handed to a sink, by outcome: sent (delivered), dropped (not attempted: queue full, outage buffer full, on_error drop) or failed (attempted and not delivered).",
+		}, []string{"sink", "result"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_sink_dropped_total",
+			Help: "Dropped records by reason; their sum per sink equals cnbridged_sink_messages_total{result=\"dropped\"}.",
+		}, []string{"sink", "reason"}),
+		queueLen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cnbridged_sink_queue_length",
+			Help: "Records waiting in a sink's queue.",
+		}, []string{"sink"}),
+		queueCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cnbridged_sink_queue_capacity",
+			Help: "Records a sink's queue holds at most (queue_size).",
+		}, []string{"sink"}),
+	}
+	reg.MustRegister(m.messages, m.drops, m.queueLen, m.queueCap)
+	return m
+}
+
+// Counters is one sink's outcome accounting.
+type Counters struct {
+	Sent    prometheus.Counter
+	Failed  prometheus.Counter
+	dropped prometheus.Counter
+	drops   *prometheus.CounterVec // curried with sink
+}
+
+// Counters returns the counters of the named sink.
+func (m *Metrics) Counters(sink string) *Counters {
+	return &Counters{
+		Sent:    m.messages.WithLabelValues(sink, "sent"),
+		Failed:  m.messages.WithLabelValues(sink, "failed"),
+		dropped: m.messages.WithLabelValues(sink, "dropped"),
+		drops:   m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
+	}
+}
+
+// Forget removes a sink's series (after a reload removed the sink).
+func (m *Metrics) Forget(sink string) {
+	for _, r := range []string{"sent", "failed", "dropped"} {
+		m.messages.DeleteLabelValues(sink, r)
+	}
+	m.drops.DeletePartialMatch(prometheus.Labels{"sink": sink})
+	m.queueLen.DeleteLabelValues(sink)
+	m.queueCap.DeleteLabelValues(sink)
+}
+
+// Drop counts n records dropped for reason.
+func (c *Counters) Drop(reason string, n int) {
+	if n <= 0 {
+		return
+	}
+	c.dropped.Add(float64(n))
+	c.drops.WithLabelValues(reason).Add(float64(n))
+}
+
+// Drop reasons.
+const (
+	DropQueueFull  = "queue_full"
+	DropShutdown   = "shutdown"
+	DropWriteError = "write_error"
+	DropOutage     = "outage_buffer_full"
+)
