@@ -50,7 +50,7 @@ type Bridge struct {
 	plan atomic.Pointer[Plan]
 	// active is the plan of the batch being handled, nil between batches.
 	active atomic.Pointer[Plan]
-	pool *event.Pool
+	pool   *event.Pool
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Ledger
 	ids    map[cnmsg.ID]*idCounters

@@ -66,8 +66,8 @@ type Daemon struct {
 	sinkCtx     context.Context // cancelled when draining runs out of time
 	cancelSinks context.CancelFunc
 	sinkErr     chan error
-	wg      sync.WaitGroup // sink runners
-	reload  *reloadMetrics
+	wg          sync.WaitGroup // sink runners
+	reload      *reloadMetrics
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/listener"
+)
+
+// binPath is the daemon binary built once for the end-to-end tests.
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+func daemonBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cnbridged-e2e-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "cnbridged")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: joins connector multicast groups and subscribes to process events (CAP_NET_ADMIN)")
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running daemon.
+type proc struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	metrics string
+	stderr  *syncBuffer
+	dir     string
+	config  string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon writes config (with %DIR% replaced by a temp dir) and runs
+// the daemon on it until it is ready.
+func startDaemon(t *testing.T, config string, extra ...string) *proc {
+	t.Helper()
+	bin := daemonBinary(t)
+	dir := t.TempDir()
+	config = strings.ReplaceAll(config, "%DIR%", dir)
+	path := filepath.Join(dir, "cnbridged.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json"}, extra...)
+	cmd := exec.Command(bin, args...)
+	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
+	cmd.Stderr = p.stderr
+	cmd.Stdout = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after 20s (last: %v)\n%s", err, p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			p.t.Fatalf("daemon exit: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		p.t.Fatalf("daemon did not stop within 30s\n%s", p.stderr.String())
+	}
+}
+
+// metric returns the sum of the samples of name whose labels include sel.
+func (p *proc) metric(name string, sel map[string]string) float64 {
+	p.t.Helper()
+	fams, err := scrape("http://" + p.metrics + "/metrics")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return value(fams, name, sel)
+}
+
+func (p *proc) families() map[string]*dto.MetricFamily {
+	p.t.Helper()
+	fams, err := scrape("http://" + p.metrics + "/metrics")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return fams
+}
+
+// line is one output line, decoded loosely.
+type line struct {
+	Time     string         `json:"time"`
+	Host     string         `json:"host"`
+	Type     string         `json:"type"`
+	Idx      uint32         `json:"idx"`
+	Val      uint32         `json:"val"`
+	Seq      uint32         `json:"seq"`
+	Ack      uint32         `json:"ack"`
+	Len      uint16         `json:"len"`
+	Sender   uint32         `json:"sender"`
+	Data     []byte         `json:"data"`
+	Proc     map[string]any `json:"proc"`
+	Process  map[string]any `json:"process"`
+	CPU      *uint32        `json:"cpu"`
+	FromSeq  uint32         `json:"from_seq"`
+	ToSeq    uint32         `json:"to_seq"`
+	Lost     uint32         `json:"lost"`
+	raw      string
+	hasProcs bool
+}
+
+// readLines parses every line of the files matching glob, in file order
+// (rotated files first, oldest first).
+func readLines(t *testing.T, paths ...string) []line {
+	t.Helper()
+	var out []line
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var l line
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				f.Close()
+				t.Fatalf("%s: line is not JSON: %v: %q", path, err, sc.Text())
+			}
+			l.raw = sc.Text()
+			out = append(out, l)
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it is true or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// emitter sends synthetic connector messages from a userspace socket.
+type emitter struct {
+	t   *testing.T
+	e   *listener.Emitter
+	buf []byte
+}
+
+func newEmitter(t *testing.T) *emitter {
+	t.Helper()
+	e, err := listener.NewEmitter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return &emitter{t: t, e: e}
+}
+
+func (e *emitter) send(group int, h cnmsg.Header, data []byte) {
+	e.t.Helper()
+	e.buf = cnmsg.AppendMessage(e.buf[:0], h.Seq, 0, h, data)
+	if err := e.e.Emit(e.buf, group); err != nil {
+		e.t.Fatal(err)
+	}
+}
