@@ -68,6 +68,9 @@ type File struct {
 	lines  int
 	reopen atomic.Bool
 	failed bool // in a write-error episode
+	// ctx is the runner's, from the last Flush: under OnErrorBlock the
+	// retry loop gives up when it ends (shutdown out of time).
+	ctx context.Context
 }
 
 // NewFile opens (creating it and its directory) the file to append to.
@@ -78,7 +81,7 @@ func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
-	s := &File{cfg: cfg, enc: enc, counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes)}
+	s := &File{cfg: cfg, enc: enc, counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -119,6 +122,11 @@ func (s *File) Reopen() { s.reopen.Store(true) }
 
 // Write buffers one line, rotating first when it would pass max_size_bytes.
 func (s *File) Write(r *event.Record) error {
+	if s.reopen.Load() {
+		if err := s.doReopen(); err != nil {
+			return err
+		}
+	}
 	start := len(s.buf)
 	s.buf = s.enc.AppendJSON(s.buf, r)
 	s.lines++
@@ -135,30 +143,37 @@ func (s *File) Write(r *event.Record) error {
 		}
 	}
 	if len(s.buf) >= streamFlushBytes {
-		return s.Flush(context.Background())
+		return s.Flush(s.ctx)
 	}
 	return nil
 }
 
 // Flush writes the buffered lines.
-func (s *File) Flush(context.Context) error {
-	if s.reopen.Swap(false) {
-		if err := s.writeOut(s.buf, s.lines); err != nil {
-			return err
-		}
-		s.buf, s.lines = s.buf[:0], 0
-		if s.f != nil {
-			s.f.Close()
-			s.f = nil
-		}
-		if err := s.open(); err != nil {
-			s.logFailure(err)
-		} else {
-			s.log.Info("file sink reopened", zap.String("path", s.cfg.Path))
-		}
+func (s *File) Flush(ctx context.Context) error {
+	s.ctx = ctx
+	if s.reopen.Load() {
+		return s.doReopen()
 	}
 	err := s.writeOut(s.buf, s.lines)
 	s.buf, s.lines = s.buf[:0], 0
+	return err
+}
+
+// doReopen writes what was buffered before Reopen was called to the old
+// file, then opens the path afresh.
+func (s *File) doReopen() error {
+	s.reopen.Store(false)
+	err := s.writeOut(s.buf, s.lines)
+	s.buf, s.lines = s.buf[:0], 0
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	if oerr := s.open(); oerr != nil {
+		s.logFailure(oerr)
+	} else {
+		s.log.Info("file sink reopened", zap.String("path", s.cfg.Path))
+	}
 	return err
 }
 
@@ -185,6 +200,10 @@ func (s *File) writeOut(b []byte, n int) error {
 			s.counters.Failed.Add(float64(n))
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		case OnErrorBlock:
+			if s.ctx.Err() != nil {
+				s.counters.Failed.Add(float64(n))
+				return nil
+			}
 			time.Sleep(s.cfg.RetryInterval)
 			continue
 		default:

@@ -1,0 +1,264 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+func TestFileConformance(t *testing.T) {
+	conformance{open: func(t *testing.T, c *Counters) (Sink, func() []map[string]any) {
+		path := filepath.Join(t.TempDir(), "sub", "dir", "out.jsonl")
+		s, err := NewFile(FileConfig{Path: path, Mode: 0o640}, event.NewEncoder("h"), c, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func() []map[string]any {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return decodeLines(t, b)
+		}
+	}}.run(t)
+}
+
+func newFileForTest(t *testing.T, cfg FileConfig) (*File, *Counters) {
+	t.Helper()
+	c := NewMetrics(prometheus.NewRegistry()).Counters("f")
+	s, err := NewFile(cfg, event.NewEncoder("h"), c, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func rec(seq int, data []byte) *event.Record {
+	return &event.Record{Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 99, Val: 1}, Seq: uint32(seq), Len: uint16(len(data)), Data: data}}
+}
+
+func TestFileModeAndNoFollow(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.jsonl")
+	s, _ := newFileForTest(t, FileConfig{Path: path, Mode: 0o644})
+	s.Close(context.Background())
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != 0o644 {
+		t.Errorf("mode got %o, want 644 (whatever the umask)", got)
+	}
+	link := filepath.Join(dir, "link.jsonl")
+	os.Symlink(path, link)
+	c := NewMetrics(prometheus.NewRegistry()).Counters("f")
+	if _, err := NewFile(FileConfig{Path: link}, event.NewEncoder("h"), c, zaptest.NewLogger(t)); err == nil {
+		t.Error("opening a symlink succeeded; want O_NOFOLLOW to refuse it")
+	}
+}
+
+func TestFileRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.jsonl")
+	s, c := newFileForTest(t, FileConfig{Path: path, Mode: 0o600, MaxSizeBytes: 4096, MaxFiles: 100})
+	const n = 2000
+	for i := 0; i < n; i++ {
+		if err := s.Write(rec(i, []byte("payload payload"))); err != nil {
+			t.Fatal(err)
+		}
+		if i%37 == 0 {
+			s.Flush(context.Background())
+		}
+	}
+	s.Close(context.Background())
+	files, _ := filepath.Glob(path + "*")
+	if len(files) < 10 {
+		t.Fatalf("got %d files, want many rotations", len(files))
+	}
+	total := 0
+	seen := map[float64]bool{}
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		if st.Size() > 4096 {
+			t.Errorf("%s is %d bytes, over max_size_bytes", f, st.Size())
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %o, want 600", f, st.Mode().Perm())
+		}
+		b, _ := os.ReadFile(f)
+		for _, o := range decodeLines(t, b) {
+			seen[o["seq"].(float64)] = true
+			total++
+		}
+	}
+	if total != n || len(seen) != n {
+		t.Errorf("lines across files %d (%d distinct), want %d", total, len(seen), n)
+	}
+	if v := testutil.ToFloat64(c.Sent); v != n {
+		t.Errorf("sent %v, want %d", v, n)
+	}
+}
+
+func TestFileMaxFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	s, _ := newFileForTest(t, FileConfig{Path: path, MaxSizeBytes: 1024, MaxFiles: 3})
+	for i := 0; i < 500; i++ {
+		s.Write(rec(i, []byte("x")))
+	}
+	s.Close(context.Background())
+	files, _ := filepath.Glob(path + "*")
+	if len(files) != 4 {
+		t.Errorf("got files %v, want the live file and 3 rotated", files)
+	}
+}
+
+func TestFileReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.jsonl")
+	s, _ := newFileForTest(t, FileConfig{Path: path})
+	s.Write(rec(1, []byte("a")))
+	s.Flush(context.Background())
+	// logrotate: rename, then signal.
+	os.Rename(path, path+".old")
+	s.Reopen()
+	s.Write(rec(2, []byte("b")))
+	s.Close(context.Background())
+	old, _ := os.ReadFile(path + ".old")
+	cur, _ := os.ReadFile(path)
+	if n := len(decodeLines(t, old)); n != 1 {
+		t.Errorf("renamed file has %d lines, want 1", n)
+	}
+	if n := len(decodeLines(t, cur)); n != 1 {
+		t.Errorf("reopened file has %d lines, want 1", n)
+	}
+}
+
+// TestFileFullDisk: a small tmpfs as the sink's directory. Filling it
+// drops (counted) lines, the file never holds a torn line, and writing
+// resumes by itself once space returns.
+func TestFileFullDisk(t *testing.T) {
+	dir := tmpfs(t, "64k")
+	path := filepath.Join(dir, "out.jsonl")
+	s, c := newFileForTest(t, FileConfig{Path: path, OnError: OnErrorDrop})
+	payload := make([]byte, 100)
+	n := 0
+	write := func(k int) {
+		for i := 0; i < k; i++ {
+			if err := s.Write(rec(n, payload)); err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if i%10 == 0 {
+				s.Flush(context.Background())
+			}
+		}
+		s.Flush(context.Background())
+	}
+	write(1000) // ~300 KB into 64 KiB
+	sent, dropped := testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.dropped)
+	if dropped == 0 || sent == 0 || sent+dropped != float64(n) {
+		t.Fatalf("after filling: sent %v + dropped %v, want both > 0 and summing to %d", sent, dropped, n)
+	}
+	checkWhole := func() int {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(decodeLines(t, b)) // fails on a torn line
+	}
+	if got := checkWhole(); float64(got) != sent {
+		t.Fatalf("file has %d lines, sent counter %v", got, sent)
+	}
+	// Free space: the full file goes away (as if rotated and shipped).
+	os.Remove(path)
+	s.Reopen()
+	before := testutil.ToFloat64(c.Sent)
+	write(50)
+	if got := testutil.ToFloat64(c.Sent) - before; got != 50 {
+		t.Fatalf("after freeing space: sent %v of 50", got)
+	}
+	if got := checkWhole(); got != 50 {
+		t.Fatalf("file after freeing space has %d lines, want 50", got)
+	}
+	s.Close(context.Background())
+}
+
+func TestFileOnErrorExit(t *testing.T) {
+	dir := tmpfs(t, "16k")
+	s, _ := newFileForTest(t, FileConfig{Path: filepath.Join(dir, "out.jsonl"), OnError: OnErrorExit})
+	defer s.Close(context.Background())
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		if err = s.Write(rec(i, make([]byte, 100))); err == nil {
+			err = s.Flush(context.Background())
+		}
+	}
+	if err == nil {
+		t.Fatal("no error on a full disk with on_error: exit")
+	}
+	if !isFatal(err) {
+		t.Errorf("error %v does not wrap ErrFatal", err)
+	}
+}
+
+func isFatal(err error) bool { return errors.Is(err, ErrFatal) }
+
+func TestFileOnErrorBlockResumes(t *testing.T) {
+	dir := tmpfs(t, "16k")
+	// A file that fills the disk, to be removed while the sink blocks.
+	filler := filepath.Join(dir, "filler")
+	os.WriteFile(filler, make([]byte, 12<<10), 0o600)
+	s, c := newFileForTest(t, FileConfig{Path: filepath.Join(dir, "out.jsonl"), OnError: OnErrorBlock, RetryInterval: 10 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 60; i++ {
+			s.Write(rec(i, make([]byte, 100)))
+		}
+		s.Flush(context.Background())
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("writing 60 lines into a full disk did not block")
+	case <-time.After(300 * time.Millisecond):
+	}
+	os.Remove(filler)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("writing did not resume after space returned")
+	}
+	if got := testutil.ToFloat64(c.Sent); got != 60 {
+		t.Errorf("sent %v, want 60 (block loses nothing)", got)
+	}
+	s.Close(context.Background())
+}
+
+// tmpfs mounts a small tmpfs on a temp dir, unmounted (lazily, in case a
+// file is still open) when the test ends.
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
