@@ -22,31 +22,49 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 )
 
-// binPath is the daemon binary built once for the end-to-end tests.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+// built is a daemon binary built once for the end-to-end tests.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-func daemonBinary(t *testing.T) string {
+var plainBin, raceBin built
+
+// daemonBinary builds the daemon once. Throughput tests use a plain build.
+func daemonBinary(t *testing.T) string { return buildDaemon(t, &plainBin, false) }
+
+// raceBinary is built with -race when the tests run with -race, for the
+// tests that exercise concurrency in the daemon (reloads).
+func raceBinary(t *testing.T) string {
+	if !raceEnabled {
+		return daemonBinary(t)
+	}
+	return buildDaemon(t, &raceBin, true)
+}
+
+func buildDaemon(t *testing.T, b *built, race bool) string {
 	t.Helper()
-	binOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "cnbridged-e2e-")
 		if err != nil {
-			binErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "cnbridged")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		b.path = filepath.Join(dir, "cnbridged")
+		args := []string{"build", "-o", b.path}
+		if race {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 func needRoot(t *testing.T) {
@@ -97,8 +115,12 @@ func (s *syncBuffer) String() string {
 // the daemon on it until it is ready.
 func startDaemon(t *testing.T, config string, extra ...string) *proc {
 	t.Helper()
-	bin := daemonBinary(t)
-	dir := t.TempDir()
+	return startBinary(t, daemonBinary(t), t.TempDir(), config, extra...)
+}
+
+// startBinary runs bin on config in dir until it is ready.
+func startBinary(t *testing.T, bin, dir, config string, extra ...string) *proc {
+	t.Helper()
 	config = strings.ReplaceAll(config, "%DIR%", dir)
 	path := filepath.Join(dir, "cnbridged.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
