@@ -5,6 +5,7 @@
 package bridge
 
 import (
+	"context"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,11 @@ type Plan struct {
 	// socket: it numbers events before filtering, so process connector seq
 	// gaps are then not loss and are not counted.
 	ProcFiltered bool
+	// UserFilter, when set, drops process events it does not select: the
+	// fallback for kernels without per-socket filtering (before 6.6).
+	UserFilter *router.EventSet
+	// Enrich is set when any route asks for process enrichment.
+	Enrich bool
 }
 
 // Bridge turns received datagrams into routed batches.
@@ -53,6 +59,7 @@ type Bridge struct {
 	pool   *event.Pool
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Ledger
+	enr    *enricher
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
 	warned map[string]time.Time
@@ -70,10 +77,15 @@ type metrics struct {
 	rejMalformed, rejUntrusted, rejUnr prometheus.Counter
 	decodeErrors                       *prometheus.CounterVec
 	lossMarkers                        prometheus.Counter
+	procEvents                         *prometheus.CounterVec
+	procByWhat                         map[cnmsg.What]prometheus.Counter
+	procOther                          prometheus.Counter
+	userFiltered                       prometheus.Counter
 }
 
 // New returns a bridge with an initial plan, registering its metrics.
-func New(p *Plan, ledger seqtrack.Options, reg prometheus.Registerer, log *zap.Logger) *Bridge {
+// Call RunEnricher when any plan may ask for enrichment.
+func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *Bridge {
 	idLabels := []string{"idx", "val"}
 	m := &metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -104,11 +116,26 @@ func New(p *Plan, ledger seqtrack.Options, reg prometheus.Registerer, log *zap.L
 			Name: "cnbridged_loss_markers_total",
 			Help: "In-band loss markers emitted (one per seq gap).",
 		}),
+		procEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_proc_events_received_total",
+			Help: "Process connector events received from the kernel, by event type, before routing.",
+		}, []string{"event"}),
+		userFiltered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_proc_events_filtered_total",
+			Help: "Process events dropped by the userspace filter (listener.proc_events on kernels without per-socket filtering).",
+		}),
+		procByWhat: map[cnmsg.What]prometheus.Counter{},
 	}
+	for _, w := range []cnmsg.What{cnmsg.ProcNone, cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcUID, cnmsg.ProcGID,
+		cnmsg.ProcSID, cnmsg.ProcPtrace, cnmsg.ProcComm, cnmsg.ProcCoredump, cnmsg.ProcExit} {
+		m.procByWhat[w] = m.procEvents.WithLabelValues(w.String())
+	}
+	m.procOther = m.procEvents.WithLabelValues("unknown")
 	m.rejMalformed = m.rejected.WithLabelValues(ReasonMalformed)
 	m.rejUntrusted = m.rejected.WithLabelValues(ReasonUntrusted)
 	m.rejUnr = m.rejected.WithLabelValues(ReasonUnrouted)
-	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers)
+	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
+		m.procEvents, m.userFiltered)
 	b := &Bridge{
 		log:    log.Named("bridge"),
 		pool:   event.NewPool(),
@@ -117,9 +144,16 @@ func New(p *Plan, ledger seqtrack.Options, reg prometheus.Registerer, log *zap.L
 		warned: make(map[string]time.Time),
 		m:      m,
 	}
+	b.enr = newEnricher(enrich, reg, log)
 	b.other = b.countersFor("other", "other")
 	b.plan.Store(p)
 	return b
+}
+
+// RunEnricher runs the enrichment stage until ctx ends.
+func (b *Bridge) RunEnricher(ctx context.Context) error {
+	b.enr.run(ctx)
+	return nil
 }
 
 // SetPlan swaps in a new plan and returns once no batch is being handled
@@ -196,6 +230,11 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				}
 				r.Proc, r.HasProc = ev, true
 				evp = &r.Proc
+				if c, ok := b.m.procByWhat[ev.What]; ok {
+					c.Inc()
+				} else {
+					b.m.procOther.Inc()
+				}
 			}
 			c := b.counters(m.ID)
 			c.received.Inc()
@@ -220,10 +259,17 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 					b.m.lossMarkers.Inc()
 				}
 			}
+			if evp != nil && p.UserFilter != nil && evp.What != cnmsg.ProcNone && !p.UserFilter.Has(evp) {
+				b.m.userFiltered.Inc()
+				continue
+			}
 			r.Targets = p.Table.Match(m.ID, evp)
 			if r.Targets == 0 {
 				b.m.rejUnr.Inc()
 				continue
+			}
+			if p.Enrich && evp != nil && evp.What != cnmsg.ProcNone && p.Table.Enrich(m.ID, evp) != 0 {
+				r.Enrich = event.EnrichPending
 			}
 			batch = b.add(p, batch, &r, &used)
 		}
@@ -243,8 +289,17 @@ func (b *Bridge) add(p *Plan, batch *event.Batch, r *event.Record, used *uint64)
 }
 
 // dispatch offers batch to every sink it has records for and drops the
-// bridge's own reference.
+// bridge's own reference. A batch with records to enrich also goes to the
+// enricher; its sinks wait for that before they read it.
 func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
+	if p.Enrich && used != 0 {
+		for i := range batch.Records {
+			if batch.Records[i].Enrich == event.EnrichPending {
+				b.enr.offer(batch)
+				break
+			}
+		}
+	}
 	for i, s := range p.Sinks {
 		if s != nil && used&(1<<i) != 0 {
 			s.Offer(batch)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/router"
 )
 
@@ -33,6 +36,11 @@ type Config struct {
 	Sinks    map[string]*Sink `mapstructure:"sinks"`
 	Routes   []Route          `mapstructure:"routes"`
 	Requests []Request        `mapstructure:"requests"`
+
+	// Process enrichment (routes with enrich: true).
+	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
+	EnrichCacheSize       int `mapstructure:"enrich_cache_size"`
+	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
@@ -176,6 +184,9 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("ledger.reorder_window", 0)
 	v.SetDefault("ledger.max_streams", 65536)
 	v.SetDefault("metrics.listen", "127.0.0.1:9464")
+	v.SetDefault("enrich_max_cmdline_bytes", 4096)
+	v.SetDefault("enrich_cache_size", 65536)
+	v.SetDefault("enrich_queue_size", 1024)
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
@@ -200,6 +211,9 @@ func Load(o Options) (*Config, error) {
 	v.SetConfigType("yaml")
 	v.SetEnvPrefix("CNBRIDGED")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	// An empty variable is a value: CNBRIDGED_METRICS_LISTEN= disables the
+	// endpoint as metrics.listen: "" does.
+	v.AllowEmptyEnv(true)
 	v.AutomaticEnv()
 	setDefaults(v)
 
@@ -238,14 +252,27 @@ func Load(o Options) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	// YAML reads an unquoted 0640 as the integer 416, which would become
+	// mode "416": insist on a string so that the digits are the octal mode.
+	for name := range v.GetStringMap("sinks") {
+		key := "sinks." + name + ".mode"
+		if m := v.Get(key); m != nil {
+			if _, ok := m.(string); !ok {
+				errs = append(errs, fmt.Errorf("%s: %v: quote the octal mode, as in mode: \"0640\"", key, m))
+			}
+		}
+	}
 
 	var c Config
 	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
+		stringToSlice,
 	)))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+		errs = append(errs, fmt.Errorf("config %s: %w", displayPath(path), err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	c.Source = path
 	if path == "" && c.Sinks == nil && c.Routes == nil {
@@ -256,6 +283,24 @@ func Load(o Options) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// stringToSlice splits a comma-separated string ("1,3" from the environment
+// or --set) into a list for any list key, numbers included, trimming spaces
+// around each element. mapstructure's own hook only handles []string.
+func stringToSlice(f, t reflect.Type, data any) (any, error) {
+	if f.Kind() != reflect.String || t.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := reflect.ValueOf(data).String()
+	if strings.TrimSpace(s) == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
 }
 
 func displayPath(p string) string {
@@ -399,6 +444,15 @@ func (c *Config) Validate() error {
 	if _, err := router.ParseEvents(l.ProcEvents); err != nil {
 		bad("listener.proc_events", "%v", err)
 	}
+	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
+		bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
+	}
+	if c.EnrichCacheSize < 1 {
+		bad("enrich_cache_size", "must be at least 1")
+	}
+	if c.EnrichQueueSize < 1 {
+		bad("enrich_queue_size", "must be at least 1")
+	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
 	}
@@ -406,7 +460,7 @@ func (c *Config) Validate() error {
 		bad("ledger.max_streams", "must be at least 1")
 	}
 	if c.Metrics.Listen != "" {
-		if _, port, ok := strings.Cut(c.Metrics.Listen, ":"); !ok {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
@@ -440,6 +494,11 @@ func (c *Config) Validate() error {
 		if len(r.Sinks) == 0 {
 			bad(key+".sinks", "no sinks named")
 		}
+		if r.Enrich {
+			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
+				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
+			}
+		}
 		for j, s := range r.Sinks {
 			if _, ok := c.Sinks[s]; !ok {
 				bad(fmt.Sprintf("%s.sinks[%d]", key, j), "no sink named %q", s)
@@ -461,7 +520,7 @@ func (c *Config) Validate() error {
 		if r.Timeout <= 0 {
 			bad(key+".timeout", "must be positive")
 		}
-		if s, ok := c.Sinks[r.Sink]; !ok || s.Type != "nats" {
+		if s := c.Sinks[r.Sink]; s == nil || s.Type != "nats" {
 			bad(key+".sink", "%q is not a nats sink", r.Sink)
 		}
 		if r.Format != "raw" && r.Format != "json" {
@@ -511,17 +570,26 @@ func (s *Sink) validate(key, name string) []error {
 			bad(k, "applies only to sinks of type %s", typ)
 		}
 	}
-	fileKeys := func(set bool) {
+	fileKeys := func() {
 		only("path", s.Path != "", "file")
+		only("mode", s.Mode != "", "file")
+		only("flush_interval", s.FlushInterval != 0, "file")
 		only("max_size_bytes", s.MaxSizeBytes != 0, "file")
+		only("max_files", s.MaxFiles != 0, "file")
 		only("on_error", s.OnError != "", "file")
 	}
 	natsKeys := func() {
 		only("url", s.URL != "", "nats")
 		only("subject", s.Subject != "", "nats")
+		only("format", s.Format != "", "nats")
 		only("jetstream", s.JetStream, "nats")
+		only("max_in_flight", s.MaxInFlight != 0, "nats")
+		only("ack_timeout", s.AckTimeout != 0, "nats")
+		only("reconnect_buffer_bytes", s.ReconnectBufferBytes != 0, "nats")
+		only("drain_timeout", s.DrainTimeout != 0, "nats")
 		only("stream", s.Stream != nil, "nats")
 		only("user", s.User != "", "nats")
+		only("password", s.Password != "", "nats")
 		only("token", s.Token != "", "nats")
 		only("creds_file", s.CredsFile != "", "nats")
 		only("nkey_seed_file", s.NkeySeedFile != "", "nats")
@@ -529,7 +597,7 @@ func (s *Sink) validate(key, name string) []error {
 	}
 	switch s.Type {
 	case "stdout":
-		fileKeys(true)
+		fileKeys()
 		natsKeys()
 	case "file":
 		natsKeys()
@@ -554,7 +622,7 @@ func (s *Sink) validate(key, name string) []error {
 			bad("on_error", "%q is not drop, block or exit", s.OnError)
 		}
 	case "nats":
-		fileKeys(true)
+		fileKeys()
 		if s.URL == "" {
 			bad("url", "required for a nats sink")
 		}
@@ -632,6 +700,11 @@ func checkSubjectTemplate(t string) error {
 	}
 	if strings.ContainsAny(t, " \t\r\n") || strings.HasPrefix(t, ".") || strings.HasSuffix(t, ".") || strings.Contains(t, "..") {
 		return fmt.Errorf("%q is not a valid subject", t)
+	}
+	for tok := range strings.SplitSeq(t, ".") {
+		if tok == "*" || tok == ">" {
+			return fmt.Errorf("%q: wildcard %s in a publish subject", t, tok)
+		}
 	}
 	return nil
 }

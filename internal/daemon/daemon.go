@@ -58,6 +58,7 @@ type Daemon struct {
 	sinks   map[string]*sinkEntry
 	slots   [router.MaxSinks]*sinks.Runner
 	sinkMet *sinks.Metrics
+	natsMet *sinks.NATSMetrics // created with the first NATS sink
 	enc     *event.Encoder
 
 	lis    *listener.Listener
@@ -133,10 +134,21 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 	d.bridge = bridge.New(plan, seqtrack.Options{
 		ReorderWindow: cfg.Ledger.ReorderWindow,
 		MaxStreams:    cfg.Ledger.MaxStreams,
+	}, bridge.EnrichOptions{
+		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
+		CacheSize:  cfg.EnrichCacheSize,
+		QueueSize:  cfg.EnrichQueueSize,
 	}, d.reg, d.log)
+	enrCtx, stopEnricher := context.WithCancel(context.Background())
+	enrDone := make(chan struct{})
+	go func() { d.bridge.RunEnricher(enrCtx); close(enrDone) }()
+	defer func() { stopEnricher(); <-enrDone }()
 
 	// Then the listener.
-	mask, _ := procMask(cfg)
+	mask, _, userFilter := procMask(cfg)
+	if userFilter != nil && mask == cnmsg.ProcAll {
+		d.log.Warn("this kernel cannot filter process events per socket (needs Linux 6.6); filtering listener.proc_events in userspace")
+	}
 	d.lis, err = listener.New(listener.Config{
 		Groups:             cfg.Listener.Groups,
 		ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes,
@@ -158,6 +170,7 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		d.opts.Notify("STOPPING=1")
 		stopRead()
 		rerr := <-readErr
+		stopEnricher() // what it still holds goes out unenriched, counted
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
@@ -256,15 +269,36 @@ func (d *Daemon) watchdog(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// procMask returns the kernel-side process event mask for cfg and whether
-// it filters (narrower than every event).
-func procMask(cfg *config.Config) (m cnmsg.What, filtered bool) {
+// procMask returns the kernel-side process event mask for cfg, whether the
+// kernel filters (narrower than every event, on Linux ≥ 6.6), and the set to
+// filter in userspace (all that a kernel without filtering sends).
+func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *router.EventSet) {
 	set, err := router.ParseEvents(cfg.Listener.ProcEvents)
 	if err != nil {
-		return cnmsg.ProcAll, false
+		return cnmsg.ProcAll, false, nil
 	}
 	m = set.KernelMask()
-	return m, m != cnmsg.ProcAll
+	if m == cnmsg.ProcAll {
+		return m, false, nil
+	}
+	// The userspace filter also applies with a kernel filter: it catches
+	// the events that arrive between the subscription and the filter.
+	if !kernelFilters() {
+		return cnmsg.ProcAll, false, &set
+	}
+	return m, true, &set
+}
+
+// kernelFilters reports whether the running kernel filters process events
+// per socket (struct proc_input, Linux 6.6).
+func kernelFilters() bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major > 6 || major == 6 && minor >= 6
 }
 
 // buildPlan compiles cfg's routes against the current sink slots.
@@ -307,12 +341,18 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		}
 		trusted = append(trusted, p)
 	}
-	_, filtered := procMask(cfg)
+	_, filtered, userFilter := procMask(cfg)
+	enrich := false
+	for _, r := range routes {
+		enrich = enrich || r.Enrich
+	}
 	return &bridge.Plan{
 		Table:        router.New(routes),
 		Sinks:        bySlot[:],
 		Trusted:      trusted,
 		ProcFiltered: filtered,
+		UserFilter:   userFilter,
+		Enrich:       enrich,
 	}, nil
 }
 

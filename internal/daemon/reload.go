@@ -98,7 +98,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	if err := d.lis.SetGroups(cfg.Listener.Groups); err != nil {
 		errs = append(errs, err)
 	}
-	mask, _ := procMask(cfg)
+	mask, _, _ := procMask(cfg)
 	if err := d.lis.SetProcMask(ctx, mask); err != nil {
 		errs = append(errs, fmt.Errorf("listener.proc_events: %w", err))
 	}
@@ -141,6 +141,9 @@ func restartKeys(a, b *config.Config) []string {
 	}
 	if a.Log != b.Log {
 		keys = append(keys, "log")
+	}
+	if a.EnrichCacheSize != b.EnrichCacheSize || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize {
+		keys = append(keys, "enrich_*")
 	}
 	if !slices.EqualFunc(a.Requests, b.Requests, func(x, y config.Request) bool {
 		return x.Subject == y.Subject && x.ID == y.ID && x.Group == y.Group && x.Timeout == y.Timeout

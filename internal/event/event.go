@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
 )
 
 // Kind tells a record that carries a connector message from an in-band
@@ -42,7 +43,21 @@ type Record struct {
 	Loss    Loss // set for KindLoss; Msg.ID names the stream
 	// Targets has bit i set when sink slot i receives this record.
 	Targets uint64
+	// Enrich and Process carry /proc enrichment for process events on
+	// routes with enrich: true. Process is set when Enrich is EnrichDone.
+	Enrich  EnrichState
+	Process *procinfo.Info
 }
+
+// EnrichState tells where a record is in enrichment.
+type EnrichState uint8
+
+const (
+	EnrichNone    EnrichState = iota // not asked for
+	EnrichPending                    // waiting for the enricher
+	EnrichDone                       // Process is set
+	EnrichSkipped                    // the enricher was too far behind
+)
 
 // Batch limits. A batch is handed to sinks as a unit: one queue operation per
 // sink per batch keeps the kernel reader's per-message cost low.
@@ -59,7 +74,20 @@ type Batch struct {
 	arena   []byte
 	refs    atomic.Int32
 	pool    *Pool
+	// enriching is held while the enricher fills in Process fields; sinks
+	// wait on it before reading the records.
+	enriching sync.WaitGroup
 }
+
+// StartEnrich marks the batch as being enriched: WaitEnriched blocks until
+// EnrichDone.
+func (b *Batch) StartEnrich() { b.enriching.Add(1) }
+
+// EnrichDone ends what StartEnrich began.
+func (b *Batch) EnrichDone() { b.enriching.Done() }
+
+// WaitEnriched returns once no enrichment of the batch is under way.
+func (b *Batch) WaitEnriched() { b.enriching.Wait() }
 
 // Pool recycles batches so that steady-state forwarding allocates nothing.
 type Pool struct{ p sync.Pool }

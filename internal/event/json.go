@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
 )
 
 // Encoder appends records as single-line JSON objects. It is the stable
@@ -55,6 +56,12 @@ func (e *Encoder) AppendJSON(dst []byte, r *Record) []byte {
 	dst = appendUint(dst, `,"sender":`, uint64(r.Sender))
 	if r.HasProc {
 		dst = appendProc(dst, &r.Proc)
+		switch r.Enrich {
+		case EnrichDone:
+			dst = appendProcess(dst, r.Process)
+		case EnrichSkipped, EnrichPending:
+			dst = append(dst, `,"process":{"skipped":true}`...)
+		}
 	} else {
 		dst = append(dst, `,"data":"`...)
 		dst = base64.StdEncoding.AppendEncode(dst, m.Data)
@@ -103,6 +110,7 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 		dst = appendUint(dst, `,"exit_code":`, uint64(p.ExitCode))
 		dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
 		dst = appendParent(dst, p)
+		dst = appendExitStatus(dst, p.ExitCode)
 	default:
 		dst = appendUint(dst, `,"what":`, uint64(p.What))
 	}
@@ -129,14 +137,14 @@ func appendUint(dst []byte, key string, v uint64) []byte {
 
 // AppendString appends s as a JSON string.
 func AppendString(dst []byte, s string) []byte {
-	return appendBytesString(dst, []byte(s))
+	return appendBytesString(dst, s)
 }
 
 const hexDigits = "0123456789abcdef"
 
 // appendBytesString appends b as a JSON string: quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD.
-func appendBytesString(dst []byte, b []byte) []byte {
+func appendBytesString[T string | []byte](dst []byte, b T) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(b); {
 		c := b[i]
@@ -161,7 +169,8 @@ func appendBytesString(dst []byte, b []byte) []byte {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(b[i:])
+		// At most 4 bytes: the conversion stays on the stack.
+		r, size := utf8.DecodeRuneInString(string(b[i:min(i+utf8.UTFMax, len(b))]))
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, `\ufffd`...)
 		} else {
@@ -170,4 +179,59 @@ func appendBytesString(dst []byte, b []byte) []byte {
 		i += size
 	}
 	return append(dst, '"')
+}
+
+// appendExitStatus decodes the wait status for people: exit_status for a
+// normal exit; signal (its name) and core_dumped for a killed process.
+func appendExitStatus(dst []byte, code uint32) []byte {
+	st := procinfo.DecodeExit(code)
+	switch {
+	case st.Exited:
+		return appendUint(dst, `,"exit_status":`, uint64(st.Status))
+	case st.SignalNum != 0:
+		dst = append(dst, `,"signal":`...)
+		name := st.Signal
+		if name == "" {
+			return appendUint(dst, "", uint64(st.SignalNum))
+		}
+		dst = AppendString(dst, name)
+		if st.CoreDumped {
+			dst = append(dst, `,"core_dumped":true`...)
+		} else {
+			dst = append(dst, `,"core_dumped":false`...)
+		}
+	}
+	return dst
+}
+
+// appendProcess appends the /proc enrichment object.
+func appendProcess(dst []byte, in *procinfo.Info) []byte {
+	if in == nil || in.Gone {
+		return append(dst, `,"process":{"gone":true}`...)
+	}
+	dst = append(dst, `,"process":{"comm":`...)
+	dst = AppendString(dst, in.Comm)
+	dst = append(dst, `,"exe":`...)
+	dst = AppendString(dst, in.Exe)
+	dst = append(dst, `,"cmdline":[`...)
+	for i, a := range in.Cmdline {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, a)
+	}
+	dst = append(dst, ']')
+	if in.CmdlineTruncated {
+		dst = append(dst, `,"cmdline_truncated":true`...)
+	}
+	dst = appendUint(dst, `,"ppid":`, uint64(in.PPID))
+	dst = appendUint(dst, `,"uid":`, uint64(in.UID))
+	dst = appendUint(dst, `,"gid":`, uint64(in.GID))
+	dst = append(dst, `,"cgroup":`...)
+	dst = AppendString(dst, in.Cgroup)
+	if in.ContainerID != "" {
+		dst = append(dst, `,"container_id":`...)
+		dst = AppendString(dst, in.ContainerID)
+	}
+	return append(dst, '}')
 }

@@ -171,6 +171,7 @@ func (r *Runner) Bit() uint64 { return 1 << r.cfg.Slot }
 
 func (r *Runner) deliver(it queued) error {
 	defer it.b.Release()
+	it.b.WaitEnriched()
 	bit := r.Bit()
 	recs := it.b.Records
 	for i := range recs {
