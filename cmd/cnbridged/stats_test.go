@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// TestStatsAndCheck: `cnbridged stats` prints the table an operator reads
+// when paged, from a running daemon's metrics; `cnbridged check` passes on
+// this host with that daemon's config.
+func TestStatsAndCheck(t *testing.T) {
+	needRoot(t)
+	const group = 19
+	id := fmt.Sprintf("%d.%d", idxTest, group)
+	p := startDaemon(t, fileConfig(fmt.Sprint("[", group, "]"), `  - match: "`+id+`"
+    sinks: [out]`, `  userspace_senders: ["`+id+`"]`))
+	em := newEmitter(t)
+	for i := 0; i < 300; i++ {
+		if i == 150 {
+			continue // one gap
+		}
+		em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: uint32(i)}, []byte("s"))
+	}
+	waitFor(t, 10*time.Second, "the messages", func() bool {
+		return p.metric("cnbridged_sink_messages_total", map[string]string{"result": "sent"}) == 300
+	})
+	var out bytes.Buffer
+	code := run([]string{"stats", "--url", "http://" + p.metrics + "/metrics", "--interval", "100ms"}, &out, &out)
+	if code != 0 {
+		t.Fatalf("stats exit %d:\n%s", code, out.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		fmt.Sprintf("%d.%d", idxTest, group), // the id row
+		"299",                                // received
+		"out",                                // the sink row
+		"SUBSCRIBED", "UNTRUSTED",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("stats output lacks %q:\n%s", want, text)
+		}
+	}
+	row := ""
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, id) {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 4 || f[1] != "299" || f[3] != "1" {
+		t.Errorf("id row %q: want received 299 and lost 1", row)
+	}
+
+	out.Reset()
+	code = run([]string{"check", "--config", p.config, "--set", "metrics.listen="}, &out, &out)
+	if code != 0 || strings.Contains(out.String(), "FAIL") {
+		t.Errorf("check exit %d:\n%s", code, out.String())
+	}
+	p.stop()
+}
