@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func newRig(tb testing.TB, whenFull sinks.WhenFull, run bool) *rig {
 		Trusted: []router.Pattern{pat},
 	}
 	rg := &rig{
-		b:      bridge.New(plan, seqtrack.Options{MaxStreams: 65536}, reg, log),
+		b:      bridge.New(plan, seqtrack.Options{MaxStreams: 65536}, bridge.EnrichOptions{}, reg, log),
 		runner: r,
 		sink:   s,
 	}
@@ -245,9 +246,15 @@ func TestHandleZeroAllocs(t *testing.T) {
 			rg := newRig(t, sinks.Block, true)
 			seq := uint32(0)
 			now := time.Now()
+			// AllocsPerRun runs with GOMAXPROCS=1: yield until the runner has
+			// drained the batch, so that each step is the whole path and the
+			// batch is back in its pool before the next Handle takes one.
 			step := func() {
 				seq = renumber(tc.dgs, seq)
 				rg.b.Handle(tc.dgs, now)
+				for rg.runner.QueueLength() > 0 {
+					runtime.Gosched()
+				}
 			}
 			for range 200 { // warm the pool, the ledger stream and the metric series
 				step()
