@@ -90,19 +90,19 @@ func (e *enricher) offer(b *event.Batch) {
 
 // run enriches batches until ctx ends, then marks what is left skipped.
 func (e *enricher) run(ctx context.Context) {
-	for {
+	for ctx.Err() == nil {
 		select {
 		case b := <-e.q:
 			e.enrichBatch(b)
 		case <-ctx.Done():
-			for {
-				select {
-				case b := <-e.q:
-					e.skipBatch(b)
-				default:
-					return
-				}
-			}
+		}
+	}
+	for {
+		select {
+		case b := <-e.q:
+			e.skipBatch(b)
+		default:
+			return
 		}
 	}
 }

@@ -5,6 +5,7 @@ package event
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
@@ -60,11 +61,19 @@ const (
 )
 
 // Batch limits. A batch is handed to sinks as a unit: one queue operation per
-// sink per batch keeps the kernel reader's per-message cost low.
+// sink per batch keeps the kernel reader's per-message cost low. Batches
+// start small and grow to these limits as traffic fills them, so that a
+// queue of many one-message batches (a slow sink at a low rate) does not
+// hold a full-size arena per message.
 const (
 	MaxBatchRecords = 256
-	arenaSize       = 256 << 10
+	maxArena        = 256 << 10
+	initialRecords  = 4
+	initialArena    = 1 << 10
 )
+
+// recordSize is the memory one Record slot takes.
+const recordSize = int(unsafe.Sizeof(Record{}))
 
 // Batch is a group of records that share one copy of their payloads. A
 // batch is shared read-only by every sink it was sent to and returns to its
@@ -97,8 +106,8 @@ func NewPool() *Pool {
 	bp := &Pool{}
 	bp.p.New = func() any {
 		return &Batch{
-			Records: make([]Record, 0, MaxBatchRecords),
-			arena:   make([]byte, 0, arenaSize),
+			Records: make([]Record, 0, initialRecords),
+			arena:   make([]byte, 0, initialArena),
 			pool:    bp,
 		}
 	}
@@ -114,9 +123,13 @@ func (p *Pool) Get() *Batch {
 	return b
 }
 
-// Fits reports whether one more record with n payload bytes fits.
+// Fits reports whether one more record with n payload bytes fits. A first
+// record always fits, so that a payload larger than the arena still moves.
 func (b *Batch) Fits(n int) bool {
-	return len(b.Records) < MaxBatchRecords && len(b.arena)+n <= cap(b.arena)
+	if len(b.Records) == 0 {
+		return true
+	}
+	return len(b.Records) < MaxBatchRecords && len(b.arena)+n <= maxArena
 }
 
 // Add appends a record whose Msg.Data is copied into the batch; the caller
@@ -124,6 +137,9 @@ func (b *Batch) Fits(n int) bool {
 // finish filling it in.
 func (b *Batch) Add(r *Record) *Record {
 	if r.Msg.Data != nil {
+		if len(b.arena)+len(r.Msg.Data) > cap(b.arena) {
+			b.growArena(len(r.Msg.Data))
+		}
 		off := len(b.arena)
 		b.arena = append(b.arena, r.Msg.Data...)
 		r.Msg.Data = b.arena[off:len(b.arena):len(b.arena)]
@@ -132,8 +148,28 @@ func (b *Batch) Add(r *Record) *Record {
 	return &b.Records[len(b.Records)-1]
 }
 
-// Bytes is the payload size the batch holds, for byte-bounded queues.
-func (b *Batch) Bytes() int { return len(b.arena) + len(b.Records)*64 }
+// growArena makes room for n more bytes and points the records already
+// stored at the new arena, so the old one can be freed.
+func (b *Batch) growArena(n int) {
+	old := b.arena
+	c := max(2*cap(old), len(old)+n, initialArena)
+	b.arena = make([]byte, len(old), c)
+	copy(b.arena, old)
+	base := unsafe.Pointer(unsafe.SliceData(old))
+	for i := range b.Records {
+		d := b.Records[i].Msg.Data
+		if len(d) == 0 {
+			continue
+		}
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(d))) - uintptr(base))
+		b.Records[i].Msg.Data = b.arena[off : off+len(d) : off+len(d)]
+	}
+}
+
+// Bytes is the memory the batch holds (its arena and record slots), for
+// byte-bounded queues: what a queued batch really costs, however few
+// records it carries.
+func (b *Batch) Bytes() int { return cap(b.arena) + cap(b.Records)*recordSize }
 
 // Count returns how many records have any bit of mask set.
 func (b *Batch) Count(mask uint64) int {

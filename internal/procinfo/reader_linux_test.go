@@ -273,7 +273,8 @@ func readExec(t *testing.T, r *Reader, pid int, comm string) Info {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Comm == comm || time.Now().After(deadline) {
+		// comm changes early in execve, the command line a little later.
+		if got.Comm == comm && len(got.Cmdline) > 0 || time.Now().After(deadline) {
 			return got
 		}
 		time.Sleep(time.Millisecond)
