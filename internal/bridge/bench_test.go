@@ -282,3 +282,81 @@ func waitDrained(t *testing.T, r *sinks.Runner) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestOverloadMemoryBounded is the short form of the harness's overload
+// test: a sink that does not drain, fed one datagram per receive (the
+// worst case: a reader that keeps up makes small batches). The queue must
+// stay within queue_size, every record that did not fit must be counted as
+// dropped, and the heap must stay within the queue's byte bound (twice
+// queue_max_bytes, for the Go heap's headroom, plus 4 MiB).
+func TestOverloadMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("memory test is not short")
+	}
+	const queueSize, queueBytes, offered = 1024, 1 << 20, 4096
+	reg := prometheus.NewRegistry()
+	m := sinks.NewMetrics(reg)
+	r := sinks.NewRunner(sinks.RunnerConfig{
+		Name: "stalled", Slot: 0, QueueSize: queueSize, QueueMaxBytes: queueBytes, WhenFull: sinks.DropNewest,
+	}, &encodeSink{enc: event.NewEncoder("h")}, m, zap.NewNop())
+	defer r.Stop()
+	pat, _ := router.ParsePattern("2718.28")
+	b := bridge.New(&bridge.Plan{
+		Table:   router.New([]router.Route{{Match: pat, Sinks: 1}}),
+		Sinks:   []*sinks.Runner{r},
+		Trusted: []router.Pattern{pat},
+	}, seqtrack.Options{}, bridge.EnrichOptions{}, reg, zap.NewNop())
+
+	dgs := synthetic(1, 0)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	seq := uint32(0)
+	now := time.Now()
+	for range offered {
+		seq = renumber(dgs, seq)
+		b.Handle(dgs, now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+
+	queued := r.QueueLength()
+	if queued > queueSize {
+		t.Errorf("queue holds %d records, more than queue_size %d", queued, queueSize)
+	}
+	dropped := gathered(t, reg, "cnbridged_sink_messages_total", "result", "dropped")
+	if int(dropped)+queued != offered {
+		t.Errorf("dropped %v + queued %d = %v, want every one of the %d offered records", dropped, queued, dropped+float64(queued), offered)
+	}
+	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("%d records queued in %d batches; heap grew %.1f MiB (%.0f KiB per queued record)",
+		queued, queued, float64(grown)/(1<<20), float64(grown)/1024/float64(max(queued, 1)))
+	if limit := int64(2*queueBytes + 4<<20); grown > limit {
+		t.Errorf("heap grew %.1f MiB with %d records queued, want ≤ %.1f MiB: queue_max_bytes does not bound the memory a queued batch holds",
+			float64(grown)/(1<<20), queued, float64(limit)/(1<<20))
+	}
+	runtime.KeepAlive(b)
+}
+
+// gathered returns the value of the counter name whose labels include
+// label=value.
+func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -68,8 +68,12 @@ const (
 const (
 	MaxBatchRecords = 256
 	maxArena        = 256 << 10
-	initialRecords  = 4
-	initialArena    = 1 << 10
+	initialRecords  = 2
+	initialArena    = 512
+	// A batch that grew past shrinkRecords in a burst but then carried
+	// only a few records is cut back to the initial size when it returns
+	// to the pool, so slow periods queue small batches.
+	shrinkRecords = 64
 )
 
 // recordSize is the memory one Record slot takes.
@@ -189,6 +193,10 @@ func (b *Batch) Retain(n int) { b.refs.Add(int32(n)) }
 func (b *Batch) Release() {
 	switch n := b.refs.Add(-1); {
 	case n == 0:
+		if cap(b.Records) > shrinkRecords && len(b.Records) <= initialRecords {
+			b.Records = make([]Record, 0, initialRecords)
+			b.arena = make([]byte, 0, initialArena)
+		}
 		clear(b.Records) // drop pointers into old arenas
 		b.pool.p.Put(b)
 	case n < 0:
