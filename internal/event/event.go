@@ -138,7 +138,7 @@ func (b *Batch) Fits(n int) bool {
 
 // Add appends a record whose Msg.Data is copied into the batch; the caller
 // checks Fits first. It returns the stored record so that the caller can
-// finish filling it in.
+// finish filling it in; the pointer is valid until the next Add.
 func (b *Batch) Add(r *Record) *Record {
 	if r.Msg.Data != nil {
 		if len(b.arena)+len(r.Msg.Data) > cap(b.arena) {

@@ -19,7 +19,9 @@ func TestBatchAddCopiesData(t *testing.T) {
 
 	src := []byte("payload-1")
 	r := event.Record{Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 12, Val: 3}, Len: uint16(len(src)), Data: src}, Targets: 1}
-	stored := b.Add(&r)
+	if stored := b.Add(&r); stored != &b.Records[0] {
+		t.Errorf("Add returned %p, want the stored record %p", stored, &b.Records[0])
+	}
 	src2 := []byte("payload-22")
 	b.Add(&event.Record{Msg: cnmsg.Message{Data: src2}, Targets: 2})
 	b.Add(&event.Record{Kind: event.KindLoss, Targets: 4}) // no data
@@ -27,9 +29,6 @@ func TestBatchAddCopiesData(t *testing.T) {
 	copy(src, "XXXXXXXXX")
 	copy(src2, "YYYYYYYYYY")
 
-	if stored != &b.Records[0] {
-		t.Errorf("Add returned %p, want the stored record %p", stored, &b.Records[0])
-	}
 	var got []string
 	for _, rec := range b.Records {
 		got = append(got, string(rec.Msg.Data))
