@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
@@ -138,7 +137,7 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 	format := cfg.Format
 	if format == "auto" {
 		format = "json"
-		if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err == nil {
+		if isTerminal(os.Stderr) {
 			format = "console"
 		}
 	}

@@ -61,3 +61,11 @@ type OpError struct {
 
 func (e *OpError) Error() string { return "connector socket: " + e.Op + ": " + e.Err.Error() }
 func (e *OpError) Unwrap() error { return e.Err }
+
+// Stats are the listener's counters.
+type Stats struct {
+	Received  uint64 // datagrams
+	Overruns  uint64 // ENOBUFS: the socket overflowed at least once
+	Truncated uint64 // datagrams larger than the buffer
+	Syscalls  uint64 // recvmmsg calls that returned data
+}

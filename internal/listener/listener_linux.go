@@ -33,13 +33,6 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-// Stats are the listener's counters.
-type Stats struct {
-	Received  uint64 // datagrams
-	Overruns  uint64 // ENOBUFS: the socket overflowed at least once
-	Truncated uint64 // datagrams larger than the buffer
-	Syscalls  uint64 // recvmmsg calls that returned data
-}
 
 // Listener owns the connector socket.
 type Listener struct {
@@ -483,6 +476,48 @@ func (e *Emitter) Emit(datagram []byte, group int) error {
 		}
 		return &OpError{Op: "sendto", Err: err}
 	}
+}
+
+// SendKernel sends one datagram to the kernel (port id 0) only.
+func (e *Emitter) SendKernel(datagram []byte) error {
+	for {
+		err := unix.Sendto(e.fd, datagram, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return &OpError{Op: "sendto kernel", Err: err}
+	}
+}
+
+// ReadUnicast reads datagrams sent to this socket's own port id (unicast
+// replies) and hands each to h with its sender, until ctx ends.
+func (e *Emitter) ReadUnicast(ctx context.Context, h func(datagram []byte, sender uint32)) error {
+	tv := unix.Timeval{Usec: 200000}
+	if err := unix.SetsockoptTimeval(e.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return &OpError{Op: "setsockopt SO_RCVTIMEO", Err: err}
+	}
+	buf := make([]byte, bufSize)
+	for ctx.Err() == nil {
+		n, from, err := unix.Recvfrom(e.fd, buf, 0)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR || err == unix.ENOBUFS:
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return &OpError{Op: "recvfrom", Err: err}
+		}
+		var sender uint32
+		if nl, ok := from.(*unix.SockaddrNetlink); ok {
+			sender = nl.Pid
+		}
+		h(buf[:n], sender)
+	}
+	return nil
 }
 
 // Close closes the socket.

@@ -4,6 +4,7 @@ package listener
 
 import (
 	"context"
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
 
 	"go.uber.org/zap"
 )
@@ -40,3 +41,36 @@ func (*Listener) Unsubscribe() error { return ErrUnsupported }
 
 // SetReceiveBuffer returns ErrUnsupported.
 func (*Listener) SetReceiveBuffer(int) error { return ErrUnsupported }
+
+// Emitter is unavailable off Linux.
+type Emitter struct{}
+
+// NewEmitter returns ErrUnsupported.
+func NewEmitter() (*Emitter, error) { return nil, ErrUnsupported }
+
+// PortID returns 0.
+func (*Emitter) PortID() uint32 { return 0 }
+
+// Emit returns ErrUnsupported.
+func (*Emitter) Emit([]byte, int) error { return ErrUnsupported }
+
+// SendKernel returns ErrUnsupported.
+func (*Emitter) SendKernel([]byte) error { return ErrUnsupported }
+
+// ReadUnicast returns ErrUnsupported.
+func (*Emitter) ReadUnicast(context.Context, func([]byte, uint32)) error { return ErrUnsupported }
+
+// Close does nothing.
+func (*Emitter) Close() error { return nil }
+
+// Send returns ErrUnsupported.
+func (*Listener) Send([]byte, int) error { return ErrUnsupported }
+
+// SetProcMask returns ErrUnsupported.
+func (*Listener) SetProcMask(context.Context, cnmsg.What) error { return ErrUnsupported }
+
+// Groups returns nil.
+func (*Listener) Groups() []int { return nil }
+
+// ReceiveBuffer returns ErrUnsupported.
+func (*Listener) ReceiveBuffer() (int, error) { return 0, ErrUnsupported }
