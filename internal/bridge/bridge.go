@@ -48,6 +48,16 @@ type Plan struct {
 	UserFilter *router.EventSet
 	// Enrich is set when any route asks for process enrichment.
 	Enrich bool
+	// Replies, when set, sees every kernel message first: replies to
+	// connector requests sent from NATS.
+	Replies ReplyMatcher
+}
+
+// ReplyMatcher matches kernel messages to pending connector requests. Offer
+// runs on the reader goroutine and must not block; it reports whether m was
+// a reply (which is still routed as usual).
+type ReplyMatcher interface {
+	Offer(m *cnmsg.Message, now time.Time) bool
 }
 
 // Bridge turns received datagrams into routed batches.
@@ -220,6 +230,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				b.warnOnce("untrusted", "rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders",
 					zap.Uint32("sender", d.Sender), zap.Uint32("idx", m.ID.Idx), zap.Uint32("val", m.ID.Val))
 				continue
+			}
+			if p.Replies != nil && d.Sender == 0 {
+				p.Replies.Offer(&r.Msg, now)
 			}
 			var evp *cnmsg.ProcEvent
 			if m.ID.IsProc() {

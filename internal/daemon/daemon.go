@@ -26,6 +26,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/sinks"
@@ -69,6 +70,7 @@ type Daemon struct {
 	sinkErr     chan error
 	wg          sync.WaitGroup // sink runners
 	reload      *reloadMetrics
+	replies *requests.Server // nil without requests
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.
@@ -126,6 +128,12 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		d.stopSinks(context.Background())
 		return err
 	}
+	stopRequests, err := d.startRequests(ctx, cfg)
+	if err != nil {
+		d.stopSinks(context.Background())
+		return err
+	}
+	defer stopRequests()
 	plan, err := d.buildPlan(cfg)
 	if err != nil {
 		d.stopSinks(context.Background())
@@ -150,7 +158,7 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		d.log.Warn("this kernel cannot filter process events per socket (needs Linux 6.6); filtering listener.proc_events in userspace")
 	}
 	d.lis, err = listener.New(listener.Config{
-		Groups:             cfg.Listener.Groups,
+		Groups:             listenGroups(cfg),
 		ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes,
 		BatchSize:          cfg.Listener.BatchSize,
 		HandshakeTimeout:   cfg.Listener.HandshakeTimeout,
@@ -171,6 +179,7 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		stopRead()
 		rerr := <-readErr
 		stopEnricher() // what it still holds goes out unenriched, counted
+		stopRequests() // pending requests are answered Cn-Error: shutdown
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
@@ -346,7 +355,12 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 	for _, r := range routes {
 		enrich = enrich || r.Enrich
 	}
+	var replies bridge.ReplyMatcher
+	if d.replies != nil {
+		replies = d.replies
+	}
 	return &bridge.Plan{
+		Replies:      replies,
 		Table:        router.New(routes),
 		Sinks:        bySlot[:],
 		Trusted:      trusted,

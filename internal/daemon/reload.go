@@ -93,9 +93,9 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	var errs []error
-	hadProc := slices.Contains(old.Listener.Groups, listener.ProcGroup)
-	hasProc := slices.Contains(cfg.Listener.Groups, listener.ProcGroup)
-	if err := d.lis.SetGroups(cfg.Listener.Groups); err != nil {
+	hadProc := slices.Contains(listenGroups(old), listener.ProcGroup)
+	hasProc := slices.Contains(listenGroups(cfg), listener.ProcGroup)
+	if err := d.lis.SetGroups(listenGroups(cfg)); err != nil {
 		errs = append(errs, err)
 	}
 	mask, _, _ := procMask(cfg)

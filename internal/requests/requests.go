@@ -65,6 +65,10 @@ const (
 	HdrAck   = "Cn-Ack"
 	HdrFlags = "Cn-Flags"
 	HdrLen   = "Cn-Len"
+	// The request's own seq and ack, on replies: a reply's Cn-Ack is
+	// Cn-Request-Ack + 1.
+	HdrReqSeq = "Cn-Request-Seq"
+	HdrReqAck = "Cn-Request-Ack"
 )
 
 // Errors sent back in Cn-Error.
@@ -81,9 +85,10 @@ const (
 )
 
 type pending struct {
-	reply string // the requester's inbox
-	entry *entryState
-	start time.Time
+	reply    string // the requester's inbox
+	entry    *entryState
+	start    time.Time
+	seq, ack uint32 // the request's
 }
 
 type entryState struct {
@@ -110,6 +115,7 @@ type Server struct {
 	ackOnly []bool
 
 	replies chan reply
+	sent    *prometheus.CounterVec
 	results *prometheus.CounterVec
 	rtt     prometheus.Histogram
 }
@@ -135,6 +141,10 @@ func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg pro
 			Name: "cnbridged_requests_total",
 			Help: "Connector requests from NATS by subject and result: replied, timeout, too_large, rate_limited, id_not_allowed, bad_request, busy, send_failed, no_reply_subject, shutdown.",
 		}, []string{"subject", "result"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_requests_sent_total",
+			Help: "Connector messages sent to the kernel for NATS requests, by subject.",
+		}, []string{"subject"}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cnbridged_request_duration_seconds",
 			Help:    "From a request's arrival to its reply's publication.",
@@ -161,7 +171,7 @@ func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg pro
 		s.ids = append(s.ids, e.ID)
 		s.ackOnly = append(s.ackOnly, e.AckOnly)
 	}
-	reg.MustRegister(s.results, s.rtt)
+	reg.MustRegister(s.results, s.sent, s.rtt)
 	return s, nil
 }
 
@@ -255,7 +265,7 @@ func (s *Server) handle(e *entryState, m *nats.Msg) {
 		if e.AckOnly {
 			tk.Seq = k.Ack // the table is keyed by ack for ack-only ids
 		}
-		err = s.table.Add(tk, pending{reply: m.Reply, entry: e, start: start}, start.Add(e.Timeout))
+		err = s.table.Add(tk, pending{reply: m.Reply, entry: e, start: start, seq: k.Seq, ack: k.Ack}, start.Add(e.Timeout))
 		k.ID = tk.ID
 		if err == nil {
 			s.npend.Add(1)
@@ -273,7 +283,11 @@ func (s *Server) handle(e *entryState, m *nats.Msg) {
 	dg := cnmsg.AppendMessage(nil, k.Seq, 0, cnmsg.Header{ID: e.ID, Seq: k.Seq, Ack: k.Ack, Flags: flags}, data)
 	s.log.Info("connector request", zap.String("subject", e.Subject), zap.Uint32("idx", e.ID.Idx),
 		zap.Uint32("val", e.ID.Val), zap.Uint32("seq", k.Seq), zap.Uint32("ack", k.Ack), zap.Int("len", len(data)))
-	if err := s.snd.SendKernel(dg); err != nil {
+	err = s.snd.SendKernel(dg)
+	if err == nil {
+		s.sent.WithLabelValues(e.Subject).Inc()
+	}
+	if err != nil {
 		s.mu.Lock()
 		tk := k
 		if e.AckOnly {
@@ -374,6 +388,8 @@ func (s *Server) publishReply(r reply) {
 	out.Header.Set(HdrAck, strconv.FormatUint(uint64(r.msg.Ack), 10))
 	out.Header.Set(HdrFlags, strconv.FormatUint(uint64(r.msg.Flags), 10))
 	out.Header.Set(HdrLen, strconv.FormatUint(uint64(r.msg.Len), 10))
+	out.Header.Set(HdrReqSeq, strconv.FormatUint(uint64(r.p.seq), 10))
+	out.Header.Set(HdrReqAck, strconv.FormatUint(uint64(r.p.ack), 10))
 	if e.Format == "json" {
 		rec := event.Record{Time: r.recv.UnixNano(), Msg: r.msg}
 		if r.msg.ID.IsProc() {

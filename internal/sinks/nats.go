@@ -275,6 +275,10 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 	return s, nil
 }
 
+// Conn returns the sink's NATS connection, which other parts of the daemon
+// (connector requests) share. It stays usable until Close.
+func (s *NATS) Conn() *nats.Conn { return s.nc }
+
 // options builds the connection options: reconnect forever with backoff,
 // authentication, TLS and the state-change handlers.
 func (s *NATS) options() ([]nats.Option, error) {

@@ -1,0 +1,23 @@
+# Targets match README.md. bench needs root (it multicasts to a connector
+# group and subscribes to process events) and takes about five minutes.
+
+GO ?= go
+BENCH_OUT ?= bench-results/cnbench.json
+
+.PHONY: build test bench bench-go bench-harness
+
+build:
+	$(GO) build -o bin/cnbridged ./cmd/cnbridged
+
+test:
+	$(GO) test -race -count=1 ./...
+
+# bench: the Go per-message benchmarks, then the load harness.
+bench: bench-go bench-harness
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/cnmsg ./internal/event ./internal/bridge
+
+bench-harness:
+	$(GO) build -o bin/cnbench ./cmd/cnbench
+	./bin/cnbench --out $(BENCH_OUT)

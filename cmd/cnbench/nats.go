@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsRig is an embedded nats-server (in the harness process, on the same
+// two cores) with JetStream on a file store.
+type natsRig struct {
+	srv *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+func startNATS(dir string) (*natsRig, error) {
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: filepath.Join(dir, "jetstream"),
+		MaxPayload: 1 << 20,
+	})
+	if err != nil {
+		return nil, err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("nats-server not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	return &natsRig{srv: srv, nc: nc, js: js}, nil
+}
+
+func (r *natsRig) close() {
+	r.nc.Close()
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
+}
+
+// subscribe counts core NATS messages on subject and measures latency from
+// the payload's send time to delivery to this subscriber.
+func (r *natsRig) subscribe(subject string) (*lineStats, func(), error) {
+	st := &lineStats{}
+	sub, err := r.nc.Subscribe(subject, func(m *nats.Msg) {
+		st.line(m.Data, time.Now().UnixNano())
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	r.nc.Flush()
+	return st, func() { sub.Unsubscribe() }, nil
+}
+
+// streamMsgs returns how many messages stream holds.
+func (r *natsRig) streamMsgs(name string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := r.js.Stream(ctx, name)
+	if err != nil {
+		return 0
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return int64(info.State.Msgs)
+}
+
+// rawJetStream measures a plain nats.go async publisher (max 4096 pending)
+// into a file-store stream, with a payload the size of the daemon's JSON
+// line: the JetStream ceiling the daemon's sink is compared with.
+func (r *natsRig) rawJetStream(n int, line []byte) (rate float64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: "CNBENCHRAW", Subjects: []string{"cnbenchraw.>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return 0, err
+	}
+	var failed atomic.Int64
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		for {
+			_, err := r.js.PublishAsync("cnbenchraw.x", line)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				continue
+			}
+			return 0, err
+		}
+	}
+	select {
+	case <-r.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	el := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("%d publishes failed", f)
+	}
+	return float64(n) / el.Seconds(), r.js.DeleteStream(ctx, "CNBENCHRAW")
+}
+
+// rawCore measures plain core NATS publishing of n lines with a subscriber
+// counting them, for reference.
+func (r *natsRig) rawCore(n int, line []byte) (float64, error) {
+	var got atomic.Int64
+	done := make(chan struct{})
+	sub, err := r.nc.Subscribe("cnbenchcore.x", func(*nats.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+	pc, err := nats.Connect(r.srv.ClientURL())
+	if err != nil {
+		return 0, err
+	}
+	defer pc.Close()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := pc.Publish("cnbenchcore.x", line); err != nil {
+			return 0, err
+		}
+	}
+	pc.Flush()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		return 0, fmt.Errorf("core: %d of %d delivered", got.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+var _ = json.Marshal
