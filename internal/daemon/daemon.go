@@ -70,7 +70,7 @@ type Daemon struct {
 	sinkErr     chan error
 	wg          sync.WaitGroup // sink runners
 	reload      *reloadMetrics
-	replies *requests.Server // nil without requests
+	replies     *requests.Server // nil without requests
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.

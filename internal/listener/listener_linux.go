@@ -33,7 +33,6 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-
 // Listener owns the connector socket.
 type Listener struct {
 	cfg  Config
