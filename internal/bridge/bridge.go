@@ -57,7 +57,7 @@ type Plan struct {
 // runs on the reader goroutine and must not block; it reports whether m was
 // a reply (which is still routed as usual).
 type ReplyMatcher interface {
-	Offer(m *cnmsg.Message, now time.Time) bool
+	Offer(m cnmsg.Message, now time.Time) bool
 }
 
 // Bridge turns received datagrams into routed batches.
@@ -72,6 +72,8 @@ type Bridge struct {
 	enr    *enricher
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
+	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
+	lastC  *idCounters
 	warned map[string]time.Time
 
 	m *metrics
@@ -189,6 +191,15 @@ func (b *Bridge) countersFor(idx, val string) *idCounters {
 }
 
 func (b *Bridge) counters(id cnmsg.ID) *idCounters {
+	if b.lastC != nil && b.lastID == id {
+		return b.lastC
+	}
+	c := b.lookupCounters(id)
+	b.lastID, b.lastC = id, c
+	return c
+}
+
+func (b *Bridge) lookupCounters(id cnmsg.ID) *idCounters {
 	if c, ok := b.ids[id]; ok {
 		return c
 	}
@@ -232,7 +243,7 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				continue
 			}
 			if p.Replies != nil && d.Sender == 0 {
-				p.Replies.Offer(&r.Msg, now)
+				p.Replies.Offer(r.Msg, now) // by value: r stays on the stack
 			}
 			var evp *cnmsg.ProcEvent
 			if m.ID.IsProc() {

@@ -96,7 +96,7 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 				return
 			}
 			if m, err := cnmsg.Decode(dg); err == nil {
-				srv.Offer(&m, time.Now())
+				srv.Offer(m, time.Now())
 			}
 		})
 		if err != nil {

@@ -51,4 +51,15 @@ func BenchmarkAppendJSON(b *testing.B) {
 			b.SetBytes(int64(len(buf)))
 		})
 	}
+	// The same, with the per-batch time cache the line sinks use.
+	for _, c := range cases {
+		b.Run(c.name+"-timecache", func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			var tc event.TimeCache
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = enc.AppendJSONCached(buf[:0], &c.r, &tc)
+			}
+		})
+	}
 }

@@ -27,10 +27,34 @@ func NewEncoder(host string) *Encoder {
 // timeLayout is RFC 3339 with nanoseconds, fixed width.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+// TimeCache remembers the last formatted receive time. The records of a
+// batch share one receive time, so a sink that keeps a TimeCache formats it
+// once per batch. A TimeCache belongs to one goroutine.
+type TimeCache struct {
+	t   int64
+	n   int
+	buf [40]byte
+}
+
 // AppendJSON appends r as one JSON object followed by a newline.
 func (e *Encoder) AppendJSON(dst []byte, r *Record) []byte {
+	return e.AppendJSONCached(dst, r, nil)
+}
+
+// AppendJSONCached is AppendJSON formatting the time through tc (nil: no
+// cache).
+func (e *Encoder) AppendJSONCached(dst []byte, r *Record, tc *TimeCache) []byte {
 	dst = append(dst, `{"time":"`...)
-	dst = time.Unix(0, r.Time).UTC().AppendFormat(dst, timeLayout)
+	switch {
+	case tc == nil:
+		dst = time.Unix(0, r.Time).UTC().AppendFormat(dst, timeLayout)
+	case tc.n > 0 && tc.t == r.Time:
+		dst = append(dst, tc.buf[:tc.n]...)
+	default:
+		f := time.Unix(0, r.Time).UTC().AppendFormat(tc.buf[:0], timeLayout)
+		tc.t, tc.n = r.Time, len(f)
+		dst = append(dst, f...)
+	}
 	dst = append(dst, `",`...)
 	dst = append(dst, e.hostField...)
 	if r.Kind == KindLoss {

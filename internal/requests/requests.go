@@ -345,7 +345,7 @@ func (s *Server) IDs() []cnmsg.ID { return s.ids }
 // Offer is called for every message received from the kernel (on the
 // reader goroutine): a reply to a pending request is handed to the
 // publisher and true returned. It never blocks.
-func (s *Server) Offer(m *cnmsg.Message, now time.Time) bool {
+func (s *Server) Offer(m cnmsg.Message, now time.Time) bool {
 	if s.npend.Load() == 0 {
 		return false
 	}
@@ -368,7 +368,7 @@ func (s *Server) Offer(m *cnmsg.Message, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	r := reply{p: p, msg: *m, recv: now}
+	r := reply{p: p, msg: m, recv: now}
 	r.msg.Data = append([]byte(nil), m.Data...)
 	select {
 	case s.replies <- r:

@@ -66,6 +66,7 @@ type File struct {
 	size   int64 // bytes in the current file
 	buf    []byte
 	lines  int
+	tc     event.TimeCache
 	reopen atomic.Bool
 	failed bool // in a write-error episode
 	// ctx is the runner's, from the last Flush: under OnErrorBlock the
@@ -128,7 +129,7 @@ func (s *File) Write(r *event.Record) error {
 		}
 	}
 	start := len(s.buf)
-	s.buf = s.enc.AppendJSON(s.buf, r)
+	s.buf = s.enc.AppendJSONCached(s.buf, r, &s.tc)
 	s.lines++
 	if s.cfg.MaxSizeBytes > 0 && s.size+int64(len(s.buf)) > s.cfg.MaxSizeBytes && s.size+int64(start) > 0 {
 		// Write what came before this line to the current file, then rotate.

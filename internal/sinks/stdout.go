@@ -15,6 +15,7 @@ type Stream struct {
 	counters *Counters
 	buf      []byte
 	lines    int
+	tc       event.TimeCache
 }
 
 // streamFlushBytes is how much a line sink buffers before it writes.
@@ -27,7 +28,7 @@ func NewStream(w io.Writer, enc *event.Encoder, c *Counters) *Stream {
 
 // Write buffers one line.
 func (s *Stream) Write(r *event.Record) error {
-	s.buf = s.enc.AppendJSON(s.buf, r)
+	s.buf = s.enc.AppendJSONCached(s.buf, r, &s.tc)
 	s.lines++
 	if len(s.buf) >= streamFlushBytes {
 		return s.Flush(context.Background())
