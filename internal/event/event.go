@@ -103,24 +103,34 @@ func (b *Batch) EnrichDone() { b.enriching.Done() }
 func (b *Batch) WaitEnriched() { b.enriching.Wait() }
 
 // Pool recycles batches so that steady-state forwarding allocates nothing.
-type Pool struct{ p sync.Pool }
+// It is a bounded free list rather than a sync.Pool: batches are taken on
+// the reader's goroutine and given back on the sinks', which a sync.Pool's
+// per-P caches serve poorly, and its contents must not vary with the race
+// detector (which drops sync.Pool items at random).
+type Pool struct{ free chan *Batch }
+
+// poolSize is how many idle batches a pool keeps.
+const poolSize = 64
 
 // NewPool returns an empty batch pool.
-func NewPool() *Pool {
-	bp := &Pool{}
-	bp.p.New = func() any {
-		return &Batch{
-			Records: make([]Record, 0, initialRecords),
-			arena:   make([]byte, 0, initialArena),
-			pool:    bp,
-		}
+func NewPool() *Pool { return &Pool{free: make(chan *Batch, poolSize)} }
+
+func (p *Pool) newBatch() *Batch {
+	return &Batch{
+		Records: make([]Record, 0, initialRecords),
+		arena:   make([]byte, 0, initialArena),
+		pool:    p,
 	}
-	return bp
 }
 
 // Get returns an empty batch holding one reference.
 func (p *Pool) Get() *Batch {
-	b := p.p.Get().(*Batch)
+	var b *Batch
+	select {
+	case b = <-p.free:
+	default:
+		b = p.newBatch()
+	}
 	b.Records = b.Records[:0]
 	b.arena = b.arena[:0]
 	b.refs.Store(1)
@@ -198,7 +208,10 @@ func (b *Batch) Release() {
 			b.arena = make([]byte, 0, initialArena)
 		}
 		clear(b.Records) // drop pointers into old arenas
-		b.pool.p.Put(b)
+		select {
+		case b.pool.free <- b:
+		default: // enough idle batches: let this one go
+		}
 	case n < 0:
 		panic("event: batch released more often than retained")
 	}
