@@ -118,7 +118,8 @@ func startDaemon(t *testing.T, config string, extra ...string) *proc {
 	return startBinary(t, daemonBinary(t), t.TempDir(), config, extra...)
 }
 
-// startBinary runs bin on config in dir until it is ready.
+// startBinary writes config (with %DIR% replaced by dir) into dir and runs
+// bin on it until it is ready.
 func startBinary(t *testing.T, bin, dir, config string, extra ...string) *proc {
 	t.Helper()
 	config = strings.ReplaceAll(config, "%DIR%", dir)
@@ -126,6 +127,12 @@ func startBinary(t *testing.T, bin, dir, config string, extra ...string) *proc {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, bin, dir, path, extra...)
+}
+
+// startOn runs bin on the config file at path until it is ready.
+func startOn(t *testing.T, bin, dir, path string, extra ...string) *proc {
+	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json"}, extra...)
 	cmd := exec.Command(bin, args...)

@@ -194,27 +194,7 @@ func TestReloadConfigMapSwap(t *testing.T) {
 	os.Symlink("..v1", filepath.Join(mount, "..data"))
 	os.Symlink("..data/cnbridged.yaml", filepath.Join(mount, "cnbridged.yaml"))
 
-	bin := raceBinary(t)
-	addr := freePort(t)
-	cmd := exec.Command(bin, "run", "--config", filepath.Join(mount, "cnbridged.yaml"), "--set", "metrics.listen="+addr)
-	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", p.stderr.String())
-		}
-	})
-	waitFor(t, 20*time.Second, "ready", func() bool {
-		_, err := scrape("http://" + addr + "/metrics")
-		return err == nil
-	})
+	p := startOn(t, raceBinary(t), dir, filepath.Join(mount, "cnbridged.yaml"))
 	// The kubelet's update: write ..v2, point a new symlink at it, rename
 	// it over ..data.
 	cfg2 := strings.ReplaceAll(reloadConfig(groupReloadCM, map[string]string{"two": "two.jsonl"}, "two"), "%DIR%", dir)

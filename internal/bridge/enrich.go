@@ -77,14 +77,7 @@ func (e *enricher) offer(b *event.Batch) {
 	select {
 	case e.q <- b:
 	default:
-		for i := range b.Records {
-			if b.Records[i].Enrich == event.EnrichPending {
-				b.Records[i].Enrich = event.EnrichSkipped
-				e.skipped.Inc()
-			}
-		}
-		b.EnrichDone()
-		b.Release()
+		e.skipBatch(b)
 	}
 }
 
