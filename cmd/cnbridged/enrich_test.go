@@ -182,3 +182,46 @@ func TestKernelFilterExecOnly(t *testing.T) {
 	}
 	p.stop()
 }
+
+// TestReloadProcFilter: changing listener.proc_events on reload re-sends
+// the kernel filter on the live socket: exits start to arrive, and the
+// socket is never re-subscribed (no new acknowledgement, no gap).
+func TestReloadProcFilter(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	cfg := func(events string) string {
+		return strings.ReplaceAll(fileConfig("[1]", `  - match: "1.1"
+    sinks: [out]`, "  proc_events: "+events), "%DIR%", dir)
+	}
+	p := startBinary(t, daemonBinary(t), dir, cfg("[exec]"))
+	exits := func() float64 {
+		return p.metric("cnbridged_proc_events_received_total", map[string]string{"event": "exit"})
+	}
+	acks := p.metric("cnbridged_proc_events_received_total", map[string]string{"event": "none"})
+	before := exits()
+	exec.Command("/bin/true").Run()
+	time.Sleep(200 * time.Millisecond)
+	if got := exits() - before; got != 0 {
+		t.Fatalf("exit events with proc_events [exec]: %v", got)
+	}
+	writeAtomic(t, p.config, cfg("[exec, exit]"))
+	waitFor(t, 10*time.Second, "the reload", func() bool {
+		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
+	})
+	c := exec.Command("/bin/true")
+	c.Run()
+	pid := float64(c.Process.Pid)
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	waitFor(t, 10*time.Second, "the child's exit", func() bool {
+		for _, l := range readLines(t, out) {
+			if l.Proc != nil && l.Proc["event"] == "exit" && l.Proc["pid"] == pid {
+				return true
+			}
+		}
+		return false
+	})
+	if got := p.metric("cnbridged_proc_events_received_total", map[string]string{"event": "none"}); got != acks {
+		t.Errorf("acknowledgements went from %v to %v: the reload re-subscribed instead of re-filtering", acks, got)
+	}
+	p.stop()
+}
