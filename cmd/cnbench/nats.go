@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -158,4 +157,3 @@ func (r *natsRig) rawCore(n int, line []byte) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-var _ = json.Marshal

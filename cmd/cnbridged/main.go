@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -298,4 +297,3 @@ func cmdEmit(args []string, stdout io.Writer) error {
 	return nil
 }
 
-var _ = strconv.Itoa

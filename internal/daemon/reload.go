@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -153,4 +152,3 @@ func restartKeys(a, b *config.Config) []string {
 	return keys
 }
 
-var _ = time.Second
