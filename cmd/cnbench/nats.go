@@ -156,4 +156,3 @@ func (r *natsRig) rawCore(n int, line []byte) (float64, error) {
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
-

@@ -296,4 +296,3 @@ func cmdEmit(args []string, stdout io.Writer) error {
 		*count, *group, *idx, *val, el.Round(time.Millisecond), float64(*count)/el.Seconds())
 	return nil
 }
-

@@ -151,4 +151,3 @@ func restartKeys(a, b *config.Config) []string {
 	}
 	return keys
 }
-
