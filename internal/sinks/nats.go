@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -109,6 +110,7 @@ type entry struct {
 	msg      nats.Msg
 	body     []byte
 	vals     [16]string // header values; the header map points into it
+	keys     uint32     // the headers the map holds (bit* constants)
 	id       uint64     // JetStream reply token
 	pubSeq   uint64     // order of the latest publish on the connection
 	epoch    uint64     // connection (nats Reconnects) of the latest publish
@@ -163,15 +165,20 @@ type NATS struct {
 	closing  bool
 	warned   map[string]time.Time
 
-	room chan struct{} // an entry finished
+	room chan struct{} // an entry finished, or the connection went down
 	kick chan struct{} // the pump should look now
+
+	// Core NATS confirmation runs in its own goroutine, so that Write never
+	// waits for a round trip unless MaxInFlight messages are unconfirmed.
+	confirming bool          // the confirmer is running (under mu)
+	ckick      chan struct{} // wake the confirmer
+
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	epoch       atomic.Uint64 // last connection number seen; never ahead of the client's
-	held        atomic.Int64
-	reconnects  atomic.Uint64
-	lastConfirm atomic.Int64
+	epoch      atomic.Uint64 // last connection number seen; never ahead of the client's
+	held       atomic.Int64
+	reconnects atomic.Uint64
 
 	stateMu sync.Mutex
 	connErr error
@@ -240,6 +247,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		warned:   make(map[string]time.Time),
 		room:     make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
+		ckick:    make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		streamOK: cfg.Stream == nil,
 	}
@@ -272,6 +280,10 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 	}
 	s.wg.Add(1)
 	go s.pump()
+	if !cfg.JetStream {
+		s.wg.Add(1)
+		go s.confirmer()
+	}
 	return s, nil
 }
 
@@ -435,6 +447,7 @@ func (s *NATS) onDisconnect(_ *nats.Conn, err error) {
 	s.mu.Lock()
 	held := s.live
 	s.mu.Unlock()
+	s.wakeWriter() // a core Write waiting for confirmations holds or drops instead
 	s.log.Warn("disconnected from NATS; holding messages until reconnected", zap.String("url", s.urls), zap.Error(err), zap.Int("held", held))
 }
 
@@ -476,6 +489,13 @@ func (s *NATS) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+func (s *NATS) wakeWriter() {
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
 }
 
 func (s *NATS) poke() {
@@ -530,11 +550,18 @@ func (s *NATS) Ready() error {
 
 // Write encodes r and publishes it, or holds it while the sink cannot
 // publish. With JetStream it waits while MaxInFlight messages (or
-// ReconnectBufferBytes bytes) await acknowledgement; with core NATS it
-// confirms delivery every MaxInFlight messages.
+// ReconnectBufferBytes bytes) await acknowledgement. With core NATS it
+// waits, while connected, when MaxInFlight messages (or
+// ReconnectBufferBytes bytes) await confirmation by the confirmer's round
+// trips; while disconnected it holds up to ReconnectBufferBytes and drops
+// the rest.
 func (s *NATS) Write(r *event.Record) error {
 	s.mu.Lock()
-	for s.cfg.JetStream && (s.live >= s.cfg.MaxInFlight || s.bytes >= s.cfg.ReconnectBufferBytes) {
+	for s.full() {
+		if !s.cfg.JetStream && !s.nc.IsConnected() {
+			break // held up to the outage buffer below
+		}
+		s.kickConfirmerLocked()
 		s.mu.Unlock()
 		select {
 		case <-s.room:
@@ -545,20 +572,18 @@ func (s *NATS) Write(r *event.Record) error {
 		s.mu.Lock()
 	}
 	e := s.getEntryLocked()
+	s.nextID++
+	e.id = s.nextID
 	s.fill(e, r)
 	if !s.cfg.JetStream && s.live > 0 && s.bytes+e.size > s.cfg.ReconnectBufferBytes {
-		s.free = append(s.free, e)
+		s.putEntryLocked(e)
 		s.mu.Unlock()
 		s.c.Drop(DropOutage, 1)
 		s.warnEvery("outage", "NATS outage buffer full; dropping messages", zap.String("url", s.urls), zap.Int("reconnect_buffer_bytes", s.cfg.ReconnectBufferBytes))
 		return nil
 	}
-	s.nextID++
-	e.id = s.nextID
 	e.state, e.attempts, e.due = stUnsent, 0, time.Time{}
-	e.msg.Reply = ""
 	if s.cfg.JetStream {
-		e.msg.Reply = s.inbox + strconv.FormatUint(e.id, 10)
 		s.byID[e.id] = e
 	}
 	s.q = append(s.q, e)
@@ -566,14 +591,31 @@ func (s *NATS) Write(r *event.Record) error {
 	s.bytes += e.size
 	s.held.Store(int64(s.live))
 	if s.streamOK && s.nc.IsConnected() {
-		s.publishLocked(e, time.Now(), s.epoch.Load())
+		s.publishLocked(e, time.Time{}, s.epoch.Load())
+		if !s.cfg.JetStream {
+			s.kickConfirmerLocked()
+		}
 	}
-	confirm := !s.cfg.JetStream && s.sent >= s.cfg.MaxInFlight
 	s.mu.Unlock()
-	if confirm {
-		s.confirm(s.cfg.AckTimeout)
-	}
 	return nil
+}
+
+// full reports whether Write must wait (or, core NATS while disconnected,
+// hold only what the outage buffer takes).
+func (s *NATS) full() bool {
+	return s.live >= s.cfg.MaxInFlight || s.bytes >= s.cfg.ReconnectBufferBytes
+}
+
+// kickConfirmerLocked starts a confirmation round unless one is running.
+func (s *NATS) kickConfirmerLocked() {
+	if s.confirming || s.cfg.JetStream {
+		return
+	}
+	s.confirming = true
+	select {
+	case s.ckick <- struct{}{}:
+	default:
+	}
 }
 
 func (s *NATS) getEntryLocked() *entry {
@@ -585,17 +627,32 @@ func (s *NATS) getEntryLocked() *entry {
 	return &entry{}
 }
 
+// putEntryLocked keeps e for reuse. The free list keeps at most
+// MaxInFlight entries: what an outage made the sink hold beyond that is
+// left to the garbage collector once delivered.
+func (s *NATS) putEntryLocked(e *entry) {
+	if len(s.free) < s.cfg.MaxInFlight {
+		s.free = append(s.free, e)
+	}
+}
+
 // publishLocked hands e to the client. A message the client cannot take
-// now stays held; one it can never take is failed.
+// now stays held; one it can never take is failed. A zero now is read
+// when needed (a core publish that succeeds does not need it).
 func (s *NATS) publishLocked(e *entry, now time.Time, epoch uint64) {
 	err := s.nc.PublishMsg(&e.msg)
+	if now.IsZero() && (err != nil || s.cfg.JetStream) {
+		now = time.Now()
+	}
 	switch {
 	case err == nil:
 		if e.state != stSent {
 			s.sent++
 		}
 		e.state, e.epoch, e.pubSeq = stSent, epoch, s.pubSeq
-		e.due = now.Add(s.cfg.AckTimeout)
+		if s.cfg.JetStream {
+			e.due = now.Add(s.cfg.AckTimeout)
+		}
 		e.attempts++
 		s.pubSeq++
 	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
@@ -637,7 +694,7 @@ func (s *NATS) finishLocked(e *entry, ok bool) {
 // compacts it when finished entries pile up behind a slow one.
 func (s *NATS) advanceLocked() {
 	for s.head < len(s.q) && s.q[s.head].state == stDone {
-		s.free = append(s.free, s.q[s.head])
+		s.putEntryLocked(s.q[s.head])
 		s.q[s.head] = nil
 		s.head++
 	}
@@ -649,7 +706,7 @@ func (s *NATS) advanceLocked() {
 		kept := s.q[:0]
 		for _, e := range s.q[s.head:] {
 			if e.state == stDone {
-				s.free = append(s.free, e)
+				s.putEntryLocked(e)
 			} else {
 				kept = append(kept, e)
 			}
@@ -662,32 +719,83 @@ func (s *NATS) advanceLocked() {
 // confirm sends a PING and, when its PONG comes back on the connection the
 // messages went out on, counts every core message published before it as
 // sent: the server has processed them. Messages published on an earlier
-// connection are left for the pump to send again.
-func (s *NATS) confirm(timeout time.Duration) {
+// connection are left for the pump to send again. It reports whether the
+// round trip succeeded and whether messages were published meanwhile.
+func (s *NATS) confirm(timeout time.Duration) (ok, more bool) {
 	s.mu.Lock()
 	if s.sent == 0 || !s.nc.IsConnected() {
 		s.mu.Unlock()
-		return
+		return false, false
 	}
 	upto := s.pubSeq
 	s.mu.Unlock()
 	err := s.nc.FlushTimeout(timeout)
-	s.lastConfirm.Store(time.Now().UnixNano())
 	if err != nil {
-		return
+		return false, false
 	}
 	ep := s.nc.Stats().Reconnects
 	if ep > s.epoch.Load() {
 		s.epoch.Store(ep) // the handler has not run yet
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The queue is in publish order, except for messages sent again after a
+	// failure: stop at the first message published after the PING. One
+	// sent again meanwhile waits for the next round.
 	for _, e := range s.q[s.head:] {
-		if e.state == stSent && e.pubSeq < upto && e.epoch == ep {
-			s.finishLocked(e, true)
+		if e.state != stSent || e.epoch != ep {
+			continue
 		}
+		if e.pubSeq >= upto {
+			break
+		}
+		s.finishLocked(e, true)
 	}
 	s.advanceLocked()
-	s.mu.Unlock()
+	return true, s.sent > 0 && s.pubSeq > upto
+}
+
+// confirmPace is the least time between the confirmer's round trips while
+// fewer than half of MaxInFlight messages are unconfirmed: under load, one
+// PING per confirmPace rather than one per message.
+const confirmPace = time.Millisecond
+
+// confirmer confirms core messages with back-to-back round trips while
+// messages are being published, so that Write only hands messages to the
+// client. It sleeps while nothing is unconfirmed; Write and the pump wake
+// it.
+func (s *NATS) confirmer() {
+	defer s.wg.Done()
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.ckick:
+		}
+		for {
+			ok, more := s.confirm(s.cfg.AckTimeout)
+			s.mu.Lock()
+			if !ok || !more {
+				s.confirming = false
+				s.mu.Unlock()
+				break
+			}
+			hurry := s.sent >= s.cfg.MaxInFlight/2
+			s.mu.Unlock()
+			if hurry {
+				continue
+			}
+			pace.Reset(confirmPace)
+			select {
+			case <-s.done:
+				pace.Stop()
+				return
+			case <-pace.C:
+			}
+		}
+	}
 }
 
 // onAck handles a JetStream publish acknowledgement.
@@ -696,22 +804,14 @@ func (s *NATS) onAck(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	var ack struct {
-		Stream string `json:"stream"`
-		Seq    uint64 `json:"seq"`
-		Error  *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
+	var ack jsAck
 	noResponders := len(m.Data) == 0 && m.Header.Get("Status") == "503"
-	if !noResponders {
-		if err := json.Unmarshal(m.Data, &ack); err != nil || (ack.Error == nil && ack.Stream == "") {
+	if !noResponders && !plainAck(m.Data) {
+		var ok bool
+		if ack, ok = decodeAck(m.Data); !ok {
 			return // not an ack; the deadline will retry
 		}
 	}
-	now := time.Now()
 	s.mu.Lock()
 	e := s.byID[id]
 	if e == nil {
@@ -721,10 +821,10 @@ func (s *NATS) onAck(m *nats.Msg) {
 	switch {
 	case noResponders:
 		s.stall = fmt.Errorf("no JetStream stream answers for subject %s", e.msg.Subject)
-		s.backoffLocked(e, now)
+		s.backoffLocked(e, time.Now())
 	case ack.Error != nil && ack.Error.Code == 503:
 		s.stall = fmt.Errorf("jetstream: %s", ack.Error.Description)
-		s.backoffLocked(e, now)
+		s.backoffLocked(e, time.Now())
 	case ack.Error != nil:
 		subject := e.msg.Subject
 		s.finishLocked(e, false)
@@ -739,6 +839,37 @@ func (s *NATS) onAck(m *nats.Msg) {
 		s.advanceLocked()
 	}
 	s.mu.Unlock()
+}
+
+// jsAck is a JetStream publish acknowledgement.
+type jsAck struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Error  *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// decodeAck decodes an acknowledgement; ok is false for anything else.
+func decodeAck(d []byte) (ack jsAck, ok bool) {
+	if err := json.Unmarshal(d, &ack); err != nil || (ack.Error == nil && ack.Stream == "") {
+		return jsAck{}, false
+	}
+	return ack, true
+}
+
+// ackPrefix starts every successful publish acknowledgement
+// ({"stream":"NAME","seq":N} with optional "domain" and "duplicate").
+var ackPrefix = []byte(`{"stream":"`)
+
+// plainAck reports whether d is a successful acknowledgement, without the
+// cost of decoding it: a named stream and no error. Anything else is
+// decoded in full.
+func plainAck(d []byte) bool {
+	return len(d) > len(ackPrefix) && bytes.HasPrefix(d, ackPrefix) && d[len(ackPrefix)] != '"' &&
+		!bytes.Contains(d, []byte(`"error"`))
 }
 
 // backoffLocked holds e back for a retry after 100 ms, doubling per
@@ -800,13 +931,12 @@ func (s *NATS) service() {
 	if timeouts > 0 && s.stall == nil {
 		s.stall = fmt.Errorf("jetstream: %d publishes not acknowledged within %s; retrying", timeouts, s.cfg.AckTimeout)
 	}
-	idle := !s.cfg.JetStream && s.sent > 0 && now.UnixNano()-s.lastConfirm.Load() > int64(100*time.Millisecond)
+	if !s.cfg.JetStream && s.sent > 0 {
+		s.kickConfirmerLocked() // sent again, or left by a round that stopped early
+	}
 	s.mu.Unlock()
 	if timeouts > 0 {
 		s.warnEvery("timeout", "JetStream acknowledgements timed out; retrying with the same Nats-Msg-Id", zap.Int("messages", timeouts), zap.Duration("ack_timeout", s.cfg.AckTimeout))
-	}
-	if idle {
-		s.confirm(s.cfg.AckTimeout)
 	}
 }
 

@@ -27,6 +27,25 @@ const (
 	HeaderTo     = "Cn-To-Seq"
 )
 
+// Header bits: which headers an entry's map holds.
+const (
+	bitIdx uint32 = 1 << iota
+	bitVal
+	bitHost
+	bitCPU
+	bitSender
+	bitType
+	bitFrom
+	bitTo
+	bitLost
+	bitSeq
+	bitAck
+	bitEvent
+	bitFlags
+	bitTime
+	bitMsgID
+)
+
 // appendMsgID appends r's Nats-Msg-Id. It is deterministic, so that a retry
 // (and a second cnbridged on the same host publishing the same kernel
 // stream) is dropped by JetStream's duplicate window:
@@ -99,8 +118,15 @@ func (c subjCache) get(b []byte) string {
 	return s
 }
 
-// fill encodes r into e: subject, headers and body. The body is copied into
-// e's own buffer, since r is valid only during Write and e may be sent again.
+// fill encodes r into e: subject, headers, body and (JetStream) reply
+// subject. The body is copied into e's own buffer, since r is valid only
+// during Write and e may be sent again.
+//
+// The header map is built once per entry and its values point into e.vals:
+// while the next record carries the same header names (the common case),
+// refilling it only stores the new values, with no map operation. The
+// per-message strings (sequence, time, message id, reply subject) share one
+// allocation.
 func (s *NATS) fill(e *entry, r *event.Record) {
 	s.scratch = s.subj.append(s.scratch[:0], r)
 	e.msg.Subject = s.subjects.get(s.scratch)
@@ -113,50 +139,95 @@ func (s *NATS) fill(e *entry, r *event.Record) {
 	}
 	e.msg.Data = e.body
 
-	h := e.msg.Header
-	if h == nil {
-		h = make(nats.Header, 12)
-		e.msg.Header = h
-	} else {
-		clear(h)
-	}
-	n := 0
-	set := func(k, v string) {
-		e.vals[n] = v
-		h[k] = e.vals[n : n+1 : n+1]
+	// The headers are set in a fixed order, so the set of names (one bit
+	// each, in keys) tells whether the map already holds them.
+	var (
+		names [len(entry{}.vals)]string
+		keys  uint32
+		n     int
+		// Values rendered into s.scratch, cut out of one string at the end.
+		spans  [8]struct{ slot, from, to int }
+		nspans int
+	)
+	add := func(bit uint32, k string) {
+		names[n] = k
+		keys |= bit
 		n++
 	}
-	set(HeaderIdx, s.nums.get(r.Msg.ID.Idx))
-	set(HeaderVal, s.nums.get(r.Msg.ID.Val))
-	set(HeaderHost, s.cfg.Host)
+	set := func(bit uint32, k, v string) {
+		e.vals[n] = v
+		add(bit, k)
+	}
+	b := s.scratch[:0]
+	span := func(bit uint32, k string, from int) {
+		spans[nspans] = struct{ slot, from, to int }{n, from, len(b)}
+		nspans++
+		add(bit, k)
+	}
+	set(bitIdx, HeaderIdx, s.nums.get(r.Msg.ID.Idx))
+	set(bitVal, HeaderVal, s.nums.get(r.Msg.ID.Val))
+	set(bitHost, HeaderHost, s.cfg.Host)
 	if cpu, ok := recordCPU(r); ok {
-		set(HeaderCPU, s.nums.get(cpu))
+		set(bitCPU, HeaderCPU, s.nums.get(cpu))
 	}
 	if r.Sender != 0 {
-		set(HeaderSender, strconv.FormatUint(uint64(r.Sender), 10))
+		from := len(b)
+		b = strconv.AppendUint(b, uint64(r.Sender), 10)
+		span(bitSender, HeaderSender, from)
 	}
 	if r.Kind == event.KindLoss {
-		set(HeaderType, EventLoss)
-		set(HeaderFrom, strconv.FormatUint(uint64(r.Loss.FromSeq), 10))
-		set(HeaderTo, strconv.FormatUint(uint64(r.Loss.ToSeq), 10))
-		set(HeaderLost, strconv.FormatUint(uint64(r.Loss.Lost), 10))
+		set(bitType, HeaderType, EventLoss)
+		from := len(b)
+		b = strconv.AppendUint(b, uint64(r.Loss.FromSeq), 10)
+		span(bitFrom, HeaderFrom, from)
+		from = len(b)
+		b = strconv.AppendUint(b, uint64(r.Loss.ToSeq), 10)
+		span(bitTo, HeaderTo, from)
+		from = len(b)
+		b = strconv.AppendUint(b, uint64(r.Loss.Lost), 10)
+		span(bitLost, HeaderLost, from)
 	} else {
-		set(HeaderSeq, strconv.FormatUint(uint64(r.Msg.Seq), 10))
-		set(HeaderAck, s.nums.get(r.Msg.Ack))
+		from := len(b)
+		b = strconv.AppendUint(b, uint64(r.Msg.Seq), 10)
+		span(bitSeq, HeaderSeq, from)
+		set(bitAck, HeaderAck, s.nums.get(r.Msg.Ack))
 		if r.HasProc {
-			set(HeaderEvent, r.Proc.What.String())
+			set(bitEvent, HeaderEvent, r.Proc.What.String())
 		}
 		if r.Msg.Flags != 0 {
-			set(HeaderFlags, s.nums.get(uint32(r.Msg.Flags)))
+			set(bitFlags, HeaderFlags, s.nums.get(uint32(r.Msg.Flags)))
 		}
 		if s.raw {
-			s.scratch = appendTime(s.scratch[:0], r.Time)
-			set(HeaderTime, string(s.scratch))
+			from := len(b)
+			b = appendTime(b, r.Time)
+			span(bitTime, HeaderTime, from)
 		}
 	}
-	s.scratch = appendMsgID(s.scratch[:0], s.bootID, r)
-	set(nats.MsgIdHdr, string(s.scratch))
-	e.size = len(e.msg.Subject) + len(e.body) + 160 // headers, roughly
+	from := len(b)
+	b = appendMsgID(b, s.bootID, r)
+	span(bitMsgID, nats.MsgIdHdr, from)
+	replyFrom := len(b)
+	if s.cfg.JetStream {
+		b = append(b, s.inbox...)
+		b = strconv.AppendUint(b, e.id, 10)
+	}
+	str := string(b)
+	s.scratch = b
+	for _, sp := range spans[:nspans] {
+		e.vals[sp.slot] = str[sp.from:sp.to]
+	}
+	e.msg.Reply = str[replyFrom:]
+
+	if e.msg.Header == nil || e.keys != keys {
+		// Sized to fit: a map of up to 8 entries is one group, which the
+		// client's header encoding iterates fastest.
+		h := make(nats.Header, n)
+		for i, k := range names[:n] {
+			h[k] = e.vals[i : i+1 : i+1]
+		}
+		e.msg.Header, e.keys = h, keys
+	}
+	e.size = len(e.msg.Subject) + len(e.body) + len(str) + 100 // header names and framing, roughly
 }
 
 func appendTime(dst []byte, ns int64) []byte {

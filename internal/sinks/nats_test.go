@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -193,6 +194,57 @@ func TestMsgID(t *testing.T) {
 				t.Errorf("id = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFillReuse refills one entry with records whose headers differ and
+// checks each time against a fresh entry: values written in place must
+// never leave a stale header behind.
+func TestFillReuse(t *testing.T) {
+	exec := procRecord(3, 7, cnmsg.ProcExec, 42)
+	exit := procRecord(1, 8, cnmsg.ProcExit, 43)
+	user := event.Record{Time: 99, Sender: 4242, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 10, Val: 2}, Seq: 5, Flags: 2}}
+	loss := event.Record{Kind: event.KindLoss, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 1, Val: 1}}, Loss: event.Loss{FromSeq: 4, ToSeq: 6, Lost: 3}}
+	for _, format := range []string{"json", "raw"} {
+		t.Run(format, func(t *testing.T) {
+			newSinkForFill := func() *NATS {
+				s := &NATS{cfg: NATSConfig{Host: "h1", JetStream: true}, enc: event.NewEncoder("h1"), bootID: testBoot,
+					subjects: make(subjCache), nums: make(strCache), raw: format == "raw", inbox: "_INBOX.x."}
+				s.subj, _ = compileSubject("cn.{host}.{idx}.{val}", "h1")
+				return s
+			}
+			s := newSinkForFill()
+			reused := &entry{}
+			for i, r := range []*event.Record{&exec, &exit, &user, &loss, &exec, &loss, &user} {
+				reused.id = uint64(i)
+				s.fill(reused, r)
+				fresh := &entry{id: uint64(i)}
+				newSinkForFill().fill(fresh, r)
+				if diff := cmp.Diff(fresh.msg, reused.msg, cmpopts.IgnoreUnexported(nats.Msg{}), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("record %d (-fresh +reused):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestPlainAck(t *testing.T) {
+	tests := []struct {
+		ack  string
+		want bool
+	}{
+		{`{"stream":"CN","seq":12}`, true},
+		{`{"stream":"CN","domain":"hub","seq":12,"duplicate":true}`, true},
+		{`{"stream":"","seq":0}`, false},
+		{`{"error":{"code":503,"err_code":10039,"description":"jetstream not enabled"}}`, false},
+		{`{"stream":"CN","seq":0,"error":{"code":400,"description":"x"}}`, false},
+		{``, false},
+		{`+OK`, false},
+	}
+	for _, tt := range tests {
+		if got := plainAck([]byte(tt.ack)); got != tt.want {
+			t.Errorf("plainAck(%s) = %v, want %v", tt.ack, got, tt.want)
+		}
 	}
 }
 
