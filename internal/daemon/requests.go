@@ -56,7 +56,7 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 		p, _ := router.ParsePattern(rc.ID)
 		id := cnmsg.ID{Idx: p.Idx, Val: p.Val}
 		entries = append(entries, requests.Entry{
-			Subject: strings.ReplaceAll(rc.Subject, "{host}", hostToken(cfg.Host)),
+			Subject: strings.ReplaceAll(rc.Subject, "{host}", sinks.SubjectToken(cfg.Host)),
 			ID:      id,
 			Group:   rc.Group,
 			Timeout: rc.Timeout,
@@ -111,6 +111,3 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 		em.Close()
 	}), nil
 }
-
-// hostToken makes a host name usable as one subject token.
-func hostToken(h string) string { return strings.ReplaceAll(h, ".", "_") }

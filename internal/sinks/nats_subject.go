@@ -64,7 +64,7 @@ func compileSubject(t, host string) (*subjectTemplate, error) {
 		}
 		switch name := rest[i+1 : i+j]; name {
 		case "host":
-			st.parts = append(st.parts, subjectPart{field: fieldLiteral, lit: subjectToken(host)})
+			st.parts = append(st.parts, subjectPart{field: fieldLiteral, lit: SubjectToken(host)})
 		case "idx":
 			st.parts = append(st.parts, subjectPart{field: fieldIdx})
 		case "val":
@@ -92,8 +92,9 @@ func compileSubject(t, host string) (*subjectTemplate, error) {
 	return st, nil
 }
 
-// subjectToken makes s usable as one subject token.
-func subjectToken(s string) string {
+// SubjectToken makes s usable as one subject token: ".", "*", ">" and white
+// space become "_". Request subjects use it for {host} as sink subjects do.
+func SubjectToken(s string) string {
 	if s == "" {
 		return "_"
 	}
