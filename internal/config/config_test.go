@@ -608,7 +608,7 @@ routes:
 `)
 	const q, qb = config.DefaultQueueSize, config.DefaultQueueMaxBytes
 	nats := config.Sink{
-		Type: "nats", QueueSize: config.DefaultNATSQueueSize, QueueMaxBytes: qb, WhenFull: "drop_newest",
+		Type: "nats", QueueSize: config.DefaultNATSQueueSize, QueueMaxBytes: config.DefaultNATSQueueMaxBytes, WhenFull: "drop_newest",
 		URL: "nats://127.0.0.1:4222", Subject: config.DefaultSubject, Format: "json",
 		MaxInFlight: config.DefaultMaxInFlight, AckTimeout: 5 * time.Second,
 		ReconnectBufferBytes: 8 << 20, DrainTimeout: 10 * time.Second,
