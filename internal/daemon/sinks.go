@@ -148,10 +148,8 @@ func (d *Daemon) retireSinks(ctx context.Context, retire []*sinkEntry) {
 		}
 		d.mu.Lock()
 		d.freeSlot(e.runner)
-		if cur, ok := d.sinks[e.runner.Name()]; !ok || cur != e {
-			if !ok {
-				d.sinkMet.Forget(e.runner.Name())
-			}
+		if _, kept := d.sinks[e.runner.Name()]; !kept {
+			d.sinkMet.Forget(e.runner.Name()) // removed, not reconfigured
 		}
 		d.mu.Unlock()
 		d.log.Info("sink retired", zap.String("sink", e.runner.Name()))
