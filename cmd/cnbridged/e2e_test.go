@@ -205,3 +205,38 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestMalformedCounted: malformed datagrams (cn_msg.len beyond the message,
+// a short cn_msg, a wrong nlmsg_len) are counted by reason and lose nothing
+// else: the good message after them still arrives.
+func TestMalformedCounted(t *testing.T) {
+	needRoot(t)
+	const group = 16
+	id := fmt.Sprintf("%d.%d", idxTest, group)
+	p := startDaemon(t, fileConfig(fmt.Sprint("[", group, "]"), `  - match: "`+id+`"
+    sinks: [out]`, `  userspace_senders: ["`+id+`"]`))
+	em := newEmitter(t)
+	good := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: 1}, []byte("good"))
+	lenOverflow := bytes.Clone(good)
+	binary.NativeEndian.PutUint16(lenOverflow[16+16:], 999) // cn_msg.len
+	shortHeader := bytes.Clone(good[:16+10])
+	binary.NativeEndian.PutUint32(shortHeader[0:], uint32(len(shortHeader)))
+	badNlLen := bytes.Clone(good)
+	binary.NativeEndian.PutUint32(badNlLen[0:], 4096) // nlmsg_len beyond the datagram
+	for _, dg := range [][]byte{lenOverflow, shortHeader, badNlLen, good} {
+		if err := em.e.Emit(dg, group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	waitFor(t, 10*time.Second, "the good message", func() bool { return len(readLines(t, out)) == 1 })
+	for reason, want := range map[string]float64{"cn_len_overflow": 1, "short_cn_msg": 1, "bad_nlmsg_len": 1} {
+		if got := p.metric("cnbridged_decode_errors_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("decode_errors_total{%s} got %v, want %v", reason, got, want)
+		}
+	}
+	if got := p.metric("cnbridged_messages_rejected_total", map[string]string{"reason": "malformed"}); got != 3 {
+		t.Errorf("rejected{malformed} got %v, want 3", got)
+	}
+	p.stop()
+}
