@@ -223,14 +223,14 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	for i := range dgs {
 		d := &dgs[i]
 		if d.Truncated {
-			b.malformed("truncated")
+			b.malformed("truncated", now)
 			continue
 		}
 		rest := d.Data
 		for len(rest) > 0 {
 			m, next, err := cnmsg.Next(rest)
 			if err != nil {
-				b.malformed(cnmsg.Reason(err))
+				b.malformed(cnmsg.Reason(err), now)
 				break
 			}
 			rest = next
@@ -238,8 +238,10 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 			r.Msg, r.Time, r.Sender = m, ts, d.Sender
 			if d.Sender != 0 && !trusted(p.Trusted, m.ID) {
 				b.m.rejUntrusted.Inc()
-				b.warnOnce("untrusted", "rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders",
-					zap.Uint32("sender", d.Sender), zap.Uint32("idx", m.ID.Idx), zap.Uint32("val", m.ID.Val))
+				if b.shouldWarn("untrusted", now) {
+					b.log.Warn("rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders (logged at most once a minute)",
+						zap.Uint32("sender", d.Sender), zap.Uint32("idx", m.ID.Idx), zap.Uint32("val", m.ID.Val))
+				}
 				continue
 			}
 			if p.Replies != nil && d.Sender == 0 {
@@ -249,7 +251,7 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 			if m.ID.IsProc() {
 				ev, err := cnmsg.DecodeProc(m.Data)
 				if err != nil {
-					b.malformed(cnmsg.Reason(err))
+					b.malformed(cnmsg.Reason(err), now)
 					continue
 				}
 				r.Proc, r.HasProc = ev, true
@@ -332,20 +334,23 @@ func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
 	batch.Release()
 }
 
-func (b *Bridge) malformed(reason string) {
+func (b *Bridge) malformed(reason string, now time.Time) {
 	b.m.rejMalformed.Inc()
 	b.m.decodeErrors.WithLabelValues(reason).Inc()
-	b.warnOnce("malformed:"+reason, "dropped malformed datagrams", zap.String("reason", reason))
+	if b.shouldWarn(reason, now) {
+		b.log.Warn("dropped malformed datagrams (logged at most once a minute per reason)", zap.String("reason", reason))
+	}
 }
 
-// warnOnce logs msg at most once a minute per key.
-func (b *Bridge) warnOnce(key, msg string, fields ...zap.Field) {
-	now := time.Now()
+// shouldWarn reports whether a warning of this kind may be logged now: at
+// most once a minute per key. Callers build the log fields only then, so a
+// flood of rejected messages costs no allocations.
+func (b *Bridge) shouldWarn(key string, now time.Time) bool {
 	if t, ok := b.warned[key]; ok && now.Sub(t) < time.Minute {
-		return
+		return false
 	}
 	b.warned[key] = now
-	b.log.Warn(msg+" (logged at most once a minute)", fields...)
+	return true
 }
 
 func trusted(ps []router.Pattern, id cnmsg.ID) bool {

@@ -1,0 +1,39 @@
+package bridge
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
+)
+
+// TestRejectedFloodAllocatesNothing: a flood of spoofed or malformed
+// datagrams is counted without allocating (the warning is rate-limited
+// before its fields are built).
+func TestRejectedFloodAllocatesNothing(t *testing.T) {
+	pat, _ := router.ParsePattern("1.1")
+	b := New(&Plan{Table: router.New([]router.Route{{Match: pat, Sinks: 1}})},
+		seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+	spoof := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
+		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
+	short := spoof[:20]
+	dgs := []listener.Datagram{{Data: spoof, Sender: 4242}, {Data: short, Sender: 0}}
+	now := time.Now()
+	b.Handle(dgs, now) // first: the warnings are logged
+	if a := testing.AllocsPerRun(100, func() { b.Handle(dgs, now) }); a != 0 {
+		t.Errorf("allocs per batch of rejected datagrams = %v, want 0", a)
+	}
+	if got := testutil.ToFloat64(b.m.rejUntrusted); got != 102 {
+		t.Errorf("untrusted counted %v, want 102", got)
+	}
+	if got := testutil.ToFloat64(b.m.rejMalformed); got != 102 {
+		t.Errorf("malformed counted %v, want 102", got)
+	}
+}
