@@ -262,15 +262,6 @@ func (l *Listener) sendOp(op uint32, mask cnmsg.What, ack uint32) error {
 	return nil
 }
 
-// Send sends a connector datagram (built with cnmsg.AppendMessage) to the
-// kernel; with group > 0 it is also multicast to that group.
-func (l *Listener) Send(datagram []byte, group int) error {
-	if err := l.send(datagram, group); err != nil {
-		return &OpError{Op: "send", Err: err}
-	}
-	return nil
-}
-
 func (l *Listener) send(b []byte, group int) error {
 	sa := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
 	if group > 0 {

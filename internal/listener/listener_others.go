@@ -63,9 +63,6 @@ func (*Emitter) ReadUnicast(context.Context, func([]byte, uint32)) error { retur
 // Close does nothing.
 func (*Emitter) Close() error { return nil }
 
-// Send returns ErrUnsupported.
-func (*Listener) Send([]byte, int) error { return ErrUnsupported }
-
 // SetProcMask returns ErrUnsupported.
 func (*Listener) SetProcMask(context.Context, cnmsg.What) error { return ErrUnsupported }
 
