@@ -98,6 +98,11 @@ requests:
 	t.Logf("request round trip over loopback NATS (%d requests): median %s, p99 %s, max %s",
 		n, rtts[n/2], rtts[n*99/100], rtts[n-1])
 
+	// The counter is bumped after sendto returns, which can be after the
+	// reply was published: wait for all n before taking the baseline.
+	waitFor(t, 5*time.Second, "every request counted as sent", func() bool {
+		return p.metric("cnbridged_requests_sent_total", nil) == n
+	})
 	sentBefore := p.metric("cnbridged_requests_sent_total", nil)
 	// Another id than the subject's: refused, nothing sent.
 	req := nats.NewMsg("cn.rq-test.request.1.1")
