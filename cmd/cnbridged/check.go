@@ -112,9 +112,10 @@ func cmdCheck(cf configFlags, stdout io.Writer) int {
 	if cfg != nil {
 		for _, name := range cfg.SinkNames() {
 			s := cfg.Sinks[name]
-			switch s.Type {
-			case "file":
-				dir := s.Path[:strings.LastIndexByte(s.Path, '/')+1]
+			switch {
+			case s.File() != nil:
+				path := s.File().Path
+				dir := path[:strings.LastIndexByte(path, '/')+1]
 				if dir == "" {
 					dir = "."
 				}
@@ -122,9 +123,9 @@ func cmdCheck(cf configFlags, stdout io.Writer) int {
 				if os.IsNotExist(err) {
 					err = nil // created at start
 				}
-				line(err == nil, "sink "+name, detailErr(s.Path, err))
-			case "nats":
-				for _, u := range strings.Split(s.URL, ",") {
+				line(err == nil, "sink "+name, detailErr(path, err))
+			case s.NATS() != nil:
+				for _, u := range strings.Split(s.NATS().URL, ",") {
 					addr := hostPort(strings.TrimSpace(u))
 					c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 					if err == nil {

@@ -282,10 +282,7 @@ func (d *Daemon) watchdog(ctx context.Context, interval time.Duration) {
 // kernel filters (narrower than every event, on Linux ≥ 6.6), and the set to
 // filter in userspace (all that a kernel without filtering sends).
 func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *router.EventSet) {
-	set, err := router.ParseEvents(cfg.Listener.ProcEvents)
-	if err != nil {
-		return cnmsg.ProcAll, false, nil
-	}
+	set := cfg.Listener.ProcEventSet
 	m = set.KernelMask()
 	if m == cnmsg.ProcAll {
 		return m, false, nil
@@ -322,17 +319,8 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		pat, err := router.ParsePattern(rc.Match)
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d]: %w", i, err)
-		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich}
-		if len(rc.Events) > 0 {
-			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
-				return nil, fmt.Errorf("routes[%d]: %w", i, err)
-			}
-			r.HasEvents = true
-		}
+		r := router.Route{Match: rc.Pattern, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+			Events: rc.EventSet, HasEvents: rc.HasEvents}
 		for _, s := range rc.Sinks {
 			slot, ok := slotOf[s]
 			if !ok {
@@ -342,14 +330,7 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		}
 		routes = append(routes, r)
 	}
-	trusted := make([]router.Pattern, 0, len(cfg.Listener.UserspaceSenders))
-	for _, s := range cfg.Listener.UserspaceSenders {
-		p, err := router.ParsePattern(s)
-		if err != nil {
-			return nil, fmt.Errorf("listener.userspace_senders: %w", err)
-		}
-		trusted = append(trusted, p)
-	}
+	trusted := cfg.Listener.Trusted
 	_, filtered, userFilter := procMask(cfg)
 	enrich := false
 	for _, r := range routes {

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
-	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -32,24 +31,13 @@ func (d *Daemon) Reopen() {
 // newSink builds the sink a config section describes.
 func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks.Sink, error) {
 	log := d.log.Named("sink").With(zap.String("sink", name))
-	switch sc.Type {
-	case "stdout":
+	switch t := sc.Settings.(type) {
+	case *sinks.StdoutConfig:
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
-	case "file":
-		mode, _ := strconv.ParseUint(sc.Mode, 8, 32)
-		onErr, err := sinks.ParseOnError(sc.OnError)
-		if err != nil {
-			return nil, err
-		}
-		return sinks.NewFile(sinks.FileConfig{
-			Path:         sc.Path,
-			Mode:         os.FileMode(mode),
-			MaxSizeBytes: sc.MaxSizeBytes,
-			MaxFiles:     sc.MaxFiles,
-			OnError:      onErr,
-		}, d.enc, c, log)
-	case "nats":
-		return d.newNATS(name, sc, c, log)
+	case *sinks.FileSinkConfig:
+		return sinks.NewFile(t.FileConfig(), d.enc, c, log)
+	case *sinks.NATSSinkConfig:
+		return d.newNATS(name, t, c, log)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
 }
@@ -92,14 +80,17 @@ func (d *Daemon) applySinks(cfg *config.Config) (retire []*sinkEntry, err error)
 		if err != nil {
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
-		wf, _ := sinks.ParseWhenFull(sc.WhenFull)
+		var flush time.Duration
+		if f := sc.File(); f != nil {
+			flush = f.FlushInterval
+		}
 		r := sinks.NewRunner(sinks.RunnerConfig{
 			Name:          name,
 			Slot:          slot,
 			QueueSize:     sc.QueueSize,
 			QueueMaxBytes: sc.QueueMaxBytes,
-			WhenFull:      wf,
-			FlushInterval: sc.FlushInterval,
+			WhenFull:      sc.WhenFull,
+			FlushInterval: flush,
 		}, s, d.sinkMet, d.log)
 		e := &sinkEntry{cfg: *sc, runner: r, done: make(chan struct{})}
 		d.slots[slot] = r
