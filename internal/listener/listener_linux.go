@@ -26,13 +26,6 @@ import (
 // bufSize holds the largest connector datagram with room to spare.
 const bufSize = cnmsg.MaxDatagram + 4096
 
-// mmsghdr mirrors struct mmsghdr.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-	_   [4]byte
-}
-
 // Listener owns the connector socket.
 type Listener struct {
 	cfg  Config
@@ -46,7 +39,7 @@ type Listener struct {
 	mask   cnmsg.What
 
 	// receive state, owned by the reader goroutine
-	hdrs   []mmsghdr
+	hdrs   []unix.Mmsghdr // the kernel's layout on every GOARCH (32 bytes on 386 and arm)
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
@@ -103,7 +96,7 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 }
 
 func (l *Listener) allocBuffers(n int) {
-	l.hdrs = make([]mmsghdr, n)
+	l.hdrs = make([]unix.Mmsghdr, n)
 	l.iovs = make([]unix.Iovec, n)
 	l.names = make([]unix.RawSockaddrNetlink, n)
 	l.bufs = make([][]byte, n)
@@ -112,7 +105,7 @@ func (l *Listener) allocBuffers(n int) {
 		l.bufs[i] = make([]byte, bufSize)
 		l.iovs[i].Base = &l.bufs[i][0]
 		l.iovs[i].SetLen(bufSize)
-		h := &l.hdrs[i].hdr
+		h := &l.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&l.names[i]))
 		h.Namelen = unix.SizeofSockaddrNetlink
 		h.Iov = &l.iovs[i]
@@ -314,8 +307,8 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 		batch := l.dgrams[:n]
 		for i := 0; i < n; i++ {
 			hd := &l.hdrs[i]
-			size := int(hd.len)
-			trunc := hd.hdr.Flags&unix.MSG_TRUNC != 0
+			size := int(hd.Len)
+			trunc := hd.Hdr.Flags&unix.MSG_TRUNC != 0
 			if size > bufSize {
 				size = bufSize
 			}
@@ -327,8 +320,8 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 				l.checkAck(batch[i].Data, w-1)
 			}
 			// Reset for the next call.
-			hd.hdr.Namelen = unix.SizeofSockaddrNetlink
-			hd.hdr.Flags = 0
+			hd.Hdr.Namelen = unix.SizeofSockaddrNetlink
+			hd.Hdr.Flags = 0
 		}
 		l.received.Add(uint64(n))
 		l.syscalls.Add(1)
