@@ -218,12 +218,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 			}
 		}()
 	}
-	if err := d.Run(ctx, reloads); err != nil {
-		log.Error("cnbridged stopped", zap.Error(err))
-		return err
-	}
-	log.Info("cnbridged stopped")
-	return nil
+	// Run's last log line is its stop summary, with the error if any.
+	return d.Run(ctx, reloads)
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
