@@ -42,6 +42,10 @@ type Config struct {
 	EnrichCacheSize       int `mapstructure:"enrich_cache_size"`
 	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
 
+	// ShutdownTimeout bounds a requested stop: reading what the socket
+	// still holds and draining every sink.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
 	Source string `mapstructure:"-"`
@@ -169,6 +173,7 @@ const (
 	// message arrives in a batch of its own (about 1 KiB of queue each).
 	DefaultNATSQueueSize     = 131072
 	DefaultNATSQueueMaxBytes = 128 << 20
+	DefaultShutdownTimeout   = 10 * time.Second
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -190,6 +195,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
 	v.SetDefault("enrich_cache_size", 65536)
 	v.SetDefault("enrich_queue_size", 1024)
+	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
@@ -366,7 +372,7 @@ func (c *Config) applyDefaults() {
 				s.ReconnectBufferBytes = 8 << 20
 			}
 			if s.DrainTimeout == 0 {
-				s.DrainTimeout = 10 * time.Second
+				s.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
 			}
 			if s.Stream != nil {
 				if s.Stream.Storage == "" {
@@ -458,6 +464,15 @@ func (c *Config) Validate() error {
 	}
 	if c.EnrichQueueSize < 1 {
 		bad("enrich_queue_size", "must be at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	for _, name := range c.SinkNames() {
+		if s := c.Sinks[name]; s != nil && s.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+			bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+				s.DrainTimeout, c.ShutdownTimeout)
+		}
 	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
