@@ -113,7 +113,7 @@ type entry struct {
 	keys     uint32     // the headers the map holds (bit* constants)
 	id       uint64     // JetStream reply token
 	pubSeq   uint64     // order of the latest publish on the connection
-	epoch    uint64     // connection (nats Reconnects) of the latest publish
+	conn     uint64     // connection number (nats Reconnects) of the latest publish
 	state    uint8
 	attempts int
 	due      time.Time // stUnsent: not before; stSent (JetStream): ack deadline
@@ -176,7 +176,6 @@ type NATS struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	epoch      atomic.Uint64 // last connection number seen; never ahead of the client's
 	held       atomic.Int64
 	reconnects atomic.Uint64
 
@@ -260,7 +259,6 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		return nil, fmt.Errorf("nats sink: %s: %w", s.urls, err)
 	}
 	s.nc = nc
-	s.epoch.Store(nc.Stats().Reconnects)
 	if cfg.JetStream {
 		s.inbox = nats.NewInbox() + "."
 		s.sub, err = nc.Subscribe(s.inbox+"*", s.onAck)
@@ -300,7 +298,11 @@ func (s *NATS) options() ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(), // a fixed credential on the server side must let us in again
-		nats.ReconnectBufSize(cfg.ReconnectBufferBytes),
+		// No client-side reconnect buffer: the sink holds what it cannot
+		// publish itself. A publish then succeeds only onto a live
+		// connection, so the connection number read before it names the
+		// connection the message went out on (see connNum).
+		nats.ReconnectBufSize(-1),
 		nats.CustomReconnectDelay(s.reconnectDelay),
 		nats.Timeout(2 * time.Second),
 		nats.PingInterval(5 * time.Second),
@@ -411,7 +413,6 @@ func (s *NATS) reconnectDelay(attempts int) time.Duration {
 // Connection state changes, each logged once.
 
 func (s *NATS) onConnect(nc *nats.Conn) {
-	s.epoch.Store(nc.Stats().Reconnects)
 	s.stateMu.Lock()
 	s.connErr, s.logged, s.everUp = nil, "", true
 	s.stateMu.Unlock()
@@ -420,7 +421,6 @@ func (s *NATS) onConnect(nc *nats.Conn) {
 }
 
 func (s *NATS) onReconnect(nc *nats.Conn) {
-	s.epoch.Store(nc.Stats().Reconnects)
 	s.reconnects.Add(1)
 	s.stateMu.Lock()
 	s.connErr, s.logged = nil, ""
@@ -591,7 +591,7 @@ func (s *NATS) Write(r *event.Record) error {
 	s.bytes += e.size
 	s.held.Store(int64(s.live))
 	if s.streamOK && s.nc.IsConnected() {
-		s.publishLocked(e, time.Time{}, s.epoch.Load())
+		s.publishLocked(e, time.Time{})
 		if !s.cfg.JetStream {
 			s.kickConfirmerLocked()
 		}
@@ -636,10 +636,28 @@ func (s *NATS) putEntryLocked(e *entry) {
 	}
 }
 
+// connNum returns the number of the client's current connection (its
+// reconnect count). The client increments it, under its own lock, when a
+// new connection is established and before anything can be written to it.
+// Read before a publish that succeeds, it names the connection the
+// message went out on: the client has no reconnect buffer
+// (ReconnectBufSize(-1)), so a publish succeeds only onto the connection
+// that is live at that moment, which is this one or, when a reconnect
+// completed in between, a later one. The later case can only make the
+// sink send a message again (a duplicate), never count one it lost.
+//
+// The number must come from the client, not from the reconnect handler:
+// the client runs handlers asynchronously, after it has already started
+// taking publishes on the new connection. Messages published in between
+// were labelled with the old number and sent a second time once the
+// handler ran (issue 11: a whole outage's held messages delivered twice).
+func (s *NATS) connNum() uint64 { return s.nc.Stats().Reconnects }
+
 // publishLocked hands e to the client. A message the client cannot take
 // now stays held; one it can never take is failed. A zero now is read
 // when needed (a core publish that succeeds does not need it).
-func (s *NATS) publishLocked(e *entry, now time.Time, epoch uint64) {
+func (s *NATS) publishLocked(e *entry, now time.Time) {
+	conn := s.connNum()
 	err := s.nc.PublishMsg(&e.msg)
 	if now.IsZero() && (err != nil || s.cfg.JetStream) {
 		now = time.Now()
@@ -649,7 +667,7 @@ func (s *NATS) publishLocked(e *entry, now time.Time, epoch uint64) {
 		if e.state != stSent {
 			s.sent++
 		}
-		e.state, e.epoch, e.pubSeq = stSent, epoch, s.pubSeq
+		e.state, e.conn, e.pubSeq = stSent, conn, s.pubSeq
 		if s.cfg.JetStream {
 			e.due = now.Add(s.cfg.AckTimeout)
 		}
@@ -728,14 +746,16 @@ func (s *NATS) confirm(timeout time.Duration) (ok, more bool) {
 		return false, false
 	}
 	upto := s.pubSeq
+	ep := s.connNum()
 	s.mu.Unlock()
 	err := s.nc.FlushTimeout(timeout)
 	if err != nil {
 		return false, false
 	}
-	ep := s.nc.Stats().Reconnects
-	if ep > s.epoch.Load() {
-		s.epoch.Store(ep) // the handler has not run yet
+	if s.connNum() != ep {
+		// The PING may have gone out on a later connection than the
+		// messages: it proves nothing about them.
+		return false, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -743,7 +763,7 @@ func (s *NATS) confirm(timeout time.Duration) (ok, more bool) {
 	// failure: stop at the first message published after the PING. One
 	// sent again meanwhile waits for the next round.
 	for _, e := range s.q[s.head:] {
-		if e.state != stSent || e.epoch != ep {
+		if e.state != stSent || e.conn != ep {
 			continue
 		}
 		if e.pubSeq >= upto {
@@ -914,18 +934,18 @@ func (s *NATS) service() {
 		return
 	}
 	now := time.Now()
-	ep := s.epoch.Load()
 	s.mu.Lock()
+	ep := s.connNum()
 	timeouts := 0
 	for _, e := range s.q[s.head:] {
 		switch {
 		case e.state == stUnsent && !now.Before(e.due):
-			s.publishLocked(e, now, ep)
-		case e.state == stSent && e.epoch != ep:
-			s.publishLocked(e, now, ep)
+			s.publishLocked(e, now)
+		case e.state == stSent && e.conn != ep:
+			s.publishLocked(e, now)
 		case e.state == stSent && s.cfg.JetStream && now.After(e.due):
 			timeouts++
-			s.publishLocked(e, now, ep)
+			s.publishLocked(e, now)
 		}
 	}
 	if timeouts > 0 && s.stall == nil {
