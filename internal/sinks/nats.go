@@ -57,7 +57,7 @@ type NATSConfig struct {
 	TLS            NATSTLS
 	Stream         *NATSStream // created or updated on connect when set
 
-	// BootID is the Nats-Msg-Id prefix; "" reads
+	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
 	// /proc/sys/kernel/random/boot_id.
 	BootID string
 	// Context ends the sink's waits: a Write blocked on a full in-flight
@@ -130,25 +130,26 @@ type entry struct {
 // with the same Nats-Msg-Id: JetStream drops the duplicates; core NATS
 // subscribers may see them and can drop them by that header.
 type NATS struct {
-	cfg    NATSConfig
-	enc    *event.Encoder
-	c      *Counters
-	met    *NATSMetrics
-	log    *zap.Logger
-	ctx    context.Context
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	sub    *nats.Subscription
-	subj   *subjectTemplate
-	raw    bool
-	bootID string
-	inbox  string // JetStream reply prefix, ending in "."
-	urls   string // redacted, for logs and errors
+	cfg      NATSConfig
+	enc      *event.Encoder
+	c        *Counters
+	met      *NATSMetrics
+	log      *zap.Logger
+	ctx      context.Context
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	sub      *nats.Subscription
+	subj     *subjectTemplate
+	raw      bool
+	idPrefix string // of every Nats-Msg-Id: boot, host, sink
+	inbox    string // JetStream reply prefix, ending in "."
+	urls     string // redacted, for logs and errors
 
 	// Used by Write only (under mu).
 	scratch  []byte
 	subjects subjCache
 	nums     strCache
+	userIDs  userIDs
 
 	mu       sync.Mutex
 	q        []*entry // publish order; stDone entries are skipped
@@ -238,7 +239,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		ctx:      cfg.Context,
 		subj:     subj,
 		raw:      cfg.Format == "raw",
-		bootID:   bootID,
+		idPrefix: msgIDPrefix(bootID, cfg.Host, cfg.Name),
 		urls:     redactURLs(cfg.URL),
 		subjects: make(subjCache),
 		nums:     make(strCache),
@@ -845,6 +846,11 @@ func (s *NATS) onAck(m *nats.Msg) {
 	case ack.Error != nil && ack.Error.Code == 503:
 		s.stall = fmt.Errorf("jetstream: %s", ack.Error.Description)
 		s.backoffLocked(e, time.Now())
+	case ack.Error != nil && ack.Error.ErrCode == errCodeDupInProcess:
+		// An earlier copy of this message (same id) is still being stored,
+		// for example a retry that crossed a slow acknowledgement: ask again
+		// until the stream answers "stored" or "duplicate".
+		s.backoffLocked(e, time.Now())
 	case ack.Error != nil:
 		subject := e.msg.Subject
 		s.finishLocked(e, false)
@@ -861,7 +867,14 @@ func (s *NATS) onAck(m *nats.Msg) {
 	s.mu.Unlock()
 }
 
-// jsAck is a JetStream publish acknowledgement.
+// errCodeDupInProcess is JetStream's err_code for a 409 "duplicate message
+// id is in process" (JSStreamDuplicateMessageConflict).
+const errCodeDupInProcess = 10158
+
+// jsAck is a JetStream publish acknowledgement. An ack with "duplicate":
+// true counts as sent: Nats-Msg-Ids name the daemon and sink (see
+// appendMsgID), so the stored message with this id is this sink's own
+// earlier copy.
 type jsAck struct {
 	Stream string `json:"stream"`
 	Seq    uint64 `json:"seq"`

@@ -182,19 +182,33 @@ func TestMsgID(t *testing.T) {
 	tests := []struct {
 		name string
 		r    *event.Record
+		n    uint32
 		want string
 	}{
-		{"proc", &exec, "B:1.1:3:7"},
-		{"kernel", &kern, "B:10.2:-:5"},
-		{"userspace", &user, "B:10.2@4242:t99:5"},
-		{"loss", &loss, "B:1.1:1:loss4-6"},
+		{"proc", &exec, 0, "B:h:s:1.1:3:7"},
+		{"kernel", &kern, 0, "B:h:s:10.2:-:5"},
+		{"userspace", &user, 0, "B:h:s:10.2@4242:t99:5"},
+		{"userspace, second with one receive time", &user, 1, "B:h:s:10.2@4242:t99+1:5"},
+		{"loss", &loss, 0, "B:h:s:1.1:1:loss4-6"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendMsgID(nil, "B", tt.r)); got != tt.want {
+			if got := string(appendMsgID(nil, msgIDPrefix("B", "h", "s"), tt.r, tt.n)); got != tt.want {
 				t.Errorf("id = %q, want %q", got, tt.want)
 			}
 		})
+	}
+	// Prefixes name the publisher unambiguously.
+	if a, b := msgIDPrefix("B", "a:b", "c"), msgIDPrefix("B", "a", "b:c"); a == b {
+		t.Errorf("hosts a:b and a (sinks c and b:c) share the prefix %q", a)
+	}
+	var u userIDs
+	var got []uint32
+	for _, ts := range []int64{5, 5, 5, 6, 6, 5} {
+		got = append(got, u.next(ts))
+	}
+	if diff := cmp.Diff([]uint32{0, 1, 2, 0, 1, 0}, got); diff != "" {
+		t.Errorf("userIDs (-want +got):\n%s", diff)
 	}
 }
 
@@ -209,7 +223,7 @@ func TestFillReuse(t *testing.T) {
 	for _, format := range []string{"json", "raw"} {
 		t.Run(format, func(t *testing.T) {
 			newSinkForFill := func() *NATS {
-				s := &NATS{cfg: NATSConfig{Host: "h1", JetStream: true}, enc: event.NewEncoder("h1"), bootID: testBoot,
+				s := &NATS{cfg: NATSConfig{Host: "h1", JetStream: true}, enc: event.NewEncoder("h1"), idPrefix: msgIDPrefix(testBoot, "h1", "nats"),
 					subjects: make(subjCache), nums: make(strCache), raw: format == "raw", inbox: "_INBOX.x."}
 				s.subj, _ = compileSubject("cn.{host}.{idx}.{val}", "h1")
 				return s
@@ -218,9 +232,11 @@ func TestFillReuse(t *testing.T) {
 			reused := &entry{}
 			for i, r := range []*event.Record{&exec, &exit, &user, &loss, &exec, &loss, &user} {
 				reused.id = uint64(i)
+				fs := newSinkForFill()
+				fs.userIDs = s.userIDs // the same position in the stream
 				s.fill(reused, r)
 				fresh := &entry{id: uint64(i)}
-				newSinkForFill().fill(fresh, r)
+				fs.fill(fresh, r)
 				if diff := cmp.Diff(fresh.msg, reused.msg, cmpopts.IgnoreUnexported(nats.Msg{}), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("record %d (-fresh +reused):\n%s", i, diff)
 				}
@@ -336,15 +352,15 @@ func TestNATSFormats(t *testing.T) {
 			want := []got{
 				{"cn.h1.1.1.exec", map[string]string{
 					HeaderIdx: "1", HeaderVal: "1", HeaderSeq: "7", HeaderAck: "0", HeaderHost: "h1", HeaderCPU: "1", HeaderEvent: "exec",
-					nats.MsgIdHdr: testBoot + ":1.1:1:7",
+					nats.MsgIdHdr: testBoot + ":h1:nats:1.1:1:7",
 				}, body(&exec)},
 				{"cn.h1.10.2.msg", map[string]string{
 					HeaderIdx: "10", HeaderVal: "2", HeaderSeq: "5", HeaderAck: "9", HeaderHost: "h1", HeaderSender: "777", HeaderFlags: "1",
-					nats.MsgIdHdr: testBoot + ":10.2@777:t1700000000000000000:5",
+					nats.MsgIdHdr: testBoot + ":h1:nats:10.2@777:t1700000000000000000:5",
 				}, body(&other)},
 				{"cn.h1.1.1.loss", map[string]string{
 					HeaderIdx: "1", HeaderVal: "1", HeaderHost: "h1", HeaderCPU: "1", HeaderType: "loss", HeaderFrom: "4", HeaderTo: "6", HeaderLost: "3",
-					nats.MsgIdHdr: testBoot + ":1.1:1:loss4-6",
+					nats.MsgIdHdr: testBoot + ":h1:nats:1.1:1:loss4-6",
 				}, body(&loss)},
 			}
 			if format == "raw" {
@@ -941,7 +957,7 @@ func BenchmarkNATS(b *testing.B) {
 	var seq atomic.Uint32
 	template := func() *nats.Msg {
 		// What the sink publishes for rec, built once.
-		s := &NATS{cfg: NATSConfig{Host: "h1"}, enc: enc, bootID: testBoot, subjects: make(subjCache), nums: make(strCache)}
+		s := &NATS{cfg: NATSConfig{Host: "h1"}, enc: enc, idPrefix: msgIDPrefix(testBoot, "h1", "nats"), subjects: make(subjCache), nums: make(strCache)}
 		s.subj, _ = compileSubject("cn.{host}.{idx}.{val}", "h1")
 		e := &entry{}
 		s.fill(e, &rec)
