@@ -163,8 +163,11 @@ type NATS struct {
 	pubSeq   uint64
 	streamOK bool
 	stall    error // why publishing does not progress (JetStream)
-	closing  bool
-	warned   map[string]time.Time
+	// lastAck is when the latest acknowledgement arrived, or the first
+	// message went out into an empty window (JetStream).
+	lastAck time.Time
+	closing bool
+	warned  map[string]time.Time
 
 	room chan struct{} // an entry finished, or the connection went down
 	kick chan struct{} // the pump should look now
@@ -523,8 +526,19 @@ func (s *NATS) warnEvery(key, msg string, fields ...zap.Field) {
 	s.log.Warn(msg, fields...)
 }
 
+// Pending returns the messages the sink holds without an outcome yet:
+// published and not yet acknowledged (JetStream) or confirmed (core), or
+// waiting to be published. It implements Pender.
+func (s *NATS) Pending() int { return int(s.held.Load()) }
+
+// ackStall is how long a JetStream sink with messages in flight may go
+// without an acknowledgement before Ready reports it (well within the
+// second /readyz promises).
+const ackStall = 500 * time.Millisecond
+
 // Ready returns nil while the sink is connected and, with JetStream, its
-// publishes are being acknowledged.
+// publishes are being acknowledged: an error once ackStall passes without
+// one while messages are in flight.
 func (s *NATS) Ready() error {
 	if s.nc.IsClosed() {
 		return errors.New("nats connection closed")
@@ -542,6 +556,11 @@ func (s *NATS) Ready() error {
 	defer s.mu.Unlock()
 	if s.stall != nil {
 		return s.stall
+	}
+	if s.cfg.JetStream && s.sent > 0 {
+		if d := time.Since(s.lastAck); d > ackStall {
+			return fmt.Errorf("jetstream: %d messages unacknowledged, no acknowledgement for %s", s.sent, d.Round(time.Millisecond))
+		}
 	}
 	if !s.streamOK {
 		return fmt.Errorf("jetstream stream %s not ready", s.cfg.Stream.Name)
@@ -666,6 +685,9 @@ func (s *NATS) publishLocked(e *entry, now time.Time) {
 	switch {
 	case err == nil:
 		if e.state != stSent {
+			if s.sent == 0 && s.cfg.JetStream {
+				s.lastAck = now // the window starts waiting now
+			}
 			s.sent++
 		}
 		e.state, e.conn, e.pubSeq = stSent, conn, s.pubSeq
@@ -834,6 +856,7 @@ func (s *NATS) onAck(m *nats.Msg) {
 		}
 	}
 	s.mu.Lock()
+	s.lastAck = time.Now()
 	e := s.byID[id]
 	if e == nil {
 		s.mu.Unlock()
