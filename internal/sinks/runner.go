@@ -52,6 +52,7 @@ type Runner struct {
 	counters *Counters
 	metrics  *Metrics
 	log      *zap.Logger
+	plain    event.Record // a record without enrichment, for Write
 }
 
 // NewRunner wraps sink with a queue.
@@ -171,14 +172,27 @@ func (r *Runner) Bit() uint64 { return 1 << r.cfg.Slot }
 
 func (r *Runner) deliver(it queued) error {
 	defer it.b.Release()
-	it.b.WaitEnriched()
 	bit := r.Bit()
 	recs := it.b.Records
+	// Only a sink whose routes asked for enrichment waits for it.
+	for i := range recs {
+		if recs[i].Targets&bit != 0 && recs[i].EnrichTargets&bit != 0 {
+			it.b.WaitEnriched()
+			break
+		}
+	}
 	for i := range recs {
 		if recs[i].Targets&bit == 0 {
 			continue
 		}
-		if err := r.sink.Write(&recs[i]); err != nil {
+		rec := &recs[i]
+		if rec.EnrichTargets != 0 && rec.EnrichTargets&bit == 0 {
+			// Enriched for other sinks, maybe still being: encode
+			// without it, reading none of what the enricher writes.
+			r.plain = rec.Plain()
+			rec = &r.plain
+		}
+		if err := r.sink.Write(rec); err != nil {
 			// The sink cannot go on: this and the rest of the batch are lost.
 			rest := 0
 			for j := i + 1; j < len(recs); j++ {
