@@ -239,7 +239,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	batch := b.pool.Get()
 	var used uint64
 	ts := now.UnixNano()
+	var maxTs uint64 // highest kernel process event timestamp handled
 	if p.Enrich {
+		b.enr.live.Store(true)
 		if b.overruns != nil {
 			if n := b.overruns(); n != b.lastOverruns {
 				b.lastOverruns = n
@@ -318,10 +320,15 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 			}
 			// With enrichment on, every kernel process event feeds the
 			// process table, also those no sink receives.
-			table := p.Enrich && evp != nil && evp.What != cnmsg.ProcNone && d.Sender == 0
+			// Events of trusted userspace senders are described but never
+			// change the table.
+			table := p.Enrich && evp != nil && evp.What != cnmsg.ProcNone
+			if table && d.Sender == 0 {
+				maxTs = max(maxTs, evp.TimestampNs)
+			}
 			if evp != nil && p.UserFilter != nil && evp.What != cnmsg.ProcNone && !p.UserFilter.Has(evp) {
 				b.m.userFiltered.Inc()
-				if table {
+				if table && d.Sender == 0 {
 					b.addTableOnly(p, &batch, &r, &used)
 				}
 				continue
@@ -335,7 +342,7 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				if dropped == 0 {
 					b.m.rejUnr.Inc()
 				}
-				if table {
+				if table && d.Sender == 0 {
 					b.addTableOnly(p, &batch, &r, &used)
 				}
 				continue
@@ -348,7 +355,7 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				if r.EnrichTargets != 0 {
 					r.Enrich = event.EnrichPending
 				}
-				if evp.What == cnmsg.ProcExec {
+				if evp.What == cnmsg.ProcExec && d.Sender == 0 {
 					b.enr.noteExec(evp.PID)
 				}
 			}
@@ -356,6 +363,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 		}
 	}
 	b.dispatch(p, batch, used)
+	if maxTs > b.enr.seenTs.Load() {
+		b.enr.seenTs.Store(maxTs) // only this goroutine stores
+	}
 }
 
 // addTableOnly stores r, which no sink receives, for the process table.

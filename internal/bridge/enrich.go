@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -59,9 +60,21 @@ type enricher struct {
 	// received; execDone the ones the enricher has applied. An exec whose
 	// /proc read finds execSeen ahead of execDone has a later exec of the
 	// same pid (or one sharing its slot) already received: the read may
-	// show that later image, so it is marked stale.
+	// show that later image, so it is marked stale. So is a read that
+	// finds an image without arguments: a later exec in progress. What
+	// neither catches is a later exec that completed in the microseconds
+	// between the read and the reader receiving its event.
 	execSeen [execSlots]atomic.Uint32
 	execDone [execSlots]uint32
+
+	// seenTs is the highest kernel timestamp the reader has handled; live
+	// is set once a reader feeds the enricher (see prefetch).
+	seenTs atomic.Uint64
+	live   atomic.Bool
+	// pre holds prefetch's reads by record index; cur is the record
+	// being applied.
+	pre []preRead
+	cur int
 
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
@@ -302,15 +315,61 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 		}
 	}
 	behind := len(e.q) > cap(e.q)/2
+	if !behind {
+		e.prefetch(b)
+	}
 	for i := range b.Records {
 		r := &b.Records[i]
 		if r.Kind == event.KindMessage && r.HasProc && (r.Enrich == event.EnrichPending || r.Enrich == event.EnrichTable) {
+			e.cur = i
 			e.apply(r, behind)
 		}
 	}
+	e.pre = e.pre[:0]
 	e.publish()
 	b.EnrichDone()
 	b.Release()
+}
+
+// prefetch reads /proc for the batch's execs, then waits until the reader
+// has handled every event the kernel sent before the last read (or 2 ms
+// have passed): a later exec of the same pid that the reads may show is
+// then counted in execSeen when the execs are applied.
+func (e *enricher) prefetch(b *event.Batch) {
+	reads := 0
+	for i := range b.Records {
+		r := &b.Records[i]
+		if r.Kind != event.KindMessage || !r.HasProc || r.Proc.What != cnmsg.ProcExec || r.Sender != 0 ||
+			(r.Enrich != event.EnrichPending && r.Enrich != event.EnrichTable) {
+			continue
+		}
+		for len(e.pre) <= i {
+			e.pre = append(e.pre, preRead{})
+		}
+		in, err := e.reader.ReadExec(r.Proc.PID)
+		e.pre[i] = preRead{ok: true, in: in, err: err}
+		reads++
+	}
+	if reads == 0 || !e.live.Load() {
+		return
+	}
+	read := monotonicNs()
+	for deadline := read + 2e6; e.seenTs.Load() < uint64(read) && monotonicNs() < deadline; {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// preRead is a /proc read made by prefetch for the record at its index.
+type preRead struct {
+	ok  bool
+	in  procinfo.Info
+	err error
+}
+
+func monotonicNs() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 func (e *enricher) publish() {
@@ -354,8 +413,44 @@ func (e *enricher) resyncNow() {
 		zap.Int("exit_lost", len(lost)), zap.Int("seeded", len(added)))
 }
 
+// describeOnly describes an event from a userspace sender (listener.
+// userspace_senders) without letting it change the table: from the table
+// when it knows the process, else from /proc.
+func (e *enricher) describeOnly(r *event.Record) {
+	ev := &r.Proc
+	pid, tgid := ev.PID, ev.TGID
+	if ev.What == cnmsg.ProcFork {
+		pid, tgid = ev.ChildPID, ev.ChildTGID
+	}
+	en := &event.Enrichment{PID: pid}
+	if p := e.table.Lookup(pid); p != nil && p.TGID == tgid {
+		en.Process = p
+		e.fromTable.Inc()
+	} else if o, ok := e.observe(tgid); ok {
+		e.read.Inc()
+		en.Process = &proctable.Process{PID: tgid, TGID: tgid, PPID: o.PPID, StartTicks: o.StartTicks,
+			Exe: o.Exe, Cmdline: o.Cmdline, CmdlineTruncated: o.CmdlineTruncated, Cwd: o.Cwd,
+			UID: o.UID, EUID: o.EUID, GID: o.GID, EGID: o.EGID, User: o.User, Comm: o.Comm,
+			Cgroup: o.Cgroup, ContainerID: o.ContainerID, PodUID: o.PodUID,
+			EntityID: e.table.EntityID(tgid, o.StartTicks), StartTime: e.table.StartTime(o.StartTicks)}
+	} else {
+		en.Gone = true
+		e.gone.Inc()
+	}
+	if en.Process != nil {
+		en.Parent = e.table.Get(en.Process.PPID)
+	}
+	r.Enriched, r.Enrich = en, event.EnrichDone
+}
+
 // apply feeds r to the table and, for a pending record, describes it.
 func (e *enricher) apply(r *event.Record, behind bool) {
+	if r.Sender != 0 {
+		if r.Enrich == event.EnrichPending {
+			e.describeOnly(r)
+		}
+		return
+	}
 	ev := &r.Proc
 	var p *proctable.Process
 	en := &event.Enrichment{}
@@ -467,19 +562,38 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		}
 		return nil
 	}
-	in, err := e.reader.ReadExec(ev.PID)
+	var in procinfo.Info
+	var err error
+	if e.cur < len(e.pre) && e.pre[e.cur].ok {
+		in, err = e.pre[e.cur].in, e.pre[e.cur].err
+	} else {
+		in, err = e.reader.ReadExec(ev.PID)
+	}
 	if err != nil {
 		e.readError(ev.PID, err)
 		in = procinfo.Info{Gone: true}
 	}
 	// Read after /proc: any later exec received by now shows here.
 	stale := e.execSeen[slot].Load() != e.execDone[slot]
+	switch {
+	case in.Exe == "" && len(in.Cmdline) == 0:
+		// A zombie: it exited before its image could be read.
+		in = procinfo.Info{Gone: true}
+	case len(in.Cmdline) == 0:
+		// An image without arguments yet: the read caught a later exec
+		// of this pid in progress (the kernel sets the arguments up
+		// after it switches the image), whose event is still to come.
+		stale = true
+	}
 	cur := e.table.Get(ev.TGID)
 	o := proctable.Observed{
 		PID: ev.PID, Gone: in.Gone,
 		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd, Comm: in.Comm,
 		UID: cur.UID, EUID: cur.EUID, GID: cur.GID, EGID: cur.EGID, User: cur.User,
-		Cgroup: cur.Cgroup, ContainerID: cur.ContainerID, PodUID: cur.PodUID,
+		Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
+	}
+	if in.Gone {
+		o.Cgroup, o.ContainerID, o.PodUID = cur.Cgroup, cur.ContainerID, cur.PodUID
 	}
 	if in.Gone {
 		e.gone.Inc()

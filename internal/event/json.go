@@ -329,7 +329,7 @@ func appendProcess(dst []byte, p *proctable.Process, what cnmsg.What, en *Enrich
 	dst = append(dst, `,"start_time":"`...)
 	dst = time.Unix(0, p.StartTime).UTC().AppendFormat(dst, timeLayout)
 	dst = append(dst, '"')
-	if what == cnmsg.ProcExec {
+	if what == cnmsg.ProcExec && p.PreviousExe != "" {
 		dst = append(dst, `,"previous_exe":`...)
 		dst = AppendString(dst, p.PreviousExe)
 	}

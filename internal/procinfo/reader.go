@@ -122,10 +122,9 @@ func (r *Reader) readCwd(dir int) string {
 }
 
 // ReadExec reads what an exec changes and the connector does not say: the
-// executable, working directory, comm and command line. It skips status,
-// cgroup and stat (the process table already knows the parent, the start
-// and the cgroup, which exec keeps; uid and gid change only for set-id
-// executables, see ReadIDs), which halves the cost of a full Read.
+// executable, working directory, comm, command line and cgroup. It skips
+// status and stat (the process table already knows the parent and the
+// start; uid and gid change only for set-id executables, see ReadIDs).
 func (r *Reader) ReadExec(pid uint32) (Info, error) {
 	if r.buf == nil {
 		r.buf = make([]byte, initialBufSize)
@@ -162,6 +161,16 @@ func (r *Reader) ReadExec(pid uint32) (Info, error) {
 		return r.fail(pid, "cmdline", err)
 	}
 	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
+	// The cgroup, because a child may start in another cgroup than its
+	// parent's (clone3 CLONE_INTO_CGROUP) or be moved before it execs.
+	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
+		return r.fail(pid, "cgroup", err)
+	}
+	if cg, ok := parseCgroup(b); ok {
+		info.Cgroup = string(cg)
+		info.ContainerID = ContainerID(info.Cgroup)
+		info.PodUID = PodUID(info.Cgroup)
+	}
 	return info, nil
 }
 

@@ -101,7 +101,8 @@ type Process struct {
 	Cgroup           string
 	ContainerID      string
 	PodUID           string
-	// PreviousExe is the image before the last exec (set from an exec on).
+	// PreviousExe is the image before the last exec (set from an exec on;
+	// empty when that image is unknown or was read stale).
 	PreviousExe string
 	// Stale: the exe, cmdline and cwd came from a /proc read that may
 	// already show a later exec of the same pid.
@@ -203,6 +204,12 @@ func (t *Table) StartTicks(monoNs uint64) (ticks uint64, ambiguous bool) {
 	}
 	return uint64(b / t.o.TickNs), b%t.o.TickNs < AmbiguousNs
 }
+
+// EntityID returns the id of the process tgid that started at ticks.
+func (t *Table) EntityID(tgid uint32, ticks uint64) string { return EntityID(t.o.BootID, tgid, ticks) }
+
+// StartTime returns the wall time (Unix ns) of a start at ticks.
+func (t *Table) StartTime(ticks uint64) int64 { return t.o.BootWallNs + int64(ticks)*t.o.TickNs }
 
 func (t *Table) stamp(p *Process) {
 	p.EntityID = EntityID(t.o.BootID, p.TGID, p.StartTicks)
@@ -345,6 +352,10 @@ func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
 		}
 	}
 	p.PreviousExe = p.Exe
+	if p.Stale {
+		// The image before was read stale: it may be this one.
+		p.PreviousExe = ""
+	}
 	p.Execs++
 	p.Stale = stale
 	if o.Gone {
