@@ -156,8 +156,15 @@ type Table struct {
 	o       Options
 	procs   *lru.Map[uint32, *entry]
 	threads map[uint32]uint32 // tid → tgid
-	stats   Stats
+	// exited keeps the last snapshot of groups whose leader has exited,
+	// for the exits of their other threads, which the kernel may report
+	// after the leader's (exit_group). Bounded: exitedMax groups.
+	exited *lru.Map[uint32, *Process]
+	stats  Stats
 }
+
+// exitedMax bounds Table.exited.
+const exitedMax = 1024
 
 // New returns an empty table.
 func New(o Options) *Table {
@@ -167,7 +174,8 @@ func New(o Options) *Table {
 	if o.TickNs <= 0 {
 		o.TickNs = 10_000_000
 	}
-	return &Table{o: o, procs: lru.New[uint32, *entry](o.MaxEntries), threads: map[uint32]uint32{}}
+	return &Table{o: o, procs: lru.New[uint32, *entry](o.MaxEntries), threads: map[uint32]uint32{},
+		exited: lru.New[uint32, *Process](exitedMax)}
 }
 
 // SetBoottimeOffset updates CLOCK_BOOTTIME - CLOCK_MONOTONIC (it grows by
@@ -455,8 +463,10 @@ func (t *Table) SetComm(pid, tgid uint32, comm string) *Process {
 }
 
 // Exit records the exit of task pid. A thread's exit forgets the thread
-// and returns its group's snapshot (thread true); a leader's exit removes
-// the whole group and returns its last snapshot. nil: unknown.
+// and returns its group's snapshot (thread true), also after the leader's
+// exit (the last 1024 groups whose leader exited are remembered for that);
+// a leader's exit removes the whole group and returns its last snapshot.
+// nil: unknown.
 func (t *Table) Exit(pid, tgid uint32) (p *Process, thread bool) {
 	if pid != tgid {
 		if g, ok := t.threads[pid]; ok {
@@ -465,7 +475,11 @@ func (t *Table) Exit(pid, tgid uint32) (p *Process, thread bool) {
 				e.threads = removeTID(e.threads, pid)
 			}
 		}
-		return t.Get(tgid), true
+		if p := t.Get(tgid); p != nil {
+			return p, true
+		}
+		p, _ := t.exited.Peek(tgid)
+		return p, true
 	}
 	e, ok := t.procs.Peek(tgid)
 	if !ok {
@@ -473,6 +487,7 @@ func (t *Table) Exit(pid, tgid uint32) (p *Process, thread bool) {
 	}
 	t.dropThreads(e)
 	t.procs.Remove(tgid)
+	t.exited.Put(tgid, e.cur)
 	return e.cur, false
 }
 
@@ -539,6 +554,7 @@ func removeTID(s []uint32, tid uint32) []uint32 {
 // insert stores p as the group tgid, replacing an entry of a reused pid and
 // evicting by the bound.
 func (t *Table) insert(tgid uint32, p *Process) {
+	t.exited.Remove(tgid)
 	if e, ok := t.procs.Peek(tgid); ok {
 		t.dropThreads(e)
 		e.cur = p

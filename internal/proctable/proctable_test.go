@@ -113,6 +113,10 @@ func TestThreads(t *testing.T) {
 	if tb.Len() != 0 {
 		t.Errorf("Len %d after the leader's exit, want 0", tb.Len())
 	}
+	// exit_group: the other threads' exits may follow the leader's.
+	if p, thread := tb.Exit(13, 10); !thread || p == nil || p.Exe != "/bin/app" {
+		t.Errorf("thread exit after the leader's: got %+v, want the group's last snapshot", p)
+	}
 	if p, res := tb.Fork(10, 20, 10, 1e9); p != nil || !res.Thread {
 		t.Errorf("thread of an unknown group: got %+v %+v", p, res)
 	}
