@@ -39,8 +39,11 @@ type Config struct {
 
 	// Process enrichment (routes with enrich: true).
 	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
-	EnrichCacheSize       int `mapstructure:"enrich_cache_size"`
 	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
+	// EnrichRedact are RE2 patterns: in every captured argument, each
+	// pattern's first capture group is replaced by "*****".
+	EnrichRedact []string     `mapstructure:"enrich_redact"`
+	ProcessTable ProcessTable `mapstructure:"process_table"`
 
 	// ShutdownTimeout bounds a requested stop: reading what the socket
 	// still holds and draining every sink.
@@ -49,6 +52,11 @@ type Config struct {
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
 	Source string `mapstructure:"-"`
+}
+
+// ProcessTable bounds the process table kept for enrichment.
+type ProcessTable struct {
+	MaxEntries int `mapstructure:"max_entries"` // processes plus threads
 }
 
 // Log configures the daemon's own logging.
@@ -142,7 +150,14 @@ type Route struct {
 	Sinks       []string `mapstructure:"sinks"`
 	LossMarkers *bool    `mapstructure:"loss_markers"`
 	Enrich      bool     `mapstructure:"enrich"`
+	// Ancestors is how many ancestors enriched events carry (enrich only).
+	Ancestors int `mapstructure:"ancestors"`
+	// Threads: false drops thread forks and thread exits (default true).
+	Threads *bool `mapstructure:"threads"`
 }
+
+// ThreadsOn reports the route's threads setting (default on).
+func (r Route) ThreadsOn() bool { return r.Threads == nil || *r.Threads }
 
 // LossMarkersOn reports the route's loss_markers setting (default on).
 func (r Route) LossMarkersOn() bool { return r.LossMarkers == nil || *r.LossMarkers }
@@ -159,6 +174,9 @@ type Request struct {
 	Burst     int           `mapstructure:"burst"`
 	Users     []string      `mapstructure:"users"`
 }
+
+// MaxAncestors bounds a route's ancestors.
+const MaxAncestors = 64
 
 // Sink defaults.
 const (
@@ -193,7 +211,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("ledger.max_streams", 65536)
 	v.SetDefault("metrics.listen", "127.0.0.1:9464")
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
-	v.SetDefault("enrich_cache_size", 65536)
+	v.SetDefault("process_table.max_entries", 65536)
+	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 }
@@ -459,8 +478,16 @@ func (c *Config) Validate() error {
 	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
 		bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
 	}
-	if c.EnrichCacheSize < 1 {
-		bad("enrich_cache_size", "must be at least 1")
+	if c.ProcessTable.MaxEntries < 1 {
+		bad("process_table.max_entries", "must be at least 1")
+	}
+	for i, pat := range c.EnrichRedact {
+		key := fmt.Sprintf("enrich_redact[%d]", i)
+		if re, err := regexp.Compile(pat); err != nil {
+			bad(key, "%q is not an RE2 pattern: %v", pat, err)
+		} else if re.NumSubexp() < 1 {
+			bad(key, "%q has no capture group: the first group is what is replaced by *****", pat)
+		}
 	}
 	if c.EnrichQueueSize < 1 {
 		bad("enrich_queue_size", "must be at least 1")
@@ -518,6 +545,17 @@ func (c *Config) Validate() error {
 		if r.Enrich {
 			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
 				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
+			}
+		}
+		switch {
+		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
+			bad(key+".ancestors", "%d is outside 0..%d", r.Ancestors, MaxAncestors)
+		case r.Ancestors > 0 && !r.Enrich:
+			bad(key+".ancestors", "needs enrich: true")
+		}
+		if !r.ThreadsOn() {
+			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
+				bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
 			}
 		}
 		for j, s := range r.Sinks {

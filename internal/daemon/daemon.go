@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -164,8 +165,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		MaxStreams:    cfg.Ledger.MaxStreams,
 	}, bridge.EnrichOptions{
 		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
-		CacheSize:  cfg.EnrichCacheSize,
+		MaxEntries: cfg.ProcessTable.MaxEntries,
 		QueueSize:  cfg.EnrichQueueSize,
+		Redact:     compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
 	enrCtx, stopEnricher := context.WithCancel(context.Background())
 	enrDone := make(chan struct{})
@@ -189,6 +191,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		return err
 	}
 	d.registerListenerMetrics()
+	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
 	readErr := make(chan error, 1)
@@ -325,6 +328,10 @@ func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *rout
 		return cnmsg.ProcAll, false, nil
 	}
 	m = set.KernelMask()
+	if m != cnmsg.ProcAll && enriches(cfg) {
+		// The process table needs the events that change it.
+		m |= tableEvents
+	}
 	if m == cnmsg.ProcAll {
 		return m, false, nil
 	}
@@ -364,7 +371,8 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich}
+		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn()}
 		if len(rc.Events) > 0 {
 			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
 				return nil, fmt.Errorf("routes[%d]: %w", i, err)
@@ -489,4 +497,28 @@ func monotonicUsec() string {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// tableEvents are the process events the process table is fed.
+const tableEvents = cnmsg.ProcFork | cnmsg.ProcExec | cnmsg.ProcExit | cnmsg.ProcUID | cnmsg.ProcGID |
+	cnmsg.ProcSID | cnmsg.ProcComm
+
+func enriches(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Enrich {
+			return true
+		}
+	}
+	return false
+}
+
+// compileRedact compiles enrich_redact (validated by config.Validate).
+func compileRedact(pats []string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, 0, len(pats))
+	for _, p := range pats {
+		if re, err := regexp.Compile(p); err == nil {
+			out = append(out, re)
+		}
+	}
+	return out
 }
