@@ -191,6 +191,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
+		Build:            daemon.BuildInfo{Version: version},
 	})
 	go func() {
 		for {

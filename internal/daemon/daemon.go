@@ -37,6 +37,8 @@ type Options struct {
 	Log *zap.Logger
 	// Notify receives systemd state changes ("READY=1", …); nil for none.
 	Notify func(state string)
+	// Build names the running build in cnbridged_build_info.
+	Build BuildInfo
 	// Stdout is where stdout sinks write (os.Stdout when nil).
 	Stdout *os.File
 	// DrainTimeout bounds how long shutdown waits for sinks to drain.
@@ -99,6 +101,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, opts.Build)
 	return &Daemon{
 		opts:    opts,
 		log:     opts.Log,
