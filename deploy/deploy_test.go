@@ -7,6 +7,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,21 +69,51 @@ func systemdAnalyze(t *testing.T) string {
 	return path
 }
 
-// buildStatic runs build-static.sh, the build the Dockerfile runs, writing
-// the binary into a temporary directory, and returns the binary's path.
-func buildStatic(t *testing.T, version string) string {
+// testVersion is the version the tests build the daemon with.
+const testVersion = "deploy-test-1.2.3"
+
+// build is the one daemon binary the tests of this package share: building
+// it takes a minute on a loaded machine.
+var build struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// buildStatic runs build-static.sh, the build the Dockerfile and the
+// packages run, once per test binary, and returns the binary's path.
+func buildStatic(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Fatalf("go not found in PATH: %v", err)
+	build.once.Do(func() {
+		if _, err := exec.LookPath("go"); err != nil {
+			build.err = fmt.Errorf("go not found in PATH: %w", err)
+			return
+		}
+		build.dir, build.err = os.MkdirTemp("", "cnbridged-deploy-test-")
+		if build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "cnbridged")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "sh", buildScript, build.bin, testVersion)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("sh %s %s %s: %w\n%s", buildScript, build.bin, testVersion, err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
 	}
-	bin := filepath.Join(t.TempDir(), "cnbridged")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", buildScript, bin, version)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sh %s %s %s: %v\n%s", buildScript, bin, version, err, out)
-	}
-	return bin
+	return build.bin
 }
 
 // unitEntry is one Key=Value line of a unit file.
@@ -169,7 +201,7 @@ func TestUnitVerify(t *testing.T) {
 	if got := bytes.Count(unit, []byte(execStart)); got != 1 {
 		t.Fatalf("%s has %d lines starting %q, want 1", unitFile, got, strings.TrimSpace(execStart))
 	}
-	bin := buildStatic(t, "verify-test")
+	bin := buildStatic(t)
 	unit = bytes.Replace(unit, []byte(execStart), []byte("\nExecStart="+bin+" "), 1)
 
 	// The copy keeps the unit's name: verify derives the unit name from it.
@@ -293,8 +325,8 @@ func TestUnitKeepsHostNamespaces(t *testing.T) {
 // TestStaticBuild builds the daemon exactly as the Dockerfile does and checks
 // that the result needs no dynamic loader and runs.
 func TestStaticBuild(t *testing.T) {
-	const version = "deploy-test-1.2.3"
-	bin := buildStatic(t, version)
+	const version = testVersion
+	bin := buildStatic(t)
 
 	f, err := elf.Open(bin)
 	if err != nil {
@@ -462,7 +494,7 @@ func TestKubernetesConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, configMapConfig(t, manifest), 0o644); err != nil {
 		t.Fatalf("write config: %v", err)
 	}
-	bin := buildStatic(t, "config-test")
+	bin := buildStatic(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, "validate", "--config", cfg).CombinedOutput(); err != nil {
