@@ -41,6 +41,9 @@ type Options struct {
 	Build BuildInfo
 	// Stdout is where stdout sinks write (os.Stdout when nil).
 	Stdout *os.File
+	// StdoutColor colours stdout sinks of format text: set it only when
+	// Stdout is a terminal and NO_COLOR is not set.
+	StdoutColor bool
 	// DrainTimeout bounds how long shutdown waits for sinks to drain.
 	DrainTimeout time.Duration
 	// Load reads and validates the config again for a reload: the same
