@@ -263,6 +263,7 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
+		Build:            daemon.BuildInfo{Version: version},
 	})
 	go func() {
 		for {

@@ -106,7 +106,7 @@ type Sink struct {
 	// nats
 	URL                  string        `mapstructure:"url"`
 	Subject              string        `mapstructure:"subject"`
-	Format               string        `mapstructure:"format"` // json, raw
+	Format               string        `mapstructure:"format"` // nats: json, raw; stdout: json, text
 	JetStream            bool          `mapstructure:"jetstream"`
 	MaxInFlight          int           `mapstructure:"max_in_flight"`
 	AckTimeout           time.Duration `mapstructure:"ack_timeout"`
@@ -218,11 +218,23 @@ func setDefaults(v *viper.Viper) {
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
-// every process event to stdout.
-func builtin() (map[string]*Sink, []Route) {
+// every process event to stdout. For people at a terminal (text is true)
+// that is the text format with enrichment; otherwise JSON lines.
+func builtin(text bool) (map[string]*Sink, []Route) {
+	if text {
+		return map[string]*Sink{"stdout": {Type: "stdout", Format: "text"}},
+			[]Route{{Match: "1.1", Sinks: []string{"stdout"}, Enrich: true}}
+	}
 	return map[string]*Sink{"stdout": {Type: "stdout"}},
 		[]Route{{Match: "1.1", Sinks: []string{"stdout"}}}
 }
+
+// Output formats of stdout sinks (Options.Format).
+const (
+	FormatAuto = "" // the built-in default: text on a terminal, else JSON; config files: as written
+	FormatJSON = "json"
+	FormatText = "text"
+)
 
 // Options tells Load where to read from.
 type Options struct {
@@ -230,6 +242,12 @@ type Options struct {
 	Set  []string // key=value overrides, applied last
 	// DefaultPath overrides DefaultPath (tests).
 	DefaultPath string
+	// Format, when set (json or text), is the format of every stdout
+	// sink: the run command's --format flag.
+	Format string
+	// Terminal tells that stdout is a terminal: the built-in default then
+	// writes text with enrichment instead of JSON lines.
+	Terminal bool
 }
 
 // Load reads, decodes and validates the configuration. The returned error
@@ -303,8 +321,20 @@ func Load(o Options) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.Source = path
+	switch o.Format {
+	case FormatAuto, FormatJSON, FormatText:
+	default:
+		return nil, fmt.Errorf("--format %q: want json or text", o.Format)
+	}
 	if path == "" && c.Sinks == nil && c.Routes == nil {
-		c.Sinks, c.Routes = builtin()
+		c.Sinks, c.Routes = builtin(o.Format == FormatText || (o.Format == FormatAuto && o.Terminal))
+	}
+	if o.Format != FormatAuto {
+		for _, s := range c.Sinks {
+			if s != nil && s.Type == "stdout" {
+				s.Format = o.Format
+			}
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -373,6 +403,10 @@ func (c *Config) applyDefaults() {
 			}
 			if s.MaxFiles == 0 {
 				s.MaxFiles = 5
+			}
+		case "stdout":
+			if s.Format == "" {
+				s.Format = FormatJSON
 			}
 		case "nats":
 			if s.Subject == "" {
@@ -640,7 +674,6 @@ func (s *Sink) validate(key, name string) []error {
 	natsKeys := func() {
 		only("url", s.URL != "", "nats")
 		only("subject", s.Subject != "", "nats")
-		only("format", s.Format != "", "nats")
 		only("jetstream", s.JetStream, "nats")
 		only("max_in_flight", s.MaxInFlight != 0, "nats")
 		only("ack_timeout", s.AckTimeout != 0, "nats")
@@ -658,8 +691,12 @@ func (s *Sink) validate(key, name string) []error {
 	case "stdout":
 		fileKeys()
 		natsKeys()
+		if s.Format != FormatJSON && s.Format != FormatText {
+			bad("format", "%q is not json or text", s.Format)
+		}
 	case "file":
 		natsKeys()
+		only("format", s.Format != "", "nats or stdout")
 		if s.Path == "" {
 			bad("path", "required for a file sink")
 		}

@@ -38,8 +38,13 @@ type Options struct {
 	Log *zap.Logger
 	// Notify receives systemd state changes ("READY=1", …); nil for none.
 	Notify func(state string)
+	// Build names the running build in cnbridged_build_info.
+	Build BuildInfo
 	// Stdout is where stdout sinks write (os.Stdout when nil).
 	Stdout *os.File
+	// StdoutColor colours stdout sinks of format text: set it only when
+	// Stdout is a terminal and NO_COLOR is not set.
+	StdoutColor bool
 	// Load reads and validates the config again for a reload: the same
 	// code path as "cnbridged validate". Nil disables reloads.
 	Load func() (*config.Config, error)
@@ -96,6 +101,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, opts.Build)
 	return &Daemon{
 		opts:    opts,
 		log:     opts.Log,
