@@ -91,8 +91,11 @@ func (f *Filter) under(l *Line) bool {
 	return false
 }
 
+// glob matches a name in which "/" is an ordinary character (a comm such
+// as "kworker/u8:1").
 func glob(pat, s string) bool {
-	ok, _ := path.Match(pat, s)
+	const slash = "\x01"
+	ok, _ := path.Match(strings.ReplaceAll(pat, "/", slash), strings.ReplaceAll(s, "/", slash))
 	return ok
 }
 
@@ -103,7 +106,8 @@ func globPath(pat, exe string) bool {
 		return false
 	}
 	if strings.Contains(pat, "/") {
-		return glob(pat, exe)
+		ok, _ := path.Match(pat, exe)
+		return ok
 	}
 	return glob(pat, path.Base(exe))
 }
