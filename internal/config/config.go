@@ -33,6 +33,7 @@ type Config struct {
 	Listener Listener         `mapstructure:"listener"`
 	Ledger   Ledger           `mapstructure:"ledger"`
 	Metrics  Metrics          `mapstructure:"metrics"`
+	Tap      Tap              `mapstructure:"tap"`
 	Sinks    map[string]*Sink `mapstructure:"sinks"`
 	Routes   []Route          `mapstructure:"routes"`
 	Requests []Request        `mapstructure:"requests"`
@@ -84,6 +85,15 @@ type Ledger struct {
 // Metrics configures the Prometheus and health endpoint.
 type Metrics struct {
 	Listen string `mapstructure:"listen"` // empty disables
+}
+
+// Tap configures the local live-view socket ("cnbridged tap"). It is a
+// Unix socket, never the metrics listener: events carry command lines.
+type Tap struct {
+	Socket       string `mapstructure:"socket"`        // empty disables
+	Mode         string `mapstructure:"mode"`          // octal, e.g. "0600"
+	ClientBuffer int    `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
+	QueueSize    int    `mapstructure:"queue_size"`    // records between the reader and the tap
 }
 
 // Sink is one named sink. Type selects which of the keys apply.
@@ -210,6 +220,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("ledger.reorder_window", 0)
 	v.SetDefault("ledger.max_streams", 65536)
 	v.SetDefault("metrics.listen", "127.0.0.1:9464")
+	v.SetDefault("tap.socket", "/run/cnbridged/tap.sock")
+	v.SetDefault("tap.mode", "0600")
+	v.SetDefault("tap.client_buffer", 4096)
+	v.SetDefault("tap.queue_size", 8192)
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
 	v.SetDefault("process_table.max_entries", 65536)
 	v.SetDefault("enrich_redact", []string{})
@@ -546,6 +560,17 @@ func (c *Config) Validate() error {
 			bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
+		}
+	}
+	if c.Tap.Socket != "" {
+		if m, err := strconv.ParseUint(c.Tap.Mode, 8, 32); err != nil || m > 0o777 {
+			bad("tap.mode", "%q: want an octal file mode such as 0600", c.Tap.Mode)
+		}
+		if c.Tap.ClientBuffer < 1 {
+			bad("tap.client_buffer", "must be at least 1")
+		}
+		if c.Tap.QueueSize < 1 {
+			bad("tap.queue_size", "must be at least 1")
 		}
 	}
 

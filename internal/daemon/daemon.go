@@ -76,6 +76,7 @@ type Daemon struct {
 	reload      *reloadMetrics
 	replies     *requests.Server // nil without requests
 	summary     *stopSummary     // set by the stop sequence
+	tap         *sinks.Runner    // the tap socket's runner (tap.go), nil without it
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.
@@ -155,6 +156,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		d.stopSinks(context.Background())
 		return err
 	}
+	defer d.startTap(cfg)()
 	stopRequests, err := d.startRequests(ctx, cfg)
 	if err != nil {
 		d.stopSinks(context.Background())
@@ -371,6 +373,10 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		slotOf[name] = e.runner.Slot()
 		bySlot[e.runner.Slot()] = e.runner
 	}
+	var tapBit uint64
+	if d.tap != nil { // every routed record also goes to the tap
+		bySlot[d.tap.Slot()], tapBit = d.tap, d.tap.Bit()
+	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		pat, err := router.ParsePattern(rc.Match)
@@ -378,7 +384,7 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
 		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
-			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn()}
+			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
 		if len(rc.Events) > 0 {
 			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
 				return nil, fmt.Errorf("routes[%d]: %w", i, err)
