@@ -263,6 +263,7 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
+		Build:            daemon.BuildInfo{Version: version},
 	})
 	go func() {
 		for {
@@ -290,11 +291,10 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 			}
 		}()
 	}
+	// Run's last log line is its stop summary, with the error if any.
 	if err := d.Run(ctx, reloads); err != nil {
-		log.Error("cnbridged stopped", zap.Error(err))
 		return &exitError{code: exitRuntime, err: err, printed: true}
 	}
-	log.Info("cnbridged stopped")
 	return nil
 }
 

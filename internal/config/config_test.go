@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,7 +174,7 @@ func TestMainExampleConfig(t *testing.T) {
 	}
 	q := sinks.QueueConfig{QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: sinks.DropNewest}
 	want := map[string]*config.Sink{
-		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{}},
+		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
 		"archive": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
 			Path: "/var/log/cnbridged/events.jsonl", Mode: 0o640, FlushInterval: time.Second,
 			MaxFiles: 5, OnError: sinks.OnErrorDrop,
@@ -575,7 +576,8 @@ func TestSinkKeyMisuse(t *testing.T) {
 		{"on_error on nats", "type: nats\n    url: nats://x\n    on_error: drop", "sinks.s.on_error: applies only to sinks of type file"},
 		{"url on file", "type: file\n    path: /x\n    url: nats://x", "sinks.s.url: applies only to sinks of type nats"},
 		{"subject on stdout", "type: stdout\n    subject: a.b", "sinks.s.subject: applies only to sinks of type nats"},
-		{"format on stdout", "type: stdout\n    format: raw", "sinks.s.format: applies only to sinks of type nats"},
+		{"raw format on stdout", "type: stdout\n    format: raw", `sinks.s.format: "raw" is not json or text`},
+		{"format on file", "type: file\n    path: /x\n    format: text", "sinks.s.format: applies only to sinks of type stdout or nats"},
 		{"jetstream on file", "type: file\n    path: /x\n    jetstream: true", "sinks.s.jetstream: applies only to sinks of type nats"},
 		{"password on stdout", "type: stdout\n    password: pw", "sinks.s.password: applies only to sinks of type nats"},
 		{"tls on stdout", "type: stdout\n    tls:\n      ca_file: /ca", "sinks.s.tls: applies only to sinks of type nats"},
@@ -643,7 +645,7 @@ routes:
 		DuplicateWindow: 2 * time.Minute, Replicas: 1,
 	}
 	want := map[string]*config.Sink{
-		"out": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{}},
+		"out": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
 		"f": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
 			Path: "/var/log/x.jsonl", Mode: 0o640, FlushInterval: time.Second, MaxFiles: 5, OnError: sinks.OnErrorDrop,
 		}},
@@ -690,6 +692,7 @@ func TestFixedDefaults(t *testing.T) {
 
 func TestDurations(t *testing.T) {
 	c := load(t, `
+shutdown_timeout: 3h
 listener:
   handshake_timeout: 250ms
 sinks:
@@ -714,11 +717,11 @@ requests:
 `)
 	got := []time.Duration{
 		c.Listener.HandshakeTimeout, c.Sinks["f"].File().FlushInterval,
-		c.Sinks["n"].NATS().AckTimeout, c.Sinks["n"].NATS().DrainTimeout, c.Requests[0].Timeout,
+		c.Sinks["n"].NATS().AckTimeout, c.Sinks["n"].NATS().DrainTimeout, c.Requests[0].Timeout, c.ShutdownTimeout,
 	}
 	want := []time.Duration{
 		250 * time.Millisecond, 90 * time.Second,
-		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond,
+		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond, 3 * time.Hour,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("durations (-want +got):\n%s", diff)
@@ -839,4 +842,76 @@ func TestMalformedYAML(t *testing.T) {
 		t.Fatal("Load of malformed YAML succeeded, want an error")
 	}
 	checkErr(t, err, path)
+}
+
+// TestShutdownTimeout: shutdown_timeout bounds every sink's drain, so a
+// drain_timeout longer than it is an error naming both keys; an unset
+// drain_timeout follows shutdown_timeout.
+func TestShutdownTimeout(t *testing.T) {
+	const nats = `
+sinks:
+  n:
+    type: nats
+    url: nats://127.0.0.1:4222
+%s
+routes:
+  - match: "1.1"
+    sinks: [n]
+`
+	err := loadErr(t, fmt.Sprintf(nats, "    drain_timeout: 25s"), "shutdown_timeout=10s")
+	checkErr(t, err, "sinks.n.drain_timeout: 25s is longer than shutdown_timeout (10s)")
+	checkErr(t, loadErr(t, minimal, "shutdown_timeout=0s"), "shutdown_timeout: must be positive")
+
+	c := load(t, fmt.Sprintf(nats, ""), "shutdown_timeout=4s")
+	if got, want := c.Sinks["n"].NATS().DrainTimeout, 4*time.Second; got != want {
+		t.Errorf("default drain_timeout got %s, want %s (shutdown_timeout)", got, want)
+	}
+	if got, want := load(t, minimal).ShutdownTimeout, config.DefaultShutdownTimeout; got != want {
+		t.Errorf("default shutdown_timeout got %s, want %s", got, want)
+	}
+}
+
+// TestStdoutFormat: the built-in default writes text with enrichment to a
+// terminal and JSON lines elsewhere; --format json|text decides for every
+// stdout sink, config file or not.
+func TestStdoutFormat(t *testing.T) {
+	file := writeConfig(t, "sinks:\n  out: {type: stdout, format: text}\n  f: {type: file, path: /x}\nroutes:\n  - {match: \"1.1\", sinks: [out, f]}\n")
+	tests := []struct {
+		name       string
+		opts       config.Options
+		wantFormat string
+		wantEnrich bool
+	}{
+		{"builtin on a terminal", config.Options{Terminal: true}, "text", true},
+		{"builtin piped", config.Options{}, "json", false},
+		{"builtin on a terminal with --format json", config.Options{Terminal: true, Format: "json"}, "json", false},
+		{"builtin piped with --format text", config.Options{Format: "text"}, "text", true},
+		{"file as written", config.Options{Path: file, Terminal: true}, "text", false},
+		{"file with --format json", config.Options{Path: file, Format: "json"}, "json", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.DefaultPath = noDefault(t)
+			c, err := config.Load(tt.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			var out *config.Sink
+			for _, s := range c.Sinks {
+				if s.Type == "stdout" {
+					out = s
+				}
+			}
+			if out == nil {
+				t.Fatalf("no stdout sink in %v", c.Sinks)
+			}
+			format := out.Settings.(*sinks.StdoutConfig).Format
+			if format != tt.wantFormat || c.Routes[0].Enrich != tt.wantEnrich {
+				t.Errorf("stdout format %q, enrich %v; want %q, %v", format, c.Routes[0].Enrich, tt.wantFormat, tt.wantEnrich)
+			}
+		})
+	}
+	if _, err := config.Load(config.Options{Format: "yaml", DefaultPath: noDefault(t)}); err == nil || !strings.Contains(err.Error(), `--format "yaml": want json or text`) {
+		t.Errorf("Load(--format yaml) error = %v, want one naming --format and what it accepts", err)
+	}
 }

@@ -27,7 +27,20 @@ type Options struct {
 	DefaultPath string
 	// Environ overrides os.Environ() (tests); nil reads the process's.
 	Environ []string
+	// Format, when set (json or text), is the format of every stdout
+	// sink: the run command's --format flag.
+	Format string
+	// Terminal tells that stdout is a terminal: the built-in default then
+	// writes text with enrichment instead of JSON lines.
+	Terminal bool
 }
+
+// Output formats of stdout sinks (Options.Format).
+const (
+	FormatAuto = "" // the built-in default: text on a terminal, else JSON; config files: as written
+	FormatJSON = sinks.FormatJSON
+	FormatText = sinks.FormatText
+)
 
 const envPrefix = "CNBRIDGED_"
 
@@ -106,6 +119,11 @@ func (ld *loader) load(o Options) (*Config, error) {
 		}
 	}
 	ld.path = path
+	switch o.Format {
+	case FormatAuto, FormatJSON, FormatText:
+	default:
+		return nil, &Error{[]Problem{{Source: fmt.Sprintf("--format %q", o.Format), Msg: "want json or text"}}}
+	}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -120,7 +138,7 @@ func (ld *loader) load(o Options) (*Config, error) {
 		}
 	} else {
 		// --set and the environment merge into the built-in default.
-		if err := v.MergeConfigMap(builtinMap()); err != nil {
+		if err := v.MergeConfigMap(builtinMap(o.Format == FormatText || (o.Format == FormatAuto && o.Terminal))); err != nil {
 			return nil, err
 		}
 	}
@@ -139,6 +157,16 @@ func (ld *loader) load(o Options) (*Config, error) {
 
 	c := ld.decode()
 	c.Source = path
+	if o.Format != FormatAuto {
+		for _, s := range c.Sinks {
+			if s == nil {
+				continue
+			}
+			if st, ok := s.Settings.(*sinks.StdoutConfig); ok {
+				st.Format = o.Format
+			}
+		}
+	}
 	c.applyDefaults()
 	for _, err := range flatten(c.Validate()) {
 		key, msg := splitKey(err.Error())
@@ -626,10 +654,14 @@ func (ld *loader) decodeSinks(raw any, c *Config) {
 		typ := s.Type
 		ld.decodeInto(own, tc, key, true, func(k string) string {
 			short := k[strings.LastIndexByte(k, '.')+1:]
+			var others []string
 			for _, other := range sinks.Types() {
 				if oc, _ := sinks.NewTypeConfig(other); other != typ && slices.Contains(keysOf(oc), short) {
-					return "applies only to sinks of type " + other
+					others = append(others, other)
 				}
+			}
+			if len(others) > 0 {
+				return "applies only to sinks of type " + strings.Join(others, " or ")
 			}
 			return fmt.Sprintf("unknown key for a %s sink; its keys: %s", typ, strings.Join(append(keysOf(&s.QueueConfig), keysOf(tc)...), ", "))
 		})
@@ -650,8 +682,15 @@ func keysOf(v any) []string {
 }
 
 // builtinMap is the config used when no file exists: every process event
-// to stdout.
-func builtinMap() map[string]any {
+// to stdout. For people at a terminal (text is true) that is the text
+// format with enrichment; otherwise JSON lines.
+func builtinMap(text bool) map[string]any {
+	if text {
+		return map[string]any{
+			"sinks":  map[string]any{"stdout": map[string]any{"type": "stdout", "format": FormatText}},
+			"routes": []any{map[string]any{"match": "1.1", "sinks": []any{"stdout"}, "enrich": true}},
+		}
+	}
 	return map[string]any{
 		"sinks":  map[string]any{"stdout": map[string]any{"type": "stdout"}},
 		"routes": []any{map[string]any{"match": "1.1", "sinks": []any{"stdout"}}},
