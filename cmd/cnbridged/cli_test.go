@@ -151,3 +151,59 @@ func TestHealth(t *testing.T) {
 		t.Errorf("no daemon: exit got %d, want 1\n%s", code, out.String())
 	}
 }
+
+// TestStatsFromConfig: stats finds the daemon's metrics at metrics.listen
+// of the config, handles an interval of 0 (one scrape, no rates, no NaN),
+// and shows events left out by a route's events: list as filtered.
+func TestStatsFromConfig(t *testing.T) {
+	const metrics = `# TYPE cnbridged_messages_received_total counter
+cnbridged_messages_received_total{idx="1",val="1"} 40
+# TYPE cnbridged_messages_rejected_total counter
+cnbridged_messages_rejected_total{reason="unrouted"} 3
+# TYPE cnbridged_route_events_filtered_total counter
+cnbridged_route_events_filtered_total 17
+# TYPE cnbridged_sink_queue_capacity gauge
+cnbridged_sink_queue_capacity{sink="out"} 100
+# TYPE cnbridged_sink_messages_total counter
+cnbridged_sink_messages_total{sink="out",result="sent"} 23
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(metrics))
+	}))
+	defer srv.Close()
+	for _, interval := range []string{"0s", "10ms"} {
+		var out bytes.Buffer
+		code := run([]string{"stats", "--set", "metrics.listen=" + strings.TrimPrefix(srv.URL, "http://"), "--interval", interval}, &out, &out)
+		if code != 0 {
+			t.Fatalf("--interval %s: exit %d\n%s", interval, code, out.String())
+		}
+		text := out.String()
+		if strings.Contains(text, "NaN") || strings.Contains(text, "Inf") {
+			t.Errorf("--interval %s: output has NaN or Inf:\n%s", interval, text)
+		}
+		lines := strings.Split(text, "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "FILTERED") {
+				if f := strings.Fields(lines[i+1]); len(f) != 3 || f[1] != "17" {
+					t.Errorf("--interval %s: filtered row %q, want route events 17", interval, lines[i+1])
+				}
+			}
+			if strings.HasPrefix(l, "1.1") {
+				wantRate := "0"
+				if interval == "0s" {
+					wantRate = "-"
+				}
+				if f := strings.Fields(l); len(f) < 3 || f[2] != wantRate {
+					t.Errorf("--interval %s: id row %q, want rate %s", interval, l, wantRate)
+				}
+			}
+		}
+		if !strings.Contains(text, "FILTERED") {
+			t.Errorf("--interval %s: no FILTERED section:\n%s", interval, text)
+		}
+	}
+}

@@ -222,6 +222,7 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()
+		zc.DisableStacktrace = true // an error line is one line; its fields say what failed
 		zc.EncoderConfig.TimeKey = "time"
 		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	}

@@ -163,7 +163,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		return err
 	}
 	defer stopRequests()
-	plan, err := d.buildPlan(cfg)
+	plan, err := d.buildPlan(cfg, nil)
 	if err != nil {
 		d.stopSinks(context.Background())
 		return err
@@ -360,13 +360,17 @@ func kernelFilters() bool {
 	return major > 6 || major == 6 && minor >= 6
 }
 
-// buildPlan compiles cfg's routes against the current sink slots.
-func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
+// buildPlan compiles cfg's routes against the sink slots of running
+// (nil: the running sinks).
+func (d *Daemon) buildPlan(cfg *config.Config, running map[string]*sinkEntry) (*bridge.Plan, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if running == nil {
+		running = d.sinks
+	}
 	slotOf := map[string]int{}
 	var bySlot [router.MaxSinks]*sinks.Runner
-	for name, e := range d.sinks {
+	for name, e := range running {
 		slotOf[name] = e.runner.Slot()
 		bySlot[e.runner.Slot()] = e.runner
 	}
