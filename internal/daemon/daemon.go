@@ -199,6 +199,8 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		return err
 	}
 	d.registerListenerMetrics()
+	d.registerReceiveBuffer()
+	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))

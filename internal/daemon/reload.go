@@ -155,6 +155,7 @@ func (d *Daemon) applyListener(ctx context.Context, old, cfg *config.Config) err
 			return fail(fmt.Errorf("listener.receive_buffer_bytes: %w", err))
 		}
 		undo = append(undo, func() { d.lis.SetReceiveBuffer(old.Listener.ReceiveBufferBytes) })
+		d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	}
 	if err := d.lis.SetGroups(newGroups); err != nil {
 		d.lis.SetGroups(oldGroups)
