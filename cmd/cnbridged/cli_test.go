@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -205,5 +207,57 @@ cnbridged_sink_messages_total{sink="out",result="sent"} 23
 		if !strings.Contains(text, "FILTERED") {
 			t.Errorf("--interval %s: no FILTERED section:\n%s", interval, text)
 		}
+	}
+}
+
+// TestVersionFromLdflags: the documented build line sets the version and
+// commit that version and --version print, with the Go version.
+func TestVersionFromLdflags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "cnbridged")
+	out, err := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=v9.8.7 -X main.commit=0123abc", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want := "cnbridged v9.8.7 (commit 0123abc, " + runtime.Version() + ")\n"
+	for _, arg := range []string{"version", "--version"} {
+		got, err := exec.Command(bin, arg).Output()
+		if err != nil || string(got) != want {
+			t.Errorf("%s got %q, %v; want %q", arg, got, err, want)
+		}
+	}
+}
+
+// TestFatalErrorPrintedOnce: a run that fails at start (a file sink that
+// cannot be created) exits 1 with the error logged once, on one line,
+// without a stack trace, and not printed a second time.
+func TestFatalErrorPrintedOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: opens the connector socket")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	body := "log:\n  format: json\nmetrics:\n  listen: \"\"\ntap:\n  socket: \"\"\nsinks:\n  f:\n    type: file\n    path: " + filepath.Join(dir, "file", "x.jsonl") + "\nroutes:\n  - match: \"1.1\"\n    sinks: [f]\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(daemonBinary(t), "--config", cfg)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: got %v, want 1\n%s", err, stderr.String())
+	}
+	n := strings.Count(stderr.String(), "not a directory")
+	if n != 1 {
+		t.Errorf("the error appears %d times, want once:\n%s", n, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "stacktrace") {
+		t.Errorf("the log carries a stack trace:\n%s", stderr.String())
 	}
 }

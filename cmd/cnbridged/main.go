@@ -264,7 +264,7 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
-		Build:            daemon.BuildInfo{Version: version},
+		Build:            buildInfo(),
 	})
 	go func() {
 		for {
