@@ -92,10 +92,10 @@ type Metrics struct {
 // Tap configures the local live-view socket ("cnbridged tap"). It is a
 // Unix socket, never the metrics listener: events carry command lines.
 type Tap struct {
-	Socket       string `mapstructure:"socket"`        // empty disables
-	Mode         string `mapstructure:"mode"`          // octal, e.g. "0600"
-	ClientBuffer int    `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
-	QueueSize    int    `mapstructure:"queue_size"`    // records between the reader and the tap
+	Socket       string         `mapstructure:"socket"`        // empty disables
+	Mode         sinks.FileMode `mapstructure:"mode"`          // octal string, e.g. "0600"
+	ClientBuffer int            `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
+	QueueSize    int            `mapstructure:"queue_size"`    // records between the reader and the tap
 }
 
 // Sink is one named sink: its type, the queue keys every sink has, and
@@ -330,9 +330,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Tap.Socket != "" {
-		if m, err := strconv.ParseUint(c.Tap.Mode, 8, 32); err != nil || m > 0o777 {
-			bad("tap.mode", "%q: want an octal file mode such as 0600", c.Tap.Mode)
-		}
 		if c.Tap.ClientBuffer < 1 {
 			bad("tap.client_buffer", "must be at least 1")
 		}
@@ -363,11 +360,13 @@ func (c *Config) Validate() error {
 	used := map[string]bool{}
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
-		if p, err := router.ParsePattern(r.Match); err != nil {
+		pat, err := router.ParsePattern(r.Match)
+		if err != nil {
 			bad(key+".match", "%v", err)
 		} else {
-			c.Routes[i].Pattern = p
+			c.Routes[i].Pattern = pat
 		}
+		neverProc := err == nil && !pat.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc})
 		if len(r.Events) > 0 {
 			if set, err := router.ParseEvents(r.Events); err != nil {
 				bad(key+".events", "%v", err)
@@ -378,10 +377,8 @@ func (c *Config) Validate() error {
 		if len(r.Sinks) == 0 {
 			bad(key+".sinks", "no sinks named")
 		}
-		if r.Enrich {
-			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
-				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
-			}
+		if r.Enrich && neverProc {
+			bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
 		}
 		switch {
 		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
@@ -389,10 +386,8 @@ func (c *Config) Validate() error {
 		case r.Ancestors > 0 && !r.Enrich:
 			bad(key+".ancestors", "needs enrich: true")
 		}
-		if !r.ThreadsOn() {
-			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
-				bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
-			}
+		if !r.ThreadsOn() && neverProc {
+			bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
 		}
 		for j, s := range r.Sinks {
 			if _, ok := c.Sinks[s]; !ok {

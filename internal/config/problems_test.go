@@ -107,6 +107,12 @@ routes:
 			},
 		},
 		{
+			name: "the tap socket's mode",
+			body: minimal,
+			set:  []string{"tap.mode=0999"},
+			want: []string{`--set tap.mode=0999: tap.mode: "0999" is not an octal file mode such as "0640"`},
+		},
+		{
 			name: "a sink that is not a mapping, a route key misspelt",
 			body: `sinks:
   out: stdout
