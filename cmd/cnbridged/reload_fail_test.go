@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,9 +29,30 @@ const (
 func TestReloadFailuresKeepRunning(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	base := reloadConfig(groupReloadFail, map[string]string{"a": "a.jsonl"}, "a")
-	p := startBinary(t, raceBinary(t), dir, base)
-	base = strings.ReplaceAll(base, "%DIR%", dir)
+	base := strings.ReplaceAll(reloadConfig(groupReloadFail, map[string]string{"a": "a.jsonl"}, "a"), "%DIR%", dir)
+	path := filepath.Join(dir, "cnbridged.yaml")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// systemd's notification socket, to see STATUS=.
+	sock := filepath.Join(dir, "notify")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	notes := &syncBuffer{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			notes.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	p := startWrapped(t, []string{"env", "NOTIFY_SOCKET=" + sock}, raceBinary(t), dir, path)
 	a := filepath.Join(dir, "a.jsonl")
 	em := newEmitter(t)
 	seq := uint32(0)
@@ -62,6 +84,9 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		}
 		delivered(f.name + ": a message routed by the old config")
 	}
+	waitFor(t, 5*time.Second, "STATUS= naming the failure to systemd", func() bool {
+		return strings.Contains(notes.String(), "STATUS=reload failed, running the previous config: ")
+	})
 	for _, l := range strings.Split(p.stderr.String(), "\n") {
 		if strings.Contains(l, "reload failed") && !strings.Contains(l, `"level":"error"`) {
 			t.Errorf("reload failure logged below error level: %s", l)
