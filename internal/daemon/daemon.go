@@ -145,18 +145,18 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	d.sinkCtx, d.cancelSinks = context.WithCancel(context.Background())
 	defer d.cancelSinks()
 	if _, err := d.applySinks(cfg); err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	stopRequests, err := d.startRequests(ctx, cfg)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	defer stopRequests()
 	plan, err := d.buildPlan(cfg)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	d.bridge = bridge.New(plan, seqtrack.Options{
@@ -185,7 +185,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		ProcMask:           mask,
 	}, d.log)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	d.registerListenerMetrics()
@@ -202,13 +202,20 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		if timeout <= 0 {
 			timeout = config.DefaultShutdownTimeout
 		}
-		deadline := time.Now().Add(timeout)
+		// Sinks get until soft to drain; at soft their runners stop and
+		// count what they hold; at the hard deadline a sink still stuck
+		// in a write is abandoned. A stalled when_full: block sink can
+		// hold up the reader only until soft: closing the queues frees it.
+		start := time.Now()
+		soft, hard := start.Add(timeout*9/10), start.Add(timeout)
+		cutoff := time.AfterFunc(timeout*9/10, d.cancelSinks)
+		defer cutoff.Stop()
 		var sum stopSummary
 		stopRead()
 		rerr := <-readErr
 		// Unsubscribe, leave the groups and read what the socket holds:
 		// it goes through the bridge to the sinks like any batch.
-		n, empty, err := d.lis.Drain(d.handle, deadline)
+		n, empty, err := d.lis.Drain(d.handle, soft)
 		if err != nil {
 			d.log.Warn("reading the connector socket at stop", zap.Error(err))
 		}
@@ -221,9 +228,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
-		drainCtx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		sum.SinksTimedOut = !d.stopSinks(drainCtx)
+		sum.SinksTimedOut = !d.stopSinks(soft, hard)
 		d.summary = &sum
 		return rerr
 	}
@@ -353,7 +358,7 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	slotOf := map[string]int{}
-	var bySlot [router.MaxSinks]*sinks.Runner
+	var bySlot [router.MaxSinks]bridge.Target // nil interfaces for free slots
 	for name, e := range d.sinks {
 		slotOf[name] = e.runner.Slot()
 		bySlot[e.runner.Slot()] = e.runner

@@ -34,19 +34,29 @@ func newQueue(maxRecs, maxBytes int) *queue {
 	return q
 }
 
-// push appends it. When the queue has no room it returns false at once, or
-// with wait, blocks until there is room or the queue is closed.
-func (q *queue) push(it queued, wait bool) bool {
+// pushResult is what push did with an item.
+type pushResult int
+
+const (
+	pushed pushResult = iota
+	pushFull
+	pushClosed
+)
+
+// push appends it. When the queue has no room it returns pushFull at once,
+// or with wait, blocks until there is room or the queue is closed
+// (pushClosed).
+func (q *queue) push(it queued, wait bool) pushResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for !q.closed && !q.fits(it) {
 		if !wait {
-			return false
+			return pushFull
 		}
 		q.notFull.Wait()
 	}
 	if q.closed {
-		return false
+		return pushClosed
 	}
 	if q.n == len(q.items) {
 		grown := make([]queued, 2*len(q.items))
@@ -60,7 +70,7 @@ func (q *queue) push(it queued, wait bool) bool {
 	q.records += it.count
 	q.bytes += it.bytes
 	q.notEmpty.Signal()
-	return true
+	return pushed
 }
 
 // fits reports whether it can be added. An empty queue takes any one batch,

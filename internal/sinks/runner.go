@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,10 @@ type Runner struct {
 	counters *Counters
 	metrics  *Metrics
 	log      *zap.Logger
+	// delivering is the number of records of the batch being written, 0
+	// between batches: what Abandon counts when the sink is stuck.
+	delivering atomic.Int64
+	done       atomic.Bool // Run has returned
 }
 
 // NewRunner wraps sink with a queue.
@@ -82,16 +87,22 @@ func (r *Runner) Counters() *Counters { return r.counters }
 
 // Offer hands the records of b whose Targets have the sink's bit to the sink. It
 // takes a reference on b when the batch is queued. It never blocks under
-// DropNewest; records that don't fit are counted as dropped.
+// DropNewest; records that don't fit are counted as dropped (queue_full),
+// and records offered once the runner is stopping (Stop, or its context
+// ended while Offer waited under Block) as dropped (shutdown).
 func (r *Runner) Offer(b *event.Batch) {
 	n := b.Count(r.Bit())
 	if n == 0 {
 		return
 	}
 	b.Retain(1)
-	if !r.q.push(queued{b: b, count: n, bytes: b.Bytes()}, r.cfg.WhenFull == Block) {
+	switch r.q.push(queued{b: b, count: n, bytes: b.Bytes()}, r.cfg.WhenFull == Block) {
+	case pushFull:
 		b.Release()
 		r.counters.Drop(DropQueueFull, n)
+	case pushClosed:
+		b.Release()
+		r.counters.Drop(DropShutdown, n)
 	}
 }
 
@@ -115,6 +126,7 @@ func (r *Runner) Stop() { r.q.close() }
 // counted as dropped (reason shutdown) and the sink is closed at once.
 // A sink error that means it cannot go on ends Run with that error.
 func (r *Runner) Run(ctx context.Context) error {
+	defer r.done.Store(true)
 	lastFlush := time.Now()
 	stop := context.AfterFunc(ctx, r.q.close)
 	defer stop()
@@ -170,6 +182,8 @@ func (r *Runner) Slot() int { return r.cfg.Slot }
 func (r *Runner) Bit() uint64 { return 1 << r.cfg.Slot }
 
 func (r *Runner) deliver(it queued) error {
+	r.delivering.Store(int64(it.count))
+	defer r.delivering.Store(0)
 	defer it.b.Release()
 	it.b.WaitEnriched()
 	bit := r.Bit()
@@ -189,8 +203,28 @@ func (r *Runner) deliver(it queued) error {
 			r.counters.Drop(DropShutdown, rest)
 			return err
 		}
+		r.delivering.Add(-1)
 	}
 	return nil
+}
+
+// Abandon is for a runner whose sink is stuck (a write that does not
+// return) after its context ended and the daemon will not wait any longer:
+// what is queued is counted as dropped (shutdown), the batch being written
+// as failed (those not yet handed to Write; what a stuck sink buffered is
+// not counted). It returns the records so counted.
+func (r *Runner) Abandon() int {
+	if r.done.Load() {
+		return 0
+	}
+	r.q.close()
+	n := r.q.length()
+	r.drainDropped()
+	if k := r.delivering.Swap(0); k > 0 {
+		r.counters.Failed.Add(float64(k))
+		n += int(k)
+	}
+	return n
 }
 
 func (r *Runner) drainDropped() {
