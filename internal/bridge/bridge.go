@@ -76,7 +76,7 @@ type Bridge struct {
 	// idle is signalled (capacity 1) each time the reader ends a batch,
 	// for SetPlan's wait.
 	idle chan struct{}
-	pool   *event.Pool
+	pool *event.Pool
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Ledger
 	enr    *enricher
