@@ -150,7 +150,7 @@ func TestMainExampleConfig(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := map[string]*config.Sink{
-		"console": {Type: "stdout", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest"},
+		"console": {Type: "stdout", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest", Format: "json"},
 		"archive": {
 			Type: "file", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest",
 			Path: "/var/log/cnbridged/events.jsonl", Mode: "0640", FlushInterval: time.Second,
@@ -553,7 +553,8 @@ func TestSinkKeyMisuse(t *testing.T) {
 		{"on_error on nats", "type: nats\n    url: nats://x\n    on_error: drop", "sinks.s.on_error: applies only to sinks of type file"},
 		{"url on file", "type: file\n    path: /x\n    url: nats://x", "sinks.s.url: applies only to sinks of type nats"},
 		{"subject on stdout", "type: stdout\n    subject: a.b", "sinks.s.subject: applies only to sinks of type nats"},
-		{"format on stdout", "type: stdout\n    format: raw", "sinks.s.format: applies only to sinks of type nats"},
+		{"raw format on stdout", "type: stdout\n    format: raw", `sinks.s.format: "raw" is not json or text`},
+		{"format on file", "type: file\n    path: /x\n    format: text", "sinks.s.format: applies only to sinks of type nats or stdout"},
 		{"jetstream on file", "type: file\n    path: /x\n    jetstream: true", "sinks.s.jetstream: applies only to sinks of type nats"},
 		{"password on stdout", "type: stdout\n    password: pw", "sinks.s.password: applies only to sinks of type nats"},
 		{"tls on stdout", "type: stdout\n    tls:\n      ca_file: /ca", "sinks.s.tls: applies only to sinks of type nats"},
@@ -621,7 +622,7 @@ routes:
 		DuplicateWindow: 2 * time.Minute, Replicas: 1,
 	}
 	want := map[string]*config.Sink{
-		"out": {Type: "stdout", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest"},
+		"out": {Type: "stdout", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest", Format: "json"},
 		"f": {
 			Type: "file", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest",
 			Path: "/var/log/x.jsonl", Mode: "0640", FlushInterval: time.Second, MaxFiles: 5, OnError: "drop",
@@ -845,5 +846,49 @@ routes:
 	}
 	if got, want := load(t, minimal).ShutdownTimeout, config.DefaultShutdownTimeout; got != want {
 		t.Errorf("default shutdown_timeout got %s, want %s", got, want)
+	}
+}
+
+// TestStdoutFormat: the built-in default writes text with enrichment to a
+// terminal and JSON lines elsewhere; --format json|text decides for every
+// stdout sink, config file or not.
+func TestStdoutFormat(t *testing.T) {
+	file := writeConfig(t, "sinks:\n  out: {type: stdout, format: text}\n  f: {type: file, path: /x}\nroutes:\n  - {match: \"1.1\", sinks: [out, f]}\n")
+	tests := []struct {
+		name       string
+		opts       config.Options
+		wantFormat string
+		wantEnrich bool
+	}{
+		{"builtin on a terminal", config.Options{Terminal: true}, "text", true},
+		{"builtin piped", config.Options{}, "json", false},
+		{"builtin on a terminal with --format json", config.Options{Terminal: true, Format: "json"}, "json", false},
+		{"builtin piped with --format text", config.Options{Format: "text"}, "text", true},
+		{"file as written", config.Options{Path: file, Terminal: true}, "text", false},
+		{"file with --format json", config.Options{Path: file, Format: "json"}, "json", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.DefaultPath = noDefault(t)
+			c, err := config.Load(tt.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			var out *config.Sink
+			for _, s := range c.Sinks {
+				if s.Type == "stdout" {
+					out = s
+				}
+			}
+			if out == nil {
+				t.Fatalf("no stdout sink in %v", c.Sinks)
+			}
+			if out.Format != tt.wantFormat || c.Routes[0].Enrich != tt.wantEnrich {
+				t.Errorf("stdout format %q, enrich %v; want %q, %v", out.Format, c.Routes[0].Enrich, tt.wantFormat, tt.wantEnrich)
+			}
+		})
+	}
+	if _, err := config.Load(config.Options{Format: "yaml", DefaultPath: noDefault(t)}); err == nil || !strings.Contains(err.Error(), `--format "yaml": want json or text`) {
+		t.Errorf("Load(--format yaml) error = %v, want one naming --format and what it accepts", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,13 @@ type Options struct {
 	Log *zap.Logger
 	// Notify receives systemd state changes ("READY=1", …); nil for none.
 	Notify func(state string)
+	// Build names the running build in cnbridged_build_info.
+	Build BuildInfo
 	// Stdout is where stdout sinks write (os.Stdout when nil).
 	Stdout *os.File
+	// StdoutColor colours stdout sinks of format text: set it only when
+	// Stdout is a terminal and NO_COLOR is not set.
+	StdoutColor bool
 	// Load reads and validates the config again for a reload: the same
 	// code path as "cnbridged validate". Nil disables reloads.
 	Load func() (*config.Config, error)
@@ -70,6 +76,7 @@ type Daemon struct {
 	reload      *reloadMetrics
 	replies     *requests.Server // nil without requests
 	summary     *stopSummary     // set by the stop sequence
+	tap         *sinks.Runner    // the tap socket's runner (tap.go), nil without it
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.
@@ -95,6 +102,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, opts.Build)
 	return &Daemon{
 		opts:    opts,
 		log:     opts.Log,
@@ -148,6 +156,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
+	defer d.startTap(cfg)()
 	stopRequests, err := d.startRequests(ctx, cfg)
 	if err != nil {
 		d.stopSinksWithin(cfg.ShutdownTimeout)
@@ -164,8 +173,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		MaxStreams:    cfg.Ledger.MaxStreams,
 	}, bridge.EnrichOptions{
 		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
-		CacheSize:  cfg.EnrichCacheSize,
+		MaxEntries: cfg.ProcessTable.MaxEntries,
 		QueueSize:  cfg.EnrichQueueSize,
+		Redact:     compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
 	enrCtx, stopEnricher := context.WithCancel(context.Background())
 	enrDone := make(chan struct{})
@@ -189,6 +199,7 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		return err
 	}
 	d.registerListenerMetrics()
+	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
 	readErr := make(chan error, 1)
@@ -330,6 +341,10 @@ func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *rout
 		return cnmsg.ProcAll, false, nil
 	}
 	m = set.KernelMask()
+	if m != cnmsg.ProcAll && enriches(cfg) {
+		// The process table needs the events that change it.
+		m |= tableEvents
+	}
 	if m == cnmsg.ProcAll {
 		return m, false, nil
 	}
@@ -363,13 +378,18 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		slotOf[name] = e.runner.Slot()
 		bySlot[e.runner.Slot()] = e.runner
 	}
+	var tapBit uint64
+	if d.tap != nil { // every routed record also goes to the tap
+		bySlot[d.tap.Slot()], tapBit = d.tap, d.tap.Bit()
+	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		pat, err := router.ParsePattern(rc.Match)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich}
+		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
 		if len(rc.Events) > 0 {
 			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
 				return nil, fmt.Errorf("routes[%d]: %w", i, err)
@@ -494,4 +514,28 @@ func monotonicUsec() string {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// tableEvents are the process events the process table is fed.
+const tableEvents = cnmsg.ProcFork | cnmsg.ProcExec | cnmsg.ProcExit | cnmsg.ProcUID | cnmsg.ProcGID |
+	cnmsg.ProcSID | cnmsg.ProcComm
+
+func enriches(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Enrich {
+			return true
+		}
+	}
+	return false
+}
+
+// compileRedact compiles enrich_redact (validated by config.Validate).
+func compileRedact(pats []string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, 0, len(pats))
+	for _, p := range pats {
+		if re, err := regexp.Compile(p); err == nil {
+			out = append(out, re)
+		}
+	}
+	return out
 }

@@ -149,7 +149,8 @@ func restartKeys(a, b *config.Config) []string {
 	if a.Log != b.Log {
 		keys = append(keys, "log")
 	}
-	if a.EnrichCacheSize != b.EnrichCacheSize || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize {
+	if a.ProcessTable != b.ProcessTable || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize ||
+		!slices.Equal(a.EnrichRedact, b.EnrichRedact) {
 		keys = append(keys, "enrich_*")
 	}
 	if !slices.EqualFunc(a.Requests, b.Requests, func(x, y config.Request) bool {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -35,6 +36,9 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 	log := d.log.Named("sink").With(zap.String("sink", name))
 	switch sc.Type {
 	case "stdout":
+		if sc.Format == config.FormatText {
+			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local}, c), nil
+		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
 	case "file":
 		mode, _ := strconv.ParseUint(sc.Mode, 8, 32)
