@@ -120,7 +120,7 @@ func startStalled(t *testing.T, config string) *proc {
 	t.Cleanup(func() { pr.Close() })
 	addr := freePort(t)
 	cmd := exec.Command(daemonBinary(t), "run", "--no-watch", "--config", path,
-		"--set", "metrics.listen="+addr, "--set", "log.format=json")
+		"--set", "metrics.listen="+addr, "--set", "log.format=json", "--set", "state_dir="+filepath.Join(dir, "state"))
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = pw

@@ -59,6 +59,13 @@ type Target interface {
 	Offer(b *event.Batch)
 }
 
+// SeqRecorder keeps the last seq read from each kernel stream where a
+// restarted daemon finds it (statefile.Seqs). Set runs on the reader
+// goroutine for every kernel message that moves its stream forward.
+type SeqRecorder interface {
+	Set(idx, val, cpu, seq uint32)
+}
+
 // ReplyMatcher matches kernel messages to pending connector requests. Offer
 // runs on the reader goroutine and must not block; it reports whether m was
 // a reply (which is still routed as usual).
@@ -79,6 +86,7 @@ type Bridge struct {
 	pool *event.Pool
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Ledger
+	seqs   SeqRecorder // nil: no restart trace
 	enr    *enricher
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
@@ -250,6 +258,47 @@ func (b *Bridge) release() {
 	}
 }
 
+// RecordSeqs makes the reader keep the last seq of every kernel stream in
+// r. Call it before the reader starts.
+func (b *Bridge) RecordSeqs(r SeqRecorder) { b.seqs = r }
+
+// KernelStream is the last seq a previous daemon read from one kernel
+// stream.
+type KernelStream struct {
+	ID  cnmsg.ID
+	CPU uint32
+	Seq uint32
+}
+
+// Resume continues a previous daemon's accounting, before the reader
+// starts: each kernel stream's ledger starts from the seq it read last, so
+// the seqs the kernel numbered while nobody listened are counted lost
+// exactly (loss markers included) when the stream is next seen; and gap,
+// when set, goes to the sinks of the routes with loss markers for process
+// events.
+func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
+	for _, s := range streams {
+		b.ledger.Observe(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU}, s.Seq)
+		if b.seqs != nil {
+			b.seqs.Set(s.ID.Idx, s.ID.Val, s.CPU, s.Seq)
+		}
+	}
+	if gap == nil {
+		return
+	}
+	p := b.plan.Load()
+	proc := cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}
+	t := p.Table.LossTargets(proc)
+	if t == 0 {
+		return
+	}
+	r := event.Record{Kind: event.KindGap, Time: now.UnixNano(), Targets: t, Gap: gap}
+	r.Msg.ID = proc
+	batch := b.pool.Get()
+	batch.Add(&r)
+	b.dispatch(p, batch, t)
+}
+
 // Plan returns the current plan.
 func (b *Bridge) Plan() *Plan { return b.plan.Load() }
 
@@ -351,6 +400,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				key.CPU = evp.CPU
 			}
 			res := b.ledger.Observe(key, m.Seq)
+			if b.seqs != nil && d.Sender == 0 && res.Kind != seqtrack.Duplicate && res.Kind != seqtrack.Late {
+				b.seqs.Set(key.Idx, key.Val, key.CPU, m.Seq)
+			}
 			switch res.Kind {
 			case seqtrack.Duplicate:
 				c.duplicates.Inc()

@@ -201,6 +201,13 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	d.registerListenerMetrics()
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 
+	// The restart trace seeds the ledger and sends the gap record before
+	// the first batch is read.
+	var trace *restartTrace
+	if cfg.StateDir != "" {
+		trace = openRestartTrace(cfg.StateDir, d.bridge, d.log, time.Now())
+	}
+
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
 	readErr := make(chan error, 1)
 	go func() { readErr <- d.lis.Run(readCtx, d.handle) }()
@@ -239,7 +246,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
+		stopped := time.Now()
 		sum.SinksTimedOut = !d.stopSinks(soft, hard)
+		trace.close(true, stopped)
 		d.summary = &sum
 		return rerr
 	}
