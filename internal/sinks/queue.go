@@ -19,6 +19,7 @@ type queue struct {
 	maxRecs  int
 	maxBytes int
 	closed   bool
+	blocked  int // pushers waiting for room
 }
 
 type queued struct {
@@ -53,7 +54,9 @@ func (q *queue) push(it queued, wait bool) pushResult {
 		if !wait {
 			return pushFull
 		}
+		q.blocked++
 		q.notFull.Wait()
+		q.blocked--
 	}
 	if q.closed {
 		return pushClosed
@@ -122,6 +125,13 @@ func (q *queue) close() {
 	q.notEmpty.Broadcast()
 	q.notFull.Broadcast()
 	q.mu.Unlock()
+}
+
+// waiters returns the pushers waiting for room.
+func (q *queue) waiters() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.blocked
 }
 
 func (q *queue) length() int {
