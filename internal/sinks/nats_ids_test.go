@@ -62,6 +62,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 				_, counters[i] = testCounters()
 				cfg := baseConfig(srv.ClientURL())
 				cfg.Name, cfg.Host, cfg.JetStream = "events", h, true
+				cfg.DrainTimeout = time.Minute // Close returns once drained
 				s := newSink(t, cfg, counters[i], zaptest.NewLogger(t))
 				wg.Add(1)
 				go func() {
@@ -106,7 +107,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 				t.Errorf("stored per host (-want +got):\n%s", diff)
 			}
 			for i, h := range hosts {
-				if l := readLedger(counters[i]); l != (ledger{sent: float64(stored[h])}) {
+				if l := readLedger(counters[i]); l != (counts{sent: float64(stored[h])}) {
 					t.Errorf("host %s: ledger %+v, want sent = %d stored", h, l, stored[h])
 				}
 			}
@@ -164,7 +165,7 @@ func TestNATSDupInProcessRetried(t *testing.T) {
 		l := readLedger(c)
 		return l.sent+l.failed+l.dropped == n
 	})
-	if l := readLedger(c); l != (ledger{sent: n}) {
+	if l := readLedger(c); l != (counts{sent: n}) {
 		t.Errorf("ledger %+v, want %d sent", l, n)
 	}
 	mu.Lock()

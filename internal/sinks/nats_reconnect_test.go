@@ -160,7 +160,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	if distinct != held || total != held {
 		t.Errorf("subscriber got %d messages, %d distinct; want each of the %d held messages once", total, distinct, held)
 	}
-	if l := readLedger(c); l != (ledger{sent: held}) {
+	if l := readLedger(c); l != (counts{sent: held}) {
 		t.Errorf("ledger %+v, want %d sent", l, held)
 	}
 }

@@ -121,7 +121,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if l := readLedger(c); l != (ledger{sent: 1500}) {
+	if l := readLedger(c); l != (counts{sent: 1500}) {
 		t.Errorf("ledger %+v, want 1500 sent", l)
 	}
 	if g := gauge(); g != 0 {

@@ -84,10 +84,10 @@ func testCounters() (*Metrics, *Counters) {
 	return m, m.Counters("nats")
 }
 
-type ledger struct{ sent, failed, dropped float64 }
+type counts struct{ sent, failed, dropped float64 }
 
-func readLedger(c *Counters) ledger {
-	return ledger{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
+func readLedger(c *Counters) counts {
+	return counts{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
 }
 
 func baseConfig(url string) NATSConfig {
@@ -229,14 +229,13 @@ func TestFillReuse(t *testing.T) {
 				return s
 			}
 			s := newSinkForFill()
-			reused := &entry{}
+			reused := &natsMsg{}
 			for i, r := range []*event.Record{&exec, &exit, &user, &loss, &exec, &loss, &user} {
-				reused.id = uint64(i)
 				fs := newSinkForFill()
 				fs.userIDs = s.userIDs // the same position in the stream
-				s.fill(reused, r)
-				fresh := &entry{id: uint64(i)}
-				fs.fill(fresh, r)
+				s.fill(reused, uint64(i), r)
+				fresh := &natsMsg{}
+				fs.fill(fresh, uint64(i), r)
 				if diff := cmp.Diff(fresh.msg, reused.msg, cmpopts.IgnoreUnexported(nats.Msg{}), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("record %d (-fresh +reused):\n%s", i, diff)
 				}
@@ -327,7 +326,7 @@ func TestNATSFormats(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(ledger{sent: 3}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+			if diff := cmp.Diff(counts{sent: 3}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 				t.Errorf("ledger (-want +got):\n%s", diff)
 			}
 			var msgs []got
@@ -463,7 +462,7 @@ func TestNATSJetStreamOutage(t *testing.T) {
 	defer srv.Shutdown()
 	srvMu.Unlock()
 
-	if diff := cmp.Diff(ledger{sent: total}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+	if diff := cmp.Diff(counts{sent: total}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 	nc, err := nats.Connect(url)
@@ -694,7 +693,7 @@ func TestNATSCloseCountsFailed(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer ccancel()
 	s.Close(cctx)
-	if diff := cmp.Diff(ledger{failed: 5, dropped: 1}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+	if diff := cmp.Diff(counts{failed: 5, dropped: 1}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 }
@@ -959,8 +958,8 @@ func BenchmarkNATS(b *testing.B) {
 		// What the sink publishes for rec, built once.
 		s := &NATS{cfg: NATSConfig{Host: "h1"}, enc: enc, idPrefix: msgIDPrefix(testBoot, "h1", "nats"), subjects: make(subjCache), nums: make(strCache)}
 		s.subj, _ = compileSubject("cn.{host}.{idx}.{val}", "h1")
-		e := &entry{}
-		s.fill(e, &rec)
+		e := &natsMsg{}
+		s.fill(e, 1, &rec)
 		return &e.msg
 	}
 	report := func(b *testing.B, start time.Time) {
