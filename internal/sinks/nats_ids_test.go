@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // TestNATSJetStreamTwoHosts (issue 11 item 3): two daemons (different
@@ -26,7 +27,7 @@ import (
 // duplicates and counted sent though never stored.
 func TestNATSJetStreamTwoHosts(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, t.TempDir(), nil)
+	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -122,7 +123,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 // subscriber stands in for the stream to give that answer on demand.
 func TestNATSDupInProcessRetried(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {

@@ -37,47 +37,13 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 var _ Sink = (*NATS)(nil)
 var _ Readier = (*NATS)(nil)
 
 const testBoot = "6f1c2a3e-0000-4000-8000-000000000001"
-
-// runServer starts an in-process nats-server on a free port (model:
-// nats-server test/test.go RunServer). storeDir enables JetStream.
-func runServer(t testing.TB, port int, storeDir string, mod func(*server.Options)) *server.Server {
-	t.Helper()
-	opts := &server.Options{
-		Host:                  "127.0.0.1",
-		Port:                  port,
-		NoLog:                 true,
-		NoSigs:                true,
-		MaxControlLine:        4096,
-		DisableShortFirstPing: true,
-	}
-	if port == 0 {
-		opts.Port = -1
-	}
-	if storeDir != "" {
-		opts.JetStream = true
-		opts.StoreDir = storeDir
-	}
-	if mod != nil {
-		mod(opts)
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats-server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	return s
-}
-
-func serverPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
 
 func testCounters() (*Metrics, *Counters) {
 	m := NewMetrics(prometheus.NewRegistry())
@@ -275,7 +241,7 @@ func TestRedactURLs(t *testing.T) {
 // marker in both formats and reads them back with a real subscriber.
 func TestNATSFormats(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	sub, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -419,8 +385,8 @@ func feed(t *testing.T, r *Runner, n, rate int, at func(i int)) {
 func TestNATSJetStreamOutage(t *testing.T) {
 	leakCheck(t)
 	dir := t.TempDir()
-	srv := runServer(t, 0, dir, nil)
-	port := serverPort(srv)
+	srv := natstest.Run(t, natstest.JetStream(dir))
+	port := natstest.ClientPort(srv)
 	url := srv.ClientURL()
 
 	met, c := testCounters()
@@ -447,7 +413,7 @@ func TestNATSJetStreamOutage(t *testing.T) {
 		go func() {
 			defer restarted.Done()
 			time.Sleep(3 * time.Second)
-			ns := runServer(t, port, dir, nil)
+			ns := natstest.Run(t, natstest.Port(port), natstest.JetStream(dir))
 			srvMu.Lock()
 			srv = ns
 			srvMu.Unlock()
@@ -541,8 +507,8 @@ func TestNATSCoreOutage(t *testing.T) {
 
 func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
-	port := serverPort(srv)
+	srv := natstest.Run(t)
+	port := natstest.ClientPort(srv)
 	url := srv.ClientURL()
 
 	// The subscriber reconnects fast; the sink only once the subscriber
@@ -580,7 +546,7 @@ func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 		go func() {
 			defer restarted.Done()
 			time.Sleep(outage) // the outage itself
-			srv = runServer(t, port, "", nil)
+			srv = natstest.Run(t, natstest.Port(port))
 			select {
 			case <-subUp:
 			case <-time.After(10 * time.Second):
@@ -620,12 +586,7 @@ func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 // holds what it is given, and delivers it once the server comes up.
 func TestNATSStartsDown(t *testing.T) {
 	leakCheck(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := natstest.FreePort(t)
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
 			core, obs := observer.New(zap.InfoLevel)
@@ -649,7 +610,11 @@ func TestNATSStartsDown(t *testing.T) {
 			if js {
 				dir = t.TempDir()
 			}
-			srv := runServer(t, port, dir, nil)
+			opts := []natstest.Option{natstest.Port(port)}
+			if js {
+				opts = append(opts, natstest.JetStream(dir))
+			}
+			srv := natstest.Run(t, opts...)
 			defer srv.Shutdown()
 			waitFor(t, 10*time.Second, "ready", func() bool { return s.Ready() == nil })
 			waitFor(t, 10*time.Second, "delivery", func() bool {
@@ -725,7 +690,7 @@ func TestNATSOutageBufferCore(t *testing.T) {
 
 func TestNATSMetrics(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	reg := prometheus.NewRegistry()
 	nm := NewNATSMetrics(reg)
@@ -854,11 +819,11 @@ func TestNATSAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := runServer(t, 0, "", tt.server)
+			srv := natstest.Run(t, tt.server)
 			defer srv.Shutdown()
 			core, obs := observer.New(zap.DebugLevel)
 			_, c := testCounters()
-			cfg := baseConfig(fmt.Sprintf("nats://127.0.0.1:%d", serverPort(srv)))
+			cfg := baseConfig(fmt.Sprintf("nats://127.0.0.1:%d", natstest.ClientPort(srv)))
 			tt.sink(&cfg)
 			s, err := NewNATS(cfg, event.NewEncoder("h1"), c, nil, zap.New(core))
 			if tt.newErr != nil {
@@ -913,7 +878,7 @@ func TestNATSAuth(t *testing.T) {
 // TestNATSAllocs measures what encoding and publishing one message costs
 // in allocations (a nats.Msg header is encoded by the client per publish).
 func TestNATSAllocs(t *testing.T) {
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	_, c := testCounters()
 	cfg := baseConfig(srv.ClientURL())
@@ -939,7 +904,7 @@ func TestNATSAllocs(t *testing.T) {
 // Benchmarks: the sink next to a raw nats.go publisher of the same
 // messages (same subject, headers and body), in one run.
 func BenchmarkNATS(b *testing.B) {
-	srv := runServer(b, 0, b.TempDir(), nil)
+	srv := natstest.Run(b, natstest.JetStream(b.TempDir()))
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -1052,7 +1017,7 @@ func BenchmarkNATS(b *testing.B) {
 // delivers once the stream exists.
 func TestNATSNoStream(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, t.TempDir(), nil)
+	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	defer srv.Shutdown()
 	_, c := testCounters()
 	cfg := baseConfig(srv.ClientURL())
