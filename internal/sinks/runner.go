@@ -53,6 +53,7 @@ type Runner struct {
 	counters *Counters
 	metrics  *Metrics
 	log      *zap.Logger
+	plain    event.Record // a record without enrichment, for Write
 	// unwritten counts the records of the batch being delivered that
 	// Write has not yet returned for (the queue no longer holds them).
 	unwritten atomic.Int64
@@ -187,14 +188,27 @@ func (r *Runner) deliver(it queued) error {
 	defer it.b.Release()
 	r.unwritten.Store(int64(it.count))
 	defer r.unwritten.Store(0)
-	it.b.WaitEnriched()
 	bit := r.Bit()
 	recs := it.b.Records
+	// Only a sink whose routes asked for enrichment waits for it.
+	for i := range recs {
+		if recs[i].Targets&bit != 0 && recs[i].EnrichTargets&bit != 0 {
+			it.b.WaitEnriched()
+			break
+		}
+	}
 	for i := range recs {
 		if recs[i].Targets&bit == 0 {
 			continue
 		}
-		err := r.sink.Write(&recs[i])
+		rec := &recs[i]
+		if rec.EnrichTargets != 0 && rec.EnrichTargets&bit == 0 {
+			// Enriched for other sinks, maybe still being: encode
+			// without it, reading none of what the enricher writes.
+			r.plain = rec.Plain()
+			rec = &r.plain
+		}
+		err := r.sink.Write(rec)
 		r.unwritten.Add(-1)
 		if err != nil {
 			// The sink cannot go on: this and the rest of the batch are lost.

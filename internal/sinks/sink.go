@@ -91,12 +91,18 @@ type Counters struct {
 
 // Counters returns the counters of the named sink.
 func (m *Metrics) Counters(sink string) *Counters {
-	return &Counters{
+	c := &Counters{
 		Sent:    m.messages.WithLabelValues(sink, "sent"),
 		Failed:  m.messages.WithLabelValues(sink, "failed"),
 		dropped: m.messages.WithLabelValues(sink, "dropped"),
 		drops:   m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
 	}
+	// Every drop reason is exported from the start, at zero, so that
+	// rate() and alerts see the series before the first drop.
+	for _, r := range DropReasons {
+		c.drops.WithLabelValues(r)
+	}
+	return c
 }
 
 // Forget removes a sink's series (after a reload removed the sink).
@@ -160,3 +166,6 @@ func (g *liveGauge) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(fn()), sink)
 	}
 }
+
+// DropReasons lists every drop reason.
+var DropReasons = []string{DropQueueFull, DropShutdown, DropWriteError, DropOutage}
