@@ -155,6 +155,10 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 	m.rejMalformed = m.rejected.WithLabelValues(ReasonMalformed)
 	m.rejUntrusted = m.rejected.WithLabelValues(ReasonUntrusted)
 	m.rejUnr = m.rejected.WithLabelValues(ReasonUnrouted)
+	// Every documented reason is exported from the start, at zero.
+	for _, r := range DecodeReasons {
+		m.decodeErrors.WithLabelValues(r)
+	}
 	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
 		m.procEvents, m.userFiltered, m.threadFiltered)
 	b := &Bridge{
@@ -432,6 +436,12 @@ func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
 	}
 	batch.Release()
 }
+
+// DecodeReasons are the reason labels of cnbridged_decode_errors_total:
+// cnmsg.Reason's labels and "truncated" (a datagram cut short by the
+// receive buffer).
+var DecodeReasons = []string{"short_nlmsghdr", "bad_nlmsg_len", "short_cn_msg", "cn_len_overflow",
+	"short_proc_event", "truncated", "not_connector"}
 
 func (b *Bridge) malformed(reason string, now time.Time) {
 	b.m.rejMalformed.Inc()

@@ -33,6 +33,7 @@ type Config struct {
 	Listener Listener         `mapstructure:"listener"`
 	Ledger   Ledger           `mapstructure:"ledger"`
 	Metrics  Metrics          `mapstructure:"metrics"`
+	Tap      Tap              `mapstructure:"tap"`
 	Sinks    map[string]*Sink `mapstructure:"sinks"`
 	Routes   []Route          `mapstructure:"routes"`
 	Requests []Request        `mapstructure:"requests"`
@@ -44,6 +45,10 @@ type Config struct {
 	// pattern's first capture group is replaced by "*****".
 	EnrichRedact []string     `mapstructure:"enrich_redact"`
 	ProcessTable ProcessTable `mapstructure:"process_table"`
+
+	// ShutdownTimeout bounds a requested stop: reading what the socket
+	// still holds and draining every sink.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
@@ -82,6 +87,15 @@ type Metrics struct {
 	Listen string `mapstructure:"listen"` // empty disables
 }
 
+// Tap configures the local live-view socket ("cnbridged tap"). It is a
+// Unix socket, never the metrics listener: events carry command lines.
+type Tap struct {
+	Socket       string `mapstructure:"socket"`        // empty disables
+	Mode         string `mapstructure:"mode"`          // octal, e.g. "0600"
+	ClientBuffer int    `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
+	QueueSize    int    `mapstructure:"queue_size"`    // records between the reader and the tap
+}
+
 // Sink is one named sink. Type selects which of the keys apply.
 type Sink struct {
 	Type string `mapstructure:"type"` // stdout, file, nats
@@ -102,7 +116,7 @@ type Sink struct {
 	// nats
 	URL                  string        `mapstructure:"url"`
 	Subject              string        `mapstructure:"subject"`
-	Format               string        `mapstructure:"format"` // json, raw
+	Format               string        `mapstructure:"format"` // nats: json, raw; stdout: json, text
 	JetStream            bool          `mapstructure:"jetstream"`
 	MaxInFlight          int           `mapstructure:"max_in_flight"`
 	AckTimeout           time.Duration `mapstructure:"ack_timeout"`
@@ -187,6 +201,7 @@ const (
 	// message arrives in a batch of its own (about 1 KiB of queue each).
 	DefaultNATSQueueSize     = 131072
 	DefaultNATSQueueMaxBytes = 128 << 20
+	DefaultShutdownTimeout   = 10 * time.Second
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -205,18 +220,35 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("ledger.reorder_window", 0)
 	v.SetDefault("ledger.max_streams", 65536)
 	v.SetDefault("metrics.listen", "127.0.0.1:9464")
+	v.SetDefault("tap.socket", "/run/cnbridged/tap.sock")
+	v.SetDefault("tap.mode", "0600")
+	v.SetDefault("tap.client_buffer", 4096)
+	v.SetDefault("tap.queue_size", 8192)
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
 	v.SetDefault("process_table.max_entries", 65536)
 	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
+	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
-// every process event to stdout.
-func builtin() (map[string]*Sink, []Route) {
+// every process event to stdout. For people at a terminal (text is true)
+// that is the text format with enrichment; otherwise JSON lines.
+func builtin(text bool) (map[string]*Sink, []Route) {
+	if text {
+		return map[string]*Sink{"stdout": {Type: "stdout", Format: "text"}},
+			[]Route{{Match: "1.1", Sinks: []string{"stdout"}, Enrich: true}}
+	}
 	return map[string]*Sink{"stdout": {Type: "stdout"}},
 		[]Route{{Match: "1.1", Sinks: []string{"stdout"}}}
 }
+
+// Output formats of stdout sinks (Options.Format).
+const (
+	FormatAuto = "" // the built-in default: text on a terminal, else JSON; config files: as written
+	FormatJSON = "json"
+	FormatText = "text"
+)
 
 // Options tells Load where to read from.
 type Options struct {
@@ -224,6 +256,12 @@ type Options struct {
 	Set  []string // key=value overrides, applied last
 	// DefaultPath overrides DefaultPath (tests).
 	DefaultPath string
+	// Format, when set (json or text), is the format of every stdout
+	// sink: the run command's --format flag.
+	Format string
+	// Terminal tells that stdout is a terminal: the built-in default then
+	// writes text with enrichment instead of JSON lines.
+	Terminal bool
 }
 
 // Load reads, decodes and validates the configuration. The returned error
@@ -297,8 +335,20 @@ func Load(o Options) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.Source = path
+	switch o.Format {
+	case FormatAuto, FormatJSON, FormatText:
+	default:
+		return nil, fmt.Errorf("--format %q: want json or text", o.Format)
+	}
 	if path == "" && c.Sinks == nil && c.Routes == nil {
-		c.Sinks, c.Routes = builtin()
+		c.Sinks, c.Routes = builtin(o.Format == FormatText || (o.Format == FormatAuto && o.Terminal))
+	}
+	if o.Format != FormatAuto {
+		for _, s := range c.Sinks {
+			if s != nil && s.Type == "stdout" {
+				s.Format = o.Format
+			}
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -368,6 +418,10 @@ func (c *Config) applyDefaults() {
 			if s.MaxFiles == 0 {
 				s.MaxFiles = 5
 			}
+		case "stdout":
+			if s.Format == "" {
+				s.Format = FormatJSON
+			}
 		case "nats":
 			if s.Subject == "" {
 				s.Subject = DefaultSubject
@@ -385,7 +439,7 @@ func (c *Config) applyDefaults() {
 				s.ReconnectBufferBytes = 8 << 20
 			}
 			if s.DrainTimeout == 0 {
-				s.DrainTimeout = 10 * time.Second
+				s.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
 			}
 			if s.Stream != nil {
 				if s.Stream.Storage == "" {
@@ -486,6 +540,15 @@ func (c *Config) Validate() error {
 	if c.EnrichQueueSize < 1 {
 		bad("enrich_queue_size", "must be at least 1")
 	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	for _, name := range c.SinkNames() {
+		if s := c.Sinks[name]; s != nil && s.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+			bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+				s.DrainTimeout, c.ShutdownTimeout)
+		}
+	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
 	}
@@ -497,6 +560,17 @@ func (c *Config) Validate() error {
 			bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
+		}
+	}
+	if c.Tap.Socket != "" {
+		if m, err := strconv.ParseUint(c.Tap.Mode, 8, 32); err != nil || m > 0o777 {
+			bad("tap.mode", "%q: want an octal file mode such as 0600", c.Tap.Mode)
+		}
+		if c.Tap.ClientBuffer < 1 {
+			bad("tap.client_buffer", "must be at least 1")
+		}
+		if c.Tap.QueueSize < 1 {
+			bad("tap.queue_size", "must be at least 1")
 		}
 	}
 
@@ -625,7 +699,6 @@ func (s *Sink) validate(key, name string) []error {
 	natsKeys := func() {
 		only("url", s.URL != "", "nats")
 		only("subject", s.Subject != "", "nats")
-		only("format", s.Format != "", "nats")
 		only("jetstream", s.JetStream, "nats")
 		only("max_in_flight", s.MaxInFlight != 0, "nats")
 		only("ack_timeout", s.AckTimeout != 0, "nats")
@@ -643,8 +716,12 @@ func (s *Sink) validate(key, name string) []error {
 	case "stdout":
 		fileKeys()
 		natsKeys()
+		if s.Format != FormatJSON && s.Format != FormatText {
+			bad("format", "%q is not json or text", s.Format)
+		}
 	case "file":
 		natsKeys()
+		only("format", s.Format != "", "nats or stdout")
 		if s.Path == "" {
 			bad("path", "required for a file sink")
 		}

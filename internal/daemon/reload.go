@@ -117,7 +117,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	d.bridge.SetPlan(plan)
-	rctx, cancel := context.WithTimeout(ctx, d.opts.DrainTimeout)
+	rctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 	d.retireSinks(rctx, retire)
 	cancel()
 	d.mu.Lock()
