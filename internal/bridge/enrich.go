@@ -94,7 +94,8 @@ type enricher struct {
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
 	lastErrLog             time.Time
-	counted                int // results counted so far (see apply)
+	counted                int       // results counted so far (see apply)
+	lastResync             time.Time // see enrichBatch
 }
 
 func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
@@ -305,7 +306,11 @@ func (e *enricher) skipBatch(b *event.Batch) {
 }
 
 func (e *enricher) enrichBatch(b *event.Batch) {
-	if e.resync.Swap(false) {
+	// At most one resync a second: under sustained loss each would scan
+	// /proc again; the next one catches what happened in between.
+	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
+		e.resync.Store(false)
+		e.lastResync = time.Now()
 		e.resyncNow()
 	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {
