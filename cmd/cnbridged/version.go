@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/cnbridged/cnbridged/internal/daemon"
 )
 
 // version and commit are set at build time:
@@ -50,6 +52,12 @@ func versionInfo() (ver, rev, goVersion string) {
 		ver = "devel"
 	}
 	return orUnknown(ver), orUnknown(rev), goVersion
+}
+
+// buildInfo names this build for cnbridged_build_info.
+func buildInfo() daemon.BuildInfo {
+	ver, rev, _ := versionInfo()
+	return daemon.BuildInfo{Version: ver, Commit: rev}
 }
 
 func orUnknown(s string) string {
