@@ -134,7 +134,8 @@ func startBinary(t *testing.T, bin, dir, config string, extra ...string) *proc {
 func startOn(t *testing.T, bin, dir, path string, extra ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
-	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json"}, extra...)
+	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
+		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock")}, extra...)
 	cmd := exec.Command(bin, args...)
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr

@@ -299,11 +299,10 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 			}
 		}()
 	}
+	// Run's last log line is its stop summary, with the error if any.
 	if err := d.Run(ctx, reloads); err != nil {
-		log.Error("cnbridged stopped", zap.Error(err))
 		return &exitError{code: exitRuntime, err: err, printed: true}
 	}
-	log.Info("cnbridged stopped")
 	return nil
 }
 

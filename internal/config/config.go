@@ -33,18 +33,31 @@ type Config struct {
 	Listener Listener         `mapstructure:"listener"`
 	Ledger   Ledger           `mapstructure:"ledger"`
 	Metrics  Metrics          `mapstructure:"metrics"`
+	Tap      Tap              `mapstructure:"tap"`
 	Sinks    map[string]*Sink `mapstructure:"sinks"`
 	Routes   []Route          `mapstructure:"routes"`
 	Requests []Request        `mapstructure:"requests"`
 
 	// Process enrichment (routes with enrich: true).
 	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
-	EnrichCacheSize       int `mapstructure:"enrich_cache_size"`
 	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
+	// EnrichRedact are RE2 patterns: in every captured argument, each
+	// pattern's first capture group is replaced by "*****".
+	EnrichRedact []string     `mapstructure:"enrich_redact"`
+	ProcessTable ProcessTable `mapstructure:"process_table"`
+
+	// ShutdownTimeout bounds a requested stop: reading what the socket
+	// still holds and draining every sink.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
 	Source string `mapstructure:"-"`
+}
+
+// ProcessTable bounds the process table kept for enrichment.
+type ProcessTable struct {
+	MaxEntries int `mapstructure:"max_entries"` // processes plus threads
 }
 
 // Log configures the daemon's own logging.
@@ -72,6 +85,15 @@ type Ledger struct {
 // Metrics configures the Prometheus and health endpoint.
 type Metrics struct {
 	Listen string `mapstructure:"listen"` // empty disables
+}
+
+// Tap configures the local live-view socket ("cnbridged tap"). It is a
+// Unix socket, never the metrics listener: events carry command lines.
+type Tap struct {
+	Socket       string `mapstructure:"socket"`        // empty disables
+	Mode         string `mapstructure:"mode"`          // octal, e.g. "0600"
+	ClientBuffer int    `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
+	QueueSize    int    `mapstructure:"queue_size"`    // records between the reader and the tap
 }
 
 // Sink is one named sink. Type selects which of the keys apply.
@@ -138,7 +160,14 @@ type Route struct {
 	Sinks       []string `mapstructure:"sinks"`
 	LossMarkers *bool    `mapstructure:"loss_markers"`
 	Enrich      bool     `mapstructure:"enrich"`
+	// Ancestors is how many ancestors enriched events carry (enrich only).
+	Ancestors int `mapstructure:"ancestors"`
+	// Threads: false drops thread forks and thread exits (default true).
+	Threads *bool `mapstructure:"threads"`
 }
+
+// ThreadsOn reports the route's threads setting (default on).
+func (r Route) ThreadsOn() bool { return r.Threads == nil || *r.Threads }
 
 // LossMarkersOn reports the route's loss_markers setting (default on).
 func (r Route) LossMarkersOn() bool { return r.LossMarkers == nil || *r.LossMarkers }
@@ -156,6 +185,9 @@ type Request struct {
 	Users     []string      `mapstructure:"users"`
 }
 
+// MaxAncestors bounds a route's ancestors.
+const MaxAncestors = 64
+
 // Sink defaults.
 const (
 	DefaultQueueSize          = 65536
@@ -169,6 +201,7 @@ const (
 	// message arrives in a batch of its own (about 1 KiB of queue each).
 	DefaultNATSQueueSize     = 131072
 	DefaultNATSQueueMaxBytes = 128 << 20
+	DefaultShutdownTimeout   = 10 * time.Second
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -187,9 +220,15 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("ledger.reorder_window", 0)
 	v.SetDefault("ledger.max_streams", 65536)
 	v.SetDefault("metrics.listen", "127.0.0.1:9464")
+	v.SetDefault("tap.socket", "/run/cnbridged/tap.sock")
+	v.SetDefault("tap.mode", "0600")
+	v.SetDefault("tap.client_buffer", 4096)
+	v.SetDefault("tap.queue_size", 8192)
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
-	v.SetDefault("enrich_cache_size", 65536)
+	v.SetDefault("process_table.max_entries", 65536)
+	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
+	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
@@ -400,7 +439,7 @@ func (c *Config) applyDefaults() {
 				s.ReconnectBufferBytes = 8 << 20
 			}
 			if s.DrainTimeout == 0 {
-				s.DrainTimeout = 10 * time.Second
+				s.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
 			}
 			if s.Stream != nil {
 				if s.Stream.Storage == "" {
@@ -487,11 +526,28 @@ func (c *Config) Validate() error {
 	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
 		bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
 	}
-	if c.EnrichCacheSize < 1 {
-		bad("enrich_cache_size", "must be at least 1")
+	if c.ProcessTable.MaxEntries < 1 {
+		bad("process_table.max_entries", "must be at least 1")
+	}
+	for i, pat := range c.EnrichRedact {
+		key := fmt.Sprintf("enrich_redact[%d]", i)
+		if re, err := regexp.Compile(pat); err != nil {
+			bad(key, "%q is not an RE2 pattern: %v", pat, err)
+		} else if re.NumSubexp() < 1 {
+			bad(key, "%q has no capture group: the first group is what is replaced by *****", pat)
+		}
 	}
 	if c.EnrichQueueSize < 1 {
 		bad("enrich_queue_size", "must be at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	for _, name := range c.SinkNames() {
+		if s := c.Sinks[name]; s != nil && s.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+			bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+				s.DrainTimeout, c.ShutdownTimeout)
+		}
 	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
@@ -504,6 +560,17 @@ func (c *Config) Validate() error {
 			bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
+		}
+	}
+	if c.Tap.Socket != "" {
+		if m, err := strconv.ParseUint(c.Tap.Mode, 8, 32); err != nil || m > 0o777 {
+			bad("tap.mode", "%q: want an octal file mode such as 0600", c.Tap.Mode)
+		}
+		if c.Tap.ClientBuffer < 1 {
+			bad("tap.client_buffer", "must be at least 1")
+		}
+		if c.Tap.QueueSize < 1 {
+			bad("tap.queue_size", "must be at least 1")
 		}
 	}
 
@@ -537,6 +604,17 @@ func (c *Config) Validate() error {
 		if r.Enrich {
 			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
 				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
+			}
+		}
+		switch {
+		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
+			bad(key+".ancestors", "%d is outside 0..%d", r.Ancestors, MaxAncestors)
+		case r.Ancestors > 0 && !r.Enrich:
+			bad(key+".ancestors", "needs enrich: true")
+		}
+		if !r.ThreadsOn() {
+			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
+				bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
 			}
 		}
 		for j, s := range r.Sinks {

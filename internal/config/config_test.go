@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -669,6 +670,7 @@ func TestFixedDefaults(t *testing.T) {
 
 func TestDurations(t *testing.T) {
 	c := load(t, `
+shutdown_timeout: 3h
 listener:
   handshake_timeout: 250ms
 sinks:
@@ -693,11 +695,11 @@ requests:
 `)
 	got := []time.Duration{
 		c.Listener.HandshakeTimeout, c.Sinks["f"].FlushInterval,
-		c.Sinks["n"].AckTimeout, c.Sinks["n"].DrainTimeout, c.Requests[0].Timeout,
+		c.Sinks["n"].AckTimeout, c.Sinks["n"].DrainTimeout, c.Requests[0].Timeout, c.ShutdownTimeout,
 	}
 	want := []time.Duration{
 		250 * time.Millisecond, 90 * time.Second,
-		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond,
+		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond, 3 * time.Hour,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("durations (-want +got):\n%s", diff)
@@ -818,6 +820,33 @@ func TestMalformedYAML(t *testing.T) {
 		t.Fatal("Load of malformed YAML succeeded, want an error")
 	}
 	checkErr(t, err, path)
+}
+
+// TestShutdownTimeout: shutdown_timeout bounds every sink's drain, so a
+// drain_timeout longer than it is an error naming both keys; an unset
+// drain_timeout follows shutdown_timeout.
+func TestShutdownTimeout(t *testing.T) {
+	const nats = `
+sinks:
+  n:
+    type: nats
+    url: nats://127.0.0.1:4222
+%s
+routes:
+  - match: "1.1"
+    sinks: [n]
+`
+	err := loadErr(t, fmt.Sprintf(nats, "    drain_timeout: 25s"), "shutdown_timeout=10s")
+	checkErr(t, err, "sinks.n.drain_timeout: 25s is longer than shutdown_timeout (10s)")
+	checkErr(t, loadErr(t, minimal, "shutdown_timeout=0s"), "shutdown_timeout: must be positive")
+
+	c := load(t, fmt.Sprintf(nats, ""), "shutdown_timeout=4s")
+	if got, want := c.Sinks["n"].DrainTimeout, 4*time.Second; got != want {
+		t.Errorf("default drain_timeout got %s, want %s (shutdown_timeout)", got, want)
+	}
+	if got, want := load(t, minimal).ShutdownTimeout, config.DefaultShutdownTimeout; got != want {
+		t.Errorf("default shutdown_timeout got %s, want %s", got, want)
+	}
 }
 
 // TestStdoutFormat: the built-in default writes text with enrichment to a

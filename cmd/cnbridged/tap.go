@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/cnbridged/cnbridged/internal/tap"
+)
+
+// defaultTapSocket is tap.socket's default.
+const defaultTapSocket = "/run/cnbridged/tap.sock"
+
+// newTapCmd is "cnbridged tap": the live view of events, from the local
+// daemon's tap socket or from NATS.
+func newTapCmd() *cobra.Command {
+	var (
+		socket, natsURL, subject, stream, domain, creds string
+		since                                           time.Duration
+		sinceSeq                                        uint64
+		f                                               tap.Filter
+		jsonOut                                         bool
+		pids, ppids                                     []uint
+	)
+	c := &cobra.Command{
+		Use:   "tap",
+		Short: "Show events live: from the local daemon's tap socket, or from NATS",
+		Long: `Show events live, one aligned line each (time, host, event, pid, ppid, uid,
+exit status, duration, command), or with --json the event lines as they are.
+Loss, gap and lost-exit markers are always shown (only --host filters them),
+and so are the lines this reader lost by reading too slowly (tap_dropped).
+
+Sources: the local daemon's tap socket (default ` + defaultTapSocket + `, mode
+0600: run as the daemon's user), or NATS with --nats URL and --subject (core)
+or --stream (JetStream, from --since or --since-seq with an ephemeral ordered
+consumer).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.PIDs, f.PPIDs = toU32(pids), toU32(ppids)
+			if err := f.Validate(); err != nil {
+				return err
+			}
+			if natsURL == "" && (subject != "" || stream != "" || since != 0 || sinceSeq != 0) {
+				return errors.New("--subject, --stream, --since and --since-seq need --nats")
+			}
+			if stream == "" && (since != 0 || sinceSeq != 0) {
+				return errors.New("--since and --since-seq need --stream")
+			}
+			out := cmd.OutOrStdout()
+			p := tap.NewPrinter(out, f, jsonOut, colorOn(out))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var err error
+			if natsURL != "" {
+				src := &tap.NATSSource{URL: natsURL, Subject: subject, Stream: stream, Domain: domain, Since: since, SinceSeq: sinceSeq}
+				if creds != "" {
+					src.Opts = append(src.Opts, nats.UserCredentials(creds))
+				}
+				err = src.Read(ctx, p.Line)
+			} else {
+				err = tap.ReadSocket(ctx, socket, p.Line)
+			}
+			if p.Unparsed > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cnbridged tap: skipped %d lines that were not event JSON (a sink with format: raw?)\n", p.Unparsed)
+			}
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&socket, "socket", defaultTapSocket, "the daemon's tap socket (tap.socket)")
+	fl.StringVar(&natsURL, "nats", "", "read from NATS at this URL instead of the local daemon")
+	fl.StringVar(&subject, "subject", "", "NATS subject (wildcards allowed), e.g. 'cn.*.proc.exec'; with --stream, a filter on it")
+	fl.StringVar(&stream, "stream", "", "JetStream stream to read with an ephemeral ordered consumer")
+	fl.StringVar(&domain, "js-domain", "", "JetStream domain of the stream (a leaf node's domain)")
+	fl.StringVar(&creds, "creds", "", "NATS credentials file")
+	fl.DurationVar(&since, "since", 0, "with --stream: start this long ago (e.g. 10m)")
+	fl.Uint64Var(&sinceSeq, "since-seq", 0, "with --stream: start at this stream sequence")
+	fl.StringSliceVar(&f.Hosts, "host", nil, "only these hosts (repeatable, comma-separated)")
+	fl.StringSliceVar(&f.Events, "event", nil, "only these events: fork, exec, exit, uid, gid, sid, comm, ptrace, coredump, msg (repeatable)")
+	fl.StringVar(&f.Exe, "exe", "", "only executables matching this glob (the base name, or the path when it has a /)")
+	fl.StringVar(&f.Comm, "comm", "", "only command names matching this glob")
+	fl.UintSliceVar(&pids, "pid", nil, "only these pids (the child of a fork)")
+	fl.UintSliceVar(&ppids, "ppid", nil, "only these parent pids")
+	fl.StringSliceVar(&f.Containers, "container", nil, "only these container ids (or prefixes)")
+	fl.StringVar(&f.Under, "under", "", "only a process and its descendants: an entity id, or a glob on its executable's name (e.g. sshd); needs enrichment with ancestors")
+	fl.BoolVar(&jsonOut, "json", false, "print the event JSON lines as received")
+	return c
+}
+
+// colorOn reports whether w is a terminal and NO_COLOR is not set.
+func colorOn(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func toU32(v []uint) []uint32 {
+	out := make([]uint32, len(v))
+	for i, x := range v {
+		out[i] = uint32(x)
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// Connector groups of the tap tests (see e2e_test.go for the others).
+const (
+	groupTap     = 13
+	groupTapSlow = 14
+)
+
+// tapConfig routes synthetic process events (id 1.1, multicast by the
+// test on group) to a file sink.
+func tapConfig(group int) string {
+	return fileConfig(fmt.Sprint("[", group, "]"), `  - match: "1.1"
+    sinks: [out]`, `  userspace_senders: ["1.1"]`)
+}
+
+// runTap runs "cnbridged tap" with args until the test ends.
+func runTap(t *testing.T, args ...string) *syncBuffer {
+	t.Helper()
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cmd := newTapCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(out)
+	cmd.SetErr(out)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("tap %v: %v", args, err)
+		}
+	})
+	return out
+}
+
+func procEvent(e cnmsg.ProcEvent) []byte { return cnmsg.AppendProc(nil, e) }
+
+// TestTapLocal: "cnbridged tap" on the daemon's socket shows the routed
+// events as columns and as JSON, filtered by pid and event.
+func TestTapLocal(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, tapConfig(groupTap))
+	sock := filepath.Join(p.dir, "tap.sock")
+	const pid = 4_000_013 // above pid_max: no real process
+	human := runTap(t, "--socket", sock, "--pid", fmt.Sprint(pid))
+	asJSON := runTap(t, "--socket", sock, "--json", "--event", "exit")
+	waitFor(t, 10*time.Second, "two tap clients", func() bool { return p.metric("cnbridged_tap_clients", nil) == 2 })
+
+	em := newEmitter(t)
+	id := cnmsg.ID{Idx: 1, Val: 1}
+	em.send(groupTap, cnmsg.Header{ID: id, Seq: 0}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: 77, ParentTGID: 77, ChildPID: pid, ChildTGID: pid}))
+	em.send(groupTap, cnmsg.Header{ID: id, Seq: 1}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}))
+	em.send(groupTap, cnmsg.Header{ID: id, Seq: 2}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid + 1, TGID: pid + 1}))
+	em.send(groupTap, cnmsg.Header{ID: id, Seq: 3}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid, ExitCode: 3 << 8}))
+
+	waitFor(t, 10*time.Second, "three rows", func() bool { return strings.Count(human.String(), "\n") >= 4 })
+	rows := strings.Split(strings.TrimSpace(human.String()), "\n")
+	wantCols := [][]string{
+		{"TIME", "HOST", "EVENT", "PID", "PPID", "UID", "EXIT", "DURATION", "COMMAND"},
+		{"fork", fmt.Sprint(pid), "77", "-"},
+		{"exec", fmt.Sprint(pid), "-", "-"},
+		{"exit", fmt.Sprint(pid), "-", "-", "3"},
+	}
+	if len(rows) != len(wantCols) {
+		t.Fatalf("got rows:\n%s\nwant %d", human.String(), len(wantCols))
+	}
+	for i, want := range wantCols {
+		f := strings.Fields(rows[i])
+		if i > 0 {
+			f = f[2:] // time, host
+		}
+		if strings.Join(f, " ") != strings.Join(want, " ") {
+			t.Errorf("row %d: got %q, want fields %q", i, rows[i], want)
+		}
+	}
+	waitFor(t, 10*time.Second, "one JSON line", func() bool { return strings.Contains(asJSON.String(), "\n") })
+	var l struct {
+		Proc struct {
+			Event      string `json:"event"`
+			PID        int    `json:"pid"`
+			ExitStatus int    `json:"exit_status"`
+		} `json:"proc"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(asJSON.String())), &l); err != nil {
+		t.Fatalf("JSON output %q: %v", asJSON.String(), err)
+	}
+	if l.Proc.Event != "exit" || l.Proc.PID != pid || l.Proc.ExitStatus != 3 {
+		t.Errorf("JSON output %s, want the exit of %d with status 3", asJSON.String(), pid)
+	}
+}
+
+// TestTapSlowReaderDoesNotSlowDaemon: a tap client that never reads does
+// not cost the file sink one event; its lines are dropped and counted.
+func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
+	needRoot(t)
+	const n = 20000
+	p := startDaemon(t, tapConfig(groupTapSlow), "--set", "tap.client_buffer=16")
+	conn, err := net.Dial("unix", filepath.Join(p.dir, "tap.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.UnixConn).SetReadBuffer(4096)
+	waitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
+	em := newEmitter(t)
+	for i := range n {
+		em.send(groupTapSlow, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: uint32(i)},
+			procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: uint32(5_000_000 + i), TGID: uint32(5_000_000 + i)}))
+		if i%500 == 499 {
+			time.Sleep(time.Millisecond) // stay below the socket's buffer
+		}
+	}
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines in the file", n), func() bool { return len(readLines(t, out)) >= n })
+	if got := p.metric("cnbridged_messages_lost_total", nil); got != 0 {
+		t.Errorf("lost_total = %v, want 0", got)
+	}
+	if got := p.metric("cnbridged_sink_dropped_total", map[string]string{"sink": "out"}); got != 0 {
+		t.Errorf("file sink dropped %v, want 0", got)
+	}
+	tapDropped := p.metric("cnbridged_tap_dropped_total", nil)
+	queueDropped := p.metric("cnbridged_sink_dropped_total", map[string]string{"sink": "_tap"})
+	if tapDropped+queueDropped == 0 {
+		t.Errorf("nothing dropped for a client that never read (tap %v, tap queue %v)", tapDropped, queueDropped)
+	}
+	t.Logf("file sink: %d lines; the idle tap client: %v dropped by its buffer, %v by the tap's queue", n, tapDropped, queueDropped)
+}

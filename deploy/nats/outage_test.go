@@ -1,0 +1,335 @@
+package natsdeploy
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Outage test figures (issue 14): 100 000 messages at 2 000/s, the hub down
+// for 30 s of the 50 s.
+const (
+	outageMessages = 100_000
+	outageRate     = 2_000
+	outageDown     = 30 * time.Second
+	outageAfter    = 5 * time.Second // hub stops this long into publishing
+)
+
+// freePorts reserves n loopback ports (servers that restart need fixed
+// ones).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// loadConf reads one of the shipped server configs and points it at
+// loopback: everything else (JetStream domain, cluster name, leaf remotes'
+// shape) comes from the file.
+func loadConf(t *testing.T, file string) *server.Options {
+	t.Helper()
+	o, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	o.Host = "127.0.0.1"
+	o.NoLog, o.NoSigs = os.Getenv("NATS_TEST_LOG") == "", true
+	return o
+}
+
+func startServer(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(20 * time.Second) {
+		t.Fatalf("%s not ready", o.ServerName)
+	}
+	return s
+}
+
+// hub is the three hub servers of hub.conf on loopback.
+type hub struct {
+	t                       *testing.T
+	dirs                    []string
+	client, cluster, leafPt []int
+	servers                 []*server.Server
+}
+
+func newHub(t *testing.T) *hub {
+	ports := freePorts(t, 9)
+	h := &hub{t: t, client: ports[0:3], cluster: ports[3:6], leafPt: ports[6:9]}
+	for range 3 {
+		h.dirs = append(h.dirs, t.TempDir())
+	}
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *hub) start() {
+	h.t.Helper()
+	h.servers = make([]*server.Server, 3)
+	done := make(chan *server.Server, 3)
+	for i := range 3 {
+		o := loadConf(h.t, "hub.conf")
+		o.ServerName = fmt.Sprintf("hub-%d", i+1)
+		o.Port = h.client[i]
+		o.StoreDir = h.dirs[i]
+		o.Cluster.Host, o.Cluster.Port = "127.0.0.1", h.cluster[i]
+		o.Routes = nil
+		for j := range 3 {
+			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", h.cluster[j])})
+		}
+		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", h.leafPt[i]
+		go func() { done <- startServer(h.t, o) }()
+	}
+	for i := range 3 {
+		h.servers[i] = <-done
+	}
+}
+
+func (h *hub) stop() {
+	for _, s := range h.servers {
+		if s != nil {
+			s.Shutdown()
+		}
+	}
+	for _, s := range h.servers {
+		if s != nil {
+			s.WaitForShutdown()
+		}
+	}
+	h.servers = nil
+}
+
+func (h *hub) url() string {
+	u := ""
+	for i, p := range h.client {
+		if i > 0 {
+			u += ","
+		}
+		u += fmt.Sprintf("nats://127.0.0.1:%d", p)
+	}
+	return u
+}
+
+func readStreamConfig(t *testing.T, file string) jetstream.StreamConfig {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c jetstream.StreamConfig
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, last)
+}
+
+// TestHubOutage: a host publishes into its leaf node's stream (its own
+// JetStream domain, on local disk) while the hub of three is down for 30 s;
+// afterwards the hub's stream, which sources the leaf's, holds every message
+// exactly once.
+func TestHubOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs about a minute")
+	}
+	h := newHub(t)
+
+	lo := loadConf(t, "leaf.conf")
+	lo.Port = -1
+	lo.StoreDir = t.TempDir()
+	for _, r := range lo.LeafNode.Remotes {
+		r.URLs = nil
+		for _, p := range h.leafPt {
+			r.URLs = append(r.URLs, &url.URL{Scheme: "nats-leaf", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+		}
+	}
+	leaf := startServer(t, lo)
+	t.Cleanup(func() { leaf.Shutdown(); leaf.WaitForShutdown() })
+	domain := lo.JetStreamDomain
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// The leaf's stream, created on the host's own server.
+	lnc, err := nats.Connect(leaf.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnc.Close()
+	ljs, _ := jetstream.New(lnc)
+	if _, err := ljs.CreateStream(ctx, readStreamConfig(t, "leaf-stream.json")); err != nil {
+		t.Fatalf("leaf stream: %v", err)
+	}
+	// The hub's stream, sourcing the leaf's domain.
+	hnc, err := nats.Connect(h.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hnc.Close()
+	hjs, _ := jetstream.New(hnc)
+	hubCfg := readStreamConfig(t, "hub-stream.json")
+	if hubCfg.Sources[0].External == nil || hubCfg.Sources[0].External.APIPrefix != "$JS."+domain+".API" {
+		t.Fatalf("hub-stream.json sources %+v, want the leaf's domain %s", hubCfg.Sources[0], domain)
+	}
+	waitFor(t, 30*time.Second, "the hub stream", func() (bool, error) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := hjs.CreateStream(cctx, hubCfg)
+		return err == nil, err
+	})
+	waitFor(t, 30*time.Second, "the leaf connected", func() (bool, error) { return leaf.NumLeafNodes() > 0, nil })
+
+	// Publish 2 000/s into the leaf, with JetStream acks; stop the hub 5 s
+	// in and start it again 30 s later.
+	var published atomic.Int64
+	pubErr := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		buf := make([]byte, 64)
+		var pending []jetstream.PubAckFuture
+		for i := range outageMessages {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / outageRate)); d > 0 {
+				time.Sleep(d)
+			}
+			binary.BigEndian.PutUint64(buf, uint64(i))
+			f, err := ljs.PublishAsync("cn.web1.proc.exec", buf)
+			if err != nil {
+				pubErr <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+			pending = append(pending, f)
+			if len(pending) >= 1000 {
+				for _, f := range pending {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						pubErr <- fmt.Errorf("ack: %w", err)
+						return
+					}
+				}
+				pending = pending[:0]
+			}
+			published.Add(1)
+		}
+		for _, f := range pending {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				pubErr <- fmt.Errorf("ack: %w", err)
+				return
+			}
+		}
+		pubErr <- nil
+	}()
+	time.Sleep(time.Until(start.Add(outageAfter)))
+	h.stop()
+	down := time.Now()
+	atDown := published.Load()
+	time.Sleep(outageDown)
+	h.start()
+	restarted, backlog := time.Now(), published.Load()
+	t.Logf("hub down %v; %d messages published before, %d during the outage", restarted.Sub(down).Round(time.Second), atDown, backlog-atDown)
+	waitFor(t, 60*time.Second, "the hub stream to take the backlog", func() (bool, error) {
+		n, err := hubMsgs(ctx, hjs, hubCfg.Name)
+		return n >= uint64(backlog), err
+	})
+	catchUp := time.Since(restarted)
+	t.Logf("backlog: the hub stream held the %d messages published until its restart %v after it (%.1f× the publish rate of %d/s)",
+		backlog, catchUp.Round(100*time.Millisecond), float64(backlog-atDown)/catchUp.Seconds()/outageRate, outageRate)
+	if err := <-pubErr; err != nil {
+		t.Fatalf("publishing to the leaf: %v", err)
+	}
+	t.Logf("published %d messages in %v", outageMessages, time.Since(start).Round(time.Millisecond))
+
+	waitFor(t, 90*time.Second, "the hub stream to hold every message", func() (bool, error) {
+		n, err := hubMsgs(ctx, hjs, hubCfg.Name)
+		return n >= outageMessages, err
+	})
+	if n, _ := hubMsgs(ctx, hjs, hubCfg.Name); n != outageMessages {
+		t.Fatalf("hub stream holds %d messages, want %d", n, outageMessages)
+	}
+	// Every message exactly once, in order.
+	s, _ := hjs.Stream(ctx, hubCfg.Name)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for next := uint64(0); next < outageMessages; {
+		batch, err := cons.Fetch(5000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			if v := binary.BigEndian.Uint64(m.Data()); v != next {
+				t.Fatalf("hub message %d holds %d, want %d", next+1, v, next)
+			}
+			next++
+			got++
+		}
+		if got == 0 {
+			t.Fatalf("no hub message after %d", next)
+		}
+	}
+	if n, _ := hubMsgs(ctx, hjs, hubCfg.Name); n != outageMessages {
+		t.Fatalf("hub stream holds %d messages after reading, want %d", n, outageMessages)
+	}
+}
+
+// hubMsgs is how many messages the stream holds.
+func hubMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

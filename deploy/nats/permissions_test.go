@@ -1,0 +1,176 @@
+package natsdeploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/sinks"
+)
+
+// fleetSubject is the fleet subject scheme (docs/nats.md).
+const fleetSubject = "cn.{host}.proc.{event}"
+
+// authServer runs a JetStream server with fleet-auth.conf's users, plus an
+// admin the test uses to create the stream.
+func authServer(t *testing.T) *server.Server {
+	t.Helper()
+	t.Setenv("CN_READER_PASSWORD", "reader-secret")
+	o := loadConf(t, "fleet-auth.conf")
+	o.Port = -1
+	o.JetStream, o.StoreDir = true, t.TempDir()
+	o.Users = append(o.Users, &server.User{Username: "admin", Password: "admin"})
+	s := startServer(t, o)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "CN", Subjects: []string{"cn.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seedFile copies a host's test seed to a 0600 file (git keeps no modes).
+func seedFile(t *testing.T, host string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", host+".nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), host+".nk")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func procRecord(what cnmsg.What, pid uint32) *event.Record {
+	r := &event.Record{Time: time.Now().UnixNano(), HasProc: true}
+	r.Msg.ID = cnmsg.ID{Idx: 1, Val: 1}
+	r.Proc = cnmsg.ProcEvent{What: what, PID: pid, TGID: pid}
+	return r
+}
+
+// reader subscribes as the read-only operator user.
+func reader(t *testing.T, s *server.Server, subject string) *nats.Subscription {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("reader", "reader-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// publish writes records through a NATS sink that connects with seed's key
+// and calls itself host; it returns the sink's sent and failed counts.
+func publish(t *testing.T, s *server.Server, jetStream bool, seed, host string, recs ...*event.Record) (sent, failed float64) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c := sinks.NewMetrics(reg).Counters("nats")
+	sk, err := sinks.NewNATS(sinks.NATSConfig{
+		Name: "nats", URL: s.ClientURL(), Subject: fleetSubject, Format: "json", Host: host,
+		JetStream: jetStream, NkeySeedFile: seed, AckTimeout: time.Second, DrainTimeout: 5 * time.Second,
+	}, event.NewEncoder(host), c, sinks.NewNATSMetrics(reg), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, r := range recs {
+		if err := sk.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sk.Flush(ctx)
+	sk.Close(ctx)
+	return testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed)
+}
+
+// TestHostPublishPermissions: with fleet-auth.conf, a host's key publishes
+// on its own subjects, and a host that publishes on another host's subjects
+// is refused by the server, which its sink counts as failed.
+func TestHostPublishPermissions(t *testing.T) {
+	s := authServer(t)
+	web1 := seedFile(t, "web1")
+	for _, js := range []bool{false, true} {
+		name := "core"
+		if js {
+			name = "jetstream"
+		}
+		t.Run(name, func(t *testing.T) {
+			sub := reader(t, s, "cn.>")
+			sent, failed := publish(t, s, js, web1, "web1", procRecord(cnmsg.ProcExec, 10), procRecord(cnmsg.ProcExit, 10))
+			if sent != 2 || failed != 0 {
+				t.Errorf("own subjects: sent %v, failed %v; want 2, 0", sent, failed)
+			}
+			for _, want := range []string{"cn.web1.proc.exec", "cn.web1.proc.exit"} {
+				m, err := sub.NextMsg(5 * time.Second)
+				if err != nil || m.Subject != want {
+					t.Fatalf("reader got %v (%v), want a message on %s", m, err, want)
+				}
+			}
+			// web1's key, claiming to be web2.
+			sent, failed = publish(t, s, js, web1, "web2", procRecord(cnmsg.ProcExec, 11))
+			// Core NATS: the server refuses the message (checked below) with
+			// an asynchronous -ERR, but the sink's confirmation (a PING round
+			// trip) does not see it, so the sink counts it as sent: a known
+			// defect of the core NATS sink, reported to its owner. A
+			// JetStream sink gets no acknowledgement and counts it failed.
+			if js && (sent != 0 || failed != 1) {
+				t.Errorf("another host's subjects: sent %v, failed %v; want 0, 1", sent, failed)
+			}
+			if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+				t.Errorf("reader got %s on %s: the server let web1 publish as web2", m.Data, m.Subject)
+			}
+		})
+	}
+}
+
+// TestFleetSubjectFiltering: the subject scheme lets the server filter by
+// host and by event.
+func TestFleetSubjectFiltering(t *testing.T) {
+	s := authServer(t)
+	byHost := reader(t, s, "cn.web2.>")
+	byEvent := reader(t, s, "cn.*.proc.exit")
+	publish(t, s, false, seedFile(t, "web1"), "web1", procRecord(cnmsg.ProcExec, 1), procRecord(cnmsg.ProcExit, 1))
+	publish(t, s, false, seedFile(t, "web2"), "web2", procRecord(cnmsg.ProcExec, 2), procRecord(cnmsg.ProcExit, 2))
+	got := func(sub *nats.Subscription) []string {
+		var subjects []string
+		for {
+			m, err := sub.NextMsg(500 * time.Millisecond)
+			if err != nil {
+				return subjects
+			}
+			subjects = append(subjects, m.Subject)
+		}
+	}
+	if g := got(byHost); len(g) != 2 || g[0] != "cn.web2.proc.exec" || g[1] != "cn.web2.proc.exit" {
+		t.Errorf("cn.web2.> got %v, want web2's exec and exit", g)
+	}
+	if g := got(byEvent); len(g) != 2 || g[0] != "cn.web1.proc.exit" || g[1] != "cn.web2.proc.exit" {
+		t.Errorf("cn.*.proc.exit got %v, want both hosts' exits", g)
+	}
+}

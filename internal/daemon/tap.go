@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/sinks"
+	"github.com/cnbridged/cnbridged/internal/tap"
+)
+
+// TapSinkName is the tap's name in the sink metrics. Sink names in the
+// config cannot start with "_", so it never collides with one.
+const TapSinkName = "_tap"
+
+// tapQueueMaxBytes bounds the memory the tap's queue holds.
+const tapQueueMaxBytes = 16 << 20
+
+// startTap serves the tap socket (tap.socket) as a sink behind its own
+// bounded drop-newest queue, in a slot of its own that every route
+// includes (buildPlan), so it sees every routed record, enriched, and can
+// never slow the reader. A socket that cannot be served is logged and the
+// daemon runs without it: the live view must not stop the pipeline. The
+// socket is set up once; a reload does not move it.
+func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
+	if cfg.Tap.Socket == "" {
+		return func() {}
+	}
+	log := d.log.Named("tap")
+	mode, _ := strconv.ParseUint(cfg.Tap.Mode, 8, 32)
+	srv, err := tap.Listen(tap.ServerConfig{
+		Path:         cfg.Tap.Socket,
+		Mode:         os.FileMode(mode),
+		ClientBuffer: cfg.Tap.ClientBuffer,
+	}, cfg.Host, d.enc, d.reg, log)
+	if err != nil {
+		log.Error("tap socket not served; running without it", zap.Error(err))
+		return func() {}
+	}
+	d.mu.Lock()
+	slot := -1
+	for i := len(d.slots) - 1; i >= 0; i-- {
+		if d.slots[i] == nil {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		d.mu.Unlock()
+		log.Error("tap socket not served: every sink slot is taken")
+		return func() {}
+	}
+	r := sinks.NewRunner(sinks.RunnerConfig{
+		Name:          TapSinkName,
+		Slot:          slot,
+		QueueSize:     cfg.Tap.QueueSize,
+		QueueMaxBytes: tapQueueMaxBytes,
+		WhenFull:      sinks.DropNewest,
+	}, srv, d.sinkMet, d.log)
+	d.slots[slot] = r
+	d.tap = r
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone, srvDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(runDone); r.Run(ctx) }()
+	go func() { defer close(srvDone); srv.Run(ctx) }()
+	log.Info("serving the tap", zap.String("socket", cfg.Tap.Socket), zap.String("mode", cfg.Tap.Mode))
+	return func() {
+		r.Stop()
+		<-runDone
+		cancel()
+		<-srvDone
+	}
+}

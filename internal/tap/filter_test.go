@@ -1,0 +1,115 @@
+package tap
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Lines as the daemon writes them (enriched ones with the process table's
+// fields from the shared event contract).
+var testLines = map[string]string{
+	"exec_bash": `{"time":"2026-11-30T10:00:00.000000001Z","host":"web1","idx":1,"val":1,"proc":{"event":"exec","cpu":0,"pid":200,"tgid":200},` +
+		`"process":{"entity_id":"web1:200:5","pid":200,"ppid":100,"exe":"/usr/bin/bash","comm":"bash","cmdline":["bash","-c","ls"],"uid":1000,"container_id":"abcdef0123456789"},` +
+		`"parent":{"entity_id":"web1:100:4","pid":100,"exe":"/usr/sbin/sshd"},"ancestors":[{"entity_id":"web1:100:4","pid":100,"exe":"/usr/sbin/sshd"},{"entity_id":"web1:1:1","pid":1,"exe":"/usr/lib/systemd/systemd"}]}`,
+	"fork_web2": `{"time":"2026-11-30T10:00:01Z","host":"web2","idx":1,"val":1,"proc":{"event":"fork","cpu":1,"parent_pid":300,"parent_tgid":300,"child_pid":301,"child_tgid":301}}`,
+	"exit_ls": `{"time":"2026-11-30T10:00:02Z","host":"web1","idx":1,"val":1,"proc":{"event":"exit","cpu":0,"pid":201,"tgid":201,"exit_code":256,"exit_signal":17,"parent_pid":200,"parent_tgid":200,"exit_status":1},` +
+		`"process":{"entity_id":"web1:201:6","pid":201,"ppid":200,"exe":"/usr/bin/ls","comm":"ls","cmdline":["ls","/nope"],"uid":1000,"duration_ns":1500000},` +
+		`"ancestors":[{"entity_id":"web1:200:5","pid":200,"exe":"/usr/bin/bash"},{"entity_id":"web1:100:4","pid":100,"exe":"/usr/sbin/sshd"}]}`,
+	"comm_web2": `{"time":"2026-11-30T10:00:03Z","host":"web2","idx":1,"val":1,"proc":{"event":"comm","cpu":1,"pid":301,"tgid":301,"comm":"kworker/u8"}}`,
+	"loss_web1": `{"time":"2026-11-30T10:00:04Z","host":"web1","type":"loss","idx":1,"val":1,"cpu":0,"sender":0,"from_seq":10,"to_seq":14,"lost":5}`,
+	"gap_web2":  `{"time":"2026-11-30T10:00:05Z","host":"web2","type":"gap","reason":"not_listening","from":"2026-11-30T09:59:00Z","to":"2026-11-30T10:00:00Z","pids_allocated":42}`,
+}
+
+var lineOrder = []string{"exec_bash", "fork_web2", "exit_ls", "comm_web2", "loss_web1", "gap_web2"}
+
+func TestFilter(t *testing.T) {
+	markers := []string{"loss_web1", "gap_web2"}
+	tests := []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"none", Filter{}, lineOrder},
+		{"host keeps its markers only", Filter{Hosts: []string{"web2"}}, []string{"fork_web2", "comm_web2", "gap_web2"}},
+		{"event", Filter{Events: []string{"exec", "exit"}}, append([]string{"exec_bash", "exit_ls"}, markers...)},
+		{"exe base name glob", Filter{Exe: "ba*"}, append([]string{"exec_bash"}, markers...)},
+		{"exe path glob", Filter{Exe: "/usr/bin/*"}, append([]string{"exec_bash", "exit_ls"}, markers...)},
+		{"comm glob from a comm event", Filter{Comm: "kworker*"}, append([]string{"comm_web2"}, markers...)},
+		{"pid: the child of a fork", Filter{PIDs: []uint32{301}}, append([]string{"fork_web2", "comm_web2"}, markers...)},
+		{"ppid", Filter{PPIDs: []uint32{200}}, append([]string{"exit_ls"}, markers...)},
+		{"container prefix", Filter{Containers: []string{"abcdef012345"}}, append([]string{"exec_bash"}, markers...)},
+		{"under a name: descendants via parent and ancestors", Filter{Under: "sshd"}, append([]string{"exec_bash", "exit_ls"}, markers...)},
+		{"under an entity id: the process and its descendants", Filter{Under: "web1:200:5"}, append([]string{"exec_bash", "exit_ls"}, markers...)},
+		{"under a deeper entity id", Filter{Under: "web1:201:6"}, append([]string{"exit_ls"}, markers...)},
+		{"all together", Filter{Hosts: []string{"web1"}, Events: []string{"exit"}, Under: "sshd", Exe: "ls"}, []string{"exit_ls", "loss_web1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.f.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, k := range lineOrder {
+				l, err := Parse([]byte(testLines[k]))
+				if err != nil {
+					t.Fatalf("%s: %v", k, err)
+				}
+				if tt.f.Match(l) {
+					got = append(got, k)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("matched (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFilterBadGlob(t *testing.T) {
+	f := Filter{Exe: "[x"}
+	err := f.Validate()
+	if err == nil || !strings.Contains(err.Error(), "--exe") {
+		t.Fatalf("Validate() = %v, want an error naming --exe", err)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	want := `TIME          HOST      EVENT         PID    PPID    UID   EXIT  DURATION  COMMAND
+10:00:00.000  web1      exec          200     100   1000                   bash -c ls
+10:00:01.000  web2      fork          301     300      -
+10:00:02.000  web1      exit          201     200   1000      1     1.5ms  ls /nope
+10:00:03.000  web2      comm          301       -      -                   [kworker/u8]
+10:00:04.000  web1      loss                                               LOST 5 messages of 1.1 (seq 10..14)
+10:00:05.000  web2      gap                                                GAP: not listening from 2026-11-30T09:59:00Z to 2026-11-30T10:00:00Z, 42 pids allocated meanwhile
+`
+	var f Formatter
+	got := f.Header()
+	for _, k := range lineOrder {
+		l, err := Parse([]byte(testLines[k]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += f.Format(l)
+	}
+	if diff := cmp.Diff(strings.Split(want, "\n"), strings.Split(got, "\n")); diff != "" {
+		t.Errorf("columns (-want +got):\n%s", diff)
+	}
+}
+
+func TestFormatColor(t *testing.T) {
+	f := Formatter{Color: true}
+	l, _ := Parse([]byte(testLines["exit_ls"]))
+	if got := f.Format(l); !strings.Contains(got, ansiRed+"exit") {
+		t.Errorf("a failed exit is not red: %q", got)
+	}
+	l, _ = Parse([]byte(testLines["loss_web1"]))
+	if got := f.Format(l); !strings.Contains(got, ansiBold+"LOST 5") {
+		t.Errorf("a loss marker is not highlighted: %q", got)
+	}
+	f.Color = false
+	if got := f.Format(l); strings.Contains(got, "\x1b") {
+		t.Errorf("colour without Color: %q", got)
+	}
+}

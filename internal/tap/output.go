@@ -1,0 +1,53 @@
+package tap
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+)
+
+// Printer filters lines and writes them, as columns or (JSON) as received.
+type Printer struct {
+	w      *bufio.Writer
+	json   bool
+	filter Filter
+	fmt    Formatter
+	header bool
+	// Unparsed counts lines that were not event JSON (a raw-format sink);
+	// they are skipped.
+	Unparsed int
+}
+
+// NewPrinter returns a printer writing to w. With color, events are
+// coloured (callers enable it on a terminal only, and not with NO_COLOR).
+func NewPrinter(w io.Writer, f Filter, json, color bool) *Printer {
+	return &Printer{w: bufio.NewWriter(w), json: json, filter: f, fmt: Formatter{Color: color}}
+}
+
+// Line handles one line, flushing it at once (a live view).
+func (p *Printer) Line(b []byte) error {
+	l, err := Parse(b)
+	if err != nil {
+		p.Unparsed++
+		return nil
+	}
+	if !p.filter.Match(l) {
+		return nil
+	}
+	if p.json {
+		p.w.Write(b)
+		if len(b) == 0 || b[len(b)-1] != '\n' {
+			p.w.WriteByte('\n')
+		}
+	} else {
+		if !p.header {
+			p.w.WriteString(p.fmt.Header())
+			p.header = true
+		}
+		p.w.WriteString(p.fmt.Format(l))
+	}
+	if err := p.w.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
