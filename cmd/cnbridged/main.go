@@ -272,6 +272,7 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		// Colours for text on a terminal, unless NO_COLOR is set
 		// (no-color.org: present and not empty).
 		StdoutColor: stdoutTTY && os.Getenv("NO_COLOR") == "",
+		StdoutWidth: terminalWidth(os.Stdout),
 	})
 	go func() {
 		for {

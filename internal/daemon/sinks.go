@@ -37,7 +37,7 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 	switch sc.Type {
 	case "stdout":
 		if sc.Format == config.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local}, c), nil
+			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
 	case "file":

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -150,5 +152,33 @@ func TestTextRejectsNonJSON(t *testing.T) {
 	f := &event.TextFormatter{}
 	if _, err := f.AppendText(nil, []byte("not json\n")); err == nil {
 		t.Error("AppendText(not json) returned no error")
+	}
+}
+
+// TestTextWidth: with a width, rows are cut to it (colour codes take no
+// column) and end in "…"; short rows are left alone.
+func TestTextWidth(t *testing.T) {
+	var long textCase
+	for _, c := range textCases {
+		if c.name == "exec enriched" {
+			long = c
+		}
+	}
+	for _, color := range []bool{false, true} {
+		f := &event.TextFormatter{Width: 80, Color: color}
+		out, err := f.AppendText(nil, long.line(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := strings.TrimSuffix(string(out), "\n")
+		plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(row, "")
+		if n := utf8.RuneCountInString(plain); n != 80 || !strings.HasSuffix(plain, "…") {
+			t.Errorf("color %v: row is %d columns %q, want 80 ending in …", color, n, plain)
+		}
+		f.Width = 500
+		out, _ = f.AppendText(nil, long.line(t))
+		if strings.Contains(string(out), "…") {
+			t.Errorf("row cut although it fits in 500 columns: %q", out)
+		}
 	}
 }
