@@ -38,7 +38,7 @@ const (
 	wEvent = 8
 	wPID   = 7
 	wPPID  = 7
-	wUser  = 8 // user name, else uid
+	wUser  = 8  // user name, else uid
 	wExit  = 12 // SIGSEGV+core
 	wDur   = 9
 )
