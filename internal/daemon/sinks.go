@@ -36,7 +36,7 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 	switch t := sc.Settings.(type) {
 	case *sinks.StdoutConfig:
 		if t.Format == sinks.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local}, c), nil
+			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
 	case *sinks.FileSinkConfig:
