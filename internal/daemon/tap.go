@@ -35,6 +35,7 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		Path:         cfg.Tap.Socket,
 		Mode:         os.FileMode(mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
+		Sent:         d.sinkMet.Counters(TapSinkName).Sent,
 	}, cfg.Host, d.enc, d.reg, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))
