@@ -63,5 +63,9 @@ VOLUME ["/var/log/cnbridged", "/var/lib/cnbridged"]
 # 127.0.0.1:9464 by default; with --network host that is the host's
 # loopback. Set the listen address in the config to expose it further.
 EXPOSE 9464
+# `cnbridged health` asks the daemon's /readyz on metrics.listen (the image
+# has no curl or shell): healthy once subscribed with every sink ready.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/bin/cnbridged", "health", "--config", "/etc/cnbridged/cnbridged.yaml"]
 ENTRYPOINT ["/usr/bin/cnbridged"]
 CMD ["run", "--config", "/etc/cnbridged/cnbridged.yaml"]

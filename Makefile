@@ -4,10 +4,18 @@
 GO ?= go
 BENCH_OUT ?= bench-results/cnbench.json
 
-.PHONY: build test bench bench-go bench-harness
+.PHONY: build test bench bench-go bench-harness package
 
 build:
 	$(GO) build -o bin/cnbridged ./cmd/cnbridged
+
+# package: dist/cnbridged_VERSION_ARCH.deb and dist/cnbridged-VERSION-1.ARCH.rpm
+# (static binary, systemd unit, default config as a conffile, man pages,
+# bash/zsh/fish completions), built with nfpm v2.45.2 by deploy/package.sh.
+# VERSION defaults to git describe; GOARCH picks the architecture.
+VERSION ?=
+package:
+	sh deploy/package.sh dist $(VERSION)
 
 test:
 	$(GO) test -race -count=1 ./...

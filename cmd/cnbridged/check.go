@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -23,13 +22,7 @@ import (
 
 // cmdCheck is a preflight: can this host or container run cnbridged with
 // this config? It prints one line per check and exits 1 if any failed.
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
-	var cf configFlags
-	cf.add(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+func cmdCheck(cf configFlags, stdout io.Writer) int {
 	failed := false
 	line := func(ok bool, what, detail string) {
 		mark := "ok  "

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,77 +25,70 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
-// exitConfig is EX_CONFIG from sysexits.h: the config is invalid.
-const exitConfig = 78
-
-const usage = `cnbridged bridges the kernel connector (NETLINK_CONNECTOR) to stdout, files and NATS.
-
-Usage:
-  cnbridged [run] [--config FILE] [--set key=value]... [--log-level LEVEL]
-  cnbridged validate --config FILE
-  cnbridged check [--config FILE]
-  cnbridged stats [--url URL]
-  cnbridged emit --group G --idx I --val V [--seq S] [--ack A] [--count N] [--rate R] [--data HEX]
-  cnbridged version
-
-Without --config, /etc/cnbridged/cnbridged.yaml is read if it exists; otherwise
-the built-in default sends every process event to stdout.
-`
+// Exit codes (documented in README "Commands").
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+	// exitConfig is EX_CONFIG from sysexits.h: the config is invalid.
+	exitConfig = 78
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run dispatches a subcommand and returns the exit code.
+// run executes the command line args and returns the exit code. It is the
+// one place that prints a command's error.
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
 	}
-	var err error
-	switch cmd {
-	case "run":
-		err = cmdRun(args, stderr)
-	case "validate":
-		return cmdValidate(args, stdout, stderr)
-	case "check":
-		return cmdCheck(args, stdout, stderr)
-	case "stats":
-		err = cmdStats(args, stdout)
-	case "emit":
-		err = cmdEmit(args, stdout)
-	case "version":
-		fmt.Fprintf(stdout, "cnbridged %s\n", version)
-		return 0
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "cnbridged: unknown command %q\n\n%s", cmd, usage)
-		return 2
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// Everything cobra rejects before a command runs: unknown
+		// commands and flags, bad flag values, missing required flags.
+		fmt.Fprintf(stderr, "cnbridged: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
+		return exitUsage
 	}
-	if err != nil {
-		var ce *configError
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "cnbridged: invalid config:\n%s\n", indent(ce.err.Error()))
-			return exitConfig
+	if !ee.printed {
+		if ee.code == exitConfig {
+			fmt.Fprintf(stderr, "cnbridged: invalid config:\n%s\n", indent(ee.err.Error()))
+		} else {
+			fmt.Fprintf(stderr, "cnbridged: %v\n", ee.err)
 		}
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "cnbridged: %v\n", err)
-		return 1
 	}
-	return 0
+	return ee.code
 }
 
-type configError struct{ err error }
+// exitError carries a command's error with its exit code. printed is set
+// when the error was already logged, so run does not print it again.
+type exitError struct {
+	code    int
+	err     error
+	printed bool
+}
 
-func (e *configError) Error() string { return e.err.Error() }
-func (e *configError) Unwrap() error { return e.err }
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// configError marks an invalid configuration (exit 78).
+func configError(err error) error { return &exitError{code: exitConfig, err: err} }
+
+// runtimeError marks a failure of the command itself (exit 1).
+func runtimeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitRuntime, err: err}
+}
 
 func indent(s string) string {
 	out := "  "
@@ -107,7 +101,80 @@ func indent(s string) string {
 	return out
 }
 
-// configFlags are the flags every config-reading command takes.
+// newRootCmd builds the command tree. The root command runs the daemon,
+// so `cnbridged` alone is `cnbridged run`.
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	var rf runFlags
+	root := &cobra.Command{
+		Use:   "cnbridged",
+		Short: "Bridge the Linux kernel connector to stdout, files and NATS",
+		Long: `cnbridged bridges the kernel connector (NETLINK_CONNECTOR) to stdout, files and NATS.
+
+Without a command it runs the daemon (as "cnbridged run"). Without --config,
+` + config.DefaultPath + ` is read if it exists; otherwise the built-in
+default sends every process event to stdout.
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error, 78 invalid config.`,
+		Version:           versionString(),
+		Args:              noArgs,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		DisableAutoGenTag: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runtimeError(cmdRun(cmd.Context(), rf))
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	rf.add(root.Flags())
+
+	runCmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon (the default command)",
+		Long: `Run the daemon: subscribe to the kernel connector and deliver events to the
+configured sinks until SIGINT or SIGTERM. SIGHUP (or a change to the config
+file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runtimeError(cmdRun(cmd.Context(), rf))
+		},
+	}
+	rf.add(runCmd.Flags())
+
+	root.AddCommand(
+		runCmd,
+		newValidateCmd(),
+		newCheckCmd(),
+		newStatsCmd(),
+		newHealthCmd(),
+		newEmitCmd(),
+		newTapCmd(),
+		newTopCmd(),
+		newVersionCmd(),
+		newManCmd(root),
+	)
+	return root
+}
+
+// noArgs rejects positional arguments, naming the first one.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return errors.New(msg)
+	}
+	return fmt.Errorf("unexpected argument %q: %s takes none", args[0], cmd.CommandPath())
+}
+
+// configFlags are the flags every config-reading command takes, with the
+// same names and meaning everywhere.
 type configFlags struct {
 	path     string
 	set      []string
@@ -126,6 +193,17 @@ func (c *configFlags) options() config.Options {
 		set = append(set, "log.level="+c.logLevel)
 	}
 	return config.Options{Path: c.path, Set: set}
+}
+
+// runFlags are run's flags (also the root command's).
+type runFlags struct {
+	configFlags
+	noWatch bool
+}
+
+func (r *runFlags) add(fs *pflag.FlagSet) {
+	r.configFlags.add(fs)
+	fs.BoolVar(&r.noWatch, "no-watch", false, "do not reload when the config file changes (SIGHUP still reloads)")
 }
 
 func newLogger(cfg config.Log) (*zap.Logger, error) {
@@ -154,18 +232,11 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 	return zc.Build()
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	var cf configFlags
-	cf.add(fs)
-	noWatch := fs.Bool("no-watch", false, "do not reload when the config file changes (SIGHUP still reloads)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	opts := cf.options()
+func cmdRun(ctx context.Context, rf runFlags) error {
+	opts := rf.options()
 	cfg, err := config.Load(opts)
 	if err != nil {
-		return &configError{err}
+		return configError(err)
 	}
 	log, err := newLogger(cfg.Log)
 	if err != nil {
@@ -173,7 +244,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reloads := make(chan struct{}, 1)
 	sigs := make(chan os.Signal, 4)
@@ -191,6 +265,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
+		Build:            daemon.BuildInfo{Version: version},
 	})
 	go func() {
 		for {
@@ -211,63 +286,108 @@ func cmdRun(args []string, stderr io.Writer) error {
 			}
 		}
 	}()
-	if cfg.Source != "" && !*noWatch {
+	if cfg.Source != "" && !rf.noWatch {
 		go func() {
 			if err := daemon.WatchConfig(ctx, cfg.Source, 250*time.Millisecond, reloads, log.Named("watch")); err != nil {
 				log.Warn("not watching the config file; reload with SIGHUP", zap.Error(err))
 			}
 		}()
 	}
+	// Run's last log line is its stop summary, with the error if any.
 	if err := d.Run(ctx, reloads); err != nil {
-		log.Error("cnbridged stopped", zap.Error(err))
-		return err
+		return &exitError{code: exitRuntime, err: err, printed: true}
 	}
-	log.Info("cnbridged stopped")
 	return nil
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("validate", pflag.ContinueOnError)
+func newValidateCmd() *cobra.Command {
 	var cf configFlags
-	cf.add(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file without running (exit 78 if invalid)",
+		Long: `Load and validate the config exactly as run would, print a one-line summary
+and exit 0, or print every problem and exit 78.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cf.options())
+			if err != nil {
+				return configError(err)
+			}
+			src := cfg.Source
+			if src == "" {
+				src = "built-in default"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "config ok: %s (%d sinks, %d routes, groups %v)\n", src, len(cfg.Sinks), len(cfg.Routes), cfg.Listener.Groups)
+			return nil
+		},
 	}
-	cfg, err := config.Load(cf.options())
-	if err != nil {
-		fmt.Fprintf(stderr, "cnbridged: invalid config:\n%s\n", indent(err.Error()))
-		return exitConfig
-	}
-	src := cfg.Source
-	if src == "" {
-		src = "built-in default"
-	}
-	fmt.Fprintf(stdout, "config ok: %s (%d sinks, %d routes, groups %v)\n", src, len(cfg.Sinks), len(cfg.Routes), cfg.Listener.Groups)
-	return 0
+	cf.add(cmd.Flags())
+	return cmd
 }
 
-func cmdEmit(args []string, stdout io.Writer) error {
-	fs := pflag.NewFlagSet("emit", pflag.ContinueOnError)
-	group := fs.Int("group", 0, "multicast group 1..32 (required)")
-	idx := fs.Uint32("idx", 0, "cn_msg id.idx")
-	val := fs.Uint32("val", 0, "cn_msg id.val")
-	seq := fs.Uint32("seq", 0, "seq of the first message; each next one adds 1")
-	ack := fs.Uint32("ack", 0, "cn_msg ack")
-	count := fs.Int("count", 1, "messages to send")
-	rate := fs.Float64("rate", 0, "messages per second (0: as fast as possible)")
-	data := fs.String("data", "", "payload as hex")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newCheckCmd() *cobra.Command {
+	var cf configFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Preflight: can this host or container run cnbridged with this config?",
+		Long: `Print one line per check of this host, user and config, and exit 1 if any
+failed.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if code := cmdCheck(cf, cmd.OutOrStdout()); code != 0 {
+				return &exitError{code: code, err: errors.New("check failed"), printed: true}
+			}
+			return nil
+		},
 	}
-	payload, err := hex.DecodeString(*data)
+	cf.add(cmd.Flags())
+	return cmd
+}
+
+func newEmitCmd() *cobra.Command {
+	var o emitOptions
+	cmd := &cobra.Command{
+		Use:   "emit",
+		Short: "Multicast synthetic connector messages to a group (for tests)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runtimeError(cmdEmit(o, cmd.OutOrStdout()))
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.group, "group", 0, "multicast group 1..32 (required)")
+	fs.Uint32Var(&o.idx, "idx", 0, "cn_msg id.idx (required)")
+	fs.Uint32Var(&o.val, "val", 0, "cn_msg id.val (required)")
+	fs.Uint32Var(&o.seq, "seq", 0, "seq of the first message; each next one adds 1")
+	fs.Uint32Var(&o.ack, "ack", 0, "cn_msg ack")
+	fs.IntVar(&o.count, "count", 1, "messages to send")
+	fs.Float64Var(&o.rate, "rate", 0, "messages per second (0: as fast as possible)")
+	fs.StringVar(&o.data, "data", "", "payload as hex")
+	for _, f := range []string{"group", "idx", "val"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+type emitOptions struct {
+	group    int
+	idx, val uint32
+	seq, ack uint32
+	count    int
+	rate     float64
+	data     string
+}
+
+func cmdEmit(o emitOptions, stdout io.Writer) error {
+	payload, err := hex.DecodeString(o.data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
 	if len(payload) > cnmsg.MaxMsgSize-cnmsg.HeaderLen {
 		return fmt.Errorf("--data: %d bytes; a connector message carries at most %d", len(payload), cnmsg.MaxMsgSize-cnmsg.HeaderLen)
 	}
-	if *group < 1 || *group > 32 {
-		return fmt.Errorf("--group %d is outside 1..32", *group)
+	if o.group < 1 || o.group > 32 {
+		return fmt.Errorf("--group %d is outside 1..32", o.group)
 	}
 	em, err := listener.NewEmitter()
 	if err != nil {
@@ -276,23 +396,23 @@ func cmdEmit(args []string, stdout io.Writer) error {
 	defer em.Close()
 	var buf []byte
 	start := time.Now()
-	for i := 0; i < *count; i++ {
-		if *rate > 0 {
-			due := start.Add(time.Duration(float64(i) / *rate * float64(time.Second)))
+	for i := 0; i < o.count; i++ {
+		if o.rate > 0 {
+			due := start.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
 			}
 		}
 		buf = cnmsg.AppendMessage(buf[:0], uint32(i), 0, cnmsg.Header{
-			ID:  cnmsg.ID{Idx: *idx, Val: *val},
-			Seq: *seq + uint32(i), Ack: *ack,
+			ID:  cnmsg.ID{Idx: o.idx, Val: o.val},
+			Seq: o.seq + uint32(i), Ack: o.ack,
 		}, payload)
-		if err := em.Emit(buf, *group); err != nil {
+		if err := em.Emit(buf, o.group); err != nil {
 			return fmt.Errorf("message %d: %w", i, err)
 		}
 	}
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "sent %d messages to group %d as %d.%d in %s (%.0f msg/s)\n",
-		*count, *group, *idx, *val, el.Round(time.Millisecond), float64(*count)/el.Seconds())
+		o.count, o.group, o.idx, o.val, el.Round(time.Millisecond), float64(o.count)/el.Seconds())
 	return nil
 }

@@ -12,24 +12,54 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
+
+	"github.com/cnbridged/cnbridged/internal/config"
 )
+
+func newStatsCmd() *cobra.Command {
+	var (
+		cf       configFlags
+		url      string
+		interval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Print rates, loss, drops and sink queues of the running daemon",
+		Long: `Scrape the running daemon's metrics twice, --interval apart, and print rates,
+loss, drops and sink queues. The endpoint is --url, or else metrics.listen
+from the config (same flags as run).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url == "" {
+				cfg, err := config.Load(cf.options())
+				if err != nil {
+					return configError(err)
+				}
+				base, err := metricsURL(cfg.Metrics.Listen)
+				if err != nil {
+					return runtimeError(err)
+				}
+				url = base + "/metrics"
+			}
+			return runtimeError(cmdStats(cmd.OutOrStdout(), url, interval))
+		},
+	}
+	cf.add(cmd.Flags())
+	cmd.Flags().StringVar(&url, "url", "", "the daemon's metrics endpoint (default: http://<metrics.listen>/metrics from the config)")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between the two scrapes used for rates")
+	return cmd
+}
 
 // cmdStats prints what an operator wants to see when paged: rates, loss,
 // drops and sink queues, from two scrapes of the metrics endpoint.
-func cmdStats(args []string, stdout io.Writer) error {
-	fs := pflag.NewFlagSet("stats", pflag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1:9464/metrics", "the daemon's metrics endpoint")
-	interval := fs.Duration("interval", time.Second, "time between the two scrapes used for rates")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := scrape(*url)
+func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
+	a, err := scrape(url)
 	if err != nil {
 		return err
 	}
-	time.Sleep(*interval)
-	b, err := scrape(*url)
+	time.Sleep(interval)
+	b, err := scrape(url)
 	if err != nil {
 		return err
 	}

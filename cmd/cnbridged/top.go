@@ -28,7 +28,7 @@ func newTopCmd() *cobra.Command {
 and queue fill. With --nats it counts the events every host publishes (JSON
 format) on --subject instead: rates and loss markers across the fleet.
 q quits.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if interval <= 0 {
 				return errors.New("--interval must be positive")
@@ -41,7 +41,7 @@ q quits.`,
 				}
 				f, err := top.NewFleet(natsURL, subject, opts...)
 				if err != nil {
-					return err
+					return runtimeError(err)
 				}
 				defer f.Close()
 				src = f
@@ -58,7 +58,7 @@ q quits.`,
 			if errors.Is(err, tea.ErrProgramKilled) && cmd.Context().Err() != nil {
 				return nil
 			}
-			return err
+			return runtimeError(err)
 		},
 	}
 	fl := c.Flags()

@@ -75,6 +75,10 @@ type Bridge struct {
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
 	lastC  *idCounters
 	warned map[string]time.Time
+	// overruns reads the listener's ENOBUFS count (nil: not known);
+	// lastOverruns is the count at the previous batch.
+	overruns     func() uint64
+	lastOverruns uint64
 
 	m *metrics
 }
@@ -93,6 +97,7 @@ type metrics struct {
 	procByWhat                         map[cnmsg.What]prometheus.Counter
 	procOther                          prometheus.Counter
 	userFiltered                       prometheus.Counter
+	threadFiltered                     prometheus.Counter
 }
 
 // New returns a bridge with an initial plan, registering its metrics.
@@ -136,6 +141,10 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 			Name: "cnbridged_proc_events_filtered_total",
 			Help: "Process events dropped by the userspace filter (listener.proc_events on kernels without per-socket filtering).",
 		}),
+		threadFiltered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_thread_events_filtered_total",
+			Help: "Thread events (thread forks and thread exits) withheld from at least one sink by a route with threads: false.",
+		}),
 		procByWhat: map[cnmsg.What]prometheus.Counter{},
 	}
 	for _, w := range []cnmsg.What{cnmsg.ProcNone, cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcUID, cnmsg.ProcGID,
@@ -146,8 +155,12 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 	m.rejMalformed = m.rejected.WithLabelValues(ReasonMalformed)
 	m.rejUntrusted = m.rejected.WithLabelValues(ReasonUntrusted)
 	m.rejUnr = m.rejected.WithLabelValues(ReasonUnrouted)
+	// Every documented reason is exported from the start, at zero.
+	for _, r := range DecodeReasons {
+		m.decodeErrors.WithLabelValues(r)
+	}
 	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
-		m.procEvents, m.userFiltered)
+		m.procEvents, m.userFiltered, m.threadFiltered)
 	b := &Bridge{
 		log:    log.Named("bridge"),
 		pool:   event.NewPool(),
@@ -160,6 +173,16 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 	b.other = b.countersFor("other", "other")
 	b.plan.Store(p)
 	return b
+}
+
+// SetOverruns tells the bridge how to read the socket's overrun (ENOBUFS)
+// count: a rise is loss, after which the process table is resynchronized.
+// Call before the listener runs.
+func (b *Bridge) SetOverruns(f func() uint64) {
+	b.overruns = f
+	if f != nil {
+		b.lastOverruns = f()
+	}
 }
 
 // RunEnricher runs the enrichment stage until ctx ends.
@@ -220,6 +243,17 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	batch := b.pool.Get()
 	var used uint64
 	ts := now.UnixNano()
+	var maxTs uint64 // highest kernel process event timestamp handled
+	if p.Enrich {
+		b.enr.live.Store(true)
+		if b.overruns != nil {
+			if n := b.overruns(); n != b.lastOverruns {
+				b.lastOverruns = n
+				b.enr.resync.Store(true)
+			}
+		}
+		batch = b.addExitLost(p, batch, ts, &used)
+	}
 	for i := range dgs {
 		d := &dgs[i]
 		if d.Truncated {
@@ -276,6 +310,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				c.resets.Inc()
 			}
 			if res.Lost > 0 && !(p.ProcFiltered && m.ID.IsProc()) {
+				if p.Enrich && m.ID.IsProc() && d.Sender == 0 {
+					b.enr.resync.Store(true)
+				}
 				c.lost.Add(float64(res.Lost))
 				if t := p.Table.LossTargets(m.ID); t != 0 {
 					lr := event.Record{Kind: event.KindLoss, Time: ts, Sender: d.Sender, Targets: t}
@@ -285,22 +322,88 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 					b.m.lossMarkers.Inc()
 				}
 			}
+			// With enrichment on, every kernel process event feeds the
+			// process table, also those no sink receives.
+			// Events of trusted userspace senders are described but never
+			// change the table.
+			table := p.Enrich && evp != nil && evp.What != cnmsg.ProcNone
+			if table && d.Sender == 0 {
+				maxTs = max(maxTs, evp.TimestampNs)
+			}
 			if evp != nil && p.UserFilter != nil && evp.What != cnmsg.ProcNone && !p.UserFilter.Has(evp) {
 				b.m.userFiltered.Inc()
+				if table && d.Sender == 0 {
+					b.addTableOnly(p, &batch, &r, &used)
+				}
 				continue
 			}
-			r.Targets = p.Table.Match(m.ID, evp)
+			var dropped uint64
+			r.Targets, dropped = p.Table.MatchThreads(m.ID, evp)
+			if dropped != 0 {
+				b.m.threadFiltered.Inc()
+			}
 			if r.Targets == 0 {
-				b.m.rejUnr.Inc()
+				if dropped == 0 {
+					b.m.rejUnr.Inc()
+				}
+				if table && d.Sender == 0 {
+					b.addTableOnly(p, &batch, &r, &used)
+				}
 				continue
 			}
-			if p.Enrich && evp != nil && evp.What != cnmsg.ProcNone && p.Table.Enrich(m.ID, evp) != 0 {
-				r.Enrich = event.EnrichPending
+			if table {
+				es, anc := p.Table.Enrich(m.ID, evp)
+				r.EnrichTargets = es & r.Targets
+				r.Ancestors = uint8(min(anc, 255))
+				r.Enrich = event.EnrichTable
+				if r.EnrichTargets != 0 {
+					r.Enrich = event.EnrichPending
+				}
+				if evp.What == cnmsg.ProcExec && d.Sender == 0 {
+					b.enr.noteExec(evp.PID)
+				}
 			}
 			batch = b.add(p, batch, &r, &used)
 		}
 	}
 	b.dispatch(p, batch, used)
+	if maxTs > b.enr.seenTs.Load() {
+		b.enr.seenTs.Store(maxTs) // only this goroutine stores
+	}
+}
+
+// addTableOnly stores r, which no sink receives, for the process table.
+func (b *Bridge) addTableOnly(p *Plan, batch **event.Batch, r *event.Record, used *uint64) {
+	r.Targets, r.Enrich = 0, event.EnrichTable
+	if r.Proc.What == cnmsg.ProcExec {
+		b.enr.noteExec(r.Proc.PID)
+	}
+	*batch = b.add(p, *batch, r, used)
+}
+
+// exitEvent stands for exit_lost records when matching routes.
+var exitEvent = cnmsg.ProcEvent{What: cnmsg.ProcExit}
+
+// addExitLost stores the exit_lost records the enricher found after a
+// resync, for the sinks of enriching routes that receive exits.
+func (b *Bridge) addExitLost(p *Plan, batch *event.Batch, ts int64, used *uint64) *event.Batch {
+	lost := b.enr.takeLost()
+	if len(lost) == 0 {
+		return batch
+	}
+	id := cnmsg.ID{Idx: 1, Val: 1}
+	ev := exitEvent
+	targets, _ := p.Table.Enrich(id, &ev)
+	if targets == 0 {
+		return batch
+	}
+	for _, proc := range lost {
+		r := event.Record{Kind: event.KindExitLost, Time: ts, Targets: targets, EnrichTargets: targets,
+			Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: proc}}
+		r.Msg.ID = id
+		batch = b.add(p, batch, &r, used)
+	}
+	return batch
 }
 
 // add stores r in batch, dispatching the batch first when it is full.
@@ -318,9 +421,9 @@ func (b *Bridge) add(p *Plan, batch *event.Batch, r *event.Record, used *uint64)
 // bridge's own reference. A batch with records to enrich also goes to the
 // enricher; its sinks wait for that before they read it.
 func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
-	if p.Enrich && used != 0 {
+	if p.Enrich {
 		for i := range batch.Records {
-			if batch.Records[i].Enrich == event.EnrichPending {
+			if st := batch.Records[i].Enrich; st == event.EnrichPending || st == event.EnrichTable {
 				b.enr.offer(batch)
 				break
 			}
@@ -333,6 +436,12 @@ func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
 	}
 	batch.Release()
 }
+
+// DecodeReasons are the reason labels of cnbridged_decode_errors_total:
+// cnmsg.Reason's labels and "truncated" (a datagram cut short by the
+// receive buffer).
+var DecodeReasons = []string{"short_nlmsghdr", "bad_nlmsg_len", "short_cn_msg", "cn_len_overflow",
+	"short_proc_event", "truncated", "not_connector"}
 
 func (b *Bridge) malformed(reason string, now time.Time) {
 	b.m.rejMalformed.Inc()

@@ -24,7 +24,7 @@ func BenchmarkEnrichment(b *testing.B) {
 	}
 	buf := make([]byte, 0, 1<<20)
 	run := func(b *testing.B, enrich bool) {
-		e := newEnricher(EnrichOptions{CacheSize: 1024}, prometheus.NewRegistry(), zap.NewNop())
+		e := newEnricher(EnrichOptions{MaxEntries: 1024, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
 		b.ReportAllocs()
 		for done := 0; done < b.N; {
 			batch := procBatch(pool, evs[:min(len(evs), b.N-done)]...)

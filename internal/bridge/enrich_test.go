@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
@@ -32,7 +34,7 @@ func enrichNow(e *enricher, b *event.Batch) {
 }
 
 func TestEnrichGoneAndLive(t *testing.T) {
-	e := newEnricher(EnrichOptions{CacheSize: 16}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := newEnricher(EnrichOptions{MaxEntries: 16, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	cmd := exec.Command("/bin/true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -46,99 +48,115 @@ func TestEnrichGoneAndLive(t *testing.T) {
 		cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: self, TGID: self},
 	)
 	enrichNow(e, b)
-	if r := b.Records[0]; r.Enrich != event.EnrichDone || r.Process == nil || !r.Process.Gone {
-		t.Errorf("exec of a reaped pid: got %v %+v, want gone", r.Enrich, r.Process)
+	if r := b.Records[0]; r.Enrich != event.EnrichDone || r.Enriched == nil || !r.Enriched.Gone {
+		t.Errorf("exec of a reaped pid: got %v %+v, want gone", r.Enrich, r.Enriched)
 	}
 	exe, _ := os.Executable()
-	if r := b.Records[1]; r.Enrich != event.EnrichDone || r.Process == nil || r.Process.Exe != exe {
-		t.Errorf("exec of self: got %v %+v, want exe %s", r.Enrich, r.Process, exe)
+	if r := b.Records[1]; r.Enrich != event.EnrichDone || r.Enriched.Process == nil || r.Enriched.Process.Exe != exe {
+		t.Errorf("exec of self: got %v %+v, want exe %s", r.Enrich, r.Enriched, exe)
 	}
-	// The exit comes from the cache the exec filled, and forgets it.
-	if r := b.Records[2]; r.Process == nil || r.Process.Exe != exe {
-		t.Errorf("exit of self: got %+v, want the cached exec info", r.Process)
+	// The exit comes from the table the exec filled, and leaves it.
+	if r := b.Records[2]; r.Enriched.Process == nil || r.Enriched.Process.Exe != exe || !r.Enriched.HasDuration {
+		t.Errorf("exit of self: got %+v, want the table's entry with a duration", r.Enriched)
 	}
-	if e.cache.Len() != 0 {
-		t.Errorf("cache has %d entries after the exit, want 0", e.cache.Len())
+	if e.table.Len() != 0 {
+		t.Errorf("table has %d entries after the exit, want 0", e.table.Len())
 	}
 	line := event.NewEncoder("h").AppendJSON(nil, &b.Records[0])
-	if want := `"process":{"gone":true}`; !contains(line, want) {
+	if want := `"process":{"pid":` + strconv.Itoa(int(gone)) + `,"gone":true}`; !contains(line, want) {
 		t.Errorf("line %s lacks %s", line, want)
 	}
 	b.Release()
 }
 
-// TestEnrichCacheBound: a 100 000-process storm (fork events, most
-// without an exit) never grows the pid cache past its bound.
-func TestEnrichCacheBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates 100 000 symlinks")
-	}
-	// A proc root where every pid resolves to one small fake process, so
-	// that each fork is read successfully (and quickly) and cached.
+// TestEnrichTableBound: a 100 000-process storm (forks, most without an
+// exit) never grows the process table past its bound, and forks of a
+// known parent read nothing from /proc.
+func TestEnrichTableBound(t *testing.T) {
 	root := t.TempDir()
-	tmpl := filepath.Join(root, "tmpl")
-	os.Mkdir(tmpl, 0o755)
+	dir := filepath.Join(root, "1")
+	os.Mkdir(dir, 0o755)
 	for name, content := range map[string]string{
 		"comm":    "storm\n",
 		"cmdline": "storm\x00",
-		"status":  "Name:\tstorm\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+		"status":  "Name:\tstorm\nPPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
 		"cgroup":  "0::/storm\n",
+		"stat":    "1 (storm) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 5 100 1\n",
 	} {
-		os.WriteFile(filepath.Join(tmpl, name), []byte(content), 0o644)
+		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
 	}
-	os.Symlink("/bin/true", filepath.Join(tmpl, "exe"))
-	const storm = 100000
-	for pid := 1; pid <= storm; pid++ {
-		if err := os.Symlink("tmpl", filepath.Join(root, strconv.Itoa(pid))); err != nil {
-			t.Fatal(err)
-		}
+	os.Symlink("/bin/true", filepath.Join(dir, "exe"))
+	const storm, bound = 100000, 4096
+	reg := prometheus.NewRegistry()
+	e := newEnricher(EnrichOptions{MaxEntries: bound, ProcRoot: root}, reg, zaptest.NewLogger(t))
+	e.seed()
+	if e.table.Get(1) == nil {
+		t.Fatal("pid 1 of the fake proc root was not seeded")
 	}
-	const bound = 4096
-	e := newEnricher(EnrichOptions{CacheSize: bound, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	pool := event.NewPool()
 	maxLen := 0
-	for pid := uint32(1); pid <= storm; {
+	for pid := uint32(2); pid <= storm; {
 		var evs []cnmsg.ProcEvent
-		for ; pid <= storm && len(evs) < event.MaxBatchRecords; pid++ {
-			evs = append(evs, cnmsg.ProcEvent{What: cnmsg.ProcFork, ChildPID: pid, ChildTGID: pid})
+		for ; pid <= storm && len(evs) < event.MaxBatchRecords-1; pid++ {
+			// Timestamps in the middle of a tick: no start read.
+			evs = append(evs, cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: 1, ParentTGID: 1, ChildPID: pid, ChildTGID: pid,
+				TimestampNs: uint64(pid)*1e7 + 5e6 - uint64(e.off)})
 			if pid%3 == 0 { // a third of them exit again
 				evs = append(evs, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid})
 			}
 		}
 		b := procBatch(pool, evs...)
 		enrichNow(e, b)
+		for i := range b.Records {
+			if r := &b.Records[i]; r.Enriched == nil || r.Enriched.Process == nil || r.Enriched.Process.Exe != "/usr/bin/true" && r.Enriched.Process.Exe != "/bin/true" {
+				t.Fatalf("record %d: got %+v (process %+v), want the parent's image inherited", i, r.Enriched, r.Enriched.Process)
+			}
+		}
 		b.Release()
-		maxLen = max(maxLen, e.cache.Len())
+		maxLen = max(maxLen, e.table.Len())
 	}
 	if maxLen > bound {
-		t.Errorf("cache grew to %d entries, bound %d", maxLen, bound)
+		t.Errorf("table grew to %d entries, bound %d", maxLen, bound)
 	}
-	if got := e.cacheLen.Load(); got != int64(e.cache.Len()) || got == 0 {
-		t.Errorf("cache gauge %d, cache %d", got, e.cache.Len())
+	if got := e.tableLen.Load(); got != int64(e.table.Len()) || got == 0 {
+		t.Errorf("table gauge %d, table %d", got, e.table.Len())
+	}
+	if got := testutil.ToFloat64(e.read) + testutil.ToFloat64(e.startReads); got != 0 {
+		t.Errorf("forks and exits read /proc %v times, want 0", got)
 	}
 }
 
-func TestEnrichQueueFullSkips(t *testing.T) {
-	e := newEnricher(EnrichOptions{QueueSize: 1}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+// TestEnrichShutdownSkips: what is queued when the enricher stops goes out
+// marked skipped.
+func TestEnrichShutdownSkips(t *testing.T) {
+	e := newEnricher(EnrichOptions{QueueSize: 2, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	pool := event.NewPool()
 	self := uint32(os.Getpid())
-	first := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self})
-	second := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self})
-	e.offer(first)  // fills the queue: nobody runs the enricher
-	e.offer(second) // no room: goes out unenriched
-	second.WaitEnriched()
-	if r := second.Records[0]; r.Enrich != event.EnrichSkipped {
-		t.Errorf("second batch: got %v, want skipped", r.Enrich)
-	}
+	first := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self})
+	e.offer(first) // queued: nobody runs the enricher
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e.run(ctx) // drains: skipped
 	first.WaitEnriched()
 	if r := first.Records[0]; r.Enrich != event.EnrichSkipped {
-		t.Errorf("first batch after shutdown: got %v, want skipped", r.Enrich)
+		t.Errorf("batch after shutdown: got %v, want skipped", r.Enrich)
 	}
 	first.Release()
-	second.Release()
+}
+
+func TestRedact(t *testing.T) {
+	pats := []*regexp.Regexp{regexp.MustCompile(`(?i)(?:password|token)=(\S+)`), regexp.MustCompile(`^--key=(.*)$`), regexp.MustCompile(`nogroup`)}
+	for in, want := range map[string]string{
+		"--password=hunter2":         "--password=*****",
+		"a token=x b PASSWORD=y":     "a token=***** b PASSWORD=*****",
+		"--key=abc":                  "--key=*****",
+		"plain":                      "plain",
+		"nogroup leaves this intact": "nogroup leaves this intact",
+	} {
+		if got := Redact(pats, in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func contains(b []byte, s string) bool {

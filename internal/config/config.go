@@ -40,12 +40,24 @@ type Config struct {
 
 	// Process enrichment (routes with enrich: true).
 	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
-	EnrichCacheSize       int `mapstructure:"enrich_cache_size"`
 	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
+	// EnrichRedact are RE2 patterns: in every captured argument, each
+	// pattern's first capture group is replaced by "*****".
+	EnrichRedact []string     `mapstructure:"enrich_redact"`
+	ProcessTable ProcessTable `mapstructure:"process_table"`
+
+	// ShutdownTimeout bounds a requested stop: reading what the socket
+	// still holds and draining every sink.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
 	Source string `mapstructure:"-"`
+}
+
+// ProcessTable bounds the process table kept for enrichment.
+type ProcessTable struct {
+	MaxEntries int `mapstructure:"max_entries"` // processes plus threads
 }
 
 // Log configures the daemon's own logging.
@@ -104,7 +116,7 @@ type Sink struct {
 	// nats
 	URL                  string        `mapstructure:"url"`
 	Subject              string        `mapstructure:"subject"`
-	Format               string        `mapstructure:"format"` // json, raw
+	Format               string        `mapstructure:"format"` // nats: json, raw; stdout: json, text
 	JetStream            bool          `mapstructure:"jetstream"`
 	MaxInFlight          int           `mapstructure:"max_in_flight"`
 	AckTimeout           time.Duration `mapstructure:"ack_timeout"`
@@ -148,7 +160,14 @@ type Route struct {
 	Sinks       []string `mapstructure:"sinks"`
 	LossMarkers *bool    `mapstructure:"loss_markers"`
 	Enrich      bool     `mapstructure:"enrich"`
+	// Ancestors is how many ancestors enriched events carry (enrich only).
+	Ancestors int `mapstructure:"ancestors"`
+	// Threads: false drops thread forks and thread exits (default true).
+	Threads *bool `mapstructure:"threads"`
 }
+
+// ThreadsOn reports the route's threads setting (default on).
+func (r Route) ThreadsOn() bool { return r.Threads == nil || *r.Threads }
 
 // LossMarkersOn reports the route's loss_markers setting (default on).
 func (r Route) LossMarkersOn() bool { return r.LossMarkers == nil || *r.LossMarkers }
@@ -166,6 +185,9 @@ type Request struct {
 	Users     []string      `mapstructure:"users"`
 }
 
+// MaxAncestors bounds a route's ancestors.
+const MaxAncestors = 64
+
 // Sink defaults.
 const (
 	DefaultQueueSize          = 65536
@@ -179,6 +201,7 @@ const (
 	// message arrives in a batch of its own (about 1 KiB of queue each).
 	DefaultNATSQueueSize     = 131072
 	DefaultNATSQueueMaxBytes = 128 << 20
+	DefaultShutdownTimeout   = 10 * time.Second
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -202,16 +225,30 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("tap.client_buffer", 4096)
 	v.SetDefault("tap.queue_size", 8192)
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
-	v.SetDefault("enrich_cache_size", 65536)
+	v.SetDefault("process_table.max_entries", 65536)
+	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
+	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 }
 
 // Builtin returns the sinks and routes used when no config file exists:
-// every process event to stdout.
-func builtin() (map[string]*Sink, []Route) {
+// every process event to stdout. For people at a terminal (text is true)
+// that is the text format with enrichment; otherwise JSON lines.
+func builtin(text bool) (map[string]*Sink, []Route) {
+	if text {
+		return map[string]*Sink{"stdout": {Type: "stdout", Format: "text"}},
+			[]Route{{Match: "1.1", Sinks: []string{"stdout"}, Enrich: true}}
+	}
 	return map[string]*Sink{"stdout": {Type: "stdout"}},
 		[]Route{{Match: "1.1", Sinks: []string{"stdout"}}}
 }
+
+// Output formats of stdout sinks (Options.Format).
+const (
+	FormatAuto = "" // the built-in default: text on a terminal, else JSON; config files: as written
+	FormatJSON = "json"
+	FormatText = "text"
+)
 
 // Options tells Load where to read from.
 type Options struct {
@@ -219,6 +256,12 @@ type Options struct {
 	Set  []string // key=value overrides, applied last
 	// DefaultPath overrides DefaultPath (tests).
 	DefaultPath string
+	// Format, when set (json or text), is the format of every stdout
+	// sink: the run command's --format flag.
+	Format string
+	// Terminal tells that stdout is a terminal: the built-in default then
+	// writes text with enrichment instead of JSON lines.
+	Terminal bool
 }
 
 // Load reads, decodes and validates the configuration. The returned error
@@ -292,8 +335,20 @@ func Load(o Options) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	c.Source = path
+	switch o.Format {
+	case FormatAuto, FormatJSON, FormatText:
+	default:
+		return nil, fmt.Errorf("--format %q: want json or text", o.Format)
+	}
 	if path == "" && c.Sinks == nil && c.Routes == nil {
-		c.Sinks, c.Routes = builtin()
+		c.Sinks, c.Routes = builtin(o.Format == FormatText || (o.Format == FormatAuto && o.Terminal))
+	}
+	if o.Format != FormatAuto {
+		for _, s := range c.Sinks {
+			if s != nil && s.Type == "stdout" {
+				s.Format = o.Format
+			}
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -363,6 +418,10 @@ func (c *Config) applyDefaults() {
 			if s.MaxFiles == 0 {
 				s.MaxFiles = 5
 			}
+		case "stdout":
+			if s.Format == "" {
+				s.Format = FormatJSON
+			}
 		case "nats":
 			if s.Subject == "" {
 				s.Subject = DefaultSubject
@@ -380,7 +439,7 @@ func (c *Config) applyDefaults() {
 				s.ReconnectBufferBytes = 8 << 20
 			}
 			if s.DrainTimeout == 0 {
-				s.DrainTimeout = 10 * time.Second
+				s.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
 			}
 			if s.Stream != nil {
 				if s.Stream.Storage == "" {
@@ -467,11 +526,28 @@ func (c *Config) Validate() error {
 	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
 		bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
 	}
-	if c.EnrichCacheSize < 1 {
-		bad("enrich_cache_size", "must be at least 1")
+	if c.ProcessTable.MaxEntries < 1 {
+		bad("process_table.max_entries", "must be at least 1")
+	}
+	for i, pat := range c.EnrichRedact {
+		key := fmt.Sprintf("enrich_redact[%d]", i)
+		if re, err := regexp.Compile(pat); err != nil {
+			bad(key, "%q is not an RE2 pattern: %v", pat, err)
+		} else if re.NumSubexp() < 1 {
+			bad(key, "%q has no capture group: the first group is what is replaced by *****", pat)
+		}
 	}
 	if c.EnrichQueueSize < 1 {
 		bad("enrich_queue_size", "must be at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	for _, name := range c.SinkNames() {
+		if s := c.Sinks[name]; s != nil && s.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+			bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+				s.DrainTimeout, c.ShutdownTimeout)
+		}
 	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
@@ -528,6 +604,17 @@ func (c *Config) Validate() error {
 		if r.Enrich {
 			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
 				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
+			}
+		}
+		switch {
+		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
+			bad(key+".ancestors", "%d is outside 0..%d", r.Ancestors, MaxAncestors)
+		case r.Ancestors > 0 && !r.Enrich:
+			bad(key+".ancestors", "needs enrich: true")
+		}
+		if !r.ThreadsOn() {
+			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
+				bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
 			}
 		}
 		for j, s := range r.Sinks {
@@ -612,7 +699,6 @@ func (s *Sink) validate(key, name string) []error {
 	natsKeys := func() {
 		only("url", s.URL != "", "nats")
 		only("subject", s.Subject != "", "nats")
-		only("format", s.Format != "", "nats")
 		only("jetstream", s.JetStream, "nats")
 		only("max_in_flight", s.MaxInFlight != 0, "nats")
 		only("ack_timeout", s.AckTimeout != 0, "nats")
@@ -630,8 +716,12 @@ func (s *Sink) validate(key, name string) []error {
 	case "stdout":
 		fileKeys()
 		natsKeys()
+		if s.Format != FormatJSON && s.Format != FormatText {
+			bad("format", "%q is not json or text", s.Format)
+		}
 	case "file":
 		natsKeys()
+		only("format", s.Format != "", "nats or stdout")
 		if s.Path == "" {
 			bad("path", "required for a file sink")
 		}

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,7 @@ func TestMainExampleConfig(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := map[string]*config.Sink{
-		"console": {Type: "stdout", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest"},
+		"console": {Type: "stdout", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest", Format: "json"},
 		"archive": {
 			Type: "file", QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: "drop_newest",
 			Path: "/var/log/cnbridged/events.jsonl", Mode: "0640", FlushInterval: time.Second,
@@ -552,7 +553,8 @@ func TestSinkKeyMisuse(t *testing.T) {
 		{"on_error on nats", "type: nats\n    url: nats://x\n    on_error: drop", "sinks.s.on_error: applies only to sinks of type file"},
 		{"url on file", "type: file\n    path: /x\n    url: nats://x", "sinks.s.url: applies only to sinks of type nats"},
 		{"subject on stdout", "type: stdout\n    subject: a.b", "sinks.s.subject: applies only to sinks of type nats"},
-		{"format on stdout", "type: stdout\n    format: raw", "sinks.s.format: applies only to sinks of type nats"},
+		{"raw format on stdout", "type: stdout\n    format: raw", `sinks.s.format: "raw" is not json or text`},
+		{"format on file", "type: file\n    path: /x\n    format: text", "sinks.s.format: applies only to sinks of type nats or stdout"},
 		{"jetstream on file", "type: file\n    path: /x\n    jetstream: true", "sinks.s.jetstream: applies only to sinks of type nats"},
 		{"password on stdout", "type: stdout\n    password: pw", "sinks.s.password: applies only to sinks of type nats"},
 		{"tls on stdout", "type: stdout\n    tls:\n      ca_file: /ca", "sinks.s.tls: applies only to sinks of type nats"},
@@ -620,7 +622,7 @@ routes:
 		DuplicateWindow: 2 * time.Minute, Replicas: 1,
 	}
 	want := map[string]*config.Sink{
-		"out": {Type: "stdout", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest"},
+		"out": {Type: "stdout", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest", Format: "json"},
 		"f": {
 			Type: "file", QueueSize: q, QueueMaxBytes: qb, WhenFull: "drop_newest",
 			Path: "/var/log/x.jsonl", Mode: "0640", FlushInterval: time.Second, MaxFiles: 5, OnError: "drop",
@@ -668,6 +670,7 @@ func TestFixedDefaults(t *testing.T) {
 
 func TestDurations(t *testing.T) {
 	c := load(t, `
+shutdown_timeout: 3h
 listener:
   handshake_timeout: 250ms
 sinks:
@@ -692,11 +695,11 @@ requests:
 `)
 	got := []time.Duration{
 		c.Listener.HandshakeTimeout, c.Sinks["f"].FlushInterval,
-		c.Sinks["n"].AckTimeout, c.Sinks["n"].DrainTimeout, c.Requests[0].Timeout,
+		c.Sinks["n"].AckTimeout, c.Sinks["n"].DrainTimeout, c.Requests[0].Timeout, c.ShutdownTimeout,
 	}
 	want := []time.Duration{
 		250 * time.Millisecond, 90 * time.Second,
-		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond,
+		1500 * time.Millisecond, 2 * time.Hour, 750 * time.Millisecond, 3 * time.Hour,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("durations (-want +got):\n%s", diff)
@@ -817,4 +820,75 @@ func TestMalformedYAML(t *testing.T) {
 		t.Fatal("Load of malformed YAML succeeded, want an error")
 	}
 	checkErr(t, err, path)
+}
+
+// TestShutdownTimeout: shutdown_timeout bounds every sink's drain, so a
+// drain_timeout longer than it is an error naming both keys; an unset
+// drain_timeout follows shutdown_timeout.
+func TestShutdownTimeout(t *testing.T) {
+	const nats = `
+sinks:
+  n:
+    type: nats
+    url: nats://127.0.0.1:4222
+%s
+routes:
+  - match: "1.1"
+    sinks: [n]
+`
+	err := loadErr(t, fmt.Sprintf(nats, "    drain_timeout: 25s"), "shutdown_timeout=10s")
+	checkErr(t, err, "sinks.n.drain_timeout: 25s is longer than shutdown_timeout (10s)")
+	checkErr(t, loadErr(t, minimal, "shutdown_timeout=0s"), "shutdown_timeout: must be positive")
+
+	c := load(t, fmt.Sprintf(nats, ""), "shutdown_timeout=4s")
+	if got, want := c.Sinks["n"].DrainTimeout, 4*time.Second; got != want {
+		t.Errorf("default drain_timeout got %s, want %s (shutdown_timeout)", got, want)
+	}
+	if got, want := load(t, minimal).ShutdownTimeout, config.DefaultShutdownTimeout; got != want {
+		t.Errorf("default shutdown_timeout got %s, want %s", got, want)
+	}
+}
+
+// TestStdoutFormat: the built-in default writes text with enrichment to a
+// terminal and JSON lines elsewhere; --format json|text decides for every
+// stdout sink, config file or not.
+func TestStdoutFormat(t *testing.T) {
+	file := writeConfig(t, "sinks:\n  out: {type: stdout, format: text}\n  f: {type: file, path: /x}\nroutes:\n  - {match: \"1.1\", sinks: [out, f]}\n")
+	tests := []struct {
+		name       string
+		opts       config.Options
+		wantFormat string
+		wantEnrich bool
+	}{
+		{"builtin on a terminal", config.Options{Terminal: true}, "text", true},
+		{"builtin piped", config.Options{}, "json", false},
+		{"builtin on a terminal with --format json", config.Options{Terminal: true, Format: "json"}, "json", false},
+		{"builtin piped with --format text", config.Options{Format: "text"}, "text", true},
+		{"file as written", config.Options{Path: file, Terminal: true}, "text", false},
+		{"file with --format json", config.Options{Path: file, Format: "json"}, "json", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.DefaultPath = noDefault(t)
+			c, err := config.Load(tt.opts)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			var out *config.Sink
+			for _, s := range c.Sinks {
+				if s.Type == "stdout" {
+					out = s
+				}
+			}
+			if out == nil {
+				t.Fatalf("no stdout sink in %v", c.Sinks)
+			}
+			if out.Format != tt.wantFormat || c.Routes[0].Enrich != tt.wantEnrich {
+				t.Errorf("stdout format %q, enrich %v; want %q, %v", out.Format, c.Routes[0].Enrich, tt.wantFormat, tt.wantEnrich)
+			}
+		})
+	}
+	if _, err := config.Load(config.Options{Format: "yaml", DefaultPath: noDefault(t)}); err == nil || !strings.Contains(err.Error(), `--format "yaml": want json or text`) {
+		t.Errorf("Load(--format yaml) error = %v, want one naming --format and what it accepts", err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,10 +38,13 @@ type Options struct {
 	Log *zap.Logger
 	// Notify receives systemd state changes ("READY=1", …); nil for none.
 	Notify func(state string)
+	// Build names the running build in cnbridged_build_info.
+	Build BuildInfo
 	// Stdout is where stdout sinks write (os.Stdout when nil).
 	Stdout *os.File
-	// DrainTimeout bounds how long shutdown waits for sinks to drain.
-	DrainTimeout time.Duration
+	// StdoutColor colours stdout sinks of format text: set it only when
+	// Stdout is a terminal and NO_COLOR is not set.
+	StdoutColor bool
 	// Load reads and validates the config again for a reload: the same
 	// code path as "cnbridged validate". Nil disables reloads.
 	Load func() (*config.Config, error)
@@ -71,6 +75,7 @@ type Daemon struct {
 	wg          sync.WaitGroup // sink runners
 	reload      *reloadMetrics
 	replies     *requests.Server // nil without requests
+	summary     *stopSummary     // set by the stop sequence
 	tap         *sinks.Runner    // the tap socket's runner (tap.go), nil without it
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
@@ -95,11 +100,9 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 10 * time.Second
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg, opts.Build)
 	return &Daemon{
 		opts:    opts,
 		log:     opts.Log,
@@ -116,7 +119,31 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // Run starts every stage, blocks until ctx ends or a stage fails, then
 // stops them in reverse order. Each value on reloads asks for the config to
 // be loaded again (Options.Load) and applied.
+//
+// A stop asked for by ending ctx unsubscribes, reads the socket until it
+// is empty and drains the sinks, all within shutdown_timeout; what cannot
+// be delivered in time is counted. It returns nil whatever was dropped:
+// only a fatal error (the socket failing, a sink with on_error: exit) is
+// returned. Its last log line is one summary of the whole run.
 func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
+	err := d.run(ctx, reloads)
+	sum := d.summary
+	if sum == nil {
+		sum = &stopSummary{}
+	}
+	if gerr := gatherSummary(d.reg, sum); gerr != nil {
+		d.log.Warn("gathering the stop summary", zap.Error(gerr))
+	}
+	fields := sum.Fields()
+	if err != nil {
+		d.log.Error("cnbridged stopped", append(fields, zap.Error(err))...)
+	} else {
+		d.log.Info("cnbridged stopped", fields...)
+	}
+	return err
+}
+
+func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	cfg := d.cfg
 	d.sinkMet = sinks.NewMetrics(d.reg)
 	d.enc = event.NewEncoder(cfg.Host)
@@ -146,8 +173,9 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		MaxStreams:    cfg.Ledger.MaxStreams,
 	}, bridge.EnrichOptions{
 		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
-		CacheSize:  cfg.EnrichCacheSize,
+		MaxEntries: cfg.ProcessTable.MaxEntries,
 		QueueSize:  cfg.EnrichQueueSize,
+		Redact:     compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
 	enrCtx, stopEnricher := context.WithCancel(context.Background())
 	enrDone := make(chan struct{})
@@ -171,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		return err
 	}
 	d.registerListenerMetrics()
+	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
 	readErr := make(chan error, 1)
@@ -178,17 +207,36 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 
 	shutdown := func() error {
 		d.opts.Notify("STOPPING=1")
+		d.mu.Lock()
+		timeout := d.cfg.ShutdownTimeout
+		d.mu.Unlock()
+		if timeout <= 0 {
+			timeout = config.DefaultShutdownTimeout
+		}
+		deadline := time.Now().Add(timeout)
+		var sum stopSummary
 		stopRead()
 		rerr := <-readErr
+		// Unsubscribe, leave the groups and read what the socket holds:
+		// it goes through the bridge to the sinks like any batch.
+		n, empty, err := d.lis.Drain(d.handle, deadline)
+		if err != nil {
+			d.log.Warn("reading the connector socket at stop", zap.Error(err))
+		}
+		sum.Drained, sum.SocketLeft = n, !empty
+		if drops, err := d.lis.Drops(); err == nil {
+			sum.SocketDrops = drops
+		}
 		stopEnricher() // what it still holds goes out unenriched, counted
 		stopRequests() // pending requests are answered Cn-Error: shutdown
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
-		drainCtx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
+		drainCtx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		serr := d.stopSinks(drainCtx)
-		return errors.Join(rerr, serr)
+		sum.SinksTimedOut = !d.stopSinks(drainCtx)
+		d.summary = &sum
+		return rerr
 	}
 
 	if err := d.lis.Subscribe(ctx); err != nil {
@@ -233,17 +281,16 @@ loop:
 			d.opts.Notify("READY=1")
 		}
 	}
-	d.log.Info("stopping: draining sinks", zap.Duration("deadline", d.opts.DrainTimeout))
+	d.log.Info("stopping: reading the socket empty and draining the sinks", zap.Duration("shutdown_timeout", d.cfg.ShutdownTimeout))
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		srv.Shutdown(sctx)
 		cancel()
 	}
-	err = shutdown()
-	if runErr != nil {
-		return runErr
+	if err := shutdown(); err != nil && runErr == nil {
+		runErr = err
 	}
-	return err
+	return runErr
 }
 
 func displaySource(s string) string {
@@ -289,6 +336,10 @@ func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *rout
 		return cnmsg.ProcAll, false, nil
 	}
 	m = set.KernelMask()
+	if m != cnmsg.ProcAll && enriches(cfg) {
+		// The process table needs the events that change it.
+		m |= tableEvents
+	}
 	if m == cnmsg.ProcAll {
 		return m, false, nil
 	}
@@ -332,7 +383,8 @@ func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich, Sinks: tapBit}
+		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
 		if len(rc.Events) > 0 {
 			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
 				return nil, fmt.Errorf("routes[%d]: %w", i, err)
@@ -457,4 +509,28 @@ func monotonicUsec() string {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// tableEvents are the process events the process table is fed.
+const tableEvents = cnmsg.ProcFork | cnmsg.ProcExec | cnmsg.ProcExit | cnmsg.ProcUID | cnmsg.ProcGID |
+	cnmsg.ProcSID | cnmsg.ProcComm
+
+func enriches(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Enrich {
+			return true
+		}
+	}
+	return false
+}
+
+// compileRedact compiles enrich_redact (validated by config.Validate).
+func compileRedact(pats []string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, 0, len(pats))
+	for _, p := range pats {
+		if re, err := regexp.Compile(p); err == nil {
+			out = append(out, re)
+		}
+	}
+	return out
 }

@@ -117,7 +117,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	d.bridge.SetPlan(plan)
-	rctx, cancel := context.WithTimeout(ctx, d.opts.DrainTimeout)
+	rctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 	d.retireSinks(rctx, retire)
 	cancel()
 	d.mu.Lock()
@@ -141,7 +141,8 @@ func restartKeys(a, b *config.Config) []string {
 	if a.Log != b.Log {
 		keys = append(keys, "log")
 	}
-	if a.EnrichCacheSize != b.EnrichCacheSize || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize {
+	if a.ProcessTable != b.ProcessTable || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize ||
+		!slices.Equal(a.EnrichRedact, b.EnrichRedact) {
 		keys = append(keys, "enrich_*")
 	}
 	if !slices.EqualFunc(a.Requests, b.Requests, func(x, y config.Request) bool {

@@ -8,7 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
-	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // Kind tells a record that carries a connector message from an in-band
@@ -21,6 +21,10 @@ const (
 	// KindLoss marks a hole in a sequence stream: messages that were lost
 	// before they reached cnbridged.
 	KindLoss
+	// KindExitLost reports a process the table knew that had gone when the
+	// table was reconciled with /proc after loss: its exit event was lost.
+	// Enriched.Process describes it.
+	KindExitLost
 )
 
 // Loss describes a sequence gap.
@@ -44,10 +48,44 @@ type Record struct {
 	Loss    Loss // set for KindLoss; Msg.ID names the stream
 	// Targets has bit i set when sink slot i receives this record.
 	Targets uint64
-	// Enrich and Process carry /proc enrichment for process events on
-	// routes with enrich: true. Process is set when Enrich is EnrichDone.
-	Enrich  EnrichState
-	Process *procinfo.Info
+	// EnrichTargets are the sinks among Targets whose routes asked for
+	// enrichment: only they show Enriched, and only they wait for it.
+	EnrichTargets uint64
+	// Enrich and Enriched carry the process table's description of a
+	// process event. Enriched is set when Enrich is EnrichDone. The
+	// enricher writes both while sinks in EnrichTargets wait; other sinks
+	// must not read them (see Plain).
+	Enrich   EnrichState
+	Enriched *Enrichment
+	// Ancestors is how many ancestors to describe (the route's ancestors).
+	Ancestors uint8
+}
+
+// Enrichment describes the process of an event, from the process table.
+type Enrichment struct {
+	// Process is the event's process: for fork the child (for a thread
+	// fork, its group), for exit the process as it was. Nil with Gone.
+	Process *proctable.Process
+	// Parent is Process's parent, when the table knows it.
+	Parent *proctable.Process
+	// Ancestors are the parent's ancestors, nearest first, up to the
+	// route's ancestors: N (the parent counts as the first).
+	Ancestors []*proctable.Process
+	// DurationNs is set on exits: exit timestamp minus start.
+	DurationNs  int64
+	HasDuration bool
+	// Gone: the process was unknown to the table and had gone from /proc.
+	Gone bool
+	// PID of a gone process.
+	PID uint32
+}
+
+// Plain returns a copy of r without its enrichment, reading none of the
+// fields the enricher writes: what a sink that did not ask for enrichment
+// encodes, safe while the enricher is still at work on r.
+func (r *Record) Plain() Record {
+	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
+		HasProc: r.HasProc, Loss: r.Loss, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
 }
 
 // EnrichState tells where a record is in enrichment.
@@ -57,7 +95,10 @@ const (
 	EnrichNone    EnrichState = iota // not asked for
 	EnrichPending                    // waiting for the enricher
 	EnrichDone                       // Process is set
-	EnrichSkipped                    // the enricher was too far behind
+	EnrichSkipped                    // not enriched (the daemon was stopping)
+	// EnrichTable marks a process event no sink receives (unrouted or
+	// filtered) that still goes to the enricher to keep the table exact.
+	EnrichTable
 )
 
 // Batch limits. A batch is handed to sinks as a unit: one queue operation per

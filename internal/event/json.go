@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
-	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // Encoder appends records as single-line JSON objects. It is the stable
@@ -70,6 +70,13 @@ func (e *Encoder) AppendJSONCached(dst []byte, r *Record, tc *TimeCache) []byte 
 		dst = appendUint(dst, `,"lost":`, uint64(r.Loss.Lost))
 		return append(dst, "}\n"...)
 	}
+	if r.Kind == KindExitLost {
+		dst = append(dst, `,"type":"exit_lost"`...)
+		if r.Enriched != nil && r.Enriched.Process != nil {
+			dst = appendProcess(dst, r.Enriched.Process, cnmsg.ProcNone, r.Enriched)
+		}
+		return append(dst, "}\n"...)
+	}
 	m := &r.Msg
 	dst = appendUint(dst, `,"idx":`, uint64(m.ID.Idx))
 	dst = appendUint(dst, `,"val":`, uint64(m.ID.Val))
@@ -82,7 +89,7 @@ func (e *Encoder) AppendJSONCached(dst []byte, r *Record, tc *TimeCache) []byte 
 		dst = appendProc(dst, &r.Proc)
 		switch r.Enrich {
 		case EnrichDone:
-			dst = appendProcess(dst, r.Process)
+			dst = appendEnrichment(dst, r.Enriched, r.Proc.What)
 		case EnrichSkipped, EnrichPending:
 			dst = append(dst, `,"process":{"skipped":true}`...)
 		}
@@ -108,6 +115,9 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 		dst = appendUint(dst, `,"parent_tgid":`, uint64(p.ParentTGID))
 		dst = appendUint(dst, `,"child_pid":`, uint64(p.ChildPID))
 		dst = appendUint(dst, `,"child_tgid":`, uint64(p.ChildTGID))
+		if p.ChildPID != p.ChildTGID {
+			dst = append(dst, `,"thread":true`...)
+		}
 	case cnmsg.ProcExec, cnmsg.ProcSID:
 		dst = appendPID(dst, p)
 	case cnmsg.ProcUID:
@@ -135,6 +145,9 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 		dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
 		dst = appendParent(dst, p)
 		dst = appendExitStatus(dst, p.ExitCode)
+		if p.PID != p.TGID {
+			dst = append(dst, `,"thread":true`...)
+		}
 	default:
 		dst = appendUint(dst, `,"what":`, uint64(p.What))
 	}
@@ -208,7 +221,7 @@ func appendBytesString[T string | []byte](dst []byte, b T) []byte {
 // appendExitStatus decodes the wait status for people: exit_status for a
 // normal exit; signal (its name) and core_dumped for a killed process.
 func appendExitStatus(dst []byte, code uint32) []byte {
-	st := procinfo.DecodeExit(code)
+	st := DecodeExit(code)
 	switch {
 	case st.Exited:
 		return appendUint(dst, `,"exit_status":`, uint64(st.Status))
@@ -228,34 +241,110 @@ func appendExitStatus(dst []byte, code uint32) []byte {
 	return dst
 }
 
-// appendProcess appends the /proc enrichment object.
-func appendProcess(dst []byte, in *procinfo.Info) []byte {
-	if in == nil || in.Gone {
-		return append(dst, `,"process":{"gone":true}`...)
+// appendEnrichment appends the "process", "parent" and "ancestors"
+// members for an event of type what.
+func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
+	if en == nil || en.Process == nil {
+		dst = append(dst, `,"process":{`...)
+		if en != nil && en.PID != 0 {
+			dst = appendUint(dst, `"pid":`, uint64(en.PID))
+			dst = append(dst, ',')
+		}
+		return append(dst, `"gone":true}`...)
 	}
-	dst = append(dst, `,"process":{"comm":`...)
-	dst = AppendString(dst, in.Comm)
-	dst = append(dst, `,"exe":`...)
-	dst = AppendString(dst, in.Exe)
-	dst = append(dst, `,"cmdline":[`...)
-	for i, a := range in.Cmdline {
+	dst = appendProcess(dst, en.Process, what, en)
+	if pa := en.Parent; pa != nil {
+		dst = append(dst, `,"parent":{"entity_id":`...)
+		dst = AppendString(dst, pa.EntityID)
+		dst = appendUint(dst, `,"pid":`, uint64(pa.TGID))
+		dst = append(dst, `,"exe":`...)
+		dst = AppendString(dst, pa.Exe)
+		dst = append(dst, `,"cmdline":`...)
+		dst = appendStrings(dst, pa.Cmdline)
+		dst = append(dst, '}')
+	}
+	if len(en.Ancestors) > 0 {
+		dst = append(dst, `,"ancestors":[`...)
+		for i, a := range en.Ancestors {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"entity_id":`...)
+			dst = AppendString(dst, a.EntityID)
+			dst = appendUint(dst, `,"pid":`, uint64(a.TGID))
+			dst = append(dst, `,"exe":`...)
+			dst = AppendString(dst, a.Exe)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, a := range ss {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = AppendString(dst, a)
 	}
-	dst = append(dst, ']')
-	if in.CmdlineTruncated {
+	return append(dst, ']')
+}
+
+// appendProcess appends the "process" object.
+func appendProcess(dst []byte, p *proctable.Process, what cnmsg.What, en *Enrichment) []byte {
+	dst = append(dst, `,"process":{"entity_id":`...)
+	dst = AppendString(dst, p.EntityID)
+	dst = appendUint(dst, `,"pid":`, uint64(p.PID))
+	dst = appendUint(dst, `,"tgid":`, uint64(p.TGID))
+	dst = appendUint(dst, `,"ppid":`, uint64(p.PPID))
+	dst = append(dst, `,"exe":`...)
+	dst = AppendString(dst, p.Exe)
+	dst = append(dst, `,"cmdline":`...)
+	dst = appendStrings(dst, p.Cmdline)
+	if p.CmdlineTruncated {
 		dst = append(dst, `,"cmdline_truncated":true`...)
 	}
-	dst = appendUint(dst, `,"ppid":`, uint64(in.PPID))
-	dst = appendUint(dst, `,"uid":`, uint64(in.UID))
-	dst = appendUint(dst, `,"gid":`, uint64(in.GID))
+	dst = append(dst, `,"cwd":`...)
+	dst = AppendString(dst, p.Cwd)
+	dst = appendUint(dst, `,"uid":`, uint64(p.UID))
+	dst = appendUint(dst, `,"euid":`, uint64(p.EUID))
+	dst = appendUint(dst, `,"gid":`, uint64(p.GID))
+	dst = appendUint(dst, `,"egid":`, uint64(p.EGID))
+	dst = append(dst, `,"user":`...)
+	dst = AppendString(dst, p.User)
+	dst = append(dst, `,"comm":`...)
+	dst = AppendString(dst, p.Comm)
 	dst = append(dst, `,"cgroup":`...)
-	dst = AppendString(dst, in.Cgroup)
-	if in.ContainerID != "" {
+	dst = AppendString(dst, p.Cgroup)
+	if p.ContainerID != "" {
 		dst = append(dst, `,"container_id":`...)
-		dst = AppendString(dst, in.ContainerID)
+		dst = AppendString(dst, p.ContainerID)
+	}
+	if p.PodUID != "" {
+		dst = append(dst, `,"pod_uid":`...)
+		dst = AppendString(dst, p.PodUID)
+	}
+	dst = append(dst, `,"start_time":"`...)
+	dst = time.Unix(0, p.StartTime).UTC().AppendFormat(dst, timeLayout)
+	dst = append(dst, '"')
+	if what == cnmsg.ProcExec && p.PreviousExe != "" {
+		dst = append(dst, `,"previous_exe":`...)
+		dst = AppendString(dst, p.PreviousExe)
+	}
+	if en.HasDuration {
+		dst = appendUint(dst, `,"duration_ns":`, uint64(max(en.DurationNs, 0)))
+	}
+	if p.Stale {
+		dst = append(dst, `,"stale":true`...)
+	}
+	if p.Seeded {
+		dst = append(dst, `,"seeded":true`...)
+	}
+	if len(p.Missing) > 0 {
+		dst = append(dst, `,"missing":`...)
+		dst = appendStrings(dst, p.Missing)
 	}
 	return append(dst, '}')
 }

@@ -100,7 +100,15 @@ func TestAppendJSONProc(t *testing.T) {
 		{"fork", ev(func(e *cnmsg.ProcEvent) {
 			e.What = cnmsg.ProcFork
 			e.ParentPID, e.ParentTGID, e.ChildPID, e.ChildTGID = 1, 2, 4242, 4243
-		}), map[string]any{"parent_pid": n(1), "parent_tgid": n(2), "child_pid": n(4242), "child_tgid": n(4243)}},
+		}), map[string]any{"parent_pid": n(1), "parent_tgid": n(2), "child_pid": n(4242), "child_tgid": n(4243), "thread": true}},
+		{"fork of a process", ev(func(e *cnmsg.ProcEvent) {
+			e.What = cnmsg.ProcFork
+			e.ParentPID, e.ParentTGID, e.ChildPID, e.ChildTGID = 1, 1, 4242, 4242
+		}), map[string]any{"parent_pid": n(1), "parent_tgid": n(1), "child_pid": n(4242), "child_tgid": n(4242)}},
+		{"exit of a thread", ev(func(e *cnmsg.ProcEvent) {
+			e.What = cnmsg.ProcExit
+			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 8, 7, 0, 0
+		}), map[string]any{"pid": n(8), "tgid": n(7), "exit_code": n(0), "exit_signal": n(0), "exit_status": n(0), "thread": true}},
 		{"exec", ev(func(e *cnmsg.ProcEvent) { e.What = cnmsg.ProcExec; e.PID, e.TGID = 4242, 4241 }),
 			map[string]any{"pid": n(4242), "tgid": n(4241)}},
 		{"uid", ev(func(e *cnmsg.ProcEvent) {

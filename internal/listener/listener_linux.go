@@ -26,13 +26,6 @@ import (
 // bufSize holds the largest connector datagram with room to spare.
 const bufSize = cnmsg.MaxDatagram + 4096
 
-// mmsghdr mirrors struct mmsghdr.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-	_   [4]byte
-}
-
 // Listener owns the connector socket.
 type Listener struct {
 	cfg  Config
@@ -46,7 +39,7 @@ type Listener struct {
 	mask   cnmsg.What
 
 	// receive state, owned by the reader goroutine
-	hdrs   []mmsghdr
+	hdrs   []unix.Mmsghdr // the kernel's layout on every GOARCH (32 bytes on 386 and arm)
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
@@ -103,7 +96,7 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 }
 
 func (l *Listener) allocBuffers(n int) {
-	l.hdrs = make([]mmsghdr, n)
+	l.hdrs = make([]unix.Mmsghdr, n)
 	l.iovs = make([]unix.Iovec, n)
 	l.names = make([]unix.RawSockaddrNetlink, n)
 	l.bufs = make([][]byte, n)
@@ -112,7 +105,7 @@ func (l *Listener) allocBuffers(n int) {
 		l.bufs[i] = make([]byte, bufSize)
 		l.iovs[i].Base = &l.bufs[i][0]
 		l.iovs[i].SetLen(bufSize)
-		h := &l.hdrs[i].hdr
+		h := &l.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&l.names[i]))
 		h.Namelen = unix.SizeofSockaddrNetlink
 		h.Iov = &l.iovs[i]
@@ -309,31 +302,81 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			}
 			return &OpError{Op: "recvmmsg", Err: l.errno}
 		}
-		now := time.Now()
-		n := l.n
-		batch := l.dgrams[:n]
-		for i := 0; i < n; i++ {
-			hd := &l.hdrs[i]
-			size := int(hd.len)
-			trunc := hd.hdr.Flags&unix.MSG_TRUNC != 0
-			if size > bufSize {
-				size = bufSize
-			}
-			batch[i] = Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
-			if trunc {
-				l.truncated.Add(1)
-			}
-			if w := l.waitAck.Load(); w != 0 && l.names[i].Pid == 0 {
-				l.checkAck(batch[i].Data, w-1)
-			}
-			// Reset for the next call.
-			hd.hdr.Namelen = unix.SizeofSockaddrNetlink
-			hd.hdr.Flags = 0
-		}
-		l.received.Add(uint64(n))
-		l.syscalls.Add(1)
-		h(batch, now)
+		l.deliver(h)
 	}
+}
+
+// deliver hands the l.n datagrams the last recvmmsg read to h.
+func (l *Listener) deliver(h Handler) {
+	now := time.Now()
+	n := l.n
+	batch := l.dgrams[:n]
+	for i := 0; i < n; i++ {
+		hd := &l.hdrs[i]
+		size := int(hd.Len)
+		trunc := hd.Hdr.Flags&unix.MSG_TRUNC != 0
+		if size > bufSize {
+			size = bufSize
+		}
+		batch[i] = Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
+		if trunc {
+			l.truncated.Add(1)
+		}
+		if w := l.waitAck.Load(); w != 0 && l.names[i].Pid == 0 {
+			l.checkAck(batch[i].Data, w-1)
+		}
+		// Reset for the next call.
+		hd.Hdr.Namelen = unix.SizeofSockaddrNetlink
+		hd.Hdr.Flags = 0
+	}
+	l.received.Add(uint64(n))
+	l.syscalls.Add(1)
+	h(batch, now)
+}
+
+// Drain ends the subscription and reads what the socket still holds: it
+// sends PROC_CN_MCAST_IGNORE, leaves every group (nothing new is queued
+// from then on; what is queued stays) and hands each batch to h until the
+// socket is empty or deadline passes. Call it after Run has returned, on
+// the goroutine that ran it. It returns the datagrams read and whether the
+// socket was left empty.
+func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, err error) {
+	var errs []error
+	if err := l.Unsubscribe(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := l.SetGroups(nil); err != nil {
+		errs = append(errs, err)
+	}
+	for time.Now().Before(deadline) {
+		var again bool
+		cerr := l.raw.Control(func(fd uintptr) {
+			if !l.recv(fd) {
+				again = true
+			}
+		})
+		if cerr != nil {
+			errs = append(errs, &OpError{Op: "recvmmsg (drain)", Err: cerr})
+			return n, false, errors.Join(errs...)
+		}
+		if again {
+			return n, true, errors.Join(errs...)
+		}
+		switch l.errno {
+		case 0:
+		case unix.ENOBUFS:
+			l.overruns.Add(1)
+			continue
+		case unix.EINTR:
+			continue
+		default:
+			errs = append(errs, &OpError{Op: "recvmmsg (drain)", Err: l.errno})
+			return n, false, errors.Join(errs...)
+		}
+		n += uint64(l.n)
+		l.deliver(h)
+	}
+	return n, false, errors.Join(errs...)
 }
 
 // recv is the raw read callback: one non-blocking recvmmsg. It returns

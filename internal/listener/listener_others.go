@@ -4,6 +4,8 @@ package listener
 
 import (
 	"context"
+	"time"
+
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 
 	"go.uber.org/zap"
@@ -20,6 +22,9 @@ func (*Listener) Run(context.Context, Handler) error { return ErrUnsupported }
 
 // Subscribe returns ErrUnsupported.
 func (*Listener) Subscribe(context.Context) error { return ErrUnsupported }
+
+// Drain returns ErrUnsupported.
+func (*Listener) Drain(Handler, time.Time) (uint64, bool, error) { return 0, true, ErrUnsupported }
 
 // Close does nothing.
 func (*Listener) Close() error { return nil }

@@ -29,7 +29,8 @@ func TestParseStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ppid, uid, gid := parseStatus([]byte(tt.in))
+			st := parseStatus([]byte(tt.in))
+			ppid, uid, gid := st.ppid, st.uid, st.gid
 			if ppid != tt.ppid || uid != tt.uid || gid != tt.gid {
 				t.Errorf("parseStatus = %d, %d, %d, want %d, %d, %d", ppid, uid, gid, tt.ppid, tt.uid, tt.gid)
 			}

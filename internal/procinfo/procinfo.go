@@ -1,7 +1,8 @@
 // Package procinfo reads what /proc knows about a process, to enrich process
 // connector events: its comm, executable, command line, parent, real uid and
-// gid, cgroup v2 path and container id. It also keeps a bounded pid → Info
-// cache, and decodes the wait status carried by exit events.
+// gid, cgroup v2 path, container id and pod uid; it lists the processes
+// (Scan), reads the boot id, the clocks the process table converts
+// between, and user names from the host's passwd.
 //
 // Reading is kept apart from parsing: the parsers take bytes and are pure,
 // and the Reader only opens, reads and closes files, reusing one buffer so
@@ -22,16 +23,25 @@ type Info struct {
 	// CmdlineTruncated reports that the command line was longer than
 	// MaxCmdline: its last element is then cut short.
 	CmdlineTruncated bool
-	// PPID, UID and GID are the parent pid and the real uid and gid, from
-	// the PPid:, Uid: and Gid: lines of /proc/<pid>/status. They are as
-	// seen from the reader's pid and user namespaces.
-	PPID, UID, GID uint32
+	// PPID, UID, EUID, GID and EGID are the parent pid and the real and
+	// effective uid and gid, from the PPid:, Uid: and Gid: lines of
+	// /proc/<pid>/status. They are as seen from the reader's pid and user
+	// namespaces.
+	PPID, UID, EUID, GID, EGID uint32
+	// Cwd is the target of /proc/<pid>/cwd ("" when it cannot be read).
+	Cwd string
+	// StartTicks is field 22 of /proc/<pid>/stat: the start, in
+	// CLOCK_BOOTTIME clock ticks since boot.
+	StartTicks uint64
 	// Cgroup is the process's cgroup v2 path (the "0::" line of
 	// /proc/<pid>/cgroup), relative to the reader's cgroup namespace. It is
 	// empty on a system without cgroup v2.
 	Cgroup string
-	// ContainerID is ContainerID(Cgroup).
-	ContainerID string
+	// ContainerID is ContainerID(Cgroup), PodUID is PodUID(Cgroup).
+	ContainerID, PodUID string
+	// SetID reports a set-user-id or set-group-id executable (ReadExec
+	// only): its uids and gids may differ from the parent's.
+	SetID bool
 	// Gone reports that the process no longer existed when it was read;
 	// every other field is then zero.
 	Gone bool

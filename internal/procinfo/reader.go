@@ -2,6 +2,7 @@ package procinfo
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -49,15 +50,7 @@ func (r *Reader) Read(pid uint32) (Info, error) {
 	if r.buf == nil {
 		r.buf = make([]byte, initialBufSize)
 	}
-	root := r.Root
-	if root == "" {
-		root = DefaultRoot
-	}
-	r.path = append(r.path[:0], root...)
-	r.path = append(r.path, '/')
-	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
-	r.path = append(r.path, 0)
-	dir, err := openDir(r.path)
+	dir, err := r.openPID(pid)
 	if err != nil {
 		if isGone(err) {
 			return Info{Gone: true}, nil
@@ -85,7 +78,8 @@ func (r *Reader) Read(pid uint32) (Info, error) {
 	if err != nil {
 		return r.fail(pid, "status", err)
 	}
-	info.PPID, info.UID, info.GID = parseStatus(b)
+	st := parseStatus(b)
+	info.PPID, info.UID, info.EUID, info.GID, info.EGID = st.ppid, st.uid, st.euid, st.gid, st.egid
 
 	if b, err = r.readFile(dir, "comm", maxFileSize); err != nil {
 		return r.fail(pid, "comm", err)
@@ -107,8 +101,164 @@ func (r *Reader) Read(pid uint32) (Info, error) {
 	if cg, ok := parseCgroup(b); ok {
 		info.Cgroup = string(cg)
 		info.ContainerID = ContainerID(info.Cgroup)
+		info.PodUID = PodUID(info.Cgroup)
+	}
+
+	if b, err = r.readFile(dir, "stat", maxFileSize); err != nil {
+		return r.fail(pid, "stat", err)
+	}
+	info.StartTicks, _ = parseStartTicks(b)
+	info.Cwd = r.readCwd(dir)
+	return info, nil
+}
+
+// readCwd returns the target of cwd ("" when it cannot be read).
+func (r *Reader) readCwd(dir int) string {
+	n, err := readlinkAt(dir, r.name("cwd"), r.buf)
+	if err != nil {
+		return ""
+	}
+	return string(r.buf[:n])
+}
+
+// ReadExec reads what an exec changes and the connector does not say: the
+// executable, working directory, comm, command line and cgroup. It skips
+// status and stat (the process table already knows the parent and the
+// start; uid and gid change only for set-id executables, see ReadIDs).
+func (r *Reader) ReadExec(pid uint32) (Info, error) {
+	if r.buf == nil {
+		r.buf = make([]byte, initialBufSize)
+	}
+	dir, err := r.openPID(pid)
+	if err != nil {
+		if isGone(err) {
+			return Info{Gone: true}, nil
+		}
+		return Info{}, r.pathError("open", pid, "", err)
+	}
+	defer closeFD(dir)
+	var info Info
+	n, err := readlinkAt(dir, r.name("exe"), r.buf)
+	switch {
+	case err == nil:
+		info.Exe = string(r.buf[:n])
+	case isGone(err) || isDenied(err):
+	default:
+		return Info{}, r.pathError("readlink", pid, "exe", err)
+	}
+	info.Cwd = r.readCwd(dir)
+	info.SetID = isSetID(dir, "exe")
+	b, err := r.readFile(dir, "comm", maxFileSize)
+	if err != nil {
+		return r.fail(pid, "comm", err)
+	}
+	info.Comm = string(bytes.TrimSuffix(b, []byte{'\n'}))
+	maxCmd := r.MaxCmdline
+	if maxCmd <= 0 {
+		maxCmd = DefaultMaxCmdline
+	}
+	if b, err = r.readFile(dir, "cmdline", maxCmd+1); err != nil {
+		return r.fail(pid, "cmdline", err)
+	}
+	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
+	// The cgroup, because a child may start in another cgroup than its
+	// parent's (clone3 CLONE_INTO_CGROUP) or be moved before it execs.
+	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
+		return r.fail(pid, "cgroup", err)
+	}
+	if cg, ok := parseCgroup(b); ok {
+		info.Cgroup = string(cg)
+		info.ContainerID = ContainerID(info.Cgroup)
+		info.PodUID = PodUID(info.Cgroup)
 	}
 	return info, nil
+}
+
+// IDs are a process's real and effective user and group ids.
+type IDs struct{ UID, EUID, GID, EGID uint32 }
+
+// ReadIDs reads the uids and gids from /proc/<pid>/status. gone reports a
+// process that no longer exists.
+func (r *Reader) ReadIDs(pid uint32) (ids IDs, gone bool, err error) {
+	if r.buf == nil {
+		r.buf = make([]byte, initialBufSize)
+	}
+	dir, err := r.openPID(pid)
+	if err != nil {
+		if isGone(err) {
+			return IDs{}, true, nil
+		}
+		return IDs{}, false, r.pathError("open", pid, "", err)
+	}
+	defer closeFD(dir)
+	b, err := r.readFile(dir, "status", maxFileSize)
+	if err != nil {
+		if isGone(err) {
+			return IDs{}, true, nil
+		}
+		return IDs{}, false, r.pathError("read", pid, "status", err)
+	}
+	st := parseStatus(b)
+	return IDs{st.uid, st.euid, st.gid, st.egid}, false, nil
+}
+
+// ReadStartTicks reads field 22 of /proc/<pid>/stat: the start in
+// CLOCK_BOOTTIME clock ticks.
+func (r *Reader) ReadStartTicks(pid uint32) (ticks uint64, gone bool, err error) {
+	if r.buf == nil {
+		r.buf = make([]byte, initialBufSize)
+	}
+	dir, err := r.openPID(pid)
+	if err != nil {
+		if isGone(err) {
+			return 0, true, nil
+		}
+		return 0, false, r.pathError("open", pid, "", err)
+	}
+	defer closeFD(dir)
+	b, err := r.readFile(dir, "stat", maxFileSize)
+	if err != nil {
+		if isGone(err) {
+			return 0, true, nil
+		}
+		return 0, false, r.pathError("read", pid, "stat", err)
+	}
+	t, ok := parseStartTicks(b)
+	if !ok {
+		return 0, false, r.pathError("parse", pid, "stat", errBadStat)
+	}
+	return t, false, nil
+}
+
+func (r *Reader) openPID(pid uint32) (int, error) {
+	root := r.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	r.path = append(r.path[:0], root...)
+	r.path = append(r.path, '/')
+	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = append(r.path, 0)
+	return openDir(r.path)
+}
+
+var errBadStat = errors.New("no starttime field after the command name")
+
+// parseStartTicks returns field 22 (starttime) of /proc/<pid>/stat. The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted after its last ')'.
+func parseStartTicks(b []byte) (uint64, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(b[i+1:]) // fields 3…
+	const idx = 22 - 3
+	if len(f) <= idx {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(f[idx]), 10, 64)
+	return v, err == nil
 }
 
 // fail turns a failed read of a pid's file into Read's result.
@@ -176,9 +326,12 @@ func (r *Reader) grow(size int) {
 	r.buf = b
 }
 
-// parseStatus returns the parent pid and the real uid and gid from the
-// contents of /proc/<pid>/status. A missing or malformed line yields 0.
-func parseStatus(b []byte) (ppid, uid, gid uint32) {
+type status struct{ ppid, uid, euid, gid, egid uint32 }
+
+// parseStatus returns the parent pid and the real and effective uid and
+// gid from the contents of /proc/<pid>/status. A missing or malformed line
+// yields 0.
+func parseStatus(b []byte) (st status) {
 	const want = 3
 	found := 0
 	for len(b) > 0 && found < want {
@@ -190,17 +343,27 @@ func parseStatus(b []byte) (ppid, uid, gid uint32) {
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("PPid:")):
-			ppid = firstUint(line[len("PPid:"):])
+			st.ppid = firstUint(line[len("PPid:"):])
 			found++
 		case bytes.HasPrefix(line, []byte("Uid:")):
-			uid = firstUint(line[len("Uid:"):]) // real, effective, saved, fs
+			st.uid, st.euid = twoUints(line[len("Uid:"):]) // real, effective, saved, fs
 			found++
 		case bytes.HasPrefix(line, []byte("Gid:")):
-			gid = firstUint(line[len("Gid:"):])
+			st.gid, st.egid = twoUints(line[len("Gid:"):])
 			found++
 		}
 	}
-	return ppid, uid, gid
+	return st
+}
+
+// twoUints parses the first two whitespace-separated fields of b.
+func twoUints(b []byte) (a, c uint32) {
+	a = firstUint(b)
+	b = bytes.TrimLeft(b, " \t")
+	if i := bytes.IndexAny(b, " \t"); i >= 0 {
+		c = firstUint(b[i:])
+	}
+	return a, c
 }
 
 // firstUint parses the first whitespace-separated field of b as a uint32,

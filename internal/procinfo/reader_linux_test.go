@@ -35,13 +35,13 @@ func TestReaderFixture(t *testing.T) {
 			want: Info{
 				Comm: "systemd", Exe: "/usr/lib/systemd/systemd",
 				Cmdline: []string{"/sbin/init", "splash"},
-				Cgroup:  "/init.scope",
+				Cgroup:  "/init.scope", StartTicks: 10,
 			},
 		},
 		{
 			name: "kernel thread has no exe or cmdline",
 			pid:  2,
-			want: Info{Comm: "kthreadd", Cgroup: "/"},
+			want: Info{Comm: "kthreadd", Cgroup: "/", StartTicks: 20},
 		},
 		{
 			name: "docker container on a hybrid cgroup system",
@@ -50,7 +50,7 @@ func TestReaderFixture(t *testing.T) {
 				Comm: "gunicorn", Exe: "/usr/local/bin/python3.12",
 				Cmdline: []string{"/usr/local/bin/python3.12", "/usr/local/bin/gunicorn", "--bind",
 					"0.0.0.0:8000", "--workers", "4", "app.wsgi:application"},
-				PPID: 4201, UID: 1000, GID: 1000,
+				PPID: 4201, UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, StartTicks: 42420,
 				Cgroup:      "/system.slice/docker-" + dockerID + ".scope",
 				ContainerID: dockerID,
 			},
@@ -63,7 +63,8 @@ func TestReaderFixture(t *testing.T) {
 				Cmdline: []string{"java", "-XX:+UseContainerSupport", "-XX:MaxRAMPercentage=75.0",
 					"-Djava.security.egd=file:/dev/./urandom", "-jar", "/app/service.jar",
 					"--spring.profiles.active=production"},
-				PPID: 5140, UID: 65532, GID: 65532,
+				PPID: 5140, UID: 65532, EUID: 65532, GID: 65532, EGID: 65532, StartTicks: 51510,
+				PodUID: "7a1e5c3b-9d2f-4e8a-b6c1-0f3d2e1a9b8c",
 				Cgroup: "/kubepods.slice/kubepods-burstable.slice/" +
 					"kubepods-burstable-pod7a1e5c3b_9d2f_4e8a_b6c1_0f3d2e1a9b8c.slice/cri-containerd-" + criID + ".scope",
 				ContainerID: criID,
@@ -77,7 +78,8 @@ func TestReaderFixture(t *testing.T) {
 				Comm: "java", Exe: "/usr/lib/jvm/java-21-openjdk-amd64/bin/java",
 				Cmdline:          []string{"java", "-XX:+UseContainerSupport", "-XX:MaxRAM"},
 				CmdlineTruncated: true,
-				PPID:             5140, UID: 65532, GID: 65532,
+				PPID:             5140, UID: 65532, EUID: 65532, GID: 65532, EGID: 65532, StartTicks: 51510,
+				PodUID: "7a1e5c3b-9d2f-4e8a-b6c1-0f3d2e1a9b8c",
 				Cgroup: "/kubepods.slice/kubepods-burstable.slice/" +
 					"kubepods-burstable-pod7a1e5c3b_9d2f_4e8a_b6c1_0f3d2e1a9b8c.slice/cri-containerd-" + criID + ".scope",
 				ContainerID: criID,
@@ -88,7 +90,7 @@ func TestReaderFixture(t *testing.T) {
 			pid:  6000,
 			want: Info{
 				Comm: "sshd", Exe: "/usr/sbin/sshd", Cmdline: []string{"sshd: alice [priv]"},
-				PPID: 812, Cgroup: "/system.slice/ssh.service",
+				PPID: 812, Cgroup: "/system.slice/ssh.service", StartTicks: 60000,
 			},
 		},
 		{
@@ -96,7 +98,7 @@ func TestReaderFixture(t *testing.T) {
 			pid:  7000,
 			want: Info{
 				Comm: "passwd", Exe: "/usr/bin/passwd", Cmdline: []string{"passwd"},
-				PPID: 6001, UID: 1000, GID: 1000,
+				PPID: 6001, UID: 1000, GID: 1000, EGID: 1000, StartTicks: 70000,
 			},
 		},
 		{
@@ -135,6 +137,7 @@ func TestReaderReuse(t *testing.T) {
 	want := Info{
 		Comm: first.Comm, Exe: first.Exe, Cmdline: append([]string(nil), first.Cmdline...),
 		PPID: first.PPID, UID: first.UID, GID: first.GID, Cgroup: first.Cgroup, ContainerID: first.ContainerID,
+		EUID: first.EUID, EGID: first.EGID, StartTicks: first.StartTicks,
 	}
 	for _, pid := range []uint32{1, 2, 5151, 6000, 7000} {
 		if _, err := r.Read(pid); err != nil {
@@ -165,6 +168,7 @@ func TestReaderLargeFiles(t *testing.T) {
 		"status":  "Name:\tenv\nPPid:\t7\nUid:\t3\t3\t3\t3\nGid:\t4\t4\t4\t4\n",
 		"cmdline": strings.Join(args, "\x00") + "\x00",
 		"cgroup":  cg.String(),
+		"stat":    "42 (env) S 7 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 99 100 1\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -177,7 +181,7 @@ func TestReaderLargeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Info{
-		Comm: "env", Cmdline: args, PPID: 7, UID: 3, GID: 4,
+		Comm: "env", Cmdline: args, PPID: 7, UID: 3, EUID: 3, GID: 4, EGID: 4, StartTicks: 99,
 		Cgroup:      "/machine.slice/libpod-" + dockerID + ".scope/container",
 		ContainerID: dockerID,
 	}
@@ -241,9 +245,13 @@ func TestReadSelf(t *testing.T) {
 		PPID:    uint32(os.Getppid()),
 		UID:     uint32(os.Getuid()),
 		GID:     uint32(os.Getgid()),
+		EUID:    uint32(os.Geteuid()),
+		EGID:    uint32(os.Getegid()),
+		Cwd:     mustGetwd(t),
 		Cgroup:  ownCgroup(t),
 	}
 	want.ContainerID = ContainerID(want.Cgroup)
+	want.StartTicks = got.StartTicks // checked against the clocks by proctable's tests
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Read(self) mismatch (-want +got):\n%s", diff)
 	}
@@ -296,9 +304,13 @@ func TestReadChild(t *testing.T) {
 		PPID:    uint32(os.Getpid()),
 		UID:     uint32(os.Getuid()),
 		GID:     uint32(os.Getgid()),
+		EUID:    uint32(os.Geteuid()),
+		EGID:    uint32(os.Getegid()),
+		Cwd:     mustGetwd(t),
 		Cgroup:  ownCgroup(t),
 	}
 	want.ContainerID = ContainerID(want.Cgroup)
+	want.StartTicks = got.StartTicks // checked against the clocks by proctable's tests
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Read(child) mismatch (-want +got):\n%s", diff)
 	}
@@ -328,9 +340,12 @@ func TestReadZombie(t *testing.T) {
 		PPID:   uint32(os.Getpid()),
 		UID:    uint32(os.Getuid()),
 		GID:    uint32(os.Getgid()),
+		EUID:   uint32(os.Geteuid()),
+		EGID:   uint32(os.Getegid()),
 		Cgroup: ownCgroup(t),
 	}
 	want.ContainerID = ContainerID(want.Cgroup)
+	want.StartTicks = got.StartTicks
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Read(zombie) mismatch (-want +got):\n%s", diff)
 	}
@@ -362,7 +377,7 @@ func TestReadKernelThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Info{Comm: "kthreadd", Cgroup: got.Cgroup, ContainerID: got.ContainerID}
+	want := Info{Comm: "kthreadd", Cgroup: got.Cgroup, ContainerID: got.ContainerID, Cwd: "/", StartTicks: got.StartTicks}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Read(2) mismatch (-want +got):\n%s", diff)
 	}
@@ -439,10 +454,14 @@ func TestReadAllocs(t *testing.T) {
 	if _, err := r.Read(pid); err != nil {
 		t.Fatal(err)
 	}
-	// Comm, Exe, the cmdline string and slice, Cgroup.
-	const want = 5
+	// Comm, Exe, the cmdline string and slice, Cgroup, Cwd.
+	const want = 6
 	if got := testing.AllocsPerRun(100, func() { _, _ = r.Read(pid) }); got > want {
 		t.Errorf("Read allocates %v times, want at most %d", got, want)
+	}
+	// Exe, Cwd, Comm, the cmdline string and slice, the path of the set-id check, Cgroup.
+	if got := testing.AllocsPerRun(100, func() { _, _ = r.ReadExec(pid) }); got > 7 {
+		t.Errorf("ReadExec allocates %v times, want at most 7", got)
 	}
 	gone := &Reader{Root: "testdata/proc"}
 	if got := testing.AllocsPerRun(100, func() { _, _ = gone.Read(99999) }); got != 0 {
@@ -469,4 +488,13 @@ func BenchmarkReadGone(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func mustGetwd(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
 }

@@ -158,6 +158,12 @@ func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg pro
 		}
 		seen[e.Subject] = true
 		st := &entryState{Entry: e, lim: rate.NewLimiter(rate.Inf, 0)}
+		// Every result is exported from the start, at zero.
+		s.sent.WithLabelValues(e.Subject)
+		for _, r := range []string{"replied", ErrTimeout, ErrTooLarge, ErrRateLimited, ErrIDNotAllow,
+			ErrBadRequest, ErrBusy, ErrSend, ErrNoReplyTo, ErrShutdown} {
+			s.results.WithLabelValues(e.Subject, r)
+		}
 		if e.Rate > 0 {
 			st.lim = rate.NewLimiter(rate.Limit(e.Rate), max(e.Burst, 1))
 		}

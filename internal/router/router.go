@@ -152,6 +152,24 @@ type Route struct {
 	Sinks       uint64   // bit i: sink slot i
 	LossMarkers bool
 	Enrich      bool
+	// Ancestors is how many ancestors enriched events carry (0: none).
+	Ancestors int
+	// NoThreads drops thread events (threads: false): forks that make a
+	// thread and exits of a thread that is not its group's leader.
+	NoThreads bool
+}
+
+// IsThread reports whether ev is a thread event: a fork whose child is a
+// thread (child_pid != child_tgid) or the exit of a thread that is not the
+// leader of its group (pid != tgid).
+func IsThread(ev *cnmsg.ProcEvent) bool {
+	switch ev.What {
+	case cnmsg.ProcFork:
+		return ev.ChildPID != ev.ChildTGID
+	case cnmsg.ProcExit:
+		return ev.PID != ev.TGID
+	}
+	return false
 }
 
 // Table is an immutable routing table.
@@ -171,6 +189,14 @@ func (t *Table) Routes() []Route { return append([]Route(nil), t.routes...) }
 // process event, or nil when it has none. Every sink appears once however
 // many routes name it. Zero means the message is unrouted.
 func (t *Table) Match(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64) {
+	sinks, _ = t.MatchThreads(id, ev)
+	return sinks
+}
+
+// MatchThreads is Match that also returns the sinks of routes that matched
+// but dropped ev as a thread event (threads: false).
+func (t *Table) MatchThreads(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks, threadDropped uint64) {
+	thread := false
 	for i := range t.routes {
 		r := &t.routes[i]
 		if !r.Match.Matches(id) {
@@ -179,14 +205,23 @@ func (t *Table) Match(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64) {
 		if r.HasEvents && (ev == nil || !r.Events.Has(ev)) {
 			continue
 		}
+		if r.NoThreads && ev != nil {
+			if !thread {
+				thread = IsThread(ev)
+			}
+			if thread {
+				threadDropped |= r.Sinks
+				continue
+			}
+		}
 		sinks |= r.Sinks
 	}
-	return sinks
+	return sinks, threadDropped &^ sinks
 }
 
-// Enrich returns the sinks among targets whose matching route asks for
-// process enrichment.
-func (t *Table) Enrich(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64) {
+// Enrich returns the sinks whose matching route asks for process
+// enrichment, and the most ancestors any of those routes asks for.
+func (t *Table) Enrich(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64, ancestors int) {
 	for i := range t.routes {
 		r := &t.routes[i]
 		if !r.Enrich || !r.Match.Matches(id) {
@@ -195,9 +230,13 @@ func (t *Table) Enrich(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64) {
 		if r.HasEvents && (ev == nil || !r.Events.Has(ev)) {
 			continue
 		}
+		if r.NoThreads && ev != nil && IsThread(ev) {
+			continue
+		}
 		sinks |= r.Sinks
+		ancestors = max(ancestors, r.Ancestors)
 	}
-	return sinks
+	return sinks, ancestors
 }
 
 // LossTargets returns the sinks that receive loss markers for id: those of

@@ -396,7 +396,7 @@ func TestEnrich(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tbl.Enrich(tt.id, tt.ev)
+			got, _ := tbl.Enrich(tt.id, tt.ev)
 			if got != tt.want {
 				t.Errorf("Enrich(%v) = %#x, want %#x", tt.id, got, tt.want)
 			}
@@ -467,7 +467,8 @@ func TestMatchAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		sink |= tbl.Match(idProc, ev)
 		sink |= tbl.Match(idOther, nil)
-		sink |= tbl.Enrich(idProc, ev)
+		es, _ := tbl.Enrich(idProc, ev)
+		sink |= es
 		sink |= tbl.LossTargets(idProc)
 	})
 	if allocs != 0 {

@@ -57,7 +57,7 @@ type NATSConfig struct {
 	TLS            NATSTLS
 	Stream         *NATSStream // created or updated on connect when set
 
-	// BootID is the Nats-Msg-Id prefix; "" reads
+	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
 	// /proc/sys/kernel/random/boot_id.
 	BootID string
 	// Context ends the sink's waits: a Write blocked on a full in-flight
@@ -113,7 +113,7 @@ type entry struct {
 	keys     uint32     // the headers the map holds (bit* constants)
 	id       uint64     // JetStream reply token
 	pubSeq   uint64     // order of the latest publish on the connection
-	epoch    uint64     // connection (nats Reconnects) of the latest publish
+	conn     uint64     // connection number (nats Reconnects) of the latest publish
 	state    uint8
 	attempts int
 	due      time.Time // stUnsent: not before; stSent (JetStream): ack deadline
@@ -130,25 +130,26 @@ type entry struct {
 // with the same Nats-Msg-Id: JetStream drops the duplicates; core NATS
 // subscribers may see them and can drop them by that header.
 type NATS struct {
-	cfg    NATSConfig
-	enc    *event.Encoder
-	c      *Counters
-	met    *NATSMetrics
-	log    *zap.Logger
-	ctx    context.Context
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	sub    *nats.Subscription
-	subj   *subjectTemplate
-	raw    bool
-	bootID string
-	inbox  string // JetStream reply prefix, ending in "."
-	urls   string // redacted, for logs and errors
+	cfg      NATSConfig
+	enc      *event.Encoder
+	c        *Counters
+	met      *NATSMetrics
+	log      *zap.Logger
+	ctx      context.Context
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	sub      *nats.Subscription
+	subj     *subjectTemplate
+	raw      bool
+	idPrefix string // of every Nats-Msg-Id: boot, host, sink
+	inbox    string // JetStream reply prefix, ending in "."
+	urls     string // redacted, for logs and errors
 
 	// Used by Write only (under mu).
 	scratch  []byte
 	subjects subjCache
 	nums     strCache
+	userIDs  userIDs
 
 	mu       sync.Mutex
 	q        []*entry // publish order; stDone entries are skipped
@@ -162,8 +163,11 @@ type NATS struct {
 	pubSeq   uint64
 	streamOK bool
 	stall    error // why publishing does not progress (JetStream)
-	closing  bool
-	warned   map[string]time.Time
+	// lastAck is when the latest acknowledgement arrived, or the first
+	// message went out into an empty window (JetStream).
+	lastAck time.Time
+	closing bool
+	warned  map[string]time.Time
 
 	room chan struct{} // an entry finished, or the connection went down
 	kick chan struct{} // the pump should look now
@@ -176,7 +180,6 @@ type NATS struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	epoch      atomic.Uint64 // last connection number seen; never ahead of the client's
 	held       atomic.Int64
 	reconnects atomic.Uint64
 
@@ -239,7 +242,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		ctx:      cfg.Context,
 		subj:     subj,
 		raw:      cfg.Format == "raw",
-		bootID:   bootID,
+		idPrefix: msgIDPrefix(bootID, cfg.Host, cfg.Name),
 		urls:     redactURLs(cfg.URL),
 		subjects: make(subjCache),
 		nums:     make(strCache),
@@ -260,7 +263,6 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		return nil, fmt.Errorf("nats sink: %s: %w", s.urls, err)
 	}
 	s.nc = nc
-	s.epoch.Store(nc.Stats().Reconnects)
 	if cfg.JetStream {
 		s.inbox = nats.NewInbox() + "."
 		s.sub, err = nc.Subscribe(s.inbox+"*", s.onAck)
@@ -300,7 +302,11 @@ func (s *NATS) options() ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.IgnoreAuthErrorAbort(), // a fixed credential on the server side must let us in again
-		nats.ReconnectBufSize(cfg.ReconnectBufferBytes),
+		// No client-side reconnect buffer: the sink holds what it cannot
+		// publish itself. A publish then succeeds only onto a live
+		// connection, so the connection number read before it names the
+		// connection the message went out on (see connNum).
+		nats.ReconnectBufSize(-1),
 		nats.CustomReconnectDelay(s.reconnectDelay),
 		nats.Timeout(2 * time.Second),
 		nats.PingInterval(5 * time.Second),
@@ -411,7 +417,6 @@ func (s *NATS) reconnectDelay(attempts int) time.Duration {
 // Connection state changes, each logged once.
 
 func (s *NATS) onConnect(nc *nats.Conn) {
-	s.epoch.Store(nc.Stats().Reconnects)
 	s.stateMu.Lock()
 	s.connErr, s.logged, s.everUp = nil, "", true
 	s.stateMu.Unlock()
@@ -420,7 +425,6 @@ func (s *NATS) onConnect(nc *nats.Conn) {
 }
 
 func (s *NATS) onReconnect(nc *nats.Conn) {
-	s.epoch.Store(nc.Stats().Reconnects)
 	s.reconnects.Add(1)
 	s.stateMu.Lock()
 	s.connErr, s.logged = nil, ""
@@ -522,8 +526,19 @@ func (s *NATS) warnEvery(key, msg string, fields ...zap.Field) {
 	s.log.Warn(msg, fields...)
 }
 
+// Pending returns the messages the sink holds without an outcome yet:
+// published and not yet acknowledged (JetStream) or confirmed (core), or
+// waiting to be published. It implements Pender.
+func (s *NATS) Pending() int { return int(s.held.Load()) }
+
+// ackStall is how long a JetStream sink with messages in flight may go
+// without an acknowledgement before Ready reports it (well within the
+// second /readyz promises).
+const ackStall = 500 * time.Millisecond
+
 // Ready returns nil while the sink is connected and, with JetStream, its
-// publishes are being acknowledged.
+// publishes are being acknowledged: an error once ackStall passes without
+// one while messages are in flight.
 func (s *NATS) Ready() error {
 	if s.nc.IsClosed() {
 		return errors.New("nats connection closed")
@@ -541,6 +556,11 @@ func (s *NATS) Ready() error {
 	defer s.mu.Unlock()
 	if s.stall != nil {
 		return s.stall
+	}
+	if s.cfg.JetStream && s.sent > 0 {
+		if d := time.Since(s.lastAck); d > ackStall {
+			return fmt.Errorf("jetstream: %d messages unacknowledged, no acknowledgement for %s", s.sent, d.Round(time.Millisecond))
+		}
 	}
 	if !s.streamOK {
 		return fmt.Errorf("jetstream stream %s not ready", s.cfg.Stream.Name)
@@ -591,7 +611,7 @@ func (s *NATS) Write(r *event.Record) error {
 	s.bytes += e.size
 	s.held.Store(int64(s.live))
 	if s.streamOK && s.nc.IsConnected() {
-		s.publishLocked(e, time.Time{}, s.epoch.Load())
+		s.publishLocked(e, time.Time{})
 		if !s.cfg.JetStream {
 			s.kickConfirmerLocked()
 		}
@@ -636,10 +656,28 @@ func (s *NATS) putEntryLocked(e *entry) {
 	}
 }
 
+// connNum returns the number of the client's current connection (its
+// reconnect count). The client increments it, under its own lock, when a
+// new connection is established and before anything can be written to it.
+// Read before a publish that succeeds, it names the connection the
+// message went out on: the client has no reconnect buffer
+// (ReconnectBufSize(-1)), so a publish succeeds only onto the connection
+// that is live at that moment, which is this one or, when a reconnect
+// completed in between, a later one. The later case can only make the
+// sink send a message again (a duplicate), never count one it lost.
+//
+// The number must come from the client, not from the reconnect handler:
+// the client runs handlers asynchronously, after it has already started
+// taking publishes on the new connection. Messages published in between
+// were labelled with the old number and sent a second time once the
+// handler ran (issue 11: a whole outage's held messages delivered twice).
+func (s *NATS) connNum() uint64 { return s.nc.Stats().Reconnects }
+
 // publishLocked hands e to the client. A message the client cannot take
 // now stays held; one it can never take is failed. A zero now is read
 // when needed (a core publish that succeeds does not need it).
-func (s *NATS) publishLocked(e *entry, now time.Time, epoch uint64) {
+func (s *NATS) publishLocked(e *entry, now time.Time) {
+	conn := s.connNum()
 	err := s.nc.PublishMsg(&e.msg)
 	if now.IsZero() && (err != nil || s.cfg.JetStream) {
 		now = time.Now()
@@ -647,9 +685,12 @@ func (s *NATS) publishLocked(e *entry, now time.Time, epoch uint64) {
 	switch {
 	case err == nil:
 		if e.state != stSent {
+			if s.sent == 0 && s.cfg.JetStream {
+				s.lastAck = now // the window starts waiting now
+			}
 			s.sent++
 		}
-		e.state, e.epoch, e.pubSeq = stSent, epoch, s.pubSeq
+		e.state, e.conn, e.pubSeq = stSent, conn, s.pubSeq
 		if s.cfg.JetStream {
 			e.due = now.Add(s.cfg.AckTimeout)
 		}
@@ -728,14 +769,16 @@ func (s *NATS) confirm(timeout time.Duration) (ok, more bool) {
 		return false, false
 	}
 	upto := s.pubSeq
+	ep := s.connNum()
 	s.mu.Unlock()
 	err := s.nc.FlushTimeout(timeout)
 	if err != nil {
 		return false, false
 	}
-	ep := s.nc.Stats().Reconnects
-	if ep > s.epoch.Load() {
-		s.epoch.Store(ep) // the handler has not run yet
+	if s.connNum() != ep {
+		// The PING may have gone out on a later connection than the
+		// messages: it proves nothing about them.
+		return false, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -743,7 +786,7 @@ func (s *NATS) confirm(timeout time.Duration) (ok, more bool) {
 	// failure: stop at the first message published after the PING. One
 	// sent again meanwhile waits for the next round.
 	for _, e := range s.q[s.head:] {
-		if e.state != stSent || e.epoch != ep {
+		if e.state != stSent || e.conn != ep {
 			continue
 		}
 		if e.pubSeq >= upto {
@@ -813,6 +856,7 @@ func (s *NATS) onAck(m *nats.Msg) {
 		}
 	}
 	s.mu.Lock()
+	s.lastAck = time.Now()
 	e := s.byID[id]
 	if e == nil {
 		s.mu.Unlock()
@@ -824,6 +868,11 @@ func (s *NATS) onAck(m *nats.Msg) {
 		s.backoffLocked(e, time.Now())
 	case ack.Error != nil && ack.Error.Code == 503:
 		s.stall = fmt.Errorf("jetstream: %s", ack.Error.Description)
+		s.backoffLocked(e, time.Now())
+	case ack.Error != nil && ack.Error.ErrCode == errCodeDupInProcess:
+		// An earlier copy of this message (same id) is still being stored,
+		// for example a retry that crossed a slow acknowledgement: ask again
+		// until the stream answers "stored" or "duplicate".
 		s.backoffLocked(e, time.Now())
 	case ack.Error != nil:
 		subject := e.msg.Subject
@@ -841,7 +890,14 @@ func (s *NATS) onAck(m *nats.Msg) {
 	s.mu.Unlock()
 }
 
-// jsAck is a JetStream publish acknowledgement.
+// errCodeDupInProcess is JetStream's err_code for a 409 "duplicate message
+// id is in process" (JSStreamDuplicateMessageConflict).
+const errCodeDupInProcess = 10158
+
+// jsAck is a JetStream publish acknowledgement. An ack with "duplicate":
+// true counts as sent: Nats-Msg-Ids name the daemon and sink (see
+// appendMsgID), so the stored message with this id is this sink's own
+// earlier copy.
 type jsAck struct {
 	Stream string `json:"stream"`
 	Seq    uint64 `json:"seq"`
@@ -914,18 +970,18 @@ func (s *NATS) service() {
 		return
 	}
 	now := time.Now()
-	ep := s.epoch.Load()
 	s.mu.Lock()
+	ep := s.connNum()
 	timeouts := 0
 	for _, e := range s.q[s.head:] {
 		switch {
 		case e.state == stUnsent && !now.Before(e.due):
-			s.publishLocked(e, now, ep)
-		case e.state == stSent && e.epoch != ep:
-			s.publishLocked(e, now, ep)
+			s.publishLocked(e, now)
+		case e.state == stSent && e.conn != ep:
+			s.publishLocked(e, now)
 		case e.state == stSent && s.cfg.JetStream && now.After(e.due):
 			timeouts++
-			s.publishLocked(e, now, ep)
+			s.publishLocked(e, now)
 		}
 	}
 	if timeouts > 0 && s.stall == nil {

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,12 +47,46 @@ const (
 	bitMsgID
 )
 
-// appendMsgID appends r's Nats-Msg-Id. It is deterministic, so that a retry
-// (and a second cnbridged on the same host publishing the same kernel
-// stream) is dropped by JetStream's duplicate window:
+// msgIDPrefix is the part of every Nats-Msg-Id that names the publisher:
+// the boot, the daemon (its host key) and the sink. ':' and '%' in the
+// host and sink names are escaped (%3A, %25), so that no two publishers
+// share a prefix.
+func msgIDPrefix(bootID, host, sink string) string {
+	esc := strings.NewReplacer("%", "%25", ":", "%3A")
+	return bootID + ":" + esc.Replace(host) + ":" + esc.Replace(sink) + ":"
+}
+
+// userIDs keeps the Nats-Msg-Ids of userspace senders' messages apart
+// within one sink: the receive time is taken once per batch read from the
+// socket, so a sender that does not number its messages (seq 0) can send
+// two with the same port, time and seq. The n-th such message with one
+// receive time gets "+n" after the time.
+type userIDs struct {
+	time int64
+	n    uint32
+}
+
+// next returns the disambiguator for a userspace message received at t.
+// Records reach a sink in receive order.
+func (u *userIDs) next(t int64) uint32 {
+	if t != u.time {
+		u.time, u.n = t, 0
+		return 0
+	}
+	u.n++
+	return u.n
+}
+
+// appendMsgID appends r's Nats-Msg-Id. It is deterministic for a kernel
+// event, so that a retry (also after a restart of the daemon, or a second
+// daemon configured with the same host and sink name publishing the same
+// kernel stream) is dropped by JetStream's duplicate window, and it names
+// its publisher, so that two daemons (different host keys) or two sinks
+// of one daemon never collide in one stream:
 //
-//	message from the kernel:    <boot id>:<idx>.<val>:<cpu>:<seq>
-//	message from a userspace    <boot id>:<idx>.<val>@<port>:t<receive ns>:<seq>
+//	prefix:                     <boot id>:<host>:<sink>:
+//	message from the kernel:    <prefix><idx>.<val>:<cpu>:<seq>
+//	message from a userspace    <prefix><idx>.<val>@<port>:t<receive ns>[+<n>]:<seq>
 //	sender (port id):
 //	loss marker:                the same, with <seq> replaced by loss<from>-<to>
 //
@@ -59,10 +94,9 @@ const (
 // process events per CPU and other connector messages per id. A userspace
 // sender's sequence numbers start again when it restarts, and the kernel
 // may hand its port id to the next process, so its ids also carry the
-// receive time.
-func appendMsgID(dst []byte, bootID string, r *event.Record) []byte {
-	dst = append(dst, bootID...)
-	dst = append(dst, ':')
+// receive time, and n (see userIDs) when one time is shared.
+func appendMsgID(dst []byte, prefix string, r *event.Record, n uint32) []byte {
+	dst = append(dst, prefix...)
 	dst = strconv.AppendUint(dst, uint64(r.Msg.ID.Idx), 10)
 	dst = append(dst, '.')
 	dst = strconv.AppendUint(dst, uint64(r.Msg.ID.Val), 10)
@@ -71,6 +105,10 @@ func appendMsgID(dst []byte, bootID string, r *event.Record) []byte {
 		dst = strconv.AppendUint(dst, uint64(r.Sender), 10)
 		dst = append(dst, ":t"...)
 		dst = strconv.AppendInt(dst, r.Time, 10)
+		if n > 0 {
+			dst = append(dst, '+')
+			dst = strconv.AppendUint(dst, uint64(n), 10)
+		}
 	} else if cpu, ok := recordCPU(r); ok {
 		dst = append(dst, ':')
 		dst = strconv.AppendUint(dst, uint64(cpu), 10)
@@ -204,7 +242,11 @@ func (s *NATS) fill(e *entry, r *event.Record) {
 		}
 	}
 	from := len(b)
-	b = appendMsgID(b, s.bootID, r)
+	var dup uint32
+	if r.Sender != 0 {
+		dup = s.userIDs.next(r.Time)
+	}
+	b = appendMsgID(b, s.idPrefix, r, dup)
 	span(bitMsgID, nats.MsgIdHdr, from)
 	replyFrom := len(b)
 	if s.cfg.JetStream {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,10 @@ type Runner struct {
 	counters *Counters
 	metrics  *Metrics
 	log      *zap.Logger
+	plain    event.Record // a record without enrichment, for Write
+	// unwritten counts the records of the batch being delivered that
+	// Write has not yet returned for (the queue no longer holds them).
+	unwritten atomic.Int64
 }
 
 // NewRunner wraps sink with a queue.
@@ -68,6 +73,7 @@ func NewRunner(cfg RunnerConfig, sink Sink, m *Metrics, log *zap.Logger) *Runner
 		log:      log.Named("sink").With(zap.String("sink", cfg.Name)),
 	}
 	m.queueCap.WithLabelValues(cfg.Name).Set(float64(cfg.QueueSize))
+	m.queueLen.set(cfg.Name, r.waiting)
 	return r
 }
 
@@ -106,6 +112,17 @@ func (r *Runner) Ready() error {
 // QueueLength returns the records waiting.
 func (r *Runner) QueueLength() int { return r.q.length() }
 
+// waiting returns the records waiting for the sink: in the queue, and held
+// by the sink without an outcome (see Pender). It does not wait for a
+// blocked Write.
+func (r *Runner) waiting() int {
+	n := r.q.length() + int(r.unwritten.Load())
+	if p, ok := r.sink.(Pender); ok {
+		n += p.Pending()
+	}
+	return n
+}
+
 // Stop closes the queue: Offer drops from now on and Run returns once it
 // has delivered what the queue holds.
 func (r *Runner) Stop() { r.q.close() }
@@ -135,7 +152,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.drainDropped()
 			break
 		}
-		r.metrics.queueLen.WithLabelValues(r.cfg.Name).Set(float64(r.q.length()))
 		if r.q.length() == 0 || time.Since(lastFlush) >= r.cfg.FlushInterval {
 			if err := r.sink.Flush(ctx); err != nil {
 				runErr = err
@@ -146,7 +162,6 @@ func (r *Runner) Run(ctx context.Context) error {
 			lastFlush = time.Now()
 		}
 	}
-	r.metrics.queueLen.WithLabelValues(r.cfg.Name).Set(0)
 	closeCtx := ctx
 	if ctx.Err() != nil {
 		// Still give the sink a moment to count what it holds.
@@ -171,14 +186,31 @@ func (r *Runner) Bit() uint64 { return 1 << r.cfg.Slot }
 
 func (r *Runner) deliver(it queued) error {
 	defer it.b.Release()
-	it.b.WaitEnriched()
+	r.unwritten.Store(int64(it.count))
+	defer r.unwritten.Store(0)
 	bit := r.Bit()
 	recs := it.b.Records
+	// Only a sink whose routes asked for enrichment waits for it.
+	for i := range recs {
+		if recs[i].Targets&bit != 0 && recs[i].EnrichTargets&bit != 0 {
+			it.b.WaitEnriched()
+			break
+		}
+	}
 	for i := range recs {
 		if recs[i].Targets&bit == 0 {
 			continue
 		}
-		if err := r.sink.Write(&recs[i]); err != nil {
+		rec := &recs[i]
+		if rec.EnrichTargets != 0 && rec.EnrichTargets&bit == 0 {
+			// Enriched for other sinks, maybe still being: encode
+			// without it, reading none of what the enricher writes.
+			r.plain = rec.Plain()
+			rec = &r.plain
+		}
+		err := r.sink.Write(rec)
+		r.unwritten.Add(-1)
+		if err != nil {
 			// The sink cannot go on: this and the rest of the batch are lost.
 			rest := 0
 			for j := i + 1; j < len(recs); j++ {

@@ -5,6 +5,7 @@ package sinks
 
 import (
 	"context"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,11 +39,19 @@ type Readier interface {
 	Ready() error
 }
 
+// Pender is implemented by sinks that hold records Write has returned for
+// but that are not yet counted (a NATS sink's unacknowledged window and
+// what it holds during an outage). Pending is called from any goroutine,
+// also while Write blocks, and must not wait for it.
+type Pender interface {
+	Pending() int
+}
+
 // Metrics are the per-sink metric vectors shared by every sink.
 type Metrics struct {
 	messages *prometheus.CounterVec
 	drops    *prometheus.CounterVec
-	queueLen *prometheus.GaugeVec
+	queueLen *liveGauge
 	queueCap *prometheus.GaugeVec
 }
 
@@ -57,10 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cnbridged_sink_dropped_total",
 			Help: "Dropped records by reason; their sum per sink equals cnbridged_sink_messages_total{result=\"dropped\"}.",
 		}, []string{"sink", "reason"}),
-		queueLen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cnbridged_sink_queue_length",
-			Help: "Records waiting in a sink's queue.",
-		}, []string{"sink"}),
+		queueLen: &liveGauge{
+			desc: prometheus.NewDesc("cnbridged_sink_queue_length",
+				"Records waiting for a sink, read when scraped: in its queue, and held by the sink without an outcome yet (NATS: published and not yet acknowledged or confirmed, or held during an outage).",
+				[]string{"sink"}, nil),
+			fns: make(map[string]func() int),
+		},
 		queueCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cnbridged_sink_queue_capacity",
 			Help: "Records a sink's queue holds at most (queue_size).",
@@ -80,12 +91,18 @@ type Counters struct {
 
 // Counters returns the counters of the named sink.
 func (m *Metrics) Counters(sink string) *Counters {
-	return &Counters{
+	c := &Counters{
 		Sent:    m.messages.WithLabelValues(sink, "sent"),
 		Failed:  m.messages.WithLabelValues(sink, "failed"),
 		dropped: m.messages.WithLabelValues(sink, "dropped"),
 		drops:   m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
 	}
+	// Every drop reason is exported from the start, at zero, so that
+	// rate() and alerts see the series before the first drop.
+	for _, r := range DropReasons {
+		c.drops.WithLabelValues(r)
+	}
+	return c
 }
 
 // Forget removes a sink's series (after a reload removed the sink).
@@ -94,7 +111,7 @@ func (m *Metrics) Forget(sink string) {
 		m.messages.DeleteLabelValues(sink, r)
 	}
 	m.drops.DeletePartialMatch(prometheus.Labels{"sink": sink})
-	m.queueLen.DeleteLabelValues(sink)
+	m.queueLen.remove(sink)
 	m.queueCap.DeleteLabelValues(sink)
 }
 
@@ -114,3 +131,41 @@ const (
 	DropWriteError = "write_error"
 	DropOutage     = "outage_buffer_full"
 )
+
+// liveGauge is a gauge per sink whose value is read from the sink's runner
+// when the registry is scraped, so that it stays true while the runner is
+// blocked in a Write.
+type liveGauge struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	fns  map[string]func() int
+}
+
+// set makes fn the source of sink's value (a reload that replaces a sink
+// starts the new runner before it retires the old one).
+func (g *liveGauge) set(sink string, fn func() int) {
+	g.mu.Lock()
+	g.fns[sink] = fn
+	g.mu.Unlock()
+}
+
+func (g *liveGauge) remove(sink string) {
+	g.mu.Lock()
+	delete(g.fns, sink)
+	g.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (g *liveGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *liveGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for sink, fn := range g.fns {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(fn()), sink)
+	}
+}
+
+// DropReasons lists every drop reason.
+var DropReasons = []string{DropQueueFull, DropShutdown, DropWriteError, DropOutage}

@@ -1,4 +1,4 @@
-package procinfo
+package lru
 
 import (
 	"strconv"
@@ -7,13 +7,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// Info stands for a value type that holds strings.
+type Info struct {
+	Comm string
+	PPID uint32
+}
+
 func info(pid uint32) Info {
 	return Info{Comm: "p" + strconv.Itoa(int(pid)), PPID: pid}
 }
 
-func TestCacheBound(t *testing.T) {
+func TestMapBound(t *testing.T) {
 	const max, n = 4096, 100000
-	c := NewCache(max)
+	c := New[uint32, Info](max)
 	for pid := uint32(1); pid <= n; pid++ {
 		c.Put(pid, info(pid))
 		if c.Len() > max {
@@ -39,9 +45,9 @@ func TestCacheBound(t *testing.T) {
 		}
 	}
 	// Forget frees a slot: the next Put evicts nothing.
-	c.Forget(n)
-	c.Forget(n) // a second time does nothing
-	c.Forget(1) // nor does forgetting an absent pid
+	c.Remove(n)
+	c.Remove(n) // a second time does nothing
+	c.Remove(1) // nor does forgetting an absent pid
 	if _, ok := c.Get(n); ok {
 		t.Errorf("Get(%d) hit after Forget", n)
 	}
@@ -57,8 +63,8 @@ func TestCacheBound(t *testing.T) {
 	}
 }
 
-func TestCacheLRU(t *testing.T) {
-	c := NewCache(3)
+func TestMapLRU(t *testing.T) {
+	c := New[uint32, Info](3)
 	c.Put(1, info(1))
 	c.Put(2, info(2))
 	c.Put(3, info(3))
@@ -76,8 +82,8 @@ func TestCacheLRU(t *testing.T) {
 	}
 }
 
-func TestCacheReplace(t *testing.T) {
-	c := NewCache(2)
+func TestMapReplace(t *testing.T) {
+	c := New[uint32, Info](2)
 	c.Put(7, Info{Comm: "sh"})
 	c.Put(7, Info{Comm: "ls"}) // exec
 	got, ok := c.Get(7)
@@ -86,38 +92,38 @@ func TestCacheReplace(t *testing.T) {
 	}
 }
 
-func TestCacheForgetAll(t *testing.T) {
-	c := NewCache(4)
+func TestMapForgetAll(t *testing.T) {
+	c := New[uint32, Info](4)
 	for round := 0; round < 3; round++ {
 		for pid := uint32(1); pid <= 4; pid++ {
 			c.Put(pid, info(pid))
 		}
 		for _, pid := range []uint32{2, 4, 1, 3} {
-			c.Forget(pid)
+			c.Remove(pid)
 		}
 		if c.Len() != 0 {
 			t.Fatalf("round %d: Len() = %d after forgetting all, want 0", round, c.Len())
 		}
 	}
-	if len(c.entries) != 4 {
-		t.Errorf("slots grew to %d, want 4 reused", len(c.entries))
+	if len(c.slots) != 4 {
+		t.Errorf("slots grew to %d, want 4 reused", len(c.slots))
 	}
 }
 
-func TestCacheZero(t *testing.T) {
+func TestMapZero(t *testing.T) {
 	for _, max := range []int{0, -1} {
-		c := NewCache(max)
+		c := New[uint32, Info](max)
 		c.Put(1, info(1))
 		if _, ok := c.Get(1); ok || c.Len() != 0 {
-			t.Errorf("NewCache(%d) holds an entry", max)
+			t.Errorf("New[uint32, Info](%d) holds an entry", max)
 		}
-		c.Forget(1)
+		c.Remove(1)
 	}
 }
 
-func TestCacheAllocs(t *testing.T) {
+func TestMapAllocs(t *testing.T) {
 	const max = 1024
-	c := NewCache(max)
+	c := New[uint32, Info](max)
 	v := info(1)
 	pid := uint32(0)
 	churn := func() {
@@ -125,7 +131,7 @@ func TestCacheAllocs(t *testing.T) {
 		c.Put(pid, v)
 		c.Get(pid - max/2)
 		if pid%3 == 0 {
-			c.Forget(pid - 1)
+			c.Remove(pid - 1)
 		}
 	}
 	for i := 0; i < 10*max; i++ {
@@ -136,11 +142,11 @@ func TestCacheAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkCache(b *testing.B) {
+func BenchmarkMap(b *testing.B) {
 	const max = 4096
 	v := info(1)
 	b.Run("Put", func(b *testing.B) {
-		c := NewCache(max)
+		c := New[uint32, Info](max)
 		pid := uint32(0)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -149,7 +155,7 @@ func BenchmarkCache(b *testing.B) {
 		}
 	})
 	b.Run("Get", func(b *testing.B) {
-		c := NewCache(max)
+		c := New[uint32, Info](max)
 		for pid := uint32(0); pid < max; pid++ {
 			c.Put(pid, v)
 		}
@@ -161,7 +167,7 @@ func BenchmarkCache(b *testing.B) {
 		}
 	})
 	b.Run("PutForget", func(b *testing.B) {
-		c := NewCache(max)
+		c := New[uint32, Info](max)
 		for pid := uint32(0); pid < max/2; pid++ {
 			c.Put(pid, v)
 		}
@@ -170,7 +176,7 @@ func BenchmarkCache(b *testing.B) {
 		for b.Loop() {
 			pid++
 			c.Put(pid, v) // fork
-			c.Forget(pid) // exit
+			c.Remove(pid) // exit
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package procinfo
+package event
 
 import (
 	"os/exec"

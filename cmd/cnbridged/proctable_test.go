@@ -1,0 +1,377 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// twoSinkConfig has sinks a and b (files a/events.jsonl, b/events.jsonl).
+func twoSinkConfig(extra, routes string) string {
+	return `
+listener:
+  groups: [1]
+  receive_buffer_bytes: 33554432
+` + extra + `
+sinks:
+  a:
+    type: file
+    path: %DIR%/a/events.jsonl
+  b:
+    type: file
+    path: %DIR%/b/events.jsonl
+routes:
+` + routes
+}
+
+// linesOf returns the lines of path about process pid (proc.pid,
+// proc.child_pid or process.pid).
+func linesOf(t *testing.T, path string, pid int) []line {
+	t.Helper()
+	var out []line
+	f := float64(pid)
+	for _, l := range readLines(t, path) {
+		if l.Proc == nil {
+			continue
+		}
+		if l.Proc["pid"] == f || l.Proc["child_pid"] == f {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func eventOf(ls []line, ev string) *line {
+	for i := range ls {
+		if ls[i].Proc["event"] == ev {
+			return &ls[i]
+		}
+	}
+	return nil
+}
+
+// TestEnrichOnlyAskingRoutes (issue 11 item 5): route A enriches, route B
+// does not. B's lines carry no "process" (on the old code they did).
+func TestEnrichOnlyAskingRoutes(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, twoSinkConfig("", `  - match: "1.1"
+    events: [fork, exec, exit]
+    enrich: true
+    sinks: [a]
+  - match: "1.1"
+    events: [fork, exec, exit]
+    sinks: [b]
+`))
+	cmd := exec.Command("/bin/sh", "-c", "exec /bin/sleep 0.05")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	a, b := filepath.Join(p.dir, "a/events.jsonl"), filepath.Join(p.dir, "b/events.jsonl")
+	waitFor(t, 10*time.Second, "the child's exit in both sinks", func() bool {
+		return eventOf(linesOf(t, a, pid), "exit") != nil && eventOf(linesOf(t, b, pid), "exit") != nil
+	})
+	for _, l := range linesOf(t, b, pid) {
+		if l.Process != nil || strings.Contains(l.raw, `"process"`) {
+			t.Errorf("sink b (route without enrich) got an enriched line: %s", l.raw)
+		}
+	}
+	for _, l := range linesOf(t, a, pid) {
+		if l.Process == nil {
+			t.Errorf("sink a (route with enrich) got a line without process: %s", l.raw)
+		}
+	}
+	p.stop()
+}
+
+// TestProcessTree: sh -c 'sh -c "exec sleep 0.3"; true' makes
+// test → sh (outer) → sh, which execs sleep. The sleep's exec has the outer
+// sh as parent and the chain up to the test process as ancestors; its exit
+// describes it from the table (exe sleep, cmdline, a duration near 0.3 s)
+// with the same entity id as its exec.
+func TestProcessTree(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    enrich: true
+    ancestors: 3
+    sinks: [out]`, ""))
+	cmd := exec.Command("/bin/sh", "-c", `sh -c "exec sleep 0.3"; true`)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	outer := cmd.Process.Pid
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
+	var execL, exitL, outerExec, selfLine *line
+	waitFor(t, 10*time.Second, "the sleep's exec and exit", func() bool {
+		execL, exitL, outerExec = nil, nil, nil
+		for _, l := range readLines(t, out) {
+			if l.Proc == nil || l.Process == nil {
+				continue
+			}
+			switch {
+			case l.Proc["event"] == "exec" && l.Process["exe"] == sleep && l.Process["ppid"] == float64(outer):
+				execL = &l
+			case l.Proc["event"] == "exit" && l.Process["exe"] == sleep && l.Process["ppid"] == float64(outer):
+				exitL = &l
+			case l.Proc["event"] == "exec" && l.Proc["pid"] == float64(outer):
+				outerExec = &l
+			case l.Proc["event"] == "fork" && l.Proc["child_pid"] == float64(outer):
+				selfLine = &l
+			}
+		}
+		return execL != nil && exitL != nil && outerExec != nil && selfLine != nil
+	})
+	id := execL.Process["entity_id"]
+	if id == nil || id == "" || exitL.Process["entity_id"] != id {
+		t.Errorf("entity ids: exec %v, exit %v; want equal and set", id, exitL.Process["entity_id"])
+	}
+	var l struct {
+		Parent    map[string]any   `json:"parent"`
+		Ancestors []map[string]any `json:"ancestors"`
+	}
+	if err := json.Unmarshal([]byte(execL.raw), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Parent == nil || l.Parent["pid"] != float64(outer) || l.Parent["entity_id"] != outerExec.Process["entity_id"] {
+		t.Errorf("parent: got %v, want pid %d, entity id %v", l.Parent, outer, outerExec.Process["entity_id"])
+	}
+	if len(l.Ancestors) < 2 || l.Ancestors[0]["pid"] != float64(outer) || l.Ancestors[1]["pid"] != float64(os.Getpid()) {
+		t.Errorf("ancestors: got %v, want the outer sh (%d) then the test (%d)", l.Ancestors, outer, os.Getpid())
+	}
+	if len(l.Ancestors) > 3 {
+		t.Errorf("ancestors: got %d, want at most 3", len(l.Ancestors))
+	}
+	if got := fmt.Sprint(exitL.Process["cmdline"]); got != "[sleep 0.3]" {
+		t.Errorf("exit cmdline: got %s, want [sleep 0.3]", got)
+	}
+	d, _ := exitL.Process["duration_ns"].(float64)
+	if d < 0.29e9 || d > 3e9 {
+		t.Errorf("exit duration_ns: got %v, want about 0.3 s", d)
+	}
+	// The shell's image, or none when the shell's exec was read stale.
+	if prev, ok := execL.Process["previous_exe"]; ok && (prev == sleep || prev == "") {
+		t.Errorf("exec previous_exe: got %v, want the shell's image", prev)
+	}
+	p.stop()
+}
+
+// TestExecStale: for sh -c 'exec sleep 1', no exec event claims the sleep
+// image for the sh image unless it is marked stale.
+func TestExecStale(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    events: [exec, exit]
+    enrich: true
+    sinks: [out]`, ""))
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
+	const runs = 5
+	for i := 0; i < runs; i++ {
+		cmd := exec.Command("/bin/sh", "-c", "exec sleep 0.01")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		var execs []line
+		waitFor(t, 10*time.Second, "two execs and the exit", func() bool {
+			ls := linesOf(t, out, pid)
+			execs = execs[:0]
+			for _, l := range ls {
+				if l.Proc["event"] == "exec" {
+					execs = append(execs, l)
+				}
+			}
+			return len(execs) == 2 && eventOf(ls, "exit") != nil
+		})
+		first := execs[0]
+		if first.Process["exe"] == sleep && first.Process["stale"] != true {
+			t.Errorf("run %d: the sh exec claims the sleep image without stale: %s", i, first.raw)
+		}
+		if second := execs[1]; second.Process["exe"] != sleep {
+			t.Errorf("run %d: the sleep exec: got %s", i, second.raw)
+		}
+	}
+	p.stop()
+}
+
+// TestShortLivedExit: /bin/true is gone from /proc long before its exit is
+// enriched; the exit still carries its exe and cmdline, from the table.
+func TestShortLivedExit(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    events: [exec, exit]
+    enrich: true
+    sinks: [out]`, ""))
+	cmd := exec.Command("/bin/true", "--arg")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	var exit *line
+	waitFor(t, 10*time.Second, "the exit", func() bool {
+		exit = eventOf(linesOf(t, out, cmd.Process.Pid), "exit")
+		return exit != nil
+	})
+	tru, _ := filepath.EvalSymlinks("/bin/true")
+	if exit.Process["exe"] != tru || fmt.Sprint(exit.Process["cmdline"]) != "[/bin/true --arg]" {
+		t.Errorf("exit: got %s, want exe %s and cmdline [/bin/true --arg]", exit.raw, tru)
+	}
+	p.stop()
+}
+
+// TestRedactArguments: an argument matching enrich_redact reaches the sink
+// with its first capture group replaced.
+func TestRedactArguments(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    events: [exec, exit]
+    enrich: true
+    sinks: [out]`, `enrich_redact: ['--password=(\S+)']`))
+	cmd := exec.Command("/bin/sh", "-c", "sleep 0.3; true", "sh", "--password=hunter2")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	waitFor(t, 10*time.Second, "the exit", func() bool {
+		return eventOf(linesOf(t, out, cmd.Process.Pid), "exit") != nil
+	})
+	for _, l := range linesOf(t, out, cmd.Process.Pid) {
+		if l.Proc["event"] == "fork" {
+			continue
+		}
+		if strings.Contains(l.raw, "hunter2") {
+			t.Errorf("secret reached the sink: %s", l.raw)
+		}
+		if !strings.Contains(l.raw, `"--password=*****"`) {
+			t.Errorf("line lacks the redacted argument: %s", l.raw)
+		}
+	}
+	if strings.Contains(p.stderr.String(), "hunter2") {
+		t.Error("secret reached the log")
+	}
+	p.stop()
+}
+
+// TestEntityIDs: the same id on every event of a process; a different id
+// for a reused pid (forced through ns_last_pid); the same id after a
+// daemon restart for processes that live through it (the restarted daemon
+// takes their start from /proc, the first from their fork events).
+func TestEntityIDs(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	cfg := fileConfig("[1]", `  - match: "1.1"
+    enrich: true
+    sinks: [out]`, "")
+	p := startBinary(t, daemonBinary(t), dir, cfg)
+	out := filepath.Join(dir, "out/events.jsonl")
+
+	// Pid reuse.
+	first := exec.Command("/bin/true")
+	if err := first.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := first.Process.Pid
+	// The id's start is in clock ticks (10 ms): two lives of a pid that
+	// start within one tick share it. Real pid reuse cycles through the
+	// whole pid space first; here the reuse is forced, so let a tick pass.
+	tickPassed := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(tickPassed) {
+		runtime.Gosched()
+	}
+	var reused *exec.Cmd
+	for try := 0; try < 20 && reused == nil; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot set ns_last_pid: %v", err)
+		}
+		c := exec.Command("/bin/true")
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Process.Pid == pid {
+			reused = c
+		}
+	}
+	if reused == nil {
+		t.Skip("could not reuse the pid (another process took it each time)")
+	}
+	var ids []string
+	waitFor(t, 10*time.Second, "both lives of the pid", func() bool {
+		ids = ids[:0]
+		for _, l := range linesOf(t, out, pid) {
+			if l.Process != nil && l.Proc["event"] != "fork" || l.Proc["event"] == "fork" && l.Proc["child_pid"] == float64(pid) {
+				if id, ok := l.Process["entity_id"].(string); ok {
+					ids = append(ids, id)
+				}
+			}
+		}
+		exits := 0
+		for _, l := range linesOf(t, out, pid) {
+			if l.Proc["event"] == "exit" {
+				exits++
+			}
+		}
+		return exits == 2
+	})
+	distinct := map[string]int{}
+	for _, id := range ids {
+		distinct[id]++
+	}
+	if len(distinct) != 2 {
+		t.Errorf("pid %d lived twice: got entity ids %v, want two distinct ids, each on all events of its life", pid, distinct)
+	}
+
+	// Restart.
+	const n = 20
+	sleeps := make([]*exec.Cmd, n)
+	for i := range sleeps {
+		sleeps[i] = exec.Command("sleep", "30")
+		if err := sleeps[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer sleeps[i].Process.Kill()
+	}
+	before := map[int]string{}
+	waitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
+		for _, c := range sleeps {
+			if e := eventOf(linesOf(t, out, c.Process.Pid), "exec"); e != nil && e.Process != nil {
+				before[c.Process.Pid], _ = e.Process["entity_id"].(string)
+			}
+		}
+		return len(before) == n
+	})
+	p.stop()
+	os.Remove(out)
+	p = startBinary(t, daemonBinary(t), dir, cfg)
+	for _, c := range sleeps {
+		c.Process.Signal(syscall.SIGTERM)
+		c.Wait()
+	}
+	waitFor(t, 10*time.Second, "the sleeps' exits", func() bool {
+		k := 0
+		for _, c := range sleeps {
+			if eventOf(linesOf(t, out, c.Process.Pid), "exit") != nil {
+				k++
+			}
+		}
+		return k == n
+	})
+	for _, c := range sleeps {
+		e := eventOf(linesOf(t, out, c.Process.Pid), "exit")
+		if got := e.Process["entity_id"]; got != before[c.Process.Pid] {
+			t.Errorf("pid %d: entity id %v after the restart, %v before", c.Process.Pid, got, before[c.Process.Pid])
+		}
+		if e.Process["seeded"] != true {
+			t.Errorf("pid %d: exit after the restart not marked seeded: %s", c.Process.Pid, e.raw)
+		}
+	}
+	p.stop()
+}

@@ -1,0 +1,154 @@
+package event_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// textCase is one line to render: either a record the real encoder turns
+// into its JSON line, or a JSON line written out (enrichment and the
+// markers other parts of the daemon produce, per the contract in README.md).
+type textCase struct {
+	name   string
+	record *event.Record
+	json   string
+}
+
+func rec(r event.Record) *event.Record { return &r }
+
+const jt = `"time":"2024-03-09T12:34:56.000000789Z","host":"h"`
+
+// textCases covers every event type and every marker.
+var textCases = []textCase{
+	{name: "fork", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: 100, ParentTGID: 100, ChildPID: 4711, ChildTGID: 4711}))},
+	{name: "fork thread", json: `{` + jt + `,"idx":1,"val":1,"seq":1,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"fork","cpu":0,"timestamp_ns":1,"parent_pid":4711,"parent_tgid":4711,"child_pid":4712,"child_tgid":4711,"thread":true}}`},
+	{name: "exec", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 4711, TGID: 4711}))},
+	{name: "exit 0", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitSignal: 17, HasParent: true, ParentPID: 100, ParentTGID: 100}))},
+	{name: "exit 3", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 3 << 8, ExitSignal: 17}))},
+	{name: "exit SIGSEGV core", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 11 | 0x80, ExitSignal: 17}))},
+	{name: "exit SIGKILL", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 9, ExitSignal: 17}))},
+	{name: "uid", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcUID, PID: 4711, TGID: 4711, RUID: 1000, EUID: 0}))},
+	{name: "gid", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcGID, PID: 4711, TGID: 4711, RGID: 1000, EGID: 1000}))},
+	{name: "sid", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcSID, PID: 4711, TGID: 4711}))},
+	{name: "ptrace", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcPtrace, PID: 4711, TGID: 4711, TracerPID: 99, TracerTGID: 99}))},
+	{name: "ptrace detach", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcPtrace, PID: 4711, TGID: 4711}))},
+	{name: "comm", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcComm, PID: 4711, TGID: 4711, Comm: comm("kworker/u8:2")}))},
+	{name: "comm with spaces", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcComm, PID: 4711, TGID: 4711, Comm: comm("Web Content\n")}))},
+	{name: "coredump", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcCoredump, PID: 4711, TGID: 4711, HasParent: true, ParentPID: 100, ParentTGID: 100}))},
+	{name: "ack", record: rec(procRecord(cnmsg.ProcEvent{What: cnmsg.ProcNone}))},
+	{name: "other connector id", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 11, Val: 3}, Seq: 7, Len: 4, Data: []byte("ping")}})},
+	{name: "loss", record: rec(event.Record{Kind: event.KindLoss, Time: testTime, Msg: cnmsg.Message{ID: procID}, Loss: event.Loss{CPU: 1, HasCPU: true, FromSeq: 1200, ToSeq: 1203, Lost: 4}})},
+	{name: "loss one", record: rec(event.Record{Kind: event.KindLoss, Time: testTime, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 11, Val: 3}}, Loss: event.Loss{FromSeq: 9, ToSeq: 9, Lost: 1}})},
+	{name: "gap", json: `{` + jt + `,"type":"gap","reason":"not_listening","from":"2024-03-09T12:30:00Z","to":"2024-03-09T12:34:56Z","pids_allocated":812}`},
+	{name: "exec enriched", json: `{` + jt + `,"idx":1,"val":1,"seq":5,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":1,"pid":4711,"tgid":4711},` +
+		`"process":{"entity_id":"b:4711:1","pid":4711,"tgid":4711,"ppid":100,"exe":"/usr/bin/ls","cmdline":["ls","-l","/tmp/a b"],"cwd":"/root","uid":1000,"euid":1000,"gid":1000,"egid":1000,"user":"alice","comm":"ls","cgroup":"/user.slice","start_time":"2024-03-09T12:34:56Z","previous_exe":"/usr/bin/bash"},` +
+		`"parent":{"entity_id":"b:100:1","pid":100,"exe":"/usr/bin/bash","cmdline":["bash"]}}`},
+	{name: "exec enriched argv0 differs, truncated, container", json: `{` + jt + `,"idx":1,"val":1,"seq":5,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":1,"pid":4711,"tgid":4711},` +
+		`"process":{"pid":4711,"ppid":1,"exe":"/usr/bin/busybox","cmdline":["sh","-c","sleep 1"],"cmdline_truncated":true,"uid":0,"comm":"sh","container_id":"0123456789abcdef0123"}}`},
+	{name: "exit enriched with duration", json: `{` + jt + `,"idx":1,"val":1,"seq":6,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exit","cpu":0,"timestamp_ns":2,"pid":4711,"tgid":4711,"exit_code":256,"exit_signal":17,"exit_status":1},` +
+		`"process":{"pid":4711,"ppid":100,"exe":"/usr/bin/make","cmdline":["make","test"],"uid":1000,"user":"alice","comm":"make","duration_ns":83250000000}}`},
+	{name: "exit thread enriched", json: `{` + jt + `,"idx":1,"val":1,"seq":6,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exit","cpu":0,"timestamp_ns":2,"pid":4712,"tgid":4711,"exit_code":0,"exit_signal":0,"exit_status":0,"thread":true},` +
+		`"process":{"pid":4711,"ppid":100,"exe":"/usr/bin/java","cmdline":["java","-jar","app.jar"],"uid":1000,"comm":"java","duration_ns":1500}}`},
+	{name: "fork enriched", json: `{` + jt + `,"idx":1,"val":1,"seq":7,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"fork","cpu":0,"timestamp_ns":3,"parent_pid":100,"parent_tgid":100,"child_pid":4713,"child_tgid":4713},` +
+		`"process":{"pid":4713,"ppid":100,"exe":"/usr/bin/bash","cmdline":["bash"],"uid":0,"comm":"bash"}}`},
+	{name: "gone", json: `{` + jt + `,"idx":1,"val":1,"seq":8,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4714,"tgid":4714},"process":{"gone":true}}`},
+	{name: "skipped", json: `{` + jt + `,"idx":1,"val":1,"seq":9,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4715,"tgid":4715},"process":{"skipped":true}}`},
+	{name: "exit_lost", json: `{` + jt + `,"type":"exit_lost","process":{"pid":4716,"ppid":100,"exe":"/usr/bin/sleep","cmdline":["sleep","60"],"uid":0,"comm":"sleep","duration_ns":61000000000}}`},
+}
+
+func (c textCase) line(t *testing.T) []byte {
+	t.Helper()
+	if c.record != nil {
+		return event.NewEncoder("h").AppendJSON(nil, c.record)
+	}
+	return []byte(c.json + "\n")
+}
+
+// TestTextGolden renders every case, without and with colour, and compares
+// with testdata/text.golden and testdata/text-color.golden (go test -update
+// rewrites them).
+func TestTextGolden(t *testing.T) {
+	for _, color := range []bool{false, true} {
+		f := &event.TextFormatter{Color: color}
+		var got bytes.Buffer
+		got.WriteString(f.TextHeader())
+		for _, c := range textCases {
+			out, err := f.AppendText(nil, c.line(t))
+			if err != nil {
+				t.Fatalf("%s: AppendText: %v", c.name, err)
+			}
+			if bytes.Count(out, []byte("\n")) != 1 || !bytes.HasSuffix(out, []byte("\n")) {
+				t.Errorf("%s: %q is not exactly one line", c.name, out)
+			}
+			got.WriteString("# " + c.name + "\n")
+			got.Write(out)
+		}
+		name := "text.golden"
+		if color {
+			name = "text-color.golden"
+		}
+		path := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("read golden file (go test -update writes it): %v", err)
+		}
+		if diff := cmp.Diff(string(want), got.String()); diff != "" {
+			t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+		}
+	}
+}
+
+// TestTextNoColorHasNoEscapes: without Color, no ANSI escape reaches the
+// output, whatever the input holds.
+func TestTextNoColorHasNoEscapes(t *testing.T) {
+	f := &event.TextFormatter{}
+	for _, c := range textCases {
+		out, err := f.AppendText(nil, c.line(t))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if bytes.ContainsRune(out, 0x1b) {
+			t.Errorf("%s: %q holds an escape character", c.name, out)
+		}
+	}
+}
+
+// TestTextColumnsAligned: the pid column of every process event row ends
+// where the header's does.
+func TestTextColumnsAligned(t *testing.T) {
+	f := &event.TextFormatter{}
+	header := f.TextHeader()
+	end := strings.Index(header, "PID") + len("PID")
+	for _, c := range textCases {
+		if strings.Contains(c.json, `"type"`) || (c.record != nil && (c.record.Kind != event.KindMessage || !c.record.HasProc)) {
+			continue
+		}
+		out, _ := f.AppendText(nil, c.line(t))
+		if len(out) < end+1 || out[end-1] == ' ' || out[end] != ' ' {
+			t.Errorf("%s: pid column does not end at byte %d:\n%s%s", c.name, end, header, out)
+		}
+	}
+}
+
+func TestTextRejectsNonJSON(t *testing.T) {
+	f := &event.TextFormatter{}
+	if _, err := f.AppendText(nil, []byte("not json\n")); err == nil {
+		t.Error("AppendText(not json) returned no error")
+	}
+}

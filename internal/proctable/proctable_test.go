@@ -1,0 +1,243 @@
+package proctable
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const boot = "b00t"
+
+func newTable(max int) *Table {
+	return New(Options{MaxEntries: max, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
+}
+
+func TestLifecycle(t *testing.T) {
+	tb := newTable(0)
+	init := tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/sbin/init", Cmdline: []string{"init"}, UID: 0, Comm: "init", Cgroup: "/init.scope"})
+	if !init.Seeded || init.EntityID != "b00t:1:1" {
+		t.Fatalf("seeded init: got %+v", init)
+	}
+	// Fork at monotonic 2.005 s: boottime 3.005 s, tick 300.
+	child, res := tb.Fork(1, 100, 100, 2_005_000_000)
+	if !res.ParentKnown || res.Thread || res.Ambiguous {
+		t.Errorf("fork result %+v", res)
+	}
+	if child.StartTicks != 300 || child.EntityID != "b00t:100:300" || child.Exe != "/sbin/init" || child.Cgroup != "/init.scope" {
+		t.Errorf("forked child: got %+v, want tick 300 and the parent's image", child)
+	}
+	if child.StartTime != 1e18+3e9 {
+		t.Errorf("StartTime %d, want boot + 3 s", child.StartTime)
+	}
+	execd := tb.Exec(100, 100, &Observed{Exe: "/bin/sleep", Cmdline: []string{"sleep", "1"}, Comm: "sleep", Cgroup: "/init.scope"}, false)
+	if execd.EntityID != child.EntityID || execd.PreviousExe != "/sbin/init" || execd.Exe != "/bin/sleep" {
+		t.Errorf("exec: got %+v", execd)
+	}
+	if child.Exe != "/sbin/init" {
+		t.Errorf("the fork's snapshot changed after exec: %+v", child)
+	}
+	uid := tb.SetUID(100, 100, 1000, 1000, "alice")
+	if uid.UID != 1000 || uid.User != "alice" || execd.UID != 0 {
+		t.Errorf("uid: got %+v (exec snapshot uid %d)", uid, execd.UID)
+	}
+	tb.SetComm(100, 100, "renamed")
+	tb.SetComm(101, 100, "thread-name") // a thread's name leaves the group alone
+	if got := tb.Get(100).Comm; got != "renamed" {
+		t.Errorf("comm %q, want renamed", got)
+	}
+	if got := tb.Ancestors(nil, tb.Get(100), 5); len(got) != 1 || got[0].TGID != 1 {
+		t.Errorf("ancestors: got %v, want [init]", got)
+	}
+	gone, thread := tb.Exit(100, 100)
+	if thread || gone == nil || gone.Exe != "/bin/sleep" || gone.EntityID != child.EntityID {
+		t.Errorf("exit: got %+v", gone)
+	}
+	if tb.Get(100) != nil || tb.Len() != 1 {
+		t.Errorf("after exit: Get %v, Len %d; want gone, 1", tb.Get(100), tb.Len())
+	}
+	if d := gone.DurationNs(2_305_000_000, 1e9); d != 300_000_000 {
+		t.Errorf("DurationNs %d, want 0.3 s from the fork event", d)
+	}
+}
+
+func TestAmbiguousStart(t *testing.T) {
+	tb := newTable(0)
+	for _, tt := range []struct {
+		mono  uint64
+		ticks uint64
+		amb   bool
+	}{
+		{2_005_000_000, 300, false},
+		{2_000_100_000, 300, true}, // 100 µs after the tick: may be 299
+		{2_009_999_999, 300, false},
+	} {
+		ticks, amb := tb.StartTicks(tt.mono)
+		if ticks != tt.ticks || amb != tt.amb {
+			t.Errorf("StartTicks(%d) = %d, %v; want %d, %v", tt.mono, ticks, amb, tt.ticks, tt.amb)
+		}
+	}
+	tb.Seed(&Observed{PID: 1, StartTicks: 1})
+	p, res := tb.Fork(1, 5, 5, 2_000_100_000)
+	if !res.Ambiguous {
+		t.Fatal("fork not ambiguous")
+	}
+	fixed := tb.SetStart(5, 299)
+	if fixed.EntityID != "b00t:5:299" || p.EntityID != "b00t:5:300" {
+		t.Errorf("SetStart: got %s (was %s)", fixed.EntityID, p.EntityID)
+	}
+}
+
+func TestThreads(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 10, StartTicks: 5, Exe: "/bin/app"})
+	for tid := uint32(11); tid <= 14; tid++ {
+		p, res := tb.Fork(10, tid, 10, 1e9)
+		if !res.Thread || p == nil || p.TGID != 10 {
+			t.Fatalf("thread fork %d: got %+v %+v", tid, p, res)
+		}
+	}
+	if s := tb.Stats(); s.Processes != 1 || s.Threads != 4 {
+		t.Errorf("stats %+v, want 1 process, 4 threads", s)
+	}
+	if p := tb.Lookup(12); p == nil || p.TGID != 10 {
+		t.Errorf("Lookup(12) = %+v, want group 10", p)
+	}
+	if p, thread := tb.Exit(12, 10); !thread || p == nil || p.TGID != 10 {
+		t.Errorf("thread exit: %+v %v", p, thread)
+	}
+	if tb.Len() != 4 {
+		t.Errorf("Len %d after a thread exit, want 4", tb.Len())
+	}
+	tb.Exit(10, 10) // the leader's exit ends the group
+	if tb.Len() != 0 {
+		t.Errorf("Len %d after the leader's exit, want 0", tb.Len())
+	}
+	// exit_group: the other threads' exits may follow the leader's.
+	if p, thread := tb.Exit(13, 10); !thread || p == nil || p.Exe != "/bin/app" {
+		t.Errorf("thread exit after the leader's: got %+v, want the group's last snapshot", p)
+	}
+	if p, res := tb.Fork(10, 20, 10, 1e9); p != nil || !res.Thread {
+		t.Errorf("thread of an unknown group: got %+v %+v", p, res)
+	}
+}
+
+func TestBoundEvictsLeastRecent(t *testing.T) {
+	tb := newTable(4)
+	for pid := uint32(1); pid <= 4; pid++ {
+		tb.Seed(&Observed{PID: pid, StartTicks: 1})
+	}
+	tb.Update(1, 1, nil) // 1 is now the most recent; 2 the least
+	tb.Fork(3, 5, 5, 1e9)
+	if tb.Get(2) != nil || tb.Get(1) == nil || tb.Get(5) == nil || tb.Len() != 4 {
+		t.Errorf("after a fork into a full table: 1 %v, 2 %v, 5 %v, Len %d; want 2 evicted", tb.Get(1) != nil, tb.Get(2) != nil, tb.Get(5) != nil, tb.Len())
+	}
+	if tb.Stats().Evicted != 1 {
+		t.Errorf("Evicted %d, want 1", tb.Stats().Evicted)
+	}
+	// Threads count against the bound too.
+	tb.Fork(5, 50, 5, 1e9)
+	if tb.Len() > 4 {
+		t.Errorf("Len %d, bound 4", tb.Len())
+	}
+}
+
+func TestResync(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 1, StartTicks: 1})
+	tb.Seed(&Observed{PID: 2, StartTicks: 2})
+	tb.Seed(&Observed{PID: 3, StartTicks: 3})
+	live := []Observed{
+		{PID: 1, StartTicks: 1},
+		{PID: 3, StartTicks: 99}, // pid 3 reused
+		{PID: 4, StartTicks: 4, Exe: "/new"},
+	}
+	lost, added := tb.Resync(live)
+	pids := func(ps []*Process) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.EntityID)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"b00t:3:3", "b00t:2:2"}, pids(lost), cmp.Transformer("sort", sortStrings)); diff != "" {
+		t.Errorf("lost (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"b00t:3:99", "b00t:4:4"}, pids(added), cmp.Transformer("sort", sortStrings)); diff != "" {
+		t.Errorf("added (-want +got):\n%s", diff)
+	}
+	if p := tb.Get(4); p == nil || !p.Seeded {
+		t.Errorf("pid 4 after resync: %+v, want seeded", p)
+	}
+}
+
+func sortStrings(in []string) []string {
+	out := append([]string(nil), in...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func TestExecGoneKeepsInherited(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/bin/sh", UID: 7, Cgroup: "/c", ContainerID: "x", PodUID: "p"})
+	tb.Fork(1, 9, 9, 2e9)
+	p := tb.Exec(9, 9, &Observed{Gone: true}, false)
+	want := []string{FieldExe, FieldCmdline, FieldCwd}
+	if p.Exe != "" || p.PreviousExe != "/bin/sh" || p.UID != 7 || p.Cgroup != "/c" || p.ContainerID != "x" || p.PodUID != "p" ||
+		!cmp.Equal(p.Missing, want) {
+		t.Errorf("exec of a gone process: got %+v, want exe missing and uid, cgroup, container, pod inherited", p)
+	}
+}
+
+// FuzzTable feeds arbitrary event sequences: no panic, the bound holds,
+// every thread belongs to a group in the table.
+func FuzzTable(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 2, 1, 1, 3, 2, 2, 4, 2, 2})
+	f.Add([]byte("\x00\x01\x05\x05\x00\x05\x06\x05\x03\x05\x05\x03\x06\x05"))
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		const max = 8
+		tb := newTable(max)
+		for len(ops) >= 3 {
+			op, a, b := ops[0]%7, uint32(ops[1]%16), uint32(ops[2]%16)
+			ops = ops[3:]
+			var ts uint64
+			if len(ops) >= 2 {
+				ts = uint64(binary.LittleEndian.Uint16(ops)) * 1e5
+			}
+			switch op {
+			case 0:
+				tb.Fork(a, b, b, ts)
+			case 1:
+				tb.Fork(a, b, a, ts) // thread b of group a
+			case 2:
+				tb.Exec(a, a, &Observed{Exe: "x", Gone: b%2 == 0}, b%3 == 0)
+			case 3:
+				tb.Exit(a, b)
+			case 4:
+				tb.SetUID(a, b, a, b, "u")
+			case 5:
+				tb.Seed(&Observed{PID: a, StartTicks: uint64(b)})
+			case 6:
+				tb.Resync([]Observed{{PID: a, StartTicks: uint64(b)}})
+			}
+			if tb.Len() > max {
+				t.Fatalf("Len %d past the bound %d", tb.Len(), max)
+			}
+			for tid, g := range tb.threads {
+				if tb.Get(g) == nil {
+					t.Fatalf("thread %d of group %d, which is not in the table", tid, g)
+				}
+			}
+			tb.All(func(p *Process) bool {
+				tb.Ancestors(nil, p, 100)
+				return true
+			})
+		}
+	})
+}

@@ -1,0 +1,131 @@
+package sinks
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
+)
+
+// TestNATSJetStreamCluster (issue 11): a JetStream sink publishing into an
+// R3 stream of a 3-node cluster at 2 000 msg/s. Mid-stream the stream
+// leader is killed and restarted 2 s later; later two of the three nodes
+// are stopped (no quorum) for 3 s and restarted. Afterwards the stream
+// holds every message exactly once, and the sink's counters equal what the
+// stream holds: sent = stored, nothing failed or dropped.
+func TestNATSJetStreamCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster run takes about 20 s")
+	}
+	leakCheck(t)
+	cl := natstest.RunCluster(t, 3, t.TempDir())
+
+	met, c := testCounters()
+	cfg := baseConfig(cl.URLs())
+	cfg.JetStream = true
+	cfg.AckTimeout = time.Second
+	cfg.DrainTimeout = 30 * time.Second
+	cfg.Stream = &NATSStream{Name: "CN", Subjects: []string{"cn.>"}, Storage: "file", DuplicateWindow: 2 * time.Minute, Replicas: 3}
+	s := newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	waitFor(t, 30*time.Second, "the sink ready (stream created)", func() bool { return s.Ready() == nil })
+	run := NewRunner(RunnerConfig{Name: "nats", QueueSize: 131072, QueueMaxBytes: 64 << 20}, s, met, zap.NewNop())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(context.Background()) }()
+
+	const total = 20000
+	var outages sync.WaitGroup
+	restartLater := func(d time.Duration, nodes ...int) {
+		outages.Add(1)
+		go func() {
+			defer outages.Done()
+			time.Sleep(d) // the outage itself
+			for _, n := range nodes {
+				if err := cl.Start(n); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	feed(t, run, total, 2000, func(i int) {
+		switch i {
+		case 3000:
+			leader := cl.StreamLeader("CN")
+			if leader < 0 {
+				t.Error("no stream leader to kill")
+				return
+			}
+			t.Logf("message %d: killing stream leader n%d for 2s", i, leader)
+			cl.Stop(leader)
+			restartLater(2*time.Second, leader)
+		case 12000:
+			outages.Wait() // the leader is back
+			leader := max(cl.StreamLeader("CN"), 0)
+			other := (leader + 1) % cl.Size()
+			t.Logf("message %d: stopping n%d and n%d (no quorum) for 3s", i, leader, other)
+			cl.Stop(leader)
+			cl.Stop(other)
+			restartLater(3*time.Second, leader, other)
+		}
+	})
+	outages.Wait()
+	run.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l := readLedger(c)
+
+	nc, err := nats.Connect(cl.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var st jetstream.Stream
+	cl.WaitFor(20*time.Second, "the stream to answer", func() bool {
+		st, err = js.Stream(ctx, "CN")
+		return err == nil
+	})
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool, total)
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uint64(len(seen)) < info.State.Msgs {
+		batch, err := cons.Fetch(5000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			id := m.Headers().Get(nats.MsgIdHdr)
+			if seen[id] {
+				t.Errorf("message %s stored twice", id)
+			}
+			seen[id] = true
+		}
+		if n == 0 {
+			break
+		}
+	}
+	t.Logf("stream: %d messages, %d distinct ids; sink: sent %v, failed %v, dropped %v", info.State.Msgs, len(seen), l.sent, l.failed, l.dropped)
+	if info.State.Msgs != total || len(seen) != total {
+		t.Errorf("stream holds %d messages (%d distinct), want each of %d once", info.State.Msgs, len(seen), total)
+	}
+	if l != (ledger{sent: float64(info.State.Msgs)}) {
+		t.Errorf("sink ledger %+v, want sent = %d stored and nothing failed or dropped", l, info.State.Msgs)
+	}
+}
