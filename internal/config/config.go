@@ -797,7 +797,7 @@ func (s *Sink) validate(key, name string) []error {
 }
 
 // SubjectFields are the names a NATS subject template may use.
-var subjectFields = []string{"host", "idx", "val", "event", "cpu"}
+var subjectFields = []string{"host", "idx", "val", "event", "cpu", "container"}
 
 func checkSubjectTemplate(t string) error {
 	if t == "" {
