@@ -12,6 +12,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
 )
 
 const helperEnv = "CNBRIDGED_TOP_HELPER"
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(runHelper())
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // replay hands out recorded samples, then blocks (the screen stays on the
