@@ -150,6 +150,8 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newStatsCmd(),
 		newHealthCmd(),
 		newEmitCmd(),
+		newTapCmd(),
+		newTopCmd(),
 		newVersionCmd(),
 		newManCmd(root),
 	)

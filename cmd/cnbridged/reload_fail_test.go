@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,7 +99,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 // of other keys.
 func TestRequestsSurviveReload(t *testing.T) {
 	needRoot(t)
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	cfg := func(extra string) string {
 		return fmt.Sprintf(`host: rq-reload
 listener:

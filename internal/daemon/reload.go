@@ -246,6 +246,9 @@ func restartKeys(a, b *config.Config) []string {
 	if a.Ledger != b.Ledger {
 		keys = append(keys, "ledger")
 	}
+	if a.Tap != b.Tap {
+		keys = append(keys, "tap")
+	}
 	if a.Listener.BatchSize != b.Listener.BatchSize {
 		keys = append(keys, "listener.batch_size")
 	}
