@@ -142,7 +142,10 @@ func startWrapped(t *testing.T, wrap []string, bin, dir, path string, extra ...s
 	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
-		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock")}, extra...)
+		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock"),
+		// Each daemon its own restart trace: the default /var/lib/cnbridged
+		// would carry one test's kernel seqs into the next.
+		"--set", "state_dir=" + filepath.Join(dir, "state")}, extra...)
 	argv := append(append(slices.Clone(wrap), bin), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}

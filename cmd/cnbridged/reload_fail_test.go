@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // Groups of the cli engineer's tests.
@@ -125,7 +126,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 // of other keys.
 func TestRequestsSurviveReload(t *testing.T) {
 	needRoot(t)
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	cfg := func(extra string) string {
 		return fmt.Sprintf(`host: rq-reload
 listener:

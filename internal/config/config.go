@@ -47,6 +47,8 @@ type Config struct {
 	// ShutdownTimeout bounds a requested stop: reading what the socket
 	// still holds and draining every sink.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// StateDir holds the restart trace (statefile); "" disables it.
+	StateDir string `mapstructure:"state_dir"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
@@ -174,6 +176,8 @@ const (
 	DefaultReceiveBufferBytes = 8 << 20
 	DefaultBatchSize          = 64
 	DefaultShutdownTimeout    = 10 * time.Second
+	// DefaultStateDir is the systemd unit's StateDirectory=cnbridged.
+	DefaultStateDir = "/var/lib/cnbridged"
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -201,6 +205,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
+	v.SetDefault("state_dir", DefaultStateDir)
 }
 
 // applyDefaults fills in the per-sink keys that viper cannot default

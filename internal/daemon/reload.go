@@ -126,10 +126,18 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	d.commitSinks(ch)
-	d.bridge.SetPlan(plan)
-	rctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
-	d.retireSinks(rctx, ch.retire)
-	cancel()
+	oldPlan := d.bridge.SetPlan(plan)
+	if len(ch.retire) > 0 {
+		// No batch may reach a retired sink: wait for the reader to be
+		// done with the old plan, but never longer than shutdown_timeout
+		// or a stop (a stalled when_full: block sink can hold it).
+		rctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+		if err := d.bridge.Release(rctx, oldPlan); err != nil {
+			d.log.Warn("the reader is blocked on a full sink; retiring sinks anyway (what it offers them is counted dropped, reason shutdown)", zap.Error(err))
+		}
+		d.retireSinks(rctx, ch.retire)
+		cancel()
+	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -237,6 +245,9 @@ func restartKeys(a, b *config.Config) []string {
 	}
 	if a.Ledger != b.Ledger {
 		keys = append(keys, "ledger")
+	}
+	if a.Tap != b.Tap {
+		keys = append(keys, "tap")
 	}
 	if a.Listener.BatchSize != b.Listener.BatchSize {
 		keys = append(keys, "listener.batch_size")

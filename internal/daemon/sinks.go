@@ -36,7 +36,7 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 	switch t := sc.Settings.(type) {
 	case *sinks.StdoutConfig:
 		if t.Format == sinks.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local}, c), nil
+			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
 	case *sinks.FileSinkConfig:
@@ -203,23 +203,51 @@ func (d *Daemon) retireSinks(ctx context.Context, retire []*sinkEntry) {
 	}
 }
 
-// stopSinks stops every sink and waits until they drained or ctx ends;
-// then runners count what they still hold as dropped (reason shutdown). It
-// reports whether every sink drained in time.
-func (d *Daemon) stopSinks(ctx context.Context) bool {
+// stopSinksWithin is stopSinks with soft and hard deadlines at 90% and
+// 100% of timeout from now.
+func (d *Daemon) stopSinksWithin(timeout time.Duration) bool {
+	now := time.Now()
+	return d.stopSinks(now.Add(timeout*9/10), now.Add(timeout))
+}
+
+// stopSinks stops every sink and waits until they drained or soft passes;
+// then runners count what they still hold as dropped (reason shutdown).
+// A sink still stuck in a write at hard is abandoned: its queue is counted
+// and the daemon goes on without it. It reports whether every sink
+// drained by soft.
+func (d *Daemon) stopSinks(soft, hard time.Time) bool {
 	d.mu.Lock()
+	runners := make([]*sinks.Runner, 0, len(d.sinks))
 	for _, s := range d.sinks {
 		s.runner.Stop()
+	}
+	for _, r := range d.slots {
+		if r != nil {
+			runners = append(runners, r) // retired ones still draining too
+		}
 	}
 	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(soft))
+	defer t.Stop()
 	select {
 	case <-done:
 		return true
-	case <-ctx.Done():
+	case <-t.C:
 	}
 	d.cancelSinks()
-	<-done
+	t.Reset(time.Until(hard))
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+	}
+	for _, r := range runners {
+		if n := r.Abandon(); n > 0 {
+			d.log.Error("sink stuck in a write at the shutdown deadline; abandoned, its records counted",
+				zap.String("sink", r.Name()), zap.Int("records", n))
+		}
+	}
 	return false
 }

@@ -33,6 +33,7 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		Path:         cfg.Tap.Socket,
 		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
+		Sent:         d.sinkMet.Counters(TapSinkName).Sent,
 	}, cfg.Host, d.enc, d.reg, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))
