@@ -16,6 +16,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
@@ -92,7 +93,7 @@ type Bridge struct {
 	other  *idCounters
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
 	lastC  *idCounters
-	warned map[string]time.Time
+	warn   *ratelog.Limiter
 	// overruns reads the listener's ENOBUFS count (nil: not known);
 	// lastOverruns is the count at the previous batch.
 	overruns     func() uint64
@@ -184,7 +185,7 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		pool:   event.NewPool(),
 		ledger: seqtrack.New(ledger),
 		ids:    make(map[cnmsg.ID]*idCounters),
-		warned: make(map[string]time.Time),
+		warn:   ratelog.New(time.Minute, 64),
 		idle:   make(chan struct{}, 1),
 		m:      m,
 	}
@@ -554,13 +555,7 @@ func (b *Bridge) malformed(reason string, now time.Time) {
 // shouldWarn reports whether a warning of this kind may be logged now: at
 // most once a minute per key. Callers build the log fields only then, so a
 // flood of rejected messages costs no allocations.
-func (b *Bridge) shouldWarn(key string, now time.Time) bool {
-	if t, ok := b.warned[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	b.warned[key] = now
-	return true
-}
+func (b *Bridge) shouldWarn(key string, now time.Time) bool { return b.warn.Allow(key, now) }
 
 func trusted(ps []router.Pattern, id cnmsg.ID) bool {
 	for _, p := range ps {
