@@ -136,4 +136,3 @@ func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
 
 // Plan returns the current plan.
 func (b *Bridge) Plan() *Plan { return b.plan.Load() }
-
