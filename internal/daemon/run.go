@@ -194,7 +194,10 @@ func (d *Daemon) startTrace(_ context.Context, cfg *config.Config) (func(), erro
 	if d.trace == nil {
 		return nil, nil
 	}
-	return func() { d.trace.close(true, time.Now()) }, nil
+	return func() {
+		d.bridge.RecordSeqs(nil) // the reader is done; the mapping goes
+		d.trace.close(true, time.Now())
+	}, nil
 }
 
 // startReader runs the kernel reader. Its stop ends it, then sends IGNORE,
