@@ -82,6 +82,7 @@ type metrics struct {
 	procOther                          prometheus.Counter
 	userFiltered                       prometheus.Counter
 	threadFiltered                     prometheus.Counter
+	routeFiltered                      prometheus.Counter
 }
 
 // New returns a bridge with an initial plan, registering its metrics.
@@ -129,6 +130,10 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 			Name: "cnbridged_thread_events_filtered_total",
 			Help: "Thread events (thread forks and thread exits) withheld from at least one sink by a route with threads: false.",
 		}),
+		routeFiltered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_route_events_filtered_total",
+			Help: "Process events that a route's id matched but its events: list left out, and no other route took: filtered by the config, not rejected.",
+		}),
 		procByWhat: map[cnmsg.What]prometheus.Counter{},
 	}
 	for _, w := range []cnmsg.What{cnmsg.ProcNone, cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcUID, cnmsg.ProcGID,
@@ -144,7 +149,7 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		m.decodeErrors.WithLabelValues(r)
 	}
 	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
-		m.procEvents, m.userFiltered, m.threadFiltered)
+		m.procEvents, m.userFiltered, m.threadFiltered, m.routeFiltered)
 	b := &Bridge{
 		log:    log.Named("bridge"),
 		pool:   event.NewPool(),
@@ -317,7 +322,11 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				b.m.threadFiltered.Inc()
 			}
 			if r.Targets == 0 {
-				if dropped == 0 {
+				switch {
+				case dropped != 0:
+				case evp != nil && p.Table.MatchesID(m.ID):
+					b.m.routeFiltered.Inc()
+				default:
 					b.m.rejUnr.Inc()
 				}
 				if table && d.Sender == 0 {

@@ -44,6 +44,9 @@ type Options struct {
 	// StdoutColor colours stdout sinks of format text: set it only when
 	// Stdout is a terminal and NO_COLOR is not set.
 	StdoutColor bool
+	// StdoutWidth, when positive, is the terminal's width: text rows are
+	// cut to it.
+	StdoutWidth int
 	// Load reads and validates the config again for a reload: the same
 	// code path as "cnbridged validate". Nil disables reloads.
 	Load func() (*config.Config, error)

@@ -21,10 +21,7 @@ func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *rout
 // 6.6), and the set to filter in userspace (all that a kernel without
 // filtering sends).
 func procMaskFor(cfg *config.Config, canFilter bool) (m cnmsg.What, kernelFiltered bool, user *router.EventSet) {
-	set, err := router.ParseEvents(cfg.Listener.ProcEvents)
-	if err != nil {
-		return cnmsg.ProcAll, false, nil
-	}
+	set := cfg.Listener.ProcEventSet
 	m = set.KernelMask()
 	if m != cnmsg.ProcAll && enriches(cfg) {
 		// The process table needs the events that change it.
@@ -65,11 +62,15 @@ type slotted interface {
 	Slot() int
 }
 
-// buildPlan compiles cfg's routes against the current sink slots.
-func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
+// buildPlan compiles cfg's routes against the sink slots of sinks (nil:
+// the running sinks).
+func (d *Daemon) buildPlan(cfg *config.Config, sinks map[string]*sinkEntry) (*bridge.Plan, error) {
 	d.mu.Lock()
-	running := make(map[string]slotted, len(d.sinks))
-	for name, e := range d.sinks {
+	if sinks == nil {
+		sinks = d.sinks
+	}
+	running := make(map[string]slotted, len(sinks))
+	for name, e := range sinks {
 		running[name] = e.runner
 	}
 	d.mu.Unlock()
@@ -101,18 +102,9 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		pat, err := router.ParsePattern(rc.Match)
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d]: %w", i, err)
-		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+		r := router.Route{Match: rc.Pattern, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
+			Events: rc.EventSet, HasEvents: rc.HasEvents,
 			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
-		if len(rc.Events) > 0 {
-			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
-				return nil, fmt.Errorf("routes[%d]: %w", i, err)
-			}
-			r.HasEvents = true
-		}
 		for _, s := range rc.Sinks {
 			slot, ok := slotOf[s]
 			if !ok {
@@ -122,14 +114,7 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 		}
 		routes = append(routes, r)
 	}
-	trusted := make([]router.Pattern, 0, len(cfg.Listener.UserspaceSenders))
-	for _, s := range cfg.Listener.UserspaceSenders {
-		p, err := router.ParsePattern(s)
-		if err != nil {
-			return nil, fmt.Errorf("listener.userspace_senders: %w", err)
-		}
-		trusted = append(trusted, p)
-	}
+	trusted := cfg.Listener.Trusted
 	_, filtered, userFilter := procMaskFor(cfg, canFilter)
 	enrich := false
 	for _, r := range routes {

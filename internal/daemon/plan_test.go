@@ -8,6 +8,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/router"
 )
 
 type fakeSink struct{ slot int }
@@ -27,12 +28,42 @@ func planConfig(procEvents ...string) *config.Config {
 	if len(procEvents) == 0 {
 		procEvents = []string{"all"}
 	}
-	return &config.Config{
+	c := &config.Config{
 		Listener: config.Listener{ProcEvents: procEvents, UserspaceSenders: []string{"7.*"}},
 		Routes: []config.Route{
 			{Match: "1.1", Events: []string{"exec"}, Sinks: []string{"a"}},
 			{Match: "7.*", Sinks: []string{"a", "b"}, LossMarkers: off()},
 		},
+	}
+	parsed(c)
+	return c
+}
+
+// parsed fills in the typed values that config.Load parses once (the
+// patterns and event sets that compilePlan reads).
+func parsed(c *config.Config) {
+	must := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	var err error
+	c.Listener.ProcEventSet, err = router.ParseEvents(c.Listener.ProcEvents)
+	must(err)
+	for _, s := range c.Listener.UserspaceSenders {
+		p, err := router.ParsePattern(s)
+		must(err)
+		c.Listener.Trusted = append(c.Listener.Trusted, p)
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		r.Pattern, err = router.ParsePattern(r.Match)
+		must(err)
+		if len(r.Events) > 0 {
+			r.EventSet, err = router.ParseEvents(r.Events)
+			must(err)
+			r.HasEvents = true
+		}
 	}
 }
 

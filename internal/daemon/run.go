@@ -137,7 +137,7 @@ func (d *Daemon) startSinks(_ context.Context, cfg *config.Config) (func(), erro
 // startBridge builds the plan and the bridge and runs the enricher. Its
 // stop ends the enricher: what it still holds goes out unenriched, counted.
 func (d *Daemon) startBridge(_ context.Context, cfg *config.Config) (func(), error) {
-	plan, err := d.buildPlan(cfg)
+	plan, err := d.buildPlan(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +175,8 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	}
 	d.lis = lis
 	d.registerListenerMetrics()
+	d.registerReceiveBuffer()
+	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 	return func() {
 		if err := d.lis.Close(); err != nil {
