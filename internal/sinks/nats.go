@@ -72,6 +72,9 @@ type NATSConfig struct {
 	// Options are appended to the connection options (tests use a custom
 	// dialer).
 	Options []nats.Option
+
+	// compiled is Subject compiled for Host by NATSSinkConfig.Resolve.
+	compiled *subjectTemplate
 }
 
 // NATSStream is the stream a JetStream sink creates or updates.
@@ -193,9 +196,12 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 	if cfg.Format != "json" && cfg.Format != "raw" {
 		return nil, fmt.Errorf("nats sink: format %q is not json or raw", cfg.Format)
 	}
-	subj, err := compileSubject(cfg.Subject, cfg.Host)
-	if err != nil {
-		return nil, fmt.Errorf("nats sink: %w", err)
+	subj := cfg.compiled
+	if subj == nil {
+		var err error
+		if subj, err = compileSubject(cfg.Subject, cfg.Host); err != nil {
+			return nil, fmt.Errorf("nats sink: %w", err)
+		}
 	}
 	bootID := cfg.BootID
 	if bootID == "" {
