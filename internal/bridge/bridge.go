@@ -63,6 +63,8 @@ type Bridge struct {
 	// lastOverruns is the count at the previous batch.
 	overruns     func() uint64
 	lastOverruns uint64
+	// enrOn: the previous batch's plan enriched.
+	enrOn bool
 
 	m *metrics
 }
@@ -160,6 +162,10 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		m:      m,
 	}
 	b.enr = newEnricher(enrich, reg, log)
+	if p.Enrich {
+		b.enrOn = true
+		b.enr.reseed.Store(true) // seeded as RunEnricher starts
+	}
 	b.other = b.countersFor("other", "other")
 	b.plan.Store(p)
 	return b
@@ -220,6 +226,12 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	var used uint64
 	ts := now.UnixNano()
 	var maxTs uint64 // highest kernel process event timestamp handled
+	if p.Enrich != b.enrOn {
+		b.enrOn = p.Enrich
+		if p.Enrich {
+			b.enr.reseed.Store(true)
+		}
+	}
 	if p.Enrich {
 		b.enr.live.Store(true)
 		if b.overruns != nil {
