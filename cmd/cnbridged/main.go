@@ -150,6 +150,8 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newStatsCmd(),
 		newHealthCmd(),
 		newEmitCmd(),
+		newTapCmd(),
+		newTopCmd(),
 		newVersionCmd(),
 		newManCmd(root),
 	)
@@ -224,6 +226,7 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()
+		zc.DisableStacktrace = true // an error line is one line; its fields say what failed
 		zc.EncoderConfig.TimeKey = "time"
 		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	}

@@ -41,7 +41,7 @@ Sources: the local daemon's tap socket (default ` + defaultTapSocket + `, mode
 0600: run as the daemon's user), or NATS with --nats URL and --subject (core)
 or --stream (JetStream, from --since or --since-seq with an ephemeral ordered
 consumer).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.PIDs, f.PPIDs = toU32(pids), toU32(ppids)
 			if err := f.Validate(); err != nil {
@@ -70,7 +70,7 @@ consumer).`,
 			if p.Unparsed > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cnbridged tap: skipped %d lines that were not event JSON (a sink with format: raw?)\n", p.Unparsed)
 			}
-			return err
+			return runtimeError(err)
 		},
 	}
 	fl := c.Flags()

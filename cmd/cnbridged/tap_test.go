@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,4 +139,64 @@ func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
 		t.Errorf("nothing dropped for a client that never read (tap %v, tap queue %v)", tapDropped, queueDropped)
 	}
 	t.Logf("file sink: %d lines; the idle tap client: %v dropped by its buffer, %v by the tap's queue", n, tapDropped, queueDropped)
+}
+
+// TestTapUnderRealTree: --under NAME shows a real process and what it runs
+// (through the process table's parent and ancestors), not its siblings.
+func TestTapUnderRealTree(t *testing.T) {
+	needRoot(t)
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    events: [fork, exec, exit]
+    enrich: true
+    ancestors: 4
+    sinks: [out]`, ""))
+	shell := filepath.Join(t.TempDir(), "fleet-under-sh")
+	src, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shell, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := runTap(t, "--socket", filepath.Join(p.dir, "tap.sock"), "--json", "--event", "exec", "--under", "fleet-under-*")
+	waitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
+	if err := exec.Command("/bin/true", "sibling-marker").Run(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(shell, "-c", "/bin/true one; /bin/true two; /bin/true three")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	type shown struct {
+		Process struct {
+			PID     int      `json:"pid"`
+			Exe     string   `json:"exe"`
+			Cmdline []string `json:"cmdline"`
+		} `json:"process"`
+		Parent struct {
+			Exe string `json:"exe"`
+		} `json:"parent"`
+	}
+	// The children may be gone before the daemon reads their /proc (no exe
+	// or cmdline then), but the process table still knows their parent.
+	var children []shown
+	waitFor(t, 10*time.Second, "the shell's three children", func() bool {
+		children = nil
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var s shown
+			if json.Unmarshal([]byte(l), &s) == nil && s.Process.PID != cmd.Process.Pid {
+				children = append(children, s)
+			}
+		}
+		return len(children) >= 3
+	})
+	// The sibling ran first: had --under let it through, it would be here.
+	if len(children) != 3 {
+		t.Errorf("--under showed %d processes besides the shell, want its 3 children: %+v", len(children), children)
+	}
+	for _, c := range children {
+		if c.Parent.Exe != shell {
+			t.Errorf("shown: %+v, want a child of %s", c, shell)
+		}
+	}
 }

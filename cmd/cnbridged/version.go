@@ -54,12 +54,6 @@ func versionInfo() (ver, rev, goVersion string) {
 	return orUnknown(ver), orUnknown(rev), goVersion
 }
 
-// buildInfo names this build for cnbridged_build_info.
-func buildInfo() daemon.BuildInfo {
-	ver, rev, _ := versionInfo()
-	return daemon.BuildInfo{Version: ver, Commit: rev}
-}
-
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
@@ -71,6 +65,12 @@ func orUnknown(s string) string {
 func versionString() string {
 	v, c, g := versionInfo()
 	return fmt.Sprintf("cnbridged %s (commit %s, %s)", v, c, g)
+}
+
+// buildInfo names this build for cnbridged_build_info, as version prints it.
+func buildInfo() daemon.BuildInfo {
+	v, c, _ := versionInfo()
+	return daemon.BuildInfo{Version: v, Commit: c}
 }
 
 func newVersionCmd() *cobra.Command {

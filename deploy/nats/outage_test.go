@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // Outage test figures (issue 14): 100 000 messages at 2 000/s, the hub down
@@ -62,13 +65,9 @@ func loadConf(t *testing.T, file string) *server.Options {
 
 func startServer(t *testing.T, o *server.Options) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(o)
+	s, err := natstest.Start(o)
 	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		t.Fatalf("%s not ready", o.ServerName)
+		t.Fatalf("%s: %v", o.ServerName, err)
 	}
 	return s
 }
@@ -95,7 +94,12 @@ func newHub(t *testing.T) *hub {
 func (h *hub) start() {
 	h.t.Helper()
 	h.servers = make([]*server.Server, 3)
-	done := make(chan *server.Server, 3)
+	type started struct {
+		i   int
+		s   *server.Server
+		err error
+	}
+	done := make(chan started, 3)
 	for i := range 3 {
 		o := loadConf(h.t, "hub.conf")
 		o.ServerName = fmt.Sprintf("hub-%d", i+1)
@@ -107,10 +111,22 @@ func (h *hub) start() {
 			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", h.cluster[j])})
 		}
 		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", h.leafPt[i]
-		go func() { done <- startServer(h.t, o) }()
+		// The three start together: each waits for its routes.
+		go func() {
+			s, err := natstest.Start(o)
+			done <- started{i, s, err}
+		}()
 	}
-	for i := range 3 {
-		h.servers[i] = <-done
+	var errs []error
+	for range 3 {
+		st := <-done
+		h.servers[st.i] = st.s
+		if st.err != nil {
+			errs = append(errs, fmt.Errorf("hub-%d: %w", st.i+1, st.err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,11 +17,12 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
 // fleetSubject is the fleet subject scheme (docs/nats.md).
-const fleetSubject = "cn.{host}.proc.{event}"
+const fleetSubject = "cn.{host}.proc.{event}.{container}"
 
 // authServer runs a JetStream server with fleet-auth.conf's users, plus an
 // admin the test uses to create the stream.
@@ -63,6 +65,13 @@ func procRecord(what cnmsg.What, pid uint32) *event.Record {
 	r := &event.Record{Time: time.Now().UnixNano(), HasProc: true}
 	r.Msg.ID = cnmsg.ID{Idx: 1, Val: 1}
 	r.Proc = cnmsg.ProcEvent{What: what, PID: pid, TGID: pid}
+	return r
+}
+
+// inContainer is r enriched with a process in container id.
+func inContainer(r *event.Record, id string) *event.Record {
+	r.Enrich = event.EnrichDone
+	r.Enriched = &event.Enrichment{Process: &proctable.Process{PID: r.Proc.PID, TGID: r.Proc.TGID, ContainerID: id}}
 	return r
 }
 
@@ -126,7 +135,7 @@ func TestHostPublishPermissions(t *testing.T) {
 			if sent != 2 || failed != 0 {
 				t.Errorf("own subjects: sent %v, failed %v; want 2, 0", sent, failed)
 			}
-			for _, want := range []string{"cn.web1.proc.exec", "cn.web1.proc.exit"} {
+			for _, want := range []string{"cn.web1.proc.exec.-", "cn.web1.proc.exit.-"} {
 				m, err := sub.NextMsg(5 * time.Second)
 				if err != nil || m.Subject != want {
 					t.Fatalf("reader got %v (%v), want a message on %s", m, err, want)
@@ -150,13 +159,15 @@ func TestHostPublishPermissions(t *testing.T) {
 }
 
 // TestFleetSubjectFiltering: the subject scheme lets the server filter by
-// host and by event.
+// host, by event and by container.
 func TestFleetSubjectFiltering(t *testing.T) {
+	const cid = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b"
 	s := authServer(t)
 	byHost := reader(t, s, "cn.web2.>")
-	byEvent := reader(t, s, "cn.*.proc.exit")
-	publish(t, s, false, seedFile(t, "web1"), "web1", procRecord(cnmsg.ProcExec, 1), procRecord(cnmsg.ProcExit, 1))
-	publish(t, s, false, seedFile(t, "web2"), "web2", procRecord(cnmsg.ProcExec, 2), procRecord(cnmsg.ProcExit, 2))
+	byEvent := reader(t, s, "cn.*.proc.exit.>")
+	byContainer := reader(t, s, "cn.*.proc.*."+cid)
+	publish(t, s, false, seedFile(t, "web1"), "web1", procRecord(cnmsg.ProcExec, 1), inContainer(procRecord(cnmsg.ProcExit, 1), cid))
+	publish(t, s, false, seedFile(t, "web2"), "web2", inContainer(procRecord(cnmsg.ProcExec, 2), cid), procRecord(cnmsg.ProcExit, 2))
 	got := func(sub *nats.Subscription) []string {
 		var subjects []string
 		for {
@@ -167,10 +178,18 @@ func TestFleetSubjectFiltering(t *testing.T) {
 			subjects = append(subjects, m.Subject)
 		}
 	}
-	if g := got(byHost); len(g) != 2 || g[0] != "cn.web2.proc.exec" || g[1] != "cn.web2.proc.exit" {
-		t.Errorf("cn.web2.> got %v, want web2's exec and exit", g)
+	tests := []struct {
+		name string
+		sub  *nats.Subscription
+		want []string
+	}{
+		{"host", byHost, []string{"cn.web2.proc.exec." + cid, "cn.web2.proc.exit.-"}},
+		{"event", byEvent, []string{"cn.web1.proc.exit." + cid, "cn.web2.proc.exit.-"}},
+		{"container", byContainer, []string{"cn.web1.proc.exit." + cid, "cn.web2.proc.exec." + cid}},
 	}
-	if g := got(byEvent); len(g) != 2 || g[0] != "cn.web1.proc.exit" || g[1] != "cn.web2.proc.exit" {
-		t.Errorf("cn.*.proc.exit got %v, want both hosts' exits", g)
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, got(tt.sub)); diff != "" {
+			t.Errorf("filter by %s (-want +got):\n%s", tt.name, diff)
+		}
 	}
 }

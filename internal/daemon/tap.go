@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"os"
-	"strconv"
 
 	"go.uber.org/zap"
 
@@ -30,11 +29,11 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		return func() {}
 	}
 	log := d.log.Named("tap")
-	mode, _ := strconv.ParseUint(cfg.Tap.Mode, 8, 32)
 	srv, err := tap.Listen(tap.ServerConfig{
 		Path:         cfg.Tap.Socket,
-		Mode:         os.FileMode(mode),
+		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
+		Sent:         d.sinkMet.Counters(TapSinkName).Sent,
 	}, cfg.Host, d.enc, d.reg, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))
@@ -68,7 +67,7 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 	runDone, srvDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(runDone); r.Run(ctx) }()
 	go func() { defer close(srvDone); srv.Run(ctx) }()
-	log.Info("serving the tap", zap.String("socket", cfg.Tap.Socket), zap.String("mode", cfg.Tap.Mode))
+	log.Info("serving the tap", zap.String("socket", cfg.Tap.Socket), zap.Stringer("mode", cfg.Tap.Mode))
 	return func() {
 		r.Stop()
 		<-runDone

@@ -27,6 +27,9 @@ type ServerConfig struct {
 	// ClientBuffer is how many lines one client may have waiting; lines
 	// beyond it are dropped for that client and counted.
 	ClientBuffer int
+	// Sent, when set, counts every record handed to Write (the tap's sink
+	// ledger: the per-client drops are counted apart).
+	Sent prometheus.Counter
 }
 
 // ErrInUse is returned when another live server answers on the path.
@@ -244,6 +247,9 @@ func (s *Server) dropLine(dst []byte, n uint64) []byte {
 // Write hands r to every client without waiting. With no client connected
 // it does nothing.
 func (s *Server) Write(r *event.Record) error {
+	if s.cfg.Sent != nil {
+		s.cfg.Sent.Inc()
+	}
 	if s.nclient.Load() == 0 {
 		return nil
 	}

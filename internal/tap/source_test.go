@@ -11,22 +11,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
-// runNATS starts an embedded JetStream server on loopback. (No shared
-// embedded-NATS helper is on main yet; this is the tap package's own.)
+// runNATS starts an embedded JetStream server on loopback.
 func runNATS(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return natstest.Run(t, natstest.JetStream(t.TempDir()))
 }
 
 func line(host, ev string, pid int) []byte {
