@@ -161,7 +161,6 @@ func TestTerminalDefault(t *testing.T) {
 		if m := sgrRE.FindString(out); m != "" {
 			t.Errorf("colour sequence %q despite NO_COLOR:\n%q", m, out)
 		}
-
 	})
 	t.Run("terminal with --format json: JSON lines", func(t *testing.T) {
 		out := runBuiltin(t, true, nil, jsonExec, "--format", "json")
