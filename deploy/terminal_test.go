@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -180,4 +181,14 @@ func TestTerminalDefault(t *testing.T) {
 			t.Errorf("escape sequences in piped output: %q", out)
 		}
 	})
+}
+
+// TestFormatFlagRejected: a --format other than json or text is a usage
+// error (exit 2) naming what is accepted, before any config is read.
+func TestFormatFlagRejected(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), buildStatic(t), "run", "--format", "yaml").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `"yaml" is not json or text`) {
+		t.Errorf("cnbridged run --format yaml: %v\n%s\nwant exit 2 naming json and text", err, out)
+	}
 }
