@@ -244,7 +244,7 @@ func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *t
 	if pr != nil {
 		switch {
 		case pr.User != "":
-			user = pr.User
+			user = quoteArg(pr.User)
 		case pr.UID != nil:
 			user = optUint(pr.UID)
 		}
@@ -346,7 +346,7 @@ func processText(p *textProc, pr *textProcess) string {
 		b.WriteString(quoteArg(args[0]))
 		args = args[1:]
 	case pr.Comm != "":
-		b.WriteString("[" + pr.Comm + "]")
+		b.WriteString("[" + quoteArg(pr.Comm) + "]")
 	}
 	for _, a := range args {
 		b.WriteByte(' ')
