@@ -30,13 +30,15 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		return func() {}
 	}
 	log := d.log.Named("tap")
+	met := tap.NewMetrics(d.reg) // exported even when the socket cannot be served
 	mode, _ := strconv.ParseUint(cfg.Tap.Mode, 8, 32)
 	srv, err := tap.Listen(tap.ServerConfig{
 		Path:         cfg.Tap.Socket,
 		Mode:         os.FileMode(mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
 		Sent:         d.sinkMet.Counters(TapSinkName).Sent,
-	}, cfg.Host, d.enc, d.reg, log)
+		Metrics:      met,
+	}, cfg.Host, d.enc, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))
 		return func() {}
