@@ -223,11 +223,13 @@ func (s *Server) remove(c *client) {
 	}
 }
 
-// serve writes c's lines, first reporting the lines it lost.
+// serve writes c's lines, first reporting the lines it lost. Lines that
+// are already waiting go out together, in one write of up to writeBatch
+// bytes.
 func (s *Server) serve(c *client) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var report []byte
+	var buf []byte
 	for {
 		var line []byte
 		select {
@@ -236,19 +238,34 @@ func (s *Server) serve(c *client) {
 		case line = <-c.lines:
 		case <-tick.C:
 		}
-		if n := c.dropped.Swap(0); n > 0 {
-			report = s.dropLine(report[:0], n)
-			if _, err := c.conn.Write(report); err != nil {
-				return
+		buf = buf[:0]
+		if line != nil {
+			buf = append(buf, line...)
+		more:
+			for len(buf) < writeBatch {
+				select {
+				case l := <-c.lines:
+					buf = append(buf, l...)
+				default:
+					break more
+				}
 			}
 		}
-		if line != nil {
-			if _, err := c.conn.Write(line); err != nil {
+		// The drops happened while the buffer was full, somewhere among
+		// these lines; the marker goes first, so that it is seen at once.
+		if n := c.dropped.Swap(0); n > 0 {
+			buf = append(s.dropLine(nil, n), buf...)
+		}
+		if len(buf) > 0 {
+			if _, err := c.conn.Write(buf); err != nil {
 				return
 			}
 		}
 	}
 }
+
+// writeBatch bounds one write to a client.
+const writeBatch = 64 << 10
 
 func (s *Server) dropLine(dst []byte, n uint64) []byte {
 	dst = append(dst, `{"time":"`...)

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 // startServer serves a tap socket in a temporary directory until the test
 // ends.
-func startServer(t *testing.T, clientBuffer int) (*Server, *prometheus.Registry) {
+func startServer(t testing.TB, clientBuffer int) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	path := filepath.Join(t.TempDir(), "run", "tap.sock")
@@ -60,7 +60,7 @@ func execRecord(pid uint32) *event.Record {
 }
 
 // waitClients waits until the server has n clients.
-func waitClients(t *testing.T, s *Server, n int) {
+func waitClients(t testing.TB, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for int(s.nclient.Load()) != n {
