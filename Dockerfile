@@ -35,11 +35,14 @@ COPY . .
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
+# .git is not in the build context: pass the commit, e.g.
+# --build-arg COMMIT="$(git rev-parse HEAD)".
+ARG COMMIT=
 # The build flags live in deploy/build-static.sh, shared with
 # deploy/deploy_test.go, which checks the result is static and runs.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH COMMIT=$COMMIT \
     sh deploy/build-static.sh /out/usr/bin/cnbridged "$VERSION"
 # The image's only directories of its own. The root filesystem can be
 # mounted read-only: the daemon writes only under the volumes below.

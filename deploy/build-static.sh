@@ -1,6 +1,8 @@
 #!/bin/sh
 # build-static.sh OUTPUT [VERSION]
 #
+# COMMIT (default: git rev-parse HEAD, when in a git checkout) names the
+# commit in `cnbridged version` and cnbridged_build_info.
 # Builds ./cmd/cnbridged as a fully static binary at OUTPUT. This script is
 # the one place the release build flags live: the Dockerfile runs it, and
 # deploy/deploy_test.go runs it and checks the result is static and runs.
@@ -24,6 +26,7 @@ case $out in
 esac
 
 cd "$(dirname "$0")/.."
+commit=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || true)}
 
 # CGO_ENABLED=0: no libc, no PT_INTERP. netgo/osusergo keep the pure-Go
 # resolver and user lookup even if cgo is switched back on by accident.
@@ -32,6 +35,6 @@ CGO_ENABLED=0 GOOS=${GOOS:-linux} exec go build \
 	-buildvcs=false \
 	-mod=readonly \
 	-tags netgo,osusergo \
-	-ldflags "-s -w -buildid= -X main.version=${version}" \
+	-ldflags "-s -w -buildid= -X main.version=${version} -X main.commit=${commit}" \
 	-o "$out" \
 	./cmd/cnbridged

@@ -58,7 +58,7 @@ func startDaemon(t *testing.T, config string) string {
 		t.Fatalf("create log: %v", err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "run", "--config", cfg, "--no-watch")
+	cmd := exec.Command(bin, "run", "--config", cfg, "--no-watch", "--set", "state_dir="+filepath.Join(dir, "state"))
 	cmd.Stdout, cmd.Stderr = io.Discard, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start daemon: %v", err)

@@ -90,7 +90,7 @@ func TestRunningDaemonMetrics(t *testing.T) {
 		for _, r := range []string{"malformed", "untrusted_sender", "unrouted"} {
 			want["cnbridged_messages_rejected_total"] = append(want["cnbridged_messages_rejected_total"], map[string]string{"reason": r})
 		}
-		for _, r := range []string{"ok", "cached", "gone", "error", "skipped"} {
+		for _, r := range []string{"table", "read", "gone", "error", "backlog", "skipped"} {
 			want["cnbridged_enrich_total"] = append(want["cnbridged_enrich_total"], map[string]string{"result": r})
 		}
 		for _, r := range []string{"replied", "timeout", "too_large", "rate_limited", "id_not_allowed", "busy"} {

@@ -197,8 +197,9 @@ func TestPackageDeb(t *testing.T) {
 			t.Skipf("%s missing (apt-get install bash-completion)", loader)
 		}
 		// bash-completion loads a command's completion on first use;
-		// _completion_loader is what it runs then.
-		out := run(t, "bash", "-c", ". "+loader+" && _completion_loader cnbridged && complete -p cnbridged")
+		// _completion_loader is what it runs then (returning 124:
+		// "loaded, retry").
+		out := run(t, "bash", "-c", ". "+loader+"; _completion_loader cnbridged; complete -p cnbridged")
 		if !bytes.Contains(out, []byte("cnbridged")) {
 			t.Errorf("complete -p cnbridged after loading = %q", out)
 		}

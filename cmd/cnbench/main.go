@@ -115,6 +115,7 @@ type report struct {
 	Rows     []*row           `json:"rows"`
 	NATS     map[string]any   `json:"nats,omitempty"`
 	Storm    *stormReport     `json:"storm,omitempty"`
+	Enrich   *enrichReport    `json:"enrich,omitempty"`
 	Overload []overloadReport `json:"overload,omitempty"`
 	IdleRSS  *idleReport      `json:"idle_rss,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
@@ -135,12 +136,13 @@ func cmdRun(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "sending time per trial")
 	unpaced := fs.Int("unpaced-count", 1500000, "messages in an unpaced trial")
 	latRate := fs.Float64("latency-rate", 50000, "rate of the latency trials")
-	only := fs.String("only", "raw,file,stdout,nats,storm,overload,idle", "parts to run")
+	only := fs.String("only", "raw,file,stdout,nats,storm,overload,idle", "parts to run (also: enrich)")
 	senderCPU := fs.Int("sender-cpu", 0, "CPU for the sender (-1: not pinned)")
 	daemonCPU := fs.Int("daemon-cpu", 1, "CPU for cnbridged and the bare reader (-1: not pinned)")
 	stormDur := fs.Duration("storm-duration", 5*time.Second, "fork/exec storm length per reader")
 	stormWorkers := fs.Int("storm-workers", 4, "fork/exec loops in the storm")
 	overDur := fs.Duration("overload-duration", 30*time.Second, "overload test length per case")
+	baseline := fs.String("baseline-bin", "", "enrich part: also run this cnbridged binary (e.g. built from an older commit) under the same storm")
 	pipeRate := fs.Float64("slow-sink-rate", 5000, "lines/s the overload test's slow (pipe) sink drains")
 	var sets multiFlag
 	fs.Var(&sets, "set", "extra --set key=value for every daemon (repeatable)")
@@ -223,6 +225,9 @@ func cmdRun(args []string) error {
 	}
 	if parts["storm"] {
 		rep.Storm = h.storm(ctx, *stormDur, *stormWorkers)
+	}
+	if parts["enrich"] {
+		rep.Enrich = h.enrich(*stormDur, *stormWorkers, *baseline)
 	}
 	if parts["overload"] {
 		rep.Overload = h.overload(rep.Rows, *overDur, *pipeRate)

@@ -511,6 +511,9 @@ func printReport(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "%-26s %10.0f %10d %10.0f %8d %8.2f  %v\n", x.Name, x.ProcPerSec, x.Events, x.EventsPerS, x.Lost, x.CPUSecs, x.Detail)
 		}
 	}
+	if rep.Enrich != nil {
+		printEnrich(w, rep.Enrich)
+	}
 	if len(rep.Overload) > 0 {
 		fmt.Fprintf(w, "\noverload (queue_size 65536, queue_max_bytes 64 MiB):\n")
 		for _, o := range rep.Overload {

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // natsRig is an embedded nats-server (in the harness process, on the same
@@ -22,18 +24,10 @@ type natsRig struct {
 }
 
 func startNATS(dir string) (*natsRig, error) {
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: filepath.Join(dir, "jetstream"),
-		MaxPayload: 1 << 20,
-	})
+	srv, err := natstest.Start(natstest.Options(natstest.JetStream(filepath.Join(dir, "jetstream")),
+		func(o *server.Options) { o.MaxPayload = 1 << 20 }))
 	if err != nil {
 		return nil, err
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("nats-server not ready")
 	}
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {

@@ -3,161 +3,425 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
-// cmdCheck is a preflight: can this host or container run cnbridged with
-// this config? It prints one line per check and exits 1 if any failed.
-func cmdCheck(cf configFlags, stdout io.Writer) int {
-	failed := false
-	line := func(ok bool, what, detail string) {
-		mark := "ok  "
-		if !ok {
-			mark, failed = "FAIL", true
-		}
-		fmt.Fprintf(stdout, "%s %-28s %s\n", mark, what, detail)
-	}
-	warn := func(what, detail string) { fmt.Fprintf(stdout, "warn %-28s %s\n", what, detail) }
+// Inode numbers of the initial namespaces (include/linux/proc_ns.h):
+// fixed, so they identify the initial PID and user namespaces even when
+// /proc/1/ns is unreadable or /proc/1 is a container's init.
+const (
+	initUserNSIno = 0xEFFFFFFD
+	initPIDNSIno  = 0xEFFFFFFC
+)
 
+// checker prints one line per check: "ok", "warn" (runs, with a
+// consequence) or "FAIL" (run would fail or deliver nothing), the last two
+// with the fix.
+type checker struct {
+	out    io.Writer
+	failed bool
+}
+
+func (c *checker) line(mark, what, detail, advice string) {
+	fmt.Fprintf(c.out, "%-4s %-28s %s\n", mark, what, detail)
+	if advice != "" {
+		fmt.Fprintf(c.out, "     %-28s fix: %s\n", "", advice)
+	}
+}
+func (c *checker) ok(what, detail string)           { c.line("ok", what, detail, "") }
+func (c *checker) warn(what, detail, advice string) { c.line("warn", what, detail, advice) }
+func (c *checker) fail(what, detail, advice string) {
+	c.failed = true
+	c.line("FAIL", what, detail, advice)
+}
+
+// nsInfo is what the namespace checks found.
+type nsInfo struct {
+	initialPID, initialUser bool
+	netKnown, initialNet    bool // netKnown: compared with the host's
+}
+
+// cmdCheck is the canary: what this host, container and user can do with
+// this config, each failure with its fix, and proof that process events
+// flow. It returns 1 if any check failed.
+func cmdCheck(cf configFlags, stdout io.Writer) int {
+	c := &checker{out: stdout}
 	cfg, err := config.Load(cf.options())
 	if err != nil {
-		line(false, "config", strings.ReplaceAll(err.Error(), "\n", "; "))
+		c.fail("config", strings.ReplaceAll(err.Error(), "\n", "; "), "correct the config; `cnbridged validate` lists every problem")
 		cfg = nil
 	} else {
 		src := cfg.Source
 		if src == "" {
 			src = "built-in default"
 		}
-		line(true, "config", src)
+		c.ok("config", src)
 	}
-
-	ids, err := os.ReadFile("/proc/net/connector")
-	switch {
-	case err != nil:
-		line(false, "connector present", "/proc/net/connector: "+err.Error()+" (kernel without CONFIG_CONNECTOR?)")
-	default:
-		line(true, "connector present", "registered: "+strings.Join(connectorIDs(ids), " "))
-		if !slices.Contains(connectorIDs(ids), "1:1") {
-			line(false, "process events", "1:1 not registered (CONFIG_PROC_EVENTS off)")
-		}
-	}
-
-	// Namespaces: compare with PID 1's, when we can see it.
-	for _, ns := range []string{"net", "pid", "user"} {
-		self, err1 := os.Readlink("/proc/self/ns/" + ns)
-		init, err2 := os.Readlink("/proc/1/ns/" + ns)
-		switch {
-		case err1 != nil || err2 != nil:
-			warn(ns+" namespace", "cannot compare with PID 1's")
-		case self == init:
-			line(true, ns+" namespace", "same as PID 1 ("+self+")")
-		default:
-			// In a container PID 1 is the container's own init.
-			warn(ns+" namespace", self+" differs from PID 1's "+init+"; the subscription test below decides")
-		}
-	}
-
+	ns := checkNamespaces(c)
+	checkConnector(c, ns)
 	capOK := hasCapNetAdmin()
-	line(capOK, "CAP_NET_ADMIN", map[bool]string{true: "held", false: "missing: joining groups and subscribing need it"}[capOK])
-
-	want := config.DefaultReceiveBufferBytes
+	rmemMax := readInt("/proc/sys/net/core/rmem_max")
+	switch {
+	case capOK:
+		c.ok("CAP_NET_ADMIN", "held: receive buffer above net.core.rmem_max, emit and connector requests work")
+	case cfg != nil && len(cfg.Requests) > 0:
+		c.fail("CAP_NET_ADMIN", "not held: connector requests send to the connector, which needs it",
+			"grant CAP_NET_ADMIN (AmbientCapabilities=CAP_NET_ADMIN, or securityContext capabilities add NET_ADMIN)")
+	default:
+		c.warn("CAP_NET_ADMIN", fmt.Sprintf("not held: subscribing works, but the receive buffer is capped at net.core.rmem_max (%d) and emit cannot send", rmemMax),
+			"grant CAP_NET_ADMIN for a larger receive buffer, or raise net.core.rmem_max")
+	}
 	if cfg != nil {
-		want = cfg.Listener.ReceiveBufferBytes
+		checkSocket(c, cfg, ns)
+		checkSinks(c, cfg)
+		checkMetrics(c, cfg.Metrics.Listen)
 	}
-	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
-		max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		detail := fmt.Sprintf("rmem_max %d, configured %d", max, want)
-		if max < want {
-			detail += " (fine as root or with CAP_NET_ADMIN: SO_RCVBUFFORCE ignores rmem_max)"
-		}
-		line(max >= want || capOK, "receive buffer", detail)
-	}
-
-	if capOK && cfg != nil {
-		l, err := listener.New(listener.Config{Groups: cfg.Listener.Groups, ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes, HandshakeTimeout: cfg.Listener.HandshakeTimeout}, zap.NewNop())
-		if err != nil {
-			line(false, "connector socket", err.Error())
-		} else {
-			line(true, "connector socket", fmt.Sprintf("joined groups %v", cfg.Listener.Groups))
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { l.Run(ctx, func([]listener.Datagram, time.Time) {}); close(done) }()
-			if slices.Contains(cfg.Listener.Groups, listener.ProcGroup) {
-				if err := l.Subscribe(ctx); err != nil {
-					line(false, "process events subscription", err.Error())
-				} else {
-					line(true, "process events subscription", "acknowledged by the kernel")
-				}
-			}
-			cancel()
-			<-done
-			l.Close()
-		}
-	}
-
-	if cfg != nil {
-		for _, name := range cfg.SinkNames() {
-			s := cfg.Sinks[name]
-			switch s.Type {
-			case "file":
-				dir := s.Path[:strings.LastIndexByte(s.Path, '/')+1]
-				if dir == "" {
-					dir = "."
-				}
-				err := unix.Access(dir, unix.W_OK)
-				if os.IsNotExist(err) {
-					err = nil // created at start
-				}
-				line(err == nil, "sink "+name, detailErr(s.Path, err))
-			case "nats":
-				for _, u := range strings.Split(s.URL, ",") {
-					addr := hostPort(strings.TrimSpace(u))
-					c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-					if err == nil {
-						c.Close()
-					}
-					line(err == nil, "sink "+name, detailErr(addr+" reachable", err))
-				}
-			default:
-				line(true, "sink "+name, s.Type)
-			}
-		}
-	}
-	if failed {
+	if c.failed {
 		return 1
 	}
 	return 0
 }
 
-func detailErr(what string, err error) string {
+// nsIno reads the inode of /proc/PID/ns/NAME ("net:[4026531840]").
+func nsIno(pid, name string) (uint64, error) {
+	l, err := os.Readlink("/proc/" + pid + "/ns/" + name)
 	if err != nil {
-		return what + ": " + err.Error()
+		return 0, err
 	}
-	return what
+	i, j := strings.IndexByte(l, '['), strings.IndexByte(l, ']')
+	if i < 0 || j < i {
+		return 0, fmt.Errorf("unexpected link %q", l)
+	}
+	return strconv.ParseUint(l[i+1:j], 10, 64)
 }
 
-func hostPort(u string) string {
-	if pu, err := url.Parse(u); err == nil && pu.Host != "" {
-		if pu.Port() == "" {
-			return net.JoinHostPort(pu.Hostname(), "4222")
+func checkNamespaces(c *checker) nsInfo {
+	var ns nsInfo
+	const pidAdvice = "run in the host PID namespace (docker --pid host, Kubernetes hostPID: true): the kernel sends process events only there"
+	const userAdvice = "run in the initial user namespace (no user namespace remapping, not rootless): the kernel ignores subscriptions from others"
+	if ino, err := nsIno("self", "pid"); err != nil {
+		c.warn("pid namespace", "cannot read /proc/self/ns/pid: "+err.Error(), "")
+		ns.initialPID = true // the subscription test decides
+	} else if ns.initialPID = ino == initPIDNSIno; ns.initialPID {
+		c.ok("pid namespace", "the initial one")
+	} else {
+		c.fail("pid namespace", fmt.Sprintf("pid:[%d] is not the initial one: no process events will arrive", ino), pidAdvice)
+	}
+	if ino, err := nsIno("self", "user"); err != nil {
+		c.warn("user namespace", "cannot read /proc/self/ns/user: "+err.Error(), "")
+		ns.initialUser = true
+	} else if ns.initialUser = ino == initUserNSIno; ns.initialUser {
+		c.ok("user namespace", "the initial one")
+	} else {
+		c.fail("user namespace", fmt.Sprintf("user:[%d] is not the initial one: the kernel ignores its subscription", ino), userAdvice)
+	}
+	// The initial network namespace has no fixed inode: compare with
+	// PID 1's when PID 1 is the host's init and readable; otherwise the
+	// subscription below decides (connection refused outside it).
+	self, err1 := nsIno("self", "net")
+	host, err2 := nsIno("1", "net")
+	switch {
+	case err1 != nil:
+		c.warn("net namespace", "cannot read /proc/self/ns/net: "+err1.Error(), "")
+	case !ns.initialPID:
+		c.warn("net namespace", "cannot compare: PID 1 here is not the host's init; the subscription test below decides", "")
+	case err2 != nil:
+		c.warn("net namespace", "cannot compare with PID 1's ("+errors.Unwrap(err2).Error()+"); the subscription test below decides", "")
+	default:
+		ns.netKnown, ns.initialNet = true, self == host
+		if ns.initialNet {
+			c.ok("net namespace", "the host's (PID 1's)")
+		} else {
+			c.fail("net namespace", fmt.Sprintf("net:[%d] is not the host's net:[%d]: the connector exists only in the initial network namespace", self, host),
+				"use the host network (docker --network host, Kubernetes hostNetwork: true)")
 		}
-		return pu.Host
+	}
+	return ns
+}
+
+func checkConnector(c *checker, ns nsInfo) {
+	b, err := os.ReadFile("/proc/net/connector")
+	switch {
+	case err != nil && ns.netKnown && !ns.initialNet:
+		c.fail("connector", "/proc/net/connector absent in this network namespace", "use the host network (see net namespace)")
+		return
+	case err != nil:
+		c.fail("connector", "/proc/net/connector: "+err.Error(),
+			"in a container: use the host network (the connector lives only in the initial network namespace); on a host: a kernel with CONFIG_CONNECTOR")
+		return
+	}
+	ids := connectorIDs(b)
+	c.ok("connector", "registered: "+strings.Join(ids, " "))
+	if slices.Contains(ids, "1:1") {
+		c.ok("process events", "cn_proc 1:1 registered (CONFIG_PROC_EVENTS)")
+	} else {
+		c.fail("process events", "1:1 not registered", "a kernel with CONFIG_PROC_EVENTS=y")
+	}
+}
+
+// checkSocket opens the connector socket as run does, subscribes, compares
+// the receive buffer with the configured one, and proves the flow: it
+// starts a child and waits for its fork, exec and exit events.
+func checkSocket(c *checker, cfg *config.Config, ns nsInfo) {
+	groups := slices.Clone(cfg.Listener.Groups)
+	if !slices.Contains(groups, listener.ProcGroup) {
+		groups = append(groups, listener.ProcGroup) // for the flow test
+	}
+	l, err := listener.New(listener.Config{Groups: groups, ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes, HandshakeTimeout: cfg.Listener.HandshakeTimeout}, zap.NewNop())
+	if err != nil {
+		c.fail("connector socket", err.Error(), socketAdvice(err))
+		return
+	}
+	defer l.Close()
+	c.ok("connector socket", fmt.Sprintf("joined groups %v", groups))
+	want := cfg.Listener.ReceiveBufferBytes
+	if got, err := l.ReceiveBuffer(); err != nil {
+		c.warn("receive buffer", err.Error(), "")
+	} else if got /= 2; got < want {
+		c.warn("receive buffer", fmt.Sprintf("got %d bytes of the %d configured (net.core.rmem_max %d caps it without CAP_NET_ADMIN)", got, want, readInt("/proc/sys/net/core/rmem_max")),
+			"grant CAP_NET_ADMIN, or raise net.core.rmem_max to at least listener.receive_buffer_bytes, or bursts are lost")
+	} else {
+		c.ok("receive buffer", fmt.Sprintf("%d bytes, as configured", got))
+	}
+
+	events := make(chan cnmsg.ProcEvent, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx, func(dgs []listener.Datagram, _ time.Time) {
+			for _, d := range dgs {
+				m, err := cnmsg.Decode(d.Data)
+				if err != nil || d.Sender != 0 || !m.ID.IsProc() {
+					continue
+				}
+				if ev, err := cnmsg.DecodeProc(m.Data); err == nil {
+					select {
+					case events <- ev:
+					default:
+					}
+				}
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	if err := l.Subscribe(ctx); err != nil {
+		advice := socketAdvice(err)
+		if errors.Is(err, listener.ErrNoAck) && ns.initialPID && ns.initialUser {
+			advice = "the namespaces look right: check that CONFIG_PROC_EVENTS is on and no seccomp/LSM policy blocks netlink"
+		}
+		c.fail("subscription", err.Error(), advice)
+		return
+	}
+	c.ok("subscription", "acknowledged by the kernel")
+	checkFlow(c, events)
+}
+
+// socketAdvice says what to do about a socket or subscription error.
+func socketAdvice(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "use the host network (docker --network host, Kubernetes hostNetwork: true): the connector exists only in the initial network namespace"
+	case errors.Is(err, listener.ErrNoAck):
+		return "run in the host PID namespace (hostPID: true, --pid host) and the initial user namespace"
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return "grant CAP_NET_ADMIN, or check the seccomp/LSM policy"
+	case errors.Is(err, syscall.EPROTONOSUPPORT):
+		return "a kernel with CONFIG_CONNECTOR"
+	}
+	return ""
+}
+
+// checkFlow starts a child and waits for its fork, exec and exit events.
+func checkFlow(c *checker, events <-chan cnmsg.ProcEvent) {
+	start := time.Now()
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		c.warn("events flow", "cannot start /bin/true to test: "+err.Error(), "")
+		return
+	}
+	pid := uint32(cmd.Process.Pid)
+	cmd.Wait()
+	seen := map[cnmsg.What]bool{}
+	deadline := time.After(5 * time.Second)
+	for !(seen[cnmsg.ProcFork] && seen[cnmsg.ProcExec] && seen[cnmsg.ProcExit]) {
+		select {
+		case ev := <-events:
+			switch {
+			case ev.What == cnmsg.ProcFork && ev.ChildTGID == pid,
+				ev.What == cnmsg.ProcExec && ev.TGID == pid,
+				ev.What == cnmsg.ProcExit && ev.TGID == pid:
+				seen[ev.What] = true
+			}
+		case <-deadline:
+			var missing []string
+			for _, w := range []cnmsg.What{cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcExit} {
+				if !seen[w] {
+					missing = append(missing, w.String())
+				}
+			}
+			c.fail("events flow", fmt.Sprintf("child %d: no %s event within 5s although the subscription was acknowledged", pid, strings.Join(missing, ", ")),
+				"run in the host PID namespace; if it is, the kernel drops process events (see dmesg)")
+			return
+		}
+	}
+	c.ok("events flow", fmt.Sprintf("child %d: fork, exec and exit seen in %s", pid, time.Since(start).Round(time.Millisecond)))
+}
+
+func checkSinks(c *checker, cfg *config.Config) {
+	for _, name := range cfg.SinkNames() {
+		s := cfg.Sinks[name]
+		switch {
+		case s.File() != nil:
+			path := s.File().Path
+			if err := creatable(path); err != nil {
+				c.fail("sink "+name, err.Error(), fmt.Sprintf("create %s writable by uid %d, or point sinks.%s.path elsewhere", filepath.Dir(path), os.Geteuid(), name))
+			} else {
+				c.ok("sink "+name, path+" writable")
+			}
+		case s.NATS() != nil:
+			checkNATS(c, name, s.NATS())
+		default:
+			c.ok("sink "+name, s.Type)
+		}
+	}
+}
+
+// creatable reports whether the file sink can open path for appending:
+// an existing regular file this user may write, or a missing one whose
+// nearest existing ancestor directory this user may write and search.
+func creatable(path string) error {
+	st, err := os.Stat(path)
+	if err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", path)
+		}
+		if err := unix.Faccessat(unix.AT_FDCWD, path, unix.W_OK, unix.AT_EACCESS); err != nil {
+			return fmt.Errorf("%s: not writable: %w", path, err)
+		}
+		return nil
+	}
+	dir := filepath.Dir(path)
+	for {
+		st, err := os.Stat(dir)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("%s: cannot create: %s is not a directory", path, dir)
+			}
+			if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+				return fmt.Errorf("%s: cannot create in %s: %w", path, dir, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return fmt.Errorf("%s: no existing directory above it", path)
+		}
+		dir = parent
+	}
+}
+
+// checkNATS connects to each server as the sink would and authenticates.
+func checkNATS(c *checker, name string, n *sinks.NATSSinkConfig) {
+	opts := []nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}
+	switch {
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	case n.NkeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(n.NkeySeedFile)
+		if err != nil {
+			c.fail("sink "+name, "nkey_seed_file: "+err.Error(), "")
+			return
+		}
+		opts = append(opts, o)
+	case n.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredsFile))
+	}
+	if n.TLS.Enabled() {
+		if n.TLS.CAFile != "" {
+			opts = append(opts, nats.RootCAs(n.TLS.CAFile))
+		}
+		if n.TLS.CertFile != "" {
+			opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
+		}
+		if n.TLS.InsecureSkipVerify {
+			opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true}))
+		}
+	}
+	for _, u := range strings.Split(n.URL, ",") {
+		u = strings.TrimSpace(u)
+		nc, err := nats.Connect(u, opts...)
+		if err != nil {
+			advice := "start the server or correct sinks." + name + ".url (cnbridged runs meanwhile, reconnecting)"
+			if strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(strings.ToLower(err.Error()), "authentication") {
+				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
+			}
+			c.fail("sink "+name, redact(u)+": "+err.Error(), advice)
+			continue
+		}
+		c.ok("sink "+name, redact(u)+" reachable, authenticated (server "+nc.ConnectedServerName()+")")
+		nc.Close()
+	}
+}
+
+// redact hides a password in a URL.
+func redact(u string) string {
+	if pu, err := url.Parse(u); err == nil && pu.User != nil {
+		pu.User = url.User("xxxxx")
+		return pu.String()
 	}
 	return u
+}
+
+// checkMetrics binds the metrics address as run would.
+func checkMetrics(c *checker, addr string) {
+	if addr == "" {
+		c.ok("metrics", "disabled (metrics.listen is empty)")
+		return
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.fail("metrics", addr+": "+err.Error(), "stop what holds the port (another cnbridged?) or set metrics.listen to a free address")
+		return
+	}
+	ln.Close()
+	c.ok("metrics", addr+" bindable")
+}
+
+func readInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // connectorIDs lists "idx:val" entries of /proc/net/connector.

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -149,5 +151,113 @@ func TestHealth(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"health", "--set", "metrics.listen=" + addr}, &out, &out); code != 1 {
 		t.Errorf("no daemon: exit got %d, want 1\n%s", code, out.String())
+	}
+}
+
+// TestStatsFromConfig: stats finds the daemon's metrics at metrics.listen
+// of the config, handles an interval of 0 (one scrape, no rates, no NaN),
+// and shows events left out by a route's events: list as filtered.
+func TestStatsFromConfig(t *testing.T) {
+	const metrics = `# TYPE cnbridged_messages_received_total counter
+cnbridged_messages_received_total{idx="1",val="1"} 40
+# TYPE cnbridged_messages_rejected_total counter
+cnbridged_messages_rejected_total{reason="unrouted"} 3
+# TYPE cnbridged_route_events_filtered_total counter
+cnbridged_route_events_filtered_total 17
+# TYPE cnbridged_sink_queue_capacity gauge
+cnbridged_sink_queue_capacity{sink="out"} 100
+# TYPE cnbridged_sink_messages_total counter
+cnbridged_sink_messages_total{sink="out",result="sent"} 23
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(metrics))
+	}))
+	defer srv.Close()
+	for _, interval := range []string{"0s", "10ms"} {
+		var out bytes.Buffer
+		code := run([]string{"stats", "--set", "metrics.listen=" + strings.TrimPrefix(srv.URL, "http://"), "--interval", interval}, &out, &out)
+		if code != 0 {
+			t.Fatalf("--interval %s: exit %d\n%s", interval, code, out.String())
+		}
+		text := out.String()
+		if strings.Contains(text, "NaN") || strings.Contains(text, "Inf") {
+			t.Errorf("--interval %s: output has NaN or Inf:\n%s", interval, text)
+		}
+		lines := strings.Split(text, "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "FILTERED") {
+				if f := strings.Fields(lines[i+1]); len(f) != 3 || f[1] != "17" {
+					t.Errorf("--interval %s: filtered row %q, want route events 17", interval, lines[i+1])
+				}
+			}
+			if strings.HasPrefix(l, "1.1") {
+				wantRate := "0"
+				if interval == "0s" {
+					wantRate = "-"
+				}
+				if f := strings.Fields(l); len(f) < 3 || f[2] != wantRate {
+					t.Errorf("--interval %s: id row %q, want rate %s", interval, l, wantRate)
+				}
+			}
+		}
+		if !strings.Contains(text, "FILTERED") {
+			t.Errorf("--interval %s: no FILTERED section:\n%s", interval, text)
+		}
+	}
+}
+
+// TestVersionFromLdflags: the documented build line sets the version and
+// commit that version and --version print, with the Go version.
+func TestVersionFromLdflags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "cnbridged")
+	out, err := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version=v9.8.7 -X main.commit=0123abc", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want := "cnbridged v9.8.7 (commit 0123abc, " + runtime.Version() + ")\n"
+	for _, arg := range []string{"version", "--version"} {
+		got, err := exec.Command(bin, arg).Output()
+		if err != nil || string(got) != want {
+			t.Errorf("%s got %q, %v; want %q", arg, got, err, want)
+		}
+	}
+}
+
+// TestFatalErrorPrintedOnce: a run that fails at start (a file sink that
+// cannot be created) exits 1 with the error logged once, on one line,
+// without a stack trace, and not printed a second time.
+func TestFatalErrorPrintedOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: opens the connector socket")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	body := "log:\n  format: json\nmetrics:\n  listen: \"\"\ntap:\n  socket: \"\"\nsinks:\n  f:\n    type: file\n    path: " + filepath.Join(dir, "file", "x.jsonl") + "\nroutes:\n  - match: \"1.1\"\n    sinks: [f]\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(daemonBinary(t), "--config", cfg)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: got %v, want 1\n%s", err, stderr.String())
+	}
+	n := strings.Count(stderr.String(), "not a directory")
+	if n != 1 {
+		t.Errorf("the error appears %d times, want once:\n%s", n, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "stacktrace") {
+		t.Errorf("the log carries a stack trace:\n%s", stderr.String())
 	}
 }

@@ -135,7 +135,10 @@ func startOn(t *testing.T, bin, dir, path string, extra ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
-		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock")}, extra...)
+		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock"),
+		// Each daemon its own restart trace: the default /var/lib/cnbridged
+		// would carry one test's kernel seqs into the next.
+		"--set", "state_dir=" + filepath.Join(dir, "state")}, extra...)
 	cmd := exec.Command(bin, args...)
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr

@@ -199,11 +199,13 @@ func (c *configFlags) options() config.Options {
 type runFlags struct {
 	configFlags
 	noWatch bool
+	format  string
 }
 
 func (r *runFlags) add(fs *pflag.FlagSet) {
 	r.configFlags.add(fs)
 	fs.BoolVar(&r.noWatch, "no-watch", false, "do not reload when the config file changes (SIGHUP still reloads)")
+	fs.StringVar(&r.format, "format", "", "output format of every stdout sink: json or text (default: the built-in config writes text with enrichment to a terminal, JSON lines otherwise; config files as written)")
 }
 
 func newLogger(cfg config.Log) (*zap.Logger, error) {
@@ -224,6 +226,7 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()
+		zc.DisableStacktrace = true // an error line is one line; its fields say what failed
 		zc.EncoderConfig.TimeKey = "time"
 		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	}
@@ -234,6 +237,9 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 
 func cmdRun(ctx context.Context, rf runFlags) error {
 	opts := rf.options()
+	opts.Format = rf.format
+	stdoutTTY := isTerminal(os.Stdout)
+	opts.Terminal = stdoutTTY
 	cfg, err := config.Load(opts)
 	if err != nil {
 		return configError(err)
@@ -265,7 +271,11 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		Notify:           notify,
 		Load:             func() (*config.Config, error) { return config.Load(opts) },
 		WatchdogInterval: watchdog,
-		Build:            daemon.BuildInfo{Version: version},
+		Build:            buildInfo(),
+		// Colours for text on a terminal, unless NO_COLOR is set
+		// (no-color.org: present and not empty).
+		StdoutColor: stdoutTTY && os.Getenv("NO_COLOR") == "",
+		StdoutWidth: terminalWidth(os.Stdout),
 	})
 	go func() {
 		for {

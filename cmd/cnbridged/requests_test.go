@@ -10,25 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
-
-func runNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // TestRequestReply: NATS requests become connector messages. A
 // PROC_CN_MCAST_LISTEN for 1.1 gets the kernel's acknowledgement back
@@ -36,7 +22,7 @@ func runNATS(t *testing.T) *server.Server {
 // anything being sent; an id nobody answers times out.
 func TestRequestReply(t *testing.T) {
 	needRoot(t)
-	ns := runNATS(t)
+	ns := natstest.Run(t)
 	host, _ := os.Hostname()
 	cfg := fmt.Sprintf(`
 host: rq-test

@@ -53,24 +53,34 @@ from the config (same flags as run).`,
 
 // cmdStats prints what an operator wants to see when paged: rates, loss,
 // drops and sink queues, from two scrapes of the metrics endpoint.
+// With an interval of 0 or less it scrapes once and shows no rates.
 func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
 	a, err := scrape(url)
 	if err != nil {
 		return err
 	}
-	time.Sleep(interval)
-	b, err := scrape(url)
-	if err != nil {
-		return err
+	b := a
+	if interval > 0 {
+		time.Sleep(interval)
+		if b, err = scrape(url); err != nil {
+			return err
+		}
 	}
-	secs := interval.Seconds()
+	// rate formats the per-second change of a counter, "-" without an
+	// interval.
+	rate := func(now, before float64) string {
+		if interval <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", (now-before)/interval.Seconds())
+	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "ID\tRECEIVED\tRATE/s\tLOST\tRESETS\tDUPLICATES\n")
 	for _, id := range labelPairs(b, "cnbridged_messages_received_total", "idx", "val") {
 		sel := map[string]string{"idx": id[0], "val": id[1]}
 		rx := value(b, "cnbridged_messages_received_total", sel)
-		fmt.Fprintf(w, "%s.%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
-			(rx-value(a, "cnbridged_messages_received_total", sel))/secs,
+		fmt.Fprintf(w, "%s.%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
+			rate(rx, value(a, "cnbridged_messages_received_total", sel)),
 			value(b, "cnbridged_messages_lost_total", sel),
 			value(b, "cnbridged_seq_resets_total", sel),
 			value(b, "cnbridged_messages_duplicate_total", sel))
@@ -88,6 +98,12 @@ func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
 		value(b, "cnbridged_messages_rejected_total", map[string]string{"reason": "untrusted_sender"}),
 		value(b, "cnbridged_messages_rejected_total", map[string]string{"reason": "unrouted"}))
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "FILTERED\tPROC_EVENTS\tROUTE EVENTS\tTHREADS\n")
+	fmt.Fprintf(w, "\t%.0f\t%.0f\t%.0f\n",
+		value(b, "cnbridged_proc_events_filtered_total", nil),
+		value(b, "cnbridged_route_events_filtered_total", nil),
+		value(b, "cnbridged_thread_events_filtered_total", nil))
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "SINK\tSENT\tRATE/s\tDROPPED\tFAILED\tQUEUE\n")
 	for _, s := range labelPairs(b, "cnbridged_sink_queue_capacity", "sink") {
 		sel := func(r string) map[string]string { return map[string]string{"sink": s[0], "result": r} }
@@ -98,8 +114,8 @@ func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
 		if qcap > 0 {
 			fill = 100 * qlen / qcap
 		}
-		fmt.Fprintf(w, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f/%.0f (%.1f%%)\n", s[0], sent,
-			(sent-value(a, "cnbridged_sink_messages_total", sel("sent")))/secs,
+		fmt.Fprintf(w, "%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f/%.0f (%.1f%%)\n", s[0], sent,
+			rate(sent, value(a, "cnbridged_sink_messages_total", sel("sent"))),
 			value(b, "cnbridged_sink_messages_total", sel("dropped")),
 			value(b, "cnbridged_sink_messages_total", sel("failed")),
 			qlen, qcap, fill)

@@ -7,3 +7,5 @@ import "os"
 func hasCapNetAdmin() bool { return false }
 
 func isTerminal(*os.File) bool { return false }
+
+func terminalWidth(*os.File) int { return 0 }

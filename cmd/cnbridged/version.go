@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/cnbridged/cnbridged/internal/daemon"
 )
 
 // version and commit are set at build time:
@@ -63,6 +65,12 @@ func orUnknown(s string) string {
 func versionString() string {
 	v, c, g := versionInfo()
 	return fmt.Sprintf("cnbridged %s (commit %s, %s)", v, c, g)
+}
+
+// buildInfo names this build for cnbridged_build_info, as version prints it.
+func buildInfo() daemon.BuildInfo {
+	v, c, _ := versionInfo()
+	return daemon.BuildInfo{Version: v, Commit: c}
 }
 
 func newVersionCmd() *cobra.Command {

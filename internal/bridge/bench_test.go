@@ -107,7 +107,7 @@ func newRig(tb testing.TB, whenFull sinks.WhenFull, run bool) *rig {
 			{Match: pat, Sinks: 1, LossMarkers: true},
 			{Match: proc, Sinks: 1, LossMarkers: true},
 		}),
-		Sinks:   []*sinks.Runner{r},
+		Sinks:   []bridge.Target{r},
 		Trusted: []router.Pattern{pat},
 	}
 	rg := &rig{
@@ -303,7 +303,7 @@ func TestOverloadMemoryBounded(t *testing.T) {
 	pat, _ := router.ParsePattern("2718.28")
 	b := bridge.New(&bridge.Plan{
 		Table:   router.New([]router.Route{{Match: pat, Sinks: 1}}),
-		Sinks:   []*sinks.Runner{r},
+		Sinks:   []bridge.Target{r},
 		Trusted: []router.Pattern{pat},
 	}, seqtrack.Options{}, bridge.EnrichOptions{}, reg, zap.NewNop())
 

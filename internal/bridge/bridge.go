@@ -18,7 +18,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
-	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
 // Rejection reasons (cnbridged_messages_rejected_total{reason}).
@@ -36,7 +35,7 @@ const maxIDSeries = 1024
 type Plan struct {
 	Table *router.Table
 	// Sinks by slot: Sinks[i] owns bit i of event.Record.Targets.
-	Sinks []*sinks.Runner
+	Sinks []Target
 	// Trusted are the ids userspace (non-kernel) senders may use.
 	Trusted []router.Pattern
 	// ProcFiltered is set when the kernel filters process events for this
@@ -53,6 +52,20 @@ type Plan struct {
 	Replies ReplyMatcher
 }
 
+// Target is where the bridge hands batches: a sink's queue
+// (*sinks.Runner). Offer takes its own reference on b when it keeps it,
+// never blocks under the drop policy and counts what it does not take.
+type Target interface {
+	Offer(b *event.Batch)
+}
+
+// SeqRecorder keeps the last seq read from each kernel stream where a
+// restarted daemon finds it (statefile.Seqs). Set runs on the reader
+// goroutine for every kernel message that moves its stream forward.
+type SeqRecorder interface {
+	Set(idx, val, cpu, seq uint32)
+}
+
 // ReplyMatcher matches kernel messages to pending connector requests. Offer
 // runs on the reader goroutine and must not block; it reports whether m was
 // a reply (which is still routed as usual).
@@ -64,11 +77,16 @@ type ReplyMatcher interface {
 type Bridge struct {
 	log  *zap.Logger
 	plan atomic.Pointer[Plan]
-	// active is the plan of the batch being handled, nil between batches.
+	// active is the plan of the batch being handled, nil between batches:
+	// the reader publishes it before using the plan (see acquire).
 	active atomic.Pointer[Plan]
-	pool   *event.Pool
+	// idle is signalled (capacity 1) each time the reader ends a batch,
+	// for SetPlan's wait.
+	idle chan struct{}
+	pool *event.Pool
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Ledger
+	seqs   SeqRecorder // nil: no restart trace
 	enr    *enricher
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
@@ -98,6 +116,7 @@ type metrics struct {
 	procOther                          prometheus.Counter
 	userFiltered                       prometheus.Counter
 	threadFiltered                     prometheus.Counter
+	routeFiltered                      prometheus.Counter
 }
 
 // New returns a bridge with an initial plan, registering its metrics.
@@ -145,6 +164,10 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 			Name: "cnbridged_thread_events_filtered_total",
 			Help: "Thread events (thread forks and thread exits) withheld from at least one sink by a route with threads: false.",
 		}),
+		routeFiltered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_route_events_filtered_total",
+			Help: "Process events that a route's id matched but its events: list left out, and no other route took: filtered by the config, not rejected.",
+		}),
 		procByWhat: map[cnmsg.What]prometheus.Counter{},
 	}
 	for _, w := range []cnmsg.What{cnmsg.ProcNone, cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcUID, cnmsg.ProcGID,
@@ -160,13 +183,14 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		m.decodeErrors.WithLabelValues(r)
 	}
 	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
-		m.procEvents, m.userFiltered, m.threadFiltered)
+		m.procEvents, m.userFiltered, m.threadFiltered, m.routeFiltered)
 	b := &Bridge{
 		log:    log.Named("bridge"),
 		pool:   event.NewPool(),
 		ledger: seqtrack.New(ledger),
 		ids:    make(map[cnmsg.ID]*idCounters),
 		warned: make(map[string]time.Time),
+		idle:   make(chan struct{}, 1),
 		m:      m,
 	}
 	b.enr = newEnricher(enrich, reg, log)
@@ -191,14 +215,93 @@ func (b *Bridge) RunEnricher(ctx context.Context) error {
 	return nil
 }
 
-// SetPlan swaps in a new plan and returns once no batch is being handled
-// with the old one, so that the caller may then retire sinks the new plan
-// dropped without losing a batch in flight.
-func (b *Bridge) SetPlan(p *Plan) {
-	old := b.plan.Swap(p)
+// SetPlan swaps in a new plan. Batches started from now on use it; a batch
+// the reader is handling may still be on its way with the old one (see
+// Release).
+func (b *Bridge) SetPlan(p *Plan) (old *Plan) { return b.plan.Swap(p) }
+
+// Release waits until no batch is being handled with old, so that the
+// sinks only old refers to can be retired without a batch reaching them
+// afterwards. It returns ctx's error when ctx ends first: the reader is
+// then stuck handing a batch to a full sink with when_full: block, and the
+// caller retires anyway (stopping that sink's queue frees the reader; what
+// it did not take is counted, reason shutdown).
+func (b *Bridge) Release(ctx context.Context, old *Plan) error {
 	for b.active.Load() == old {
-		time.Sleep(100 * time.Microsecond)
+		select {
+		case <-b.idle:
+		case <-ctx.Done():
+			if b.active.Load() != old {
+				return nil
+			}
+			return ctx.Err()
+		}
 	}
+	return nil
+}
+
+// acquire returns the current plan, published as the active one. The
+// re-check closes the window between loading and publishing: a SetPlan in
+// it is seen and the new plan is taken instead, so Release never misses a
+// batch that uses the old plan.
+func (b *Bridge) acquire() *Plan {
+	for {
+		p := b.plan.Load()
+		b.active.Store(p)
+		if b.plan.Load() == p {
+			return p
+		}
+	}
+}
+
+// release ends the reader's use of its plan.
+func (b *Bridge) release() {
+	b.active.Store(nil)
+	select {
+	case b.idle <- struct{}{}:
+	default:
+	}
+}
+
+// RecordSeqs makes the reader keep the last seq of every kernel stream in
+// r. Call it before the reader starts.
+func (b *Bridge) RecordSeqs(r SeqRecorder) { b.seqs = r }
+
+// KernelStream is the last seq a previous daemon read from one kernel
+// stream.
+type KernelStream struct {
+	ID  cnmsg.ID
+	CPU uint32
+	Seq uint32
+}
+
+// Resume continues a previous daemon's accounting, before the reader
+// starts: each kernel stream's ledger starts from the seq it read last, so
+// the seqs the kernel numbered while nobody listened are counted lost
+// exactly (loss markers included) when the stream is next seen; and gap,
+// when set, goes to the sinks of the routes with loss markers for process
+// events.
+func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
+	for _, s := range streams {
+		b.ledger.Observe(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU}, s.Seq)
+		if b.seqs != nil {
+			b.seqs.Set(s.ID.Idx, s.ID.Val, s.CPU, s.Seq)
+		}
+	}
+	if gap == nil {
+		return
+	}
+	p := b.plan.Load()
+	proc := cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}
+	t := p.Table.LossTargets(proc)
+	if t == 0 {
+		return
+	}
+	r := event.Record{Kind: event.KindGap, Time: now.UnixNano(), Targets: t, Gap: gap}
+	r.Msg.ID = proc
+	batch := b.pool.Get()
+	batch.Add(&r)
+	b.dispatch(p, batch, t)
 }
 
 // Plan returns the current plan.
@@ -237,9 +340,8 @@ func (b *Bridge) lookupCounters(id cnmsg.ID) *idCounters {
 // Handle processes one batch of datagrams from the listener. It is the
 // listener.Handler.
 func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
-	p := b.plan.Load()
-	b.active.Store(p)
-	defer b.active.Store(nil)
+	p := b.acquire()
+	defer b.release()
 	batch := b.pool.Get()
 	var used uint64
 	ts := now.UnixNano()
@@ -303,6 +405,9 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				key.CPU = evp.CPU
 			}
 			res := b.ledger.Observe(key, m.Seq)
+			if b.seqs != nil && d.Sender == 0 && res.Kind != seqtrack.Duplicate && res.Kind != seqtrack.Late {
+				b.seqs.Set(key.Idx, key.Val, key.CPU, m.Seq)
+			}
 			switch res.Kind {
 			case seqtrack.Duplicate:
 				c.duplicates.Inc()
@@ -343,7 +448,11 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 				b.m.threadFiltered.Inc()
 			}
 			if r.Targets == 0 {
-				if dropped == 0 {
+				switch {
+				case dropped != 0:
+				case evp != nil && p.Table.MatchesID(m.ID):
+					b.m.routeFiltered.Inc()
+				default:
 					b.m.rejUnr.Inc()
 				}
 				if table && d.Sender == 0 {

@@ -94,6 +94,8 @@ type enricher struct {
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
 	lastErrLog             time.Time
+	counted                int       // results counted so far (see apply)
+	lastResync             time.Time // see enrichBatch
 }
 
 func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
@@ -304,7 +306,11 @@ func (e *enricher) skipBatch(b *event.Batch) {
 }
 
 func (e *enricher) enrichBatch(b *event.Batch) {
-	if e.resync.Swap(false) {
+	// At most one resync a second: under sustained loss each would scan
+	// /proc again; the next one catches what happened in between.
+	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
+		e.resync.Store(false)
+		e.lastResync = time.Now()
 		e.resyncNow()
 	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {
@@ -425,9 +431,9 @@ func (e *enricher) describeOnly(r *event.Record) {
 	en := &event.Enrichment{PID: pid}
 	if p := e.table.Lookup(pid); p != nil && p.TGID == tgid {
 		en.Process = p
-		e.fromTable.Inc()
+		e.count(e.fromTable)
 	} else if o, ok := e.observe(tgid); ok {
-		e.read.Inc()
+		e.count(e.read)
 		en.Process = &proctable.Process{PID: tgid, TGID: tgid, PPID: o.PPID, StartTicks: o.StartTicks,
 			Exe: o.Exe, Cmdline: o.Cmdline, CmdlineTruncated: o.CmdlineTruncated, Cwd: o.Cwd,
 			UID: o.UID, EUID: o.EUID, GID: o.GID, EGID: o.EGID, User: o.User, Comm: o.Comm,
@@ -435,7 +441,7 @@ func (e *enricher) describeOnly(r *event.Record) {
 			EntityID: e.table.EntityID(tgid, o.StartTicks), StartTime: e.table.StartTime(o.StartTicks)}
 	} else {
 		en.Gone = true
-		e.gone.Inc()
+		e.count(e.gone)
 	}
 	if en.Process != nil {
 		en.Parent = e.table.Get(en.Process.PPID)
@@ -443,8 +449,15 @@ func (e *enricher) describeOnly(r *event.Record) {
 	r.Enriched, r.Enrich = en, event.EnrichDone
 }
 
+// count adds one to an enrich_total result.
+func (e *enricher) count(c prometheus.Counter) {
+	c.Inc()
+	e.counted++
+}
+
 // apply feeds r to the table and, for a pending record, describes it.
 func (e *enricher) apply(r *event.Record, behind bool) {
+	counted := e.counted
 	if r.Sender != 0 {
 		if r.Enrich == event.EnrichPending {
 			e.describeOnly(r)
@@ -467,6 +480,7 @@ func (e *enricher) apply(r *event.Record, behind bool) {
 			// The parent is not in the table (evicted, or lost): read the
 			// child as a whole.
 			if o, ok := e.observe(ev.ChildPID); ok {
+				e.count(e.read)
 				p = e.table.Seed(&o)
 			}
 		case res.Ambiguous:
@@ -474,9 +488,6 @@ func (e *enricher) apply(r *event.Record, behind bool) {
 			if ticks, gone, err := e.reader.ReadStartTicks(ev.ChildPID); err == nil && !gone {
 				p = e.table.SetStart(ev.ChildTGID, ticks)
 			}
-		}
-		if p != nil && !res.Thread && res.ParentKnown && r.Enrich == event.EnrichPending {
-			e.fromTable.Inc()
 		}
 	case cnmsg.ProcExec:
 		p = e.exec(ev, behind)
@@ -486,9 +497,6 @@ func (e *enricher) apply(r *event.Record, behind bool) {
 		if p != nil {
 			if !thread {
 				en.DurationNs, en.HasDuration = p.DurationNs(ev.TimestampNs, e.off), true
-			}
-			if r.Enrich == event.EnrichPending {
-				e.fromTable.Inc()
 			}
 		}
 	case cnmsg.ProcUID:
@@ -515,13 +523,16 @@ func (e *enricher) apply(r *event.Record, behind bool) {
 	if r.Enrich != event.EnrichPending {
 		return
 	}
+	if p != nil && e.counted == counted {
+		e.count(e.fromTable)
+	}
 	if p == nil {
 		en.Gone, en.PID = true, ev.PID
 		if ev.What == cnmsg.ProcFork {
 			en.PID = ev.ChildPID
 		}
 		r.Enriched, r.Enrich = en, event.EnrichDone
-		e.gone.Inc()
+		e.count(e.gone)
 		return
 	}
 	en.Process = p
@@ -541,7 +552,7 @@ func (e *enricher) unknown(tgid uint32) *proctable.Process {
 	if !ok {
 		return nil
 	}
-	e.read.Inc()
+	e.count(e.read)
 	return e.table.Seed(&o)
 }
 
@@ -551,12 +562,12 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	e.execDone[slot]++
 	known := e.table.Get(ev.TGID) != nil
 	if behind && known {
-		e.backlog.Inc()
+		e.count(e.backlog)
 		return e.table.Exec(ev.PID, ev.TGID, &proctable.Observed{Gone: true}, false)
 	}
 	if !known {
 		if o, ok := e.observe(ev.PID); ok {
-			e.read.Inc()
+			e.count(e.read)
 			stale := e.execSeen[slot].Load() != e.execDone[slot]
 			return e.table.Exec(ev.PID, ev.TGID, &o, stale)
 		}
@@ -596,9 +607,9 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		o.Cgroup, o.ContainerID, o.PodUID = cur.Cgroup, cur.ContainerID, cur.PodUID
 	}
 	if in.Gone {
-		e.gone.Inc()
+		e.count(e.gone)
 	} else {
-		e.read.Inc()
+		e.count(e.read)
 		if in.SetID {
 			if ids, gone, err := e.reader.ReadIDs(ev.PID); err == nil && !gone {
 				o.UID, o.EUID, o.GID, o.EGID = ids.UID, ids.EUID, ids.GID, ids.EGID
@@ -610,7 +621,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 }
 
 func (e *enricher) readError(pid uint32, err error) {
-	e.errs.Inc()
+	e.count(e.errs)
 	if now := time.Now(); now.Sub(e.lastErrLog) > time.Minute {
 		e.lastErrLog = now
 		e.log.Warn("reading /proc failed (logged at most once a minute)", zap.Uint32("pid", pid), zap.Error(err))

@@ -37,3 +37,23 @@ func TestRejectedFloodAllocatesNothing(t *testing.T) {
 		t.Errorf("malformed counted %v, want 102", got)
 	}
 }
+
+// TestRouteFilteredIsNotUnrouted: a process event that a route's id
+// matches but its events: list leaves out is counted as filtered; only a
+// message no route's id matches is unrouted.
+func TestRouteFilteredIsNotUnrouted(t *testing.T) {
+	pat, _ := router.ParsePattern("1.1")
+	exits, _ := router.ParseEvents([]string{"exit"})
+	b := New(&Plan{Table: router.New([]router.Route{{Match: pat, Events: exits, HasEvents: true, Sinks: 1}})},
+		seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+	exec := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
+		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
+	other := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 5, Val: 5}}, []byte("x"))
+	b.Handle([]listener.Datagram{{Data: exec}, {Data: other}}, time.Now())
+	if got := testutil.ToFloat64(b.m.routeFiltered); got != 1 {
+		t.Errorf("route filtered got %v, want 1 (the exec)", got)
+	}
+	if got := testutil.ToFloat64(b.m.rejUnr); got != 1 {
+		t.Errorf("unrouted got %v, want 1 (the 5.5 message)", got)
+	}
+}

@@ -6,21 +6,19 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
 // DefaultPath is read when no --config is given and the file exists.
@@ -34,7 +32,7 @@ type Config struct {
 	Ledger   Ledger           `mapstructure:"ledger"`
 	Metrics  Metrics          `mapstructure:"metrics"`
 	Tap      Tap              `mapstructure:"tap"`
-	Sinks    map[string]*Sink `mapstructure:"sinks"`
+	Sinks    map[string]*Sink `mapstructure:"-"` // decoded per type by Load
 	Routes   []Route          `mapstructure:"routes"`
 	Requests []Request        `mapstructure:"requests"`
 
@@ -49,6 +47,8 @@ type Config struct {
 	// ShutdownTimeout bounds a requested stop: reading what the socket
 	// still holds and draining every sink.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// StateDir holds the restart trace (statefile); "" disables it.
+	StateDir string `mapstructure:"state_dir"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
@@ -74,6 +74,10 @@ type Listener struct {
 	UserspaceSenders   []string      `mapstructure:"userspace_senders"`
 	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
 	ProcEvents         []string      `mapstructure:"proc_events"`
+
+	// Parsed by Validate.
+	Trusted      []router.Pattern `mapstructure:"-"` // UserspaceSenders
+	ProcEventSet router.EventSet  `mapstructure:"-"` // ProcEvents
 }
 
 // Ledger configures sequence-gap accounting.
@@ -90,67 +94,37 @@ type Metrics struct {
 // Tap configures the local live-view socket ("cnbridged tap"). It is a
 // Unix socket, never the metrics listener: events carry command lines.
 type Tap struct {
-	Socket       string `mapstructure:"socket"`        // empty disables
-	Mode         string `mapstructure:"mode"`          // octal, e.g. "0600"
-	ClientBuffer int    `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
-	QueueSize    int    `mapstructure:"queue_size"`    // records between the reader and the tap
+	Socket       string         `mapstructure:"socket"`        // empty disables
+	Mode         sinks.FileMode `mapstructure:"mode"`          // octal string, e.g. "0600"
+	ClientBuffer int            `mapstructure:"client_buffer"` // lines a slow client may hold before its lines are dropped
+	QueueSize    int            `mapstructure:"queue_size"`    // records between the reader and the tap
 }
 
-// Sink is one named sink. Type selects which of the keys apply.
+// Sink is one named sink: its type, the queue keys every sink has, and
+// its type's own typed config (Settings), which owns that type's keys,
+// defaults and validation (internal/sinks/*_config.go).
 type Sink struct {
-	Type string `mapstructure:"type"` // stdout, file, nats
-
-	// Queue between the router and the sink.
-	QueueSize     int    `mapstructure:"queue_size"`      // messages
-	QueueMaxBytes int    `mapstructure:"queue_max_bytes"` // payload bytes
-	WhenFull      string `mapstructure:"when_full"`       // drop_newest, block
-
-	// file
-	Path          string        `mapstructure:"path"`
-	Mode          string        `mapstructure:"mode"` // octal, e.g. "0640"
-	FlushInterval time.Duration `mapstructure:"flush_interval"`
-	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"`
-	MaxFiles      int           `mapstructure:"max_files"`
-	OnError       string        `mapstructure:"on_error"` // drop, block, exit
-
-	// nats
-	URL                  string        `mapstructure:"url"`
-	Subject              string        `mapstructure:"subject"`
-	Format               string        `mapstructure:"format"` // nats: json, raw; stdout: json, text
-	JetStream            bool          `mapstructure:"jetstream"`
-	MaxInFlight          int           `mapstructure:"max_in_flight"`
-	AckTimeout           time.Duration `mapstructure:"ack_timeout"`
-	ReconnectBufferBytes int           `mapstructure:"reconnect_buffer_bytes"`
-	DrainTimeout         time.Duration `mapstructure:"drain_timeout"`
-	User                 string        `mapstructure:"user"`
-	Password             string        `mapstructure:"password"`
-	Token                string        `mapstructure:"token"`
-	NkeySeedFile         string        `mapstructure:"nkey_seed_file"`
-	CredsFile            string        `mapstructure:"creds_file"`
-	TLS                  TLS           `mapstructure:"tls"`
-	Stream               *Stream       `mapstructure:"stream"`
+	Type              string `mapstructure:"type"` // stdout, file, nats
+	sinks.QueueConfig `mapstructure:",squash"`
+	Settings          sinks.TypeConfig `mapstructure:"-"`
 }
 
-// TLS configures a NATS sink's transport security.
-type TLS struct {
-	CAFile             string `mapstructure:"ca_file"`
-	CertFile           string `mapstructure:"cert_file"`
-	KeyFile            string `mapstructure:"key_file"`
-	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+// File returns a file sink's settings (nil for other types).
+func (s *Sink) File() *sinks.FileSinkConfig {
+	if s == nil {
+		return nil
+	}
+	c, _ := s.Settings.(*sinks.FileSinkConfig)
+	return c
 }
 
-// Enabled reports whether any TLS key is set.
-func (t TLS) Enabled() bool {
-	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
-}
-
-// Stream is a JetStream stream the sink creates or updates at start.
-type Stream struct {
-	Name            string        `mapstructure:"name"`
-	Subjects        []string      `mapstructure:"subjects"`
-	Storage         string        `mapstructure:"storage"` // file, memory
-	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
-	Replicas        int           `mapstructure:"replicas"`
+// NATS returns a NATS sink's settings (nil for other types).
+func (s *Sink) NATS() *sinks.NATSSinkConfig {
+	if s == nil {
+		return nil
+	}
+	c, _ := s.Settings.(*sinks.NATSSinkConfig)
+	return c
 }
 
 // Route sends messages whose id matches Match to Sinks.
@@ -164,6 +138,11 @@ type Route struct {
 	Ancestors int `mapstructure:"ancestors"`
 	// Threads: false drops thread forks and thread exits (default true).
 	Threads *bool `mapstructure:"threads"`
+
+	// Parsed by Validate.
+	Pattern   router.Pattern  `mapstructure:"-"` // Match
+	EventSet  router.EventSet `mapstructure:"-"` // Events
+	HasEvents bool            `mapstructure:"-"` // Events given
 }
 
 // ThreadsOn reports the route's threads setting (default on).
@@ -183,25 +162,22 @@ type Request struct {
 	RateLimit float64       `mapstructure:"rate_limit"` // requests per second
 	Burst     int           `mapstructure:"burst"`
 	Users     []string      `mapstructure:"users"`
+
+	// Parsed by Validate.
+	CnID        cnmsg.ID `mapstructure:"-"` // ID
+	NATSSubject string   `mapstructure:"-"` // Subject with {host} filled in
 }
 
 // MaxAncestors bounds a route's ancestors.
 const MaxAncestors = 64
 
-// Sink defaults.
+// Defaults that other packages show or need.
 const (
-	DefaultQueueSize          = 65536
-	DefaultQueueMaxBytes      = 64 << 20
 	DefaultReceiveBufferBytes = 8 << 20
 	DefaultBatchSize          = 64
-	DefaultSubject            = "cn.{host}.{idx}.{val}"
-	DefaultMaxInFlight        = 4096
-	// DefaultNATSQueueSize and DefaultNATSQueueMaxBytes hold a 5 s outage
-	// at 10 000 msg/s with room to spare: about 13 s, even when every
-	// message arrives in a batch of its own (about 1 KiB of queue each).
-	DefaultNATSQueueSize     = 131072
-	DefaultNATSQueueMaxBytes = 128 << 20
-	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultShutdownTimeout    = 10 * time.Second
+	// DefaultStateDir is the systemd unit's StateDirectory=cnbridged.
+	DefaultStateDir = "/var/lib/cnbridged"
 )
 
 // fixed lists every key that has a default, so that environment variables
@@ -229,230 +205,21 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
-}
-
-// Builtin returns the sinks and routes used when no config file exists:
-// every process event to stdout. For people at a terminal (text is true)
-// that is the text format with enrichment; otherwise JSON lines.
-func builtin(text bool) (map[string]*Sink, []Route) {
-	if text {
-		return map[string]*Sink{"stdout": {Type: "stdout", Format: "text"}},
-			[]Route{{Match: "1.1", Sinks: []string{"stdout"}, Enrich: true}}
-	}
-	return map[string]*Sink{"stdout": {Type: "stdout"}},
-		[]Route{{Match: "1.1", Sinks: []string{"stdout"}}}
-}
-
-// Output formats of stdout sinks (Options.Format).
-const (
-	FormatAuto = "" // the built-in default: text on a terminal, else JSON; config files: as written
-	FormatJSON = "json"
-	FormatText = "text"
-)
-
-// Options tells Load where to read from.
-type Options struct {
-	Path string   // "" means DefaultPath if it exists, else the built-in default
-	Set  []string // key=value overrides, applied last
-	// DefaultPath overrides DefaultPath (tests).
-	DefaultPath string
-	// Format, when set (json or text), is the format of every stdout
-	// sink: the run command's --format flag.
-	Format string
-	// Terminal tells that stdout is a terminal: the built-in default then
-	// writes text with enrichment instead of JSON lines.
-	Terminal bool
-}
-
-// Load reads, decodes and validates the configuration. The returned error
-// lists every problem found.
-func Load(o Options) (*Config, error) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	v.SetEnvPrefix("CNBRIDGED")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	// An empty variable is a value: CNBRIDGED_METRICS_LISTEN= disables the
-	// endpoint as metrics.listen: "" does.
-	v.AllowEmptyEnv(true)
-	v.AutomaticEnv()
-	setDefaults(v)
-
-	path := o.Path
-	if path == "" {
-		def := o.DefaultPath
-		if def == "" {
-			def = DefaultPath
-		}
-		if _, err := os.Stat(def); err == nil {
-			path = def
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("config %s: %w", def, err)
-		}
-	}
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		err = v.ReadConfig(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
-		}
-	}
-	var errs []error
-	for _, kv := range o.Set {
-		k, val, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			errs = append(errs, fmt.Errorf("--set %q: want key=value", kv))
-			continue
-		}
-		v.Set(strings.ToLower(k), val)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	// YAML reads an unquoted 0640 as the integer 416, which would become
-	// mode "416": insist on a string so that the digits are the octal mode.
-	for name := range v.GetStringMap("sinks") {
-		key := "sinks." + name + ".mode"
-		if m := v.Get(key); m != nil {
-			if _, ok := m.(string); !ok {
-				errs = append(errs, fmt.Errorf("%s: %v: quote the octal mode, as in mode: \"0640\"", key, m))
-			}
-		}
-	}
-
-	var c Config
-	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		stringToSlice,
-	)))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("config %s: %w", displayPath(path), err))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	c.Source = path
-	switch o.Format {
-	case FormatAuto, FormatJSON, FormatText:
-	default:
-		return nil, fmt.Errorf("--format %q: want json or text", o.Format)
-	}
-	if path == "" && c.Sinks == nil && c.Routes == nil {
-		c.Sinks, c.Routes = builtin(o.Format == FormatText || (o.Format == FormatAuto && o.Terminal))
-	}
-	if o.Format != FormatAuto {
-		for _, s := range c.Sinks {
-			if s != nil && s.Type == "stdout" {
-				s.Format = o.Format
-			}
-		}
-	}
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
-
-// stringToSlice splits a comma-separated string ("1,3" from the environment
-// or --set) into a list for any list key, numbers included, trimming spaces
-// around each element. mapstructure's own hook only handles []string.
-func stringToSlice(f, t reflect.Type, data any) (any, error) {
-	if f.Kind() != reflect.String || t.Kind() != reflect.Slice {
-		return data, nil
-	}
-	s := reflect.ValueOf(data).String()
-	if strings.TrimSpace(s) == "" {
-		return []string{}, nil
-	}
-	parts := strings.Split(s, ",")
-	for i := range parts {
-		parts[i] = strings.TrimSpace(parts[i])
-	}
-	return parts, nil
-}
-
-func displayPath(p string) string {
-	if p == "" {
-		return "(built-in)"
-	}
-	return p
+	v.SetDefault("state_dir", DefaultStateDir)
 }
 
 // applyDefaults fills in the per-sink keys that viper cannot default
 // because sinks are a map.
 func (c *Config) applyDefaults() {
 	for _, s := range c.Sinks {
-		if s == nil {
+		if s == nil || s.Settings == nil {
 			continue
 		}
-		if s.QueueSize == 0 {
-			s.QueueSize = DefaultQueueSize
-			if s.Type == "nats" {
-				s.QueueSize = DefaultNATSQueueSize
-			}
+		if n := s.NATS(); n != nil && n.DrainTimeout == 0 {
+			n.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
 		}
-		if s.QueueMaxBytes == 0 {
-			s.QueueMaxBytes = DefaultQueueMaxBytes
-			if s.Type == "nats" {
-				s.QueueMaxBytes = DefaultNATSQueueMaxBytes
-			}
-		}
-		if s.WhenFull == "" {
-			s.WhenFull = "drop_newest"
-		}
-		switch s.Type {
-		case "file":
-			if s.Mode == "" {
-				s.Mode = "0640"
-			}
-			if s.FlushInterval == 0 {
-				s.FlushInterval = time.Second
-			}
-			if s.OnError == "" {
-				s.OnError = "drop"
-			}
-			if s.MaxFiles == 0 {
-				s.MaxFiles = 5
-			}
-		case "stdout":
-			if s.Format == "" {
-				s.Format = FormatJSON
-			}
-		case "nats":
-			if s.Subject == "" {
-				s.Subject = DefaultSubject
-			}
-			if s.Format == "" {
-				s.Format = "json"
-			}
-			if s.MaxInFlight == 0 {
-				s.MaxInFlight = DefaultMaxInFlight
-			}
-			if s.AckTimeout == 0 {
-				s.AckTimeout = 5 * time.Second
-			}
-			if s.ReconnectBufferBytes == 0 {
-				s.ReconnectBufferBytes = 8 << 20
-			}
-			if s.DrainTimeout == 0 {
-				s.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
-			}
-			if s.Stream != nil {
-				if s.Stream.Storage == "" {
-					s.Stream.Storage = "file"
-				}
-				if s.Stream.DuplicateWindow == 0 {
-					s.Stream.DuplicateWindow = 2 * time.Minute
-				}
-				if s.Stream.Replicas == 0 {
-					s.Stream.Replicas = 1
-				}
-			}
-		}
+		s.Settings.SetDefaults()
+		s.QueueConfig.SetDefaults(s.Settings.QueueDefaults())
 	}
 	for i := range c.Requests {
 		r := &c.Requests[i]
@@ -512,16 +279,21 @@ func (c *Config) Validate() error {
 	if l.BatchSize < 1 || l.BatchSize > 1024 {
 		bad("listener.batch_size", "%d is outside 1..1024", l.BatchSize)
 	}
+	c.Listener.Trusted = make([]router.Pattern, 0, len(l.UserspaceSenders))
 	for i, p := range l.UserspaceSenders {
-		if _, err := router.ParsePattern(p); err != nil {
+		pat, err := router.ParsePattern(p)
+		if err != nil {
 			bad(fmt.Sprintf("listener.userspace_senders[%d]", i), "%v", err)
 		}
+		c.Listener.Trusted = append(c.Listener.Trusted, pat)
 	}
 	if l.HandshakeTimeout <= 0 {
 		bad("listener.handshake_timeout", "must be positive")
 	}
-	if _, err := router.ParseEvents(l.ProcEvents); err != nil {
+	if set, err := router.ParseEvents(l.ProcEvents); err != nil {
 		bad("listener.proc_events", "%v", err)
+	} else {
+		c.Listener.ProcEventSet = set
 	}
 	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
 		bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
@@ -544,9 +316,9 @@ func (c *Config) Validate() error {
 		bad("shutdown_timeout", "must be positive")
 	}
 	for _, name := range c.SinkNames() {
-		if s := c.Sinks[name]; s != nil && s.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+		if n := c.Sinks[name].NATS(); n != nil && n.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
 			bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
-				s.DrainTimeout, c.ShutdownTimeout)
+				n.DrainTimeout, c.ShutdownTimeout)
 		}
 	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
@@ -563,9 +335,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Tap.Socket != "" {
-		if m, err := strconv.ParseUint(c.Tap.Mode, 8, 32); err != nil || m > 0o777 {
-			bad("tap.mode", "%q: want an octal file mode such as 0600", c.Tap.Mode)
-		}
 		if c.Tap.ClientBuffer < 1 {
 			bad("tap.client_buffer", "must be at least 1")
 		}
@@ -581,7 +350,13 @@ func (c *Config) Validate() error {
 		bad("sinks", "%d sinks; at most %d", len(c.Sinks), router.MaxSinks)
 	}
 	for _, name := range c.SinkNames() {
-		errs = append(errs, c.Sinks[name].validate("sinks."+name, name)...)
+		serrs := c.Sinks[name].validate("sinks."+name, name)
+		errs = append(errs, serrs...)
+		if n := c.Sinks[name].NATS(); n != nil && len(serrs) == 0 {
+			if err := n.Resolve(c.Host); err != nil {
+				bad("sinks."+name+".subject", "%v", err)
+			}
+		}
 	}
 
 	if len(c.Routes) == 0 {
@@ -590,21 +365,25 @@ func (c *Config) Validate() error {
 	used := map[string]bool{}
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
-		if _, err := router.ParsePattern(r.Match); err != nil {
+		pat, err := router.ParsePattern(r.Match)
+		if err != nil {
 			bad(key+".match", "%v", err)
+		} else {
+			c.Routes[i].Pattern = pat
 		}
+		neverProc := err == nil && !pat.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc})
 		if len(r.Events) > 0 {
-			if _, err := router.ParseEvents(r.Events); err != nil {
+			if set, err := router.ParseEvents(r.Events); err != nil {
 				bad(key+".events", "%v", err)
+			} else {
+				c.Routes[i].EventSet, c.Routes[i].HasEvents = set, true
 			}
 		}
 		if len(r.Sinks) == 0 {
 			bad(key+".sinks", "no sinks named")
 		}
-		if r.Enrich {
-			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
-				bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
-			}
+		if r.Enrich && neverProc {
+			bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
 		}
 		switch {
 		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
@@ -612,10 +391,8 @@ func (c *Config) Validate() error {
 		case r.Ancestors > 0 && !r.Enrich:
 			bad(key+".ancestors", "needs enrich: true")
 		}
-		if !r.ThreadsOn() {
-			if p, err := router.ParsePattern(r.Match); err == nil && !p.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}) {
-				bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
-			}
+		if !r.ThreadsOn() && neverProc {
+			bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
 		}
 		for j, s := range r.Sinks {
 			if _, ok := c.Sinks[s]; !ok {
@@ -631,7 +408,10 @@ func (c *Config) Validate() error {
 		}
 		if p, err := router.ParsePattern(r.ID); err != nil || p.AnyIdx || p.AnyVal {
 			bad(key+".id", "%q: want an exact idx.val", r.ID)
+		} else {
+			c.Requests[i].CnID = cnmsg.ID{Idx: p.Idx, Val: p.Val}
 		}
+		c.Requests[i].NATSSubject = strings.ReplaceAll(r.Subject, "{host}", sinks.SubjectToken(c.Host))
 		if r.Group < 1 || r.Group > 32 {
 			bad(key+".group", "%d is outside 1..32", r.Group)
 		}
@@ -662,170 +442,47 @@ func (c *Config) SinkNames() []string {
 }
 
 func (s *Sink) validate(key, name string) []error {
-	var errs []error
-	bad := func(k, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", key, k, fmt.Sprintf(format, a...)))
-	}
 	if s == nil {
 		return []error{fmt.Errorf("%s: empty sink", key)}
 	}
+	var errs []error
 	if !sinkName.MatchString(name) {
 		errs = append(errs, fmt.Errorf("%s: sink name must match %s", key, sinkName))
 	}
-	if s.QueueSize < 1 {
-		bad("queue_size", "must be at least 1")
+	prefix := func(err error) {
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("%s.%w", key, e))
+		}
 	}
-	if s.QueueMaxBytes < 64<<10 {
-		bad("queue_max_bytes", "must be at least 65536")
-	}
-	switch s.WhenFull {
-	case "drop_newest", "block":
+	prefix(s.QueueConfig.Validate())
+	switch {
+	case s.Type == "":
+		errs = append(errs, fmt.Errorf("%s.type: required: %s", key, typeList()))
+	case s.Settings == nil:
+		errs = append(errs, fmt.Errorf("%s.type: %q is not %s", key, s.Type, typeList()))
 	default:
-		bad("when_full", "%q is not drop_newest or block", s.WhenFull)
-	}
-	only := func(k string, set bool, typ string) {
-		if set {
-			bad(k, "applies only to sinks of type %s", typ)
-		}
-	}
-	fileKeys := func() {
-		only("path", s.Path != "", "file")
-		only("mode", s.Mode != "", "file")
-		only("flush_interval", s.FlushInterval != 0, "file")
-		only("max_size_bytes", s.MaxSizeBytes != 0, "file")
-		only("max_files", s.MaxFiles != 0, "file")
-		only("on_error", s.OnError != "", "file")
-	}
-	natsKeys := func() {
-		only("url", s.URL != "", "nats")
-		only("subject", s.Subject != "", "nats")
-		only("jetstream", s.JetStream, "nats")
-		only("max_in_flight", s.MaxInFlight != 0, "nats")
-		only("ack_timeout", s.AckTimeout != 0, "nats")
-		only("reconnect_buffer_bytes", s.ReconnectBufferBytes != 0, "nats")
-		only("drain_timeout", s.DrainTimeout != 0, "nats")
-		only("stream", s.Stream != nil, "nats")
-		only("user", s.User != "", "nats")
-		only("password", s.Password != "", "nats")
-		only("token", s.Token != "", "nats")
-		only("creds_file", s.CredsFile != "", "nats")
-		only("nkey_seed_file", s.NkeySeedFile != "", "nats")
-		only("tls", s.TLS.Enabled(), "nats")
-	}
-	switch s.Type {
-	case "stdout":
-		fileKeys()
-		natsKeys()
-		if s.Format != FormatJSON && s.Format != FormatText {
-			bad("format", "%q is not json or text", s.Format)
-		}
-	case "file":
-		natsKeys()
-		only("format", s.Format != "", "nats or stdout")
-		if s.Path == "" {
-			bad("path", "required for a file sink")
-		}
-		if m, err := strconv.ParseUint(s.Mode, 8, 32); err != nil || m > 0o777 {
-			bad("mode", "%q is not an octal file mode", s.Mode)
-		}
-		if s.FlushInterval <= 0 {
-			bad("flush_interval", "must be positive")
-		}
-		if s.MaxSizeBytes < 0 {
-			bad("max_size_bytes", "must not be negative")
-		}
-		if s.MaxFiles < 1 {
-			bad("max_files", "must be at least 1")
-		}
-		switch s.OnError {
-		case "drop", "block", "exit":
-		default:
-			bad("on_error", "%q is not drop, block or exit", s.OnError)
-		}
-	case "nats":
-		fileKeys()
-		if s.URL == "" {
-			bad("url", "required for a nats sink")
-		}
-		if err := checkSubjectTemplate(s.Subject); err != nil {
-			bad("subject", "%v", err)
-		}
-		if s.Format != "json" && s.Format != "raw" {
-			bad("format", "%q is not json or raw", s.Format)
-		}
-		if s.MaxInFlight < 1 {
-			bad("max_in_flight", "must be at least 1")
-		}
-		if s.AckTimeout <= 0 {
-			bad("ack_timeout", "must be positive")
-		}
-		if s.ReconnectBufferBytes < 0 {
-			bad("reconnect_buffer_bytes", "must not be negative")
-		}
-		auth := 0
-		for _, set := range []bool{s.User != "" || s.Password != "", s.Token != "", s.NkeySeedFile != "", s.CredsFile != ""} {
-			if set {
-				auth++
-			}
-		}
-		if auth > 1 {
-			bad("user", "set only one of user/password, token, nkey_seed_file, creds_file")
-		}
-		if (s.User == "") != (s.Password == "") {
-			bad("password", "user and password go together")
-		}
-		if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-			bad("tls.cert_file", "cert_file and key_file go together")
-		}
-		if s.Stream != nil {
-			if !s.JetStream {
-				bad("stream", "needs jetstream: true")
-			}
-			if s.Stream.Name == "" {
-				bad("stream.name", "required")
-			}
-			if s.Stream.Storage != "file" && s.Stream.Storage != "memory" {
-				bad("stream.storage", "%q is not file or memory", s.Stream.Storage)
-			}
-		}
-	case "":
-		bad("type", "required: stdout, file or nats")
-	default:
-		bad("type", "%q is not stdout, file or nats", s.Type)
+		prefix(s.Settings.Validate())
 	}
 	return errs
 }
 
-// SubjectFields are the names a NATS subject template may use.
-var subjectFields = []string{"host", "idx", "val", "event", "cpu", "container"}
+// typeList is "stdout, file or nats".
+func typeList() string {
+	t := sinks.Types()
+	return strings.Join(t[:len(t)-1], ", ") + " or " + t[len(t)-1]
+}
 
-func checkSubjectTemplate(t string) error {
-	if t == "" {
-		return errors.New("empty")
+// flatten lists the errors joined in err (nil: none).
+func flatten(err error) []error {
+	if err == nil {
+		return nil
 	}
-	rest := t
-	for {
-		i := strings.IndexByte(rest, '{')
-		if i < 0 {
-			break
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
 		}
-		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
-			return fmt.Errorf("%q: unclosed {", t)
-		}
-		f := rest[i+1 : i+j]
-		if !slices.Contains(subjectFields, f) {
-			return fmt.Errorf("%q: unknown field {%s}; known: %s", t, f, strings.Join(subjectFields, ", "))
-		}
-		rest = rest[i+j+1:]
+		return out
 	}
-	if strings.ContainsAny(t, " \t\r\n") || strings.HasPrefix(t, ".") || strings.HasSuffix(t, ".") || strings.Contains(t, "..") {
-		return fmt.Errorf("%q is not a valid subject", t)
-	}
-	for tok := range strings.SplitSeq(t, ".") {
-		if tok == "*" || tok == ">" {
-			return fmt.Errorf("%q: wildcard %s in a publish subject", t, tok)
-		}
-	}
-	return nil
+	return []error{err}
 }

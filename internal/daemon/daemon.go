@@ -45,6 +45,9 @@ type Options struct {
 	// StdoutColor colours stdout sinks of format text: set it only when
 	// Stdout is a terminal and NO_COLOR is not set.
 	StdoutColor bool
+	// StdoutWidth, when positive, is the terminal's width: text rows are
+	// cut to it.
+	StdoutWidth int
 	// Load reads and validates the config again for a reload: the same
 	// code path as "cnbridged validate". Nil disables reloads.
 	Load func() (*config.Config, error)
@@ -153,19 +156,19 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	d.sinkCtx, d.cancelSinks = context.WithCancel(context.Background())
 	defer d.cancelSinks()
 	if _, err := d.applySinks(cfg); err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	defer d.startTap(cfg)()
 	stopRequests, err := d.startRequests(ctx, cfg)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	defer stopRequests()
-	plan, err := d.buildPlan(cfg)
+	plan, err := d.buildPlan(cfg, nil)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	d.bridge = bridge.New(plan, seqtrack.Options{
@@ -195,11 +198,20 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		ProcMask:           mask,
 	}, d.log)
 	if err != nil {
-		d.stopSinks(context.Background())
+		d.stopSinksWithin(cfg.ShutdownTimeout)
 		return err
 	}
 	d.registerListenerMetrics()
+	d.registerReceiveBuffer()
+	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
+
+	// The restart trace seeds the ledger and sends the gap record before
+	// the first batch is read.
+	var trace *restartTrace
+	if cfg.StateDir != "" {
+		trace = openRestartTrace(cfg.StateDir, d.bridge, d.log, time.Now())
+	}
 
 	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
 	readErr := make(chan error, 1)
@@ -213,13 +225,20 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		if timeout <= 0 {
 			timeout = config.DefaultShutdownTimeout
 		}
-		deadline := time.Now().Add(timeout)
+		// Sinks get until soft to drain; at soft their runners stop and
+		// count what they hold; at the hard deadline a sink still stuck
+		// in a write is abandoned. A stalled when_full: block sink can
+		// hold up the reader only until soft: closing the queues frees it.
+		start := time.Now()
+		soft, hard := start.Add(timeout*9/10), start.Add(timeout)
+		cutoff := time.AfterFunc(timeout*9/10, d.cancelSinks)
+		defer cutoff.Stop()
 		var sum stopSummary
 		stopRead()
 		rerr := <-readErr
 		// Unsubscribe, leave the groups and read what the socket holds:
 		// it goes through the bridge to the sinks like any batch.
-		n, empty, err := d.lis.Drain(d.handle, deadline)
+		n, empty, err := d.lis.Drain(d.handle, soft)
 		if err != nil {
 			d.log.Warn("reading the connector socket at stop", zap.Error(err))
 		}
@@ -232,9 +251,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
 		}
-		drainCtx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		sum.SinksTimedOut = !d.stopSinks(drainCtx)
+		stopped := time.Now()
+		sum.SinksTimedOut = !d.stopSinks(soft, hard)
+		trace.close(true, stopped)
 		d.summary = &sum
 		return rerr
 	}
@@ -325,107 +344,6 @@ func (d *Daemon) watchdog(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
-}
-
-// procMask returns the kernel-side process event mask for cfg, whether the
-// kernel filters (narrower than every event, on Linux ≥ 6.6), and the set to
-// filter in userspace (all that a kernel without filtering sends).
-func procMask(cfg *config.Config) (m cnmsg.What, kernelFiltered bool, user *router.EventSet) {
-	set, err := router.ParseEvents(cfg.Listener.ProcEvents)
-	if err != nil {
-		return cnmsg.ProcAll, false, nil
-	}
-	m = set.KernelMask()
-	if m != cnmsg.ProcAll && enriches(cfg) {
-		// The process table needs the events that change it.
-		m |= tableEvents
-	}
-	if m == cnmsg.ProcAll {
-		return m, false, nil
-	}
-	// The userspace filter also applies with a kernel filter: it catches
-	// the events that arrive between the subscription and the filter.
-	if !kernelFilters() {
-		return cnmsg.ProcAll, false, &set
-	}
-	return m, true, &set
-}
-
-// kernelFilters reports whether the running kernel filters process events
-// per socket (struct proc_input, Linux 6.6).
-func kernelFilters() bool {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return false
-	}
-	var major, minor int
-	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
-	return major > 6 || major == 6 && minor >= 6
-}
-
-// buildPlan compiles cfg's routes against the current sink slots.
-func (d *Daemon) buildPlan(cfg *config.Config) (*bridge.Plan, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	slotOf := map[string]int{}
-	var bySlot [router.MaxSinks]*sinks.Runner
-	for name, e := range d.sinks {
-		slotOf[name] = e.runner.Slot()
-		bySlot[e.runner.Slot()] = e.runner
-	}
-	var tapBit uint64
-	if d.tap != nil { // every routed record also goes to the tap
-		bySlot[d.tap.Slot()], tapBit = d.tap, d.tap.Bit()
-	}
-	routes := make([]router.Route, 0, len(cfg.Routes))
-	for i, rc := range cfg.Routes {
-		pat, err := router.ParsePattern(rc.Match)
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d]: %w", i, err)
-		}
-		r := router.Route{Match: pat, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
-			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
-		if len(rc.Events) > 0 {
-			if r.Events, err = router.ParseEvents(rc.Events); err != nil {
-				return nil, fmt.Errorf("routes[%d]: %w", i, err)
-			}
-			r.HasEvents = true
-		}
-		for _, s := range rc.Sinks {
-			slot, ok := slotOf[s]
-			if !ok {
-				return nil, fmt.Errorf("routes[%d]: no sink %q", i, s)
-			}
-			r.Sinks |= 1 << slot
-		}
-		routes = append(routes, r)
-	}
-	trusted := make([]router.Pattern, 0, len(cfg.Listener.UserspaceSenders))
-	for _, s := range cfg.Listener.UserspaceSenders {
-		p, err := router.ParsePattern(s)
-		if err != nil {
-			return nil, fmt.Errorf("listener.userspace_senders: %w", err)
-		}
-		trusted = append(trusted, p)
-	}
-	_, filtered, userFilter := procMask(cfg)
-	enrich := false
-	for _, r := range routes {
-		enrich = enrich || r.Enrich
-	}
-	var replies bridge.ReplyMatcher
-	if d.replies != nil {
-		replies = d.replies
-	}
-	return &bridge.Plan{
-		Replies:      replies,
-		Table:        router.New(routes),
-		Sinks:        bySlot[:],
-		Trusted:      trusted,
-		ProcFiltered: filtered,
-		UserFilter:   userFilter,
-		Enrich:       enrich,
-	}, nil
 }
 
 func (d *Daemon) registerListenerMetrics() {

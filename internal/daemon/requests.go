@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/requests"
-	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -53,10 +51,9 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 			return nil, fmt.Errorf("requests[%d].sink: every request must use the same nats sink (%s)", i, conn)
 		}
 		nc, conn = n, rc.Sink
-		p, _ := router.ParsePattern(rc.ID)
-		id := cnmsg.ID{Idx: p.Idx, Val: p.Val}
+		id := rc.CnID
 		entries = append(entries, requests.Entry{
-			Subject: strings.ReplaceAll(rc.Subject, "{host}", sinks.SubjectToken(cfg.Host)),
+			Subject: rc.NATSSubject,
 			ID:      id,
 			Group:   rc.Group,
 			Timeout: rc.Timeout,

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
-	"strconv"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,53 +33,89 @@ func (d *Daemon) Reopen() {
 // newSink builds the sink a config section describes.
 func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks.Sink, error) {
 	log := d.log.Named("sink").With(zap.String("sink", name))
-	switch sc.Type {
-	case "stdout":
-		if sc.Format == config.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local}, c), nil
+	switch t := sc.Settings.(type) {
+	case *sinks.StdoutConfig:
+		if t.Format == sinks.FormatText {
+			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
-	case "file":
-		mode, _ := strconv.ParseUint(sc.Mode, 8, 32)
-		onErr, err := sinks.ParseOnError(sc.OnError)
-		if err != nil {
-			return nil, err
-		}
-		return sinks.NewFile(sinks.FileConfig{
-			Path:         sc.Path,
-			Mode:         os.FileMode(mode),
-			MaxSizeBytes: sc.MaxSizeBytes,
-			MaxFiles:     sc.MaxFiles,
-			OnError:      onErr,
-		}, d.enc, c, log)
-	case "nats":
-		return d.newNATS(name, sc, c, log)
+	case *sinks.FileSinkConfig:
+		return sinks.NewFile(t.FileConfig(), d.enc, c, log)
+	case *sinks.NATSSinkConfig:
+		return d.newNATS(name, t, c, log)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
 }
 
-// applySinks makes the running sinks match cfg: new and changed sinks are
-// started (a changed sink gets a new runner in a free slot), and the
-// returned function stops the removed and replaced ones once the new plan
-// is in place.
+// sinkChange is what a config needs of the sinks, built before anything
+// is swapped: the new and changed sinks already started in free slots.
+type sinkChange struct {
+	next                    map[string]*sinkEntry
+	started                 []*sinkEntry // new runners: stopped again by abortSinks
+	retire                  []*sinkEntry // removed and replaced: stopped after the swap
+	added, changed, removed []string
+}
+
+// applySinks makes the running sinks match cfg at start: prepareSinks,
+// then commitSinks.
 func (d *Daemon) applySinks(cfg *config.Config) (retire []*sinkEntry, err error) {
+	ch, err := d.prepareSinks(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.commitSinks(ch)
+	return ch.retire, nil
+}
+
+// commitSinks makes ch's sinks the running ones.
+func (d *Daemon) commitSinks(ch *sinkChange) {
+	d.mu.Lock()
+	d.sinks = ch.next
+	d.mu.Unlock()
+}
+
+// abortSinks stops the sinks prepareSinks started and frees their slots:
+// the running sinks stay as they were.
+func (d *Daemon) abortSinks(ch *sinkChange) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var started []*sinkEntry
-	fail := func(err error) ([]*sinkEntry, error) {
-		for _, e := range started {
-			d.freeSlot(e.runner)
-			e.runner.Stop()
-			<-e.done
+	d.stopStarted(ch.started)
+}
+
+// stopStarted stops runners that never carried traffic; d.mu is held.
+func (d *Daemon) stopStarted(started []*sinkEntry) {
+	for _, e := range started {
+		d.freeSlot(e.runner)
+		e.runner.Stop()
+		<-e.done
+		if _, running := d.sinks[e.runner.Name()]; !running {
+			d.sinkMet.Forget(e.runner.Name())
 		}
+	}
+}
+
+// prepareSinks starts the new and changed sinks of cfg (a changed sink
+// gets a new runner in a free slot) without touching the running ones.
+func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := &sinkChange{}
+	fail := func(err error) (*sinkChange, error) {
+		d.stopStarted(ch.started)
 		return nil, err
 	}
 	next := make(map[string]*sinkEntry, len(cfg.Sinks))
 	for _, name := range cfg.SinkNames() {
 		sc := cfg.Sinks[name]
-		if old, ok := d.sinks[name]; ok && reflect.DeepEqual(old.cfg, *sc) {
+		old, had := d.sinks[name]
+		if had && reflect.DeepEqual(old.cfg, *sc) {
 			next[name] = old
 			continue
+		}
+		if had {
+			ch.changed = append(ch.changed, name)
+		} else {
+			ch.added = append(ch.added, name)
 		}
 		slot := -1
 		for i, r := range d.slots {
@@ -97,18 +132,21 @@ func (d *Daemon) applySinks(cfg *config.Config) (retire []*sinkEntry, err error)
 		if err != nil {
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
-		wf, _ := sinks.ParseWhenFull(sc.WhenFull)
+		var flush time.Duration
+		if f := sc.File(); f != nil {
+			flush = f.FlushInterval
+		}
 		r := sinks.NewRunner(sinks.RunnerConfig{
 			Name:          name,
 			Slot:          slot,
 			QueueSize:     sc.QueueSize,
 			QueueMaxBytes: sc.QueueMaxBytes,
-			WhenFull:      wf,
-			FlushInterval: sc.FlushInterval,
+			WhenFull:      sc.WhenFull,
+			FlushInterval: flush,
 		}, s, d.sinkMet, d.log)
 		e := &sinkEntry{cfg: *sc, runner: r, done: make(chan struct{})}
 		d.slots[slot] = r
-		started = append(started, e)
+		ch.started = append(ch.started, e)
 		next[name] = e
 		d.wg.Add(1)
 		go func() {
@@ -125,11 +163,15 @@ func (d *Daemon) applySinks(cfg *config.Config) (retire []*sinkEntry, err error)
 	}
 	for name, old := range d.sinks {
 		if next[name] != old {
-			retire = append(retire, old)
+			ch.retire = append(ch.retire, old)
+		}
+		if _, kept := next[name]; !kept {
+			ch.removed = append(ch.removed, name)
 		}
 	}
-	d.sinks = next
-	return retire, nil
+	slices.Sort(ch.removed)
+	ch.next = next
+	return ch, nil
 }
 
 // freeSlot forgets r's slot; d.mu must be held.
@@ -161,23 +203,51 @@ func (d *Daemon) retireSinks(ctx context.Context, retire []*sinkEntry) {
 	}
 }
 
-// stopSinks stops every sink and waits until they drained or ctx ends;
-// then runners count what they still hold as dropped (reason shutdown). It
-// reports whether every sink drained in time.
-func (d *Daemon) stopSinks(ctx context.Context) bool {
+// stopSinksWithin is stopSinks with soft and hard deadlines at 90% and
+// 100% of timeout from now.
+func (d *Daemon) stopSinksWithin(timeout time.Duration) bool {
+	now := time.Now()
+	return d.stopSinks(now.Add(timeout*9/10), now.Add(timeout))
+}
+
+// stopSinks stops every sink and waits until they drained or soft passes;
+// then runners count what they still hold as dropped (reason shutdown).
+// A sink still stuck in a write at hard is abandoned: its queue is counted
+// and the daemon goes on without it. It reports whether every sink
+// drained by soft.
+func (d *Daemon) stopSinks(soft, hard time.Time) bool {
 	d.mu.Lock()
+	runners := make([]*sinks.Runner, 0, len(d.sinks))
 	for _, s := range d.sinks {
 		s.runner.Stop()
+	}
+	for _, r := range d.slots {
+		if r != nil {
+			runners = append(runners, r) // retired ones still draining too
+		}
 	}
 	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(soft))
+	defer t.Stop()
 	select {
 	case <-done:
 		return true
-	case <-ctx.Done():
+	case <-t.C:
 	}
 	d.cancelSinks()
-	<-done
+	t.Reset(time.Until(hard))
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+	}
+	for _, r := range runners {
+		if n := r.Abandon(); n > 0 {
+			d.log.Error("sink stuck in a write at the shutdown deadline; abandoned, its records counted",
+				zap.String("sink", r.Name()), zap.Int("records", n))
+		}
+	}
 	return false
 }

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"os"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -41,10 +40,9 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		Name: "cnbridged_tap_queue_dropped_total",
 		Help: "Records the tap's own queue (tap.queue_size) dropped because the tap fell behind the reader: no tap client got them.",
 	}, func() float64 { return gatheredSum(tapReg, "cnbridged_sink_dropped_total") }))
-	mode, _ := strconv.ParseUint(cfg.Tap.Mode, 8, 32)
 	srv, err := tap.Listen(tap.ServerConfig{
 		Path:         cfg.Tap.Socket,
-		Mode:         os.FileMode(mode),
+		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
 		Sent:         sinkMet.Counters(TapSinkName).Sent,
 		Metrics:      met,
@@ -81,7 +79,7 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 	runDone, srvDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(runDone); r.Run(ctx) }()
 	go func() { defer close(srvDone); srv.Run(ctx) }()
-	log.Info("serving the tap", zap.String("socket", cfg.Tap.Socket), zap.String("mode", cfg.Tap.Mode))
+	log.Info("serving the tap", zap.String("socket", cfg.Tap.Socket), zap.Stringer("mode", cfg.Tap.Mode))
 	return func() {
 		r.Stop()
 		<-runDone

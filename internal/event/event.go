@@ -25,7 +25,23 @@ const (
 	// table was reconciled with /proc after loss: its exit event was lost.
 	// Enriched.Process describes it.
 	KindExitLost
+	// KindGap reports a time cnbridged was not listening: it was started
+	// again in the same boot. Gap describes it.
+	KindGap
 )
+
+// Gap describes a time cnbridged was not listening.
+type Gap struct {
+	// From is the previous daemon's stop (or, when it died, its last
+	// state save); To is when this one started listening. Unix ns.
+	From, To int64
+	// PIDsAllocated is ns_last_pid's advance meanwhile (threads too);
+	// PIDsWrapped when it wrapped at pid_max.
+	PIDsAllocated uint64
+	PIDsWrapped   bool
+	// CleanStop is set when the previous daemon stopped as asked.
+	CleanStop bool
+}
 
 // Loss describes a sequence gap.
 type Loss struct {
@@ -46,6 +62,7 @@ type Record struct {
 	Proc    cnmsg.ProcEvent // set when HasProc
 	HasProc bool
 	Loss    Loss // set for KindLoss; Msg.ID names the stream
+	Gap     *Gap // set for KindGap
 	// Targets has bit i set when sink slot i receives this record.
 	Targets uint64
 	// EnrichTargets are the sinks among Targets whose routes asked for

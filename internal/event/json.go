@@ -70,6 +70,24 @@ func (e *Encoder) AppendJSONCached(dst []byte, r *Record, tc *TimeCache) []byte 
 		dst = appendUint(dst, `,"lost":`, uint64(r.Loss.Lost))
 		return append(dst, "}\n"...)
 	}
+	if r.Kind == KindGap && r.Gap != nil {
+		g := r.Gap
+		dst = append(dst, `,"type":"gap","reason":"not_listening","from":"`...)
+		dst = time.Unix(0, g.From).UTC().AppendFormat(dst, timeLayout)
+		dst = append(dst, `","to":"`...)
+		dst = time.Unix(0, g.To).UTC().AppendFormat(dst, timeLayout)
+		dst = append(dst, '"')
+		dst = appendUint(dst, `,"pids_allocated":`, g.PIDsAllocated)
+		if g.PIDsWrapped {
+			dst = append(dst, `,"pids_wrapped":true`...)
+		}
+		if g.CleanStop {
+			dst = append(dst, `,"clean_stop":true`...)
+		} else {
+			dst = append(dst, `,"clean_stop":false`...)
+		}
+		return append(dst, "}\n"...)
+	}
 	if r.Kind == KindExitLost {
 		dst = append(dst, `,"type":"exit_lost"`...)
 		if r.Enriched != nil && r.Enriched.Process != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // TextFormatter renders output lines (the JSON contract in README.md) as
-// aligned columns for people, like forkstat: time, event, pid, ppid, uid,
+// aligned columns for people, like forkstat: time, event, pid, ppid, user,
 // exit status, duration, then the process (exe and arguments when the line
 // is enriched, else comm). Loss, gap and exit_lost markers get lines of their
 // own. It works from the JSON line, not from a Record, so that every field
@@ -26,6 +26,10 @@ type TextFormatter struct {
 	Color bool
 	// Location is the time zone of the time column (nil: UTC).
 	Location *time.Location
+	// Width, when positive, cuts the process column of each row so that
+	// the row fits in that many columns (a terminal's width), ending it
+	// with "…". Markers are not cut.
+	Width int
 }
 
 // Column widths. A wider value widens its row only.
@@ -34,7 +38,7 @@ const (
 	wEvent = 8
 	wPID   = 7
 	wPPID  = 7
-	wUID   = 5
+	wUser  = 8  // user name, else uid
 	wExit  = 12 // SIGSEGV+core
 	wDur   = 9
 )
@@ -46,7 +50,7 @@ func (f *TextFormatter) TextHeader() string {
 	b = pad(b, "EVENT", wEvent)
 	b = padLeft(b, "PID", wPID)
 	b = padLeft(b, "PPID", wPPID)
-	b = padLeft(b, "UID", wUID)
+	b = pad(b, "USER", wUser)
 	b = padLeft(b, "EXIT", wExit)
 	b = padLeft(b, "DURATION", wDur)
 	b = append(b, "PROCESS"...)
@@ -214,6 +218,7 @@ func eventColor(p *textProc) string {
 
 // row renders a process event (or an exit_lost record, with an empty proc).
 func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *textProcess, parent *textParent, note string) []byte {
+	start := len(dst)
 	dst = pad(dst, ts, wTime)
 	dst = f.colored(dst, color, func(b []byte) []byte { return pad(b, ev, wEvent) })
 
@@ -234,11 +239,16 @@ func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *t
 	}
 	dst = padLeft(dst, optUint(pid), wPID)
 	dst = padLeft(dst, optUint(ppid), wPPID)
-	var uid *uint32
+	user := "-"
 	if pr != nil {
-		uid = pr.UID
+		switch {
+		case pr.User != "":
+			user = pr.User
+		case pr.UID != nil:
+			user = optUint(pr.UID)
+		}
 	}
-	dst = padLeft(dst, optUint(uid), wUID)
+	dst = pad(dst, user, wUser)
 	dst = padLeft(dst, exitText(p), wExit)
 	dur := ""
 	if pr != nil && pr.DurationNs != nil {
@@ -257,9 +267,49 @@ func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *t
 	if note != "" {
 		parts = append(parts, note)
 	}
-	dst = append(dst, strings.Join(parts, "  ")...)
+	text := strings.Join(parts, "  ")
+	if f.Width > 0 {
+		text = cut(text, f.Width-visibleWidth(dst[start:]))
+	}
+	dst = append(dst, text...)
 	dst = bytes.TrimRight(dst, " ")
 	return append(dst, '\n')
+}
+
+// visibleWidth counts the runes of b that take a column: ANSI colour
+// sequences take none.
+func visibleWidth(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		if b[i] == 0x1b {
+			for i < len(b) && b[i] != 'm' {
+				i++
+			}
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRune(b[i:])
+		i += size
+		n++
+	}
+	return n
+}
+
+// cut shortens s to at most n runes, the last one "…" when it cut.
+func cut(s string, n int) string {
+	if n < 1 {
+		n = 1
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	i, count := 0, 0
+	for i < len(s) && count < n-1 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		count++
+	}
+	return s[:i] + "…"
 }
 
 // processText is exe and arguments when enriched, else comm when the event
@@ -303,9 +353,6 @@ func processText(p *textProc, pr *textProcess) string {
 	}
 	if pr.CmdlineTruncated {
 		b.WriteString(" …")
-	}
-	if pr.User != "" {
-		b.WriteString("  user=" + pr.User)
 	}
 	if pr.ContainerID != "" {
 		id := pr.ContainerID

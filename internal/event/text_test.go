@@ -5,13 +5,16 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -64,6 +67,20 @@ var textCases = []textCase{
 		`"process":{"pid":4713,"ppid":100,"exe":"/usr/bin/bash","cmdline":["bash"],"uid":0,"comm":"bash"}}`},
 	{name: "gone", json: `{` + jt + `,"idx":1,"val":1,"seq":8,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4714,"tgid":4714},"process":{"gone":true}}`},
 	{name: "skipped", json: `{` + jt + `,"idx":1,"val":1,"seq":9,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4715,"tgid":4715},"process":{"skipped":true}}`},
+	// Enriched records through the real encoder, so that the text format
+	// follows the JSON field names the encoder writes.
+	{name: "encoder: exec enriched", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 42, Len: 40}, HasProc: true,
+		Proc: cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 4711, TGID: 4711}, Enrich: event.EnrichDone,
+		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
+			Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "needle", "/srv"}, User: "bob", UID: 1001, Comm: "grep", PreviousExe: "/usr/bin/bash"}}})},
+	{name: "encoder: exit enriched", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 43, Len: 40}, HasProc: true,
+		Proc:   cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 2 << 8, ExitSignal: 17, HasParent: true, ParentPID: 100, ParentTGID: 100},
+		Enrich: event.EnrichDone, Enriched: &event.Enrichment{DurationNs: 2500000, HasDuration: true,
+			Process: &proctable.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
+				Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "needle", "/srv"}, User: "bob", UID: 1001, Comm: "grep"}}})},
+	{name: "encoder: exit_lost", record: rec(event.Record{Kind: event.KindExitLost, Time: testTime,
+		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4716:9", PID: 4716, TGID: 4716, PPID: 100,
+			Exe: "/usr/bin/sleep", Cmdline: []string{"sleep", "60"}, Comm: "sleep"}}})},
 	{name: "exit_lost", json: `{` + jt + `,"type":"exit_lost","process":{"pid":4716,"ppid":100,"exe":"/usr/bin/sleep","cmdline":["sleep","60"],"uid":0,"comm":"sleep","duration_ns":61000000000}}`},
 }
 
@@ -150,5 +167,33 @@ func TestTextRejectsNonJSON(t *testing.T) {
 	f := &event.TextFormatter{}
 	if _, err := f.AppendText(nil, []byte("not json\n")); err == nil {
 		t.Error("AppendText(not json) returned no error")
+	}
+}
+
+// TestTextWidth: with a width, rows are cut to it (colour codes take no
+// column) and end in "…"; short rows are left alone.
+func TestTextWidth(t *testing.T) {
+	var long textCase
+	for _, c := range textCases {
+		if c.name == "exec enriched" {
+			long = c
+		}
+	}
+	for _, color := range []bool{false, true} {
+		f := &event.TextFormatter{Width: 80, Color: color}
+		out, err := f.AppendText(nil, long.line(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := strings.TrimSuffix(string(out), "\n")
+		plain := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(row, "")
+		if n := utf8.RuneCountInString(plain); n != 80 || !strings.HasSuffix(plain, "…") {
+			t.Errorf("color %v: row is %d columns %q, want 80 ending in …", color, n, plain)
+		}
+		f.Width = 500
+		out, _ = f.AppendText(nil, long.line(t))
+		if strings.Contains(string(out), "…") {
+			t.Errorf("row cut although it fits in 500 columns: %q", out)
+		}
 	}
 }

@@ -42,7 +42,9 @@ func Options(opts ...Option) *server.Options {
 		DisableShortFirstPing: true,
 	}
 	for _, f := range opts {
-		f(o)
+		if f != nil {
+			f(o)
+		}
 	}
 	return o
 }

@@ -219,6 +219,18 @@ func (t *Table) MatchThreads(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks, threadDro
 	return sinks, threadDropped &^ sinks
 }
 
+// MatchesID reports whether a route matches id, whatever its events: list
+// says. A message no route takes but one route's id matches was filtered by
+// that route, not left unrouted.
+func (t *Table) MatchesID(id cnmsg.ID) bool {
+	for i := range t.routes {
+		if t.routes[i].Match.Matches(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // Enrich returns the sinks whose matching route asks for process
 // enrichment, and the most ancestors any of those routes asks for.
 func (t *Table) Enrich(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64, ancestors int) {

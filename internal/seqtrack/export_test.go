@@ -5,9 +5,9 @@ import "math/bits"
 // PendingForTest returns how many holes of stream k are still inside the
 // reorder window (neither late nor lost yet).
 func (l *Ledger) PendingForTest(k Key) int {
-	i, ok := l.index[k]
+	s, ok := l.streams.Peek(k)
 	if !ok {
 		return 0
 	}
-	return bits.OnesCount64(l.slots[i].holes)
+	return bits.OnesCount64(s.holes)
 }

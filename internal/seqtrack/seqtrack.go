@@ -78,6 +78,8 @@ package seqtrack
 import (
 	"fmt"
 	"math/bits"
+
+	"github.com/cnbridged/cnbridged/internal/lru"
 	"strconv"
 )
 
@@ -174,21 +176,13 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// maxSlots keeps slot indexes within int32.
+// maxSlots keeps the LRU's slot indexes within int32.
 const maxSlots = 1<<31 - 1
 
-// none marks the end of a list of slots.
-const none = -1
-
-// stream is one slot of the ledger: a stream's state and its links in the
-// recency list (or the free list).
+// stream is one stream's state.
 type stream struct {
-	key Key
 	// last is the highest seq seen (in the signed-distance sense).
 	last uint32
-	// prev and next link the slot into the recency list, most recent first;
-	// next also links free slots.
-	prev, next int32
 	// holes has bit i set when seq last-1-i is missing and still inside the
 	// reorder window (i < window). Always 0 when the window is 0.
 	holes uint64
@@ -199,12 +193,10 @@ type stream struct {
 type Ledger struct {
 	window     uint32
 	windowMask uint64
-	maxStreams int
 
-	index      map[Key]int32
-	slots      []stream
-	head, tail int32 // recency list: head is the most recently observed
-	free       int32 // free list of slots, linked by next
+	// streams holds at most MaxStreams streams, least recently observed
+	// evicted first.
+	streams *lru.Map[Key, stream]
 
 	evictions uint64
 }
@@ -224,26 +216,18 @@ func New(o Options) *Ledger {
 	if w > 0 {
 		mask = ^uint64(0) >> (64 - w)
 	}
-	return &Ledger{
-		window:     w,
-		windowMask: mask,
-		maxStreams: maxStreams,
-		index:      make(map[Key]int32),
-		head:       none,
-		tail:       none,
-		free:       none,
-	}
+	return &Ledger{window: w, windowMask: mask, streams: lru.New[Key, stream](maxStreams)}
 }
 
 // Observe records message seq of stream k and classifies it.
 func (l *Ledger) Observe(k Key, seq uint32) Result {
-	i, ok := l.index[k]
+	s, ok := l.streams.Ref(k) // marks it most recently observed
 	if !ok {
-		l.add(k, seq)
+		if _, _, evicted := l.streams.Put(k, stream{last: seq}); evicted {
+			l.evictions++
+		}
 		return Result{Kind: First}
 	}
-	l.touch(i)
-	s := &l.slots[i]
 
 	expected := s.last + 1
 	if d := int32(seq - expected); d >= 0 {
@@ -305,80 +289,13 @@ func (l *Ledger) advance(s *stream, seq, d uint32) Result {
 	return r
 }
 
-// add starts stream k with base seq, evicting the least recently observed
-// stream if the ledger is full.
-func (l *Ledger) add(k Key, seq uint32) {
-	var i int32
-	switch {
-	case l.free != none:
-		i = l.free
-		l.free = l.slots[i].next
-	case len(l.slots) < l.maxStreams:
-		l.slots = append(l.slots, stream{})
-		i = int32(len(l.slots) - 1)
-	default:
-		i = l.tail
-		l.unlink(i)
-		delete(l.index, l.slots[i].key)
-		l.evictions++
-	}
-	l.slots[i] = stream{key: k, last: seq, prev: none, next: none}
-	l.index[k] = i
-	l.pushFront(i)
-}
-
 // Forget drops stream k (e.g. its sender is gone). Its next message is First.
 // Holes pending in its reorder window are dropped uncounted.
-func (l *Ledger) Forget(k Key) {
-	i, ok := l.index[k]
-	if !ok {
-		return
-	}
-	delete(l.index, k)
-	l.unlink(i)
-	l.slots[i] = stream{prev: none, next: l.free}
-	l.free = i
-}
+func (l *Ledger) Forget(k Key) { l.streams.Remove(k) }
 
 // Streams returns the number of streams currently tracked.
-func (l *Ledger) Streams() int { return len(l.index) }
+func (l *Ledger) Streams() int { return l.streams.Len() }
 
 // Evictions returns how many streams were forgotten to stay within
 // MaxStreams.
 func (l *Ledger) Evictions() uint64 { return l.evictions }
-
-// touch makes slot i the most recently observed.
-func (l *Ledger) touch(i int32) {
-	if l.head == i {
-		return
-	}
-	l.unlink(i)
-	l.pushFront(i)
-}
-
-func (l *Ledger) unlink(i int32) {
-	s := &l.slots[i]
-	if s.prev != none {
-		l.slots[s.prev].next = s.next
-	} else {
-		l.head = s.next
-	}
-	if s.next != none {
-		l.slots[s.next].prev = s.prev
-	} else {
-		l.tail = s.prev
-	}
-	s.prev, s.next = none, none
-}
-
-func (l *Ledger) pushFront(i int32) {
-	s := &l.slots[i]
-	s.prev = none
-	s.next = l.head
-	if l.head != none {
-		l.slots[l.head].prev = i
-	} else {
-		l.tail = i
-	}
-	l.head = i
-}

@@ -93,7 +93,8 @@ func (s *File) open() error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o750); err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
-	f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, s.cfg.Mode)
+	// Read-write: the torn-tail repair reads the file's end.
+	f, err := os.OpenFile(s.cfg.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, s.cfg.Mode)
 	if err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
@@ -113,8 +114,54 @@ func (s *File) open() error {
 			return fmt.Errorf("file sink: %w", err)
 		}
 	}
-	s.f, s.size = f, st.Size()
+	size := st.Size()
+	cut, err := repairTail(f, size)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("file sink: %s: repairing a torn last line: %w", s.cfg.Path, err)
+	}
+	if cut > 0 {
+		s.log.Warn("file sink: the file's last line was torn (no trailing newline); truncated it to the last complete line",
+			zap.String("path", s.cfg.Path), zap.Int64("bytes_cut", cut))
+		size -= cut
+	}
+	s.f, s.size = f, size
 	return nil
+}
+
+// repairTail truncates f, of size bytes, back to just after its last
+// newline when it does not end in one (an earlier writer crashed, or the
+// disk filled, mid-line), so that the next record starts on a fresh line
+// instead of being glued to the fragment. It returns the bytes cut.
+func repairTail(f *os.File, size int64) (int64, error) {
+	if size == 0 {
+		return 0, nil
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], size-1); err != nil {
+		return 0, err
+	}
+	if last[0] == '\n' {
+		return 0, nil
+	}
+	buf := make([]byte, 64<<10)
+	keep := int64(0) // no newline at all: the whole file is one fragment
+	for end := size; end > 0; {
+		n := min(int64(len(buf)), end)
+		chunk := buf[:n]
+		if _, err := f.ReadAt(chunk, end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			keep = end - n + int64(i) + 1
+			break
+		}
+		end -= n
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, err
+	}
+	return size - keep, nil
 }
 
 // Reopen makes the sink close and reopen its path before its next write,
@@ -233,6 +280,9 @@ func (s *File) write(b []byte) (int, error) {
 	if keep < n {
 		if terr := s.f.Truncate(s.size + int64(keep)); terr != nil {
 			err = errors.Join(err, fmt.Errorf("truncating torn line: %w", terr))
+			// Reopen before the next write: open repairs the tail.
+			s.f.Close()
+			s.f = nil
 		}
 	}
 	s.size += int64(keep)

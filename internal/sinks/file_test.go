@@ -2,17 +2,21 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -261,4 +265,101 @@ func tmpfs(t *testing.T, size string) string {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	return dir
+}
+
+// TestFileRepairsTornTail: a file whose last line has no trailing newline
+// (an earlier writer crashed mid-line) is truncated back to its last
+// newline before the first write, the bytes cut are logged, and the first
+// new record starts on a fresh line. The same holds for a file found at
+// the path on reopen (logrotate).
+func TestFileRepairsTornTail(t *testing.T) {
+	big := strings.Repeat("x", 100<<10) // the fragment spans read chunks
+	tests := []struct {
+		name, before, kept string
+	}{
+		{"torn after lines", "{\"a\":1}\n{\"b\":2}\n{\"par", "{\"a\":1}\n{\"b\":2}\n"},
+		{"no newline at all", "fragment", ""},
+		{"long fragment", "{\"a\":1}\n" + big, "{\"a\":1}\n"},
+		{"clean", "{\"a\":1}\n", "{\"a\":1}\n"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "out.jsonl")
+			if err := os.WriteFile(path, []byte(tt.before), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			core, logs := observer.New(zap.InfoLevel)
+			c := NewMetrics(prometheus.NewRegistry()).Counters("f")
+			s, err := NewFile(FileConfig{Path: path}, event.NewEncoder("h"), c, zap.New(core))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(rec(7, []byte("z"))); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			checkRepaired(t, path, tt.kept, int64(len(tt.before)-len(tt.kept)), logs)
+		})
+	}
+
+	t.Run("on reopen", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "out.jsonl")
+		core, logs := observer.New(zap.InfoLevel)
+		c := NewMetrics(prometheus.NewRegistry()).Counters("f")
+		s, err := NewFile(FileConfig{Path: path}, event.NewEncoder("h"), c, zap.New(core))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(rec(1, []byte("a"))); err != nil {
+			t.Fatal(err)
+		}
+		s.Flush(context.Background())
+		// Rotated away; a torn file appears at the path.
+		if err := os.Rename(path, path+".1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("{\"old\":1}\n{\"to"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		s.Reopen()
+		if err := s.Write(rec(7, []byte("z"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		checkRepaired(t, path, "{\"old\":1}\n", 4, logs)
+	})
+}
+
+// checkRepaired checks that path holds kept then one record line (seq 7),
+// and that one warning logged cut bytes cut (none when cut is 0).
+func checkRepaired(t *testing.T, path, kept string, cut int64, logs *observer.ObservedLogs) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), kept) {
+		t.Fatalf("file got %.200q, want it to start with %q", b, kept)
+	}
+	rest := string(b[len(kept):])
+	if strings.Count(rest, "\n") != 1 || !strings.HasSuffix(rest, "\n") || !strings.HasPrefix(rest, "{") {
+		t.Fatalf("after the kept lines got %.200q, want exactly one record line", rest)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(rest), &m); err != nil || m["seq"] != float64(7) {
+		t.Fatalf("record line %q: %v, want the seq 7 record", rest, err)
+	}
+	torn := logs.FilterMessageSnippet("torn").All()
+	switch {
+	case cut == 0 && len(torn) != 0:
+		t.Errorf("got %d torn-tail warnings for a clean file, want none", len(torn))
+	case cut > 0 && (len(torn) != 1 || torn[0].ContextMap()["bytes_cut"] != cut):
+		t.Errorf("torn-tail warnings got %v, want one with bytes_cut %d", torn, cut)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // TestNATSJetStreamTwoHosts (issue 11 item 3): two daemons (different
@@ -26,7 +27,7 @@ import (
 // duplicates and counted sent though never stored.
 func TestNATSJetStreamTwoHosts(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, t.TempDir(), nil)
+	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -62,6 +63,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 				_, counters[i] = testCounters()
 				cfg := baseConfig(srv.ClientURL())
 				cfg.Name, cfg.Host, cfg.JetStream = "events", h, true
+				cfg.DrainTimeout = time.Minute // Close returns once drained
 				s := newSink(t, cfg, counters[i], zaptest.NewLogger(t))
 				wg.Add(1)
 				go func() {
@@ -106,7 +108,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 				t.Errorf("stored per host (-want +got):\n%s", diff)
 			}
 			for i, h := range hosts {
-				if l := readLedger(counters[i]); l != (ledger{sent: float64(stored[h])}) {
+				if l := readLedger(counters[i]); l != (counts{sent: float64(stored[h])}) {
 					t.Errorf("host %s: ledger %+v, want sent = %d stored", h, l, stored[h])
 				}
 			}
@@ -121,7 +123,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 // subscriber stands in for the stream to give that answer on demand.
 func TestNATSDupInProcessRetried(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -164,7 +166,7 @@ func TestNATSDupInProcessRetried(t *testing.T) {
 		l := readLedger(c)
 		return l.sent+l.failed+l.dropped == n
 	})
-	if l := readLedger(c); l != (ledger{sent: n}) {
+	if l := readLedger(c); l != (counts{sent: n}) {
 		t.Errorf("ledger %+v, want %d sent", l, n)
 	}
 	mu.Lock()

@@ -156,8 +156,21 @@ func (c subjCache) get(b []byte) string {
 	return s
 }
 
+// natsMsg is a message the sink holds (the payload of its ledger entry):
+// encoded once, sent again as is.
+type natsMsg struct {
+	msg  nats.Msg
+	body []byte
+	vals [16]string // header values; the header map points into it
+	keys uint32     // the headers the map holds (bit* constants)
+}
+
+// entry is one message in the sink's in-flight ledger.
+type entry = held[natsMsg]
+
 // fill encodes r into e: subject, headers, body and (JetStream) reply
-// subject. The body is copied into e's own buffer, since r is valid only
+// subject with the reply token id. It returns the message's size for the
+// byte bounds. The body is copied into e's own buffer, since r is valid only
 // during Write and e may be sent again.
 //
 // The header map is built once per entry and its values point into e.vals:
@@ -165,7 +178,7 @@ func (c subjCache) get(b []byte) string {
 // refilling it only stores the new values, with no map operation. The
 // per-message strings (sequence, time, message id, reply subject) share one
 // allocation.
-func (s *NATS) fill(e *entry, r *event.Record) {
+func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	s.scratch = s.subj.append(s.scratch[:0], r)
 	e.msg.Subject = s.subjects.get(s.scratch)
 
@@ -180,7 +193,7 @@ func (s *NATS) fill(e *entry, r *event.Record) {
 	// The headers are set in a fixed order, so the set of names (one bit
 	// each, in keys) tells whether the map already holds them.
 	var (
-		names [len(entry{}.vals)]string
+		names [len(natsMsg{}.vals)]string
 		keys  uint32
 		n     int
 		// Values rendered into s.scratch, cut out of one string at the end.
@@ -251,7 +264,7 @@ func (s *NATS) fill(e *entry, r *event.Record) {
 	replyFrom := len(b)
 	if s.cfg.JetStream {
 		b = append(b, s.inbox...)
-		b = strconv.AppendUint(b, e.id, 10)
+		b = strconv.AppendUint(b, id, 10)
 	}
 	str := string(b)
 	s.scratch = b
@@ -269,7 +282,7 @@ func (s *NATS) fill(e *entry, r *event.Record) {
 		}
 		e.msg.Header, e.keys = h, keys
 	}
-	e.size = len(e.msg.Subject) + len(e.body) + len(str) + 100 // header names and framing, roughly
+	return len(e.msg.Subject) + len(e.body) + len(str) + 100 // header names and framing, roughly
 }
 
 func appendTime(dst []byte, ns int64) []byte {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // idCounter subscribes to subject and counts every message by its
@@ -83,8 +84,8 @@ func (c *idCounter) settle(t *testing.T, subject string) {
 // again once it had (2 000 received for 1 000 held).
 func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
-	port := serverPort(srv)
+	srv := natstest.Run(t)
+	port := natstest.ClientPort(srv)
 	url := srv.ClientURL()
 
 	subUp := make(chan struct{}, 1)
@@ -132,7 +133,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv = runServer(t, port, "", nil)
+	srv = natstest.Run(t, natstest.Port(port))
 	defer srv.Shutdown()
 	select {
 	case <-subUp:
@@ -160,7 +161,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	if distinct != held || total != held {
 		t.Errorf("subscriber got %d messages, %d distinct; want each of the %d held messages once", total, distinct, held)
 	}
-	if l := readLedger(c); l != (ledger{sent: held}) {
+	if l := readLedger(c); l != (counts{sent: held}) {
 		t.Errorf("ledger %+v, want %d sent", l, held)
 	}
 }

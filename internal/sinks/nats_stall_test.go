@@ -16,6 +16,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // fakeStream answers JetStream publishes on subject like a stream would,
@@ -65,7 +66,7 @@ func offerN(r *Runner, pool *event.Pool, seq *uint32, n int) {
 // ack timeout.
 func TestNATSStalledWindow(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -121,7 +122,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if l := readLedger(c); l != (ledger{sent: 1500}) {
+	if l := readLedger(c); l != (counts{sent: 1500}) {
 		t.Errorf("ledger %+v, want 1500 sent", l)
 	}
 	if g := gauge(); g != 0 {

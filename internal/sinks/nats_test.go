@@ -37,6 +37,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 var _ Sink = (*NATS)(nil)
@@ -44,50 +45,15 @@ var _ Readier = (*NATS)(nil)
 
 const testBoot = "6f1c2a3e-0000-4000-8000-000000000001"
 
-// runServer starts an in-process nats-server on a free port (model:
-// nats-server test/test.go RunServer). storeDir enables JetStream.
-func runServer(t testing.TB, port int, storeDir string, mod func(*server.Options)) *server.Server {
-	t.Helper()
-	opts := &server.Options{
-		Host:                  "127.0.0.1",
-		Port:                  port,
-		NoLog:                 true,
-		NoSigs:                true,
-		MaxControlLine:        4096,
-		DisableShortFirstPing: true,
-	}
-	if port == 0 {
-		opts.Port = -1
-	}
-	if storeDir != "" {
-		opts.JetStream = true
-		opts.StoreDir = storeDir
-	}
-	if mod != nil {
-		mod(opts)
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats-server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	return s
-}
-
-func serverPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
-
 func testCounters() (*Metrics, *Counters) {
 	m := NewMetrics(prometheus.NewRegistry())
 	return m, m.Counters("nats")
 }
 
-type ledger struct{ sent, failed, dropped float64 }
+type counts struct{ sent, failed, dropped float64 }
 
-func readLedger(c *Counters) ledger {
-	return ledger{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
+func readLedger(c *Counters) counts {
+	return counts{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
 }
 
 func baseConfig(url string) NATSConfig {
@@ -229,14 +195,13 @@ func TestFillReuse(t *testing.T) {
 				return s
 			}
 			s := newSinkForFill()
-			reused := &entry{}
+			reused := &natsMsg{}
 			for i, r := range []*event.Record{&exec, &exit, &user, &loss, &exec, &loss, &user} {
-				reused.id = uint64(i)
 				fs := newSinkForFill()
 				fs.userIDs = s.userIDs // the same position in the stream
-				s.fill(reused, r)
-				fresh := &entry{id: uint64(i)}
-				fs.fill(fresh, r)
+				s.fill(reused, uint64(i), r)
+				fresh := &natsMsg{}
+				fs.fill(fresh, uint64(i), r)
 				if diff := cmp.Diff(fresh.msg, reused.msg, cmpopts.IgnoreUnexported(nats.Msg{}), cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("record %d (-fresh +reused):\n%s", i, diff)
 				}
@@ -276,7 +241,7 @@ func TestRedactURLs(t *testing.T) {
 // marker in both formats and reads them back with a real subscriber.
 func TestNATSFormats(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	sub, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -327,7 +292,7 @@ func TestNATSFormats(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(ledger{sent: 3}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+			if diff := cmp.Diff(counts{sent: 3}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 				t.Errorf("ledger (-want +got):\n%s", diff)
 			}
 			var msgs []got
@@ -420,8 +385,8 @@ func feed(t *testing.T, r *Runner, n, rate int, at func(i int)) {
 func TestNATSJetStreamOutage(t *testing.T) {
 	leakCheck(t)
 	dir := t.TempDir()
-	srv := runServer(t, 0, dir, nil)
-	port := serverPort(srv)
+	srv := natstest.Run(t, natstest.JetStream(dir))
+	port := natstest.ClientPort(srv)
 	url := srv.ClientURL()
 
 	met, c := testCounters()
@@ -448,7 +413,7 @@ func TestNATSJetStreamOutage(t *testing.T) {
 		go func() {
 			defer restarted.Done()
 			time.Sleep(3 * time.Second)
-			ns := runServer(t, port, dir, nil)
+			ns := natstest.Run(t, natstest.Port(port), natstest.JetStream(dir))
 			srvMu.Lock()
 			srv = ns
 			srvMu.Unlock()
@@ -463,7 +428,7 @@ func TestNATSJetStreamOutage(t *testing.T) {
 	defer srv.Shutdown()
 	srvMu.Unlock()
 
-	if diff := cmp.Diff(ledger{sent: total}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+	if diff := cmp.Diff(counts{sent: total}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 	nc, err := nats.Connect(url)
@@ -542,8 +507,8 @@ func TestNATSCoreOutage(t *testing.T) {
 
 func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
-	port := serverPort(srv)
+	srv := natstest.Run(t)
+	port := natstest.ClientPort(srv)
 	url := srv.ClientURL()
 
 	// The subscriber reconnects fast; the sink only once the subscriber
@@ -581,7 +546,7 @@ func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 		go func() {
 			defer restarted.Done()
 			time.Sleep(outage) // the outage itself
-			srv = runServer(t, port, "", nil)
+			srv = natstest.Run(t, natstest.Port(port))
 			select {
 			case <-subUp:
 			case <-time.After(10 * time.Second):
@@ -621,12 +586,7 @@ func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 // holds what it is given, and delivers it once the server comes up.
 func TestNATSStartsDown(t *testing.T) {
 	leakCheck(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := natstest.FreePort(t)
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%v", js), func(t *testing.T) {
 			core, obs := observer.New(zap.InfoLevel)
@@ -650,7 +610,11 @@ func TestNATSStartsDown(t *testing.T) {
 			if js {
 				dir = t.TempDir()
 			}
-			srv := runServer(t, port, dir, nil)
+			opts := []natstest.Option{natstest.Port(port)}
+			if js {
+				opts = append(opts, natstest.JetStream(dir))
+			}
+			srv := natstest.Run(t, opts...)
 			defer srv.Shutdown()
 			waitFor(t, 10*time.Second, "ready", func() bool { return s.Ready() == nil })
 			waitFor(t, 10*time.Second, "delivery", func() bool {
@@ -694,7 +658,7 @@ func TestNATSCloseCountsFailed(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer ccancel()
 	s.Close(cctx)
-	if diff := cmp.Diff(ledger{failed: 5, dropped: 1}, readLedger(c), cmp.AllowUnexported(ledger{})); diff != "" {
+	if diff := cmp.Diff(counts{failed: 5, dropped: 1}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
 		t.Errorf("ledger (-want +got):\n%s", diff)
 	}
 }
@@ -726,7 +690,7 @@ func TestNATSOutageBufferCore(t *testing.T) {
 
 func TestNATSMetrics(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	reg := prometheus.NewRegistry()
 	nm := NewNATSMetrics(reg)
@@ -855,11 +819,11 @@ func TestNATSAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := runServer(t, 0, "", tt.server)
+			srv := natstest.Run(t, tt.server)
 			defer srv.Shutdown()
 			core, obs := observer.New(zap.DebugLevel)
 			_, c := testCounters()
-			cfg := baseConfig(fmt.Sprintf("nats://127.0.0.1:%d", serverPort(srv)))
+			cfg := baseConfig(fmt.Sprintf("nats://127.0.0.1:%d", natstest.ClientPort(srv)))
 			tt.sink(&cfg)
 			s, err := NewNATS(cfg, event.NewEncoder("h1"), c, nil, zap.New(core))
 			if tt.newErr != nil {
@@ -914,7 +878,7 @@ func TestNATSAuth(t *testing.T) {
 // TestNATSAllocs measures what encoding and publishing one message costs
 // in allocations (a nats.Msg header is encoded by the client per publish).
 func TestNATSAllocs(t *testing.T) {
-	srv := runServer(t, 0, "", nil)
+	srv := natstest.Run(t)
 	defer srv.Shutdown()
 	_, c := testCounters()
 	cfg := baseConfig(srv.ClientURL())
@@ -940,7 +904,7 @@ func TestNATSAllocs(t *testing.T) {
 // Benchmarks: the sink next to a raw nats.go publisher of the same
 // messages (same subject, headers and body), in one run.
 func BenchmarkNATS(b *testing.B) {
-	srv := runServer(b, 0, b.TempDir(), nil)
+	srv := natstest.Run(b, natstest.JetStream(b.TempDir()))
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -959,8 +923,8 @@ func BenchmarkNATS(b *testing.B) {
 		// What the sink publishes for rec, built once.
 		s := &NATS{cfg: NATSConfig{Host: "h1"}, enc: enc, idPrefix: msgIDPrefix(testBoot, "h1", "nats"), subjects: make(subjCache), nums: make(strCache)}
 		s.subj, _ = compileSubject("cn.{host}.{idx}.{val}", "h1")
-		e := &entry{}
-		s.fill(e, &rec)
+		e := &natsMsg{}
+		s.fill(e, 1, &rec)
 		return &e.msg
 	}
 	report := func(b *testing.B, start time.Time) {
@@ -1053,7 +1017,7 @@ func BenchmarkNATS(b *testing.B) {
 // delivers once the stream exists.
 func TestNATSNoStream(t *testing.T) {
 	leakCheck(t)
-	srv := runServer(t, 0, t.TempDir(), nil)
+	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	defer srv.Shutdown()
 	_, c := testCounters()
 	cfg := baseConfig(srv.ClientURL())

@@ -19,6 +19,7 @@ type queue struct {
 	maxRecs  int
 	maxBytes int
 	closed   bool
+	blocked  int // pushers waiting for room
 }
 
 type queued struct {
@@ -34,19 +35,31 @@ func newQueue(maxRecs, maxBytes int) *queue {
 	return q
 }
 
-// push appends it. When the queue has no room it returns false at once, or
-// with wait, blocks until there is room or the queue is closed.
-func (q *queue) push(it queued, wait bool) bool {
+// pushResult is what push did with an item.
+type pushResult int
+
+const (
+	pushed pushResult = iota
+	pushFull
+	pushClosed
+)
+
+// push appends it. When the queue has no room it returns pushFull at once,
+// or with wait, blocks until there is room or the queue is closed
+// (pushClosed).
+func (q *queue) push(it queued, wait bool) pushResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for !q.closed && !q.fits(it) {
 		if !wait {
-			return false
+			return pushFull
 		}
+		q.blocked++
 		q.notFull.Wait()
+		q.blocked--
 	}
 	if q.closed {
-		return false
+		return pushClosed
 	}
 	if q.n == len(q.items) {
 		grown := make([]queued, 2*len(q.items))
@@ -60,7 +73,7 @@ func (q *queue) push(it queued, wait bool) bool {
 	q.records += it.count
 	q.bytes += it.bytes
 	q.notEmpty.Signal()
-	return true
+	return pushed
 }
 
 // fits reports whether it can be added. An empty queue takes any one batch,
@@ -112,6 +125,13 @@ func (q *queue) close() {
 	q.notEmpty.Broadcast()
 	q.notFull.Broadcast()
 	q.mu.Unlock()
+}
+
+// waiters returns the pushers waiting for room.
+func (q *queue) waiters() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.blocked
 }
 
 func (q *queue) length() int {

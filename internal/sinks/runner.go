@@ -57,6 +57,7 @@ type Runner struct {
 	// unwritten counts the records of the batch being delivered that
 	// Write has not yet returned for (the queue no longer holds them).
 	unwritten atomic.Int64
+	done      atomic.Bool // Run has returned
 }
 
 // NewRunner wraps sink with a queue.
@@ -88,16 +89,22 @@ func (r *Runner) Counters() *Counters { return r.counters }
 
 // Offer hands the records of b whose Targets have the sink's bit to the sink. It
 // takes a reference on b when the batch is queued. It never blocks under
-// DropNewest; records that don't fit are counted as dropped.
+// DropNewest; records that don't fit are counted as dropped (queue_full),
+// and records offered once the runner is stopping (Stop, or its context
+// ended while Offer waited under Block) as dropped (shutdown).
 func (r *Runner) Offer(b *event.Batch) {
 	n := b.Count(r.Bit())
 	if n == 0 {
 		return
 	}
 	b.Retain(1)
-	if !r.q.push(queued{b: b, count: n, bytes: b.Bytes()}, r.cfg.WhenFull == Block) {
+	switch r.q.push(queued{b: b, count: n, bytes: b.Bytes()}, r.cfg.WhenFull == Block) {
+	case pushFull:
 		b.Release()
 		r.counters.Drop(DropQueueFull, n)
+	case pushClosed:
+		b.Release()
+		r.counters.Drop(DropShutdown, n)
 	}
 }
 
@@ -132,6 +139,7 @@ func (r *Runner) Stop() { r.q.close() }
 // counted as dropped (reason shutdown) and the sink is closed at once.
 // A sink error that means it cannot go on ends Run with that error.
 func (r *Runner) Run(ctx context.Context) error {
+	defer r.done.Store(true)
 	lastFlush := time.Now()
 	stop := context.AfterFunc(ctx, r.q.close)
 	defer stop()
@@ -223,6 +231,25 @@ func (r *Runner) deliver(it queued) error {
 		}
 	}
 	return nil
+}
+
+// Abandon is for a runner whose sink is stuck (a write that does not
+// return) after its context ended and the daemon will not wait any longer:
+// what is queued is counted as dropped (shutdown), the batch being written
+// as failed (those not yet handed to Write; what a stuck sink buffered is
+// not counted). It returns the records so counted.
+func (r *Runner) Abandon() int {
+	if r.done.Load() {
+		return 0
+	}
+	r.q.close()
+	n := r.q.length()
+	r.drainDropped()
+	if k := r.unwritten.Swap(0); k > 0 {
+		r.counters.Failed.Add(float64(k))
+		n += int(k)
+	}
+	return n
 }
 
 func (r *Runner) drainDropped() {

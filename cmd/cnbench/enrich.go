@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+)
+
+// enrichReport compares enrichment under the same process storm for the
+// daemon built from this tree and, when given, a baseline binary.
+type enrichReport struct {
+	Workers int         `json:"workers"`
+	Seconds float64     `json:"seconds"`
+	Sides   []stormSide `json:"sides"`
+}
+
+// enrichResults are the cnbridged_enrich_total results, old and new names.
+var enrichResults = []string{"table", "read", "ok", "cached", "gone", "error", "backlog", "skipped"}
+
+// enrich runs the storm under a daemon with one enriching route (file
+// sink), for the baseline binary (if any) and this tree's, in turn.
+func (h *harness) enrich(dur time.Duration, workers int, baseline string) *enrichReport {
+	rep := &enrichReport{Workers: workers, Seconds: dur.Seconds()}
+	bins := []struct{ name, bin string }{}
+	if baseline != "" {
+		bins = append(bins, struct{ name, bin string }{"baseline (" + filepath.Base(baseline) + ")", baseline})
+	}
+	bins = append(bins, struct{ name, bin string }{"this tree", h.bin})
+	for i, b := range bins {
+		side := stormSide{Name: "enrich: " + b.name, LostHow: "cnbridged_messages_lost_total{idx=1,val=1}"}
+		path := filepath.Join(h.tmp, fmt.Sprintf("enrich-%d.jsonl", i))
+		cfg := fmt.Sprintf(`log: {level: warn, format: json}
+listener: {groups: [1], receive_buffer_bytes: %d}
+sinks:
+  out: {type: file, path: %q}
+routes:
+  - {match: "1.1", enrich: true, sinks: [out]}
+`, 32<<20, path)
+		saved := h.bin
+		h.bin = b.bin
+		d, err := h.startDaemon(fmt.Sprintf("enrich-%d", i), cfg, nil)
+		h.bin = saved
+		if err != nil {
+			side.Skipped = err.Error()
+			rep.Sides = append(rep.Sides, side)
+			continue
+		}
+		m0 := d.metrics()
+		c0 := countsOf(m0, "1", "1")
+		cpu0 := cpuSeconds(d.pid)
+		s, err := h.runStorm(dur, workers)
+		// Let the enricher finish what it holds.
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			if d.metrics().get("cnbridged_enrich_queue_length") == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		m1 := d.metrics()
+		c := countsOf(m1, "1", "1").sub(c0)
+		cpu := cpuSeconds(d.pid) - cpu0
+		rss := float64(statusKiB(d.pid, "VmHWM")) / 1024
+		d.stop()
+		if err != nil {
+			side.Skipped = err.Error()
+			rep.Sides = append(rep.Sides, side)
+			continue
+		}
+		side.Processes, side.ProcPerSec = s.Processes, float64(s.Processes)/s.Seconds
+		side.Events, side.EventsPerS = int64(c.Received), c.Received/s.Seconds
+		side.Lost, side.CPUSecs = int64(c.SeqLost), cpu
+		res := map[string]float64{}
+		total := 0.0
+		for _, r := range enrichResults {
+			v := m1.get("cnbridged_enrich_total", "result", r) - m0.get("cnbridged_enrich_total", "result", r)
+			if v != 0 {
+				res[r] = v
+				total += v
+			}
+		}
+		side.Detail = map[string]any{"enrich_results": res, "enriched_events": total,
+			"cpu_us_per_event": 1e6 * cpu / max(c.Received, 1), "threads_churned": s.Threads,
+			"sink_sent": c.SinkSent, "sink_dropped": c.SinkDropped, "peak_rss_mib": rss}
+		rep.Sides = append(rep.Sides, side)
+		h.logf("enrich: %s %+v", b.name, side)
+	}
+	return rep
+}
+
+func printEnrich(w io.Writer, e *enrichReport) {
+	fmt.Fprintf(w, "\nenrichment under the storm: %d workers, %.0f s per daemon\n", e.Workers, e.Seconds)
+	fmt.Fprintf(w, "%-34s %10s %10s %10s %8s %8s\n", "daemon", "procs/s", "events", "events/s", "lost", "CPU s")
+	for _, x := range e.Sides {
+		if x.Skipped != "" {
+			fmt.Fprintf(w, "%-34s skipped: %s\n", x.Name, x.Skipped)
+			continue
+		}
+		fmt.Fprintf(w, "%-34s %10.0f %10d %10.0f %8d %8.2f  %v\n", x.Name, x.ProcPerSec, x.Events, x.EventsPerS, x.Lost, x.CPUSecs, x.Detail)
+	}
+}

@@ -1,0 +1,148 @@
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runBuiltin runs the daemon on its built-in default config (no config
+// file) with stdout on a pseudo-terminal (tty) or a pipe, starts /bin/true
+// until until(output) holds, and returns what the daemon wrote to stdout.
+func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, args ...string) string {
+	t.Helper()
+	if exists("/etc/cnbridged/cnbridged.yaml") {
+		t.Skip("/etc/cnbridged/cnbridged.yaml exists: the daemon would read it instead of its built-in default")
+	}
+	args = append([]string{"--no-watch", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", freePort(t))}, args...)
+	cmd := exec.Command(buildStatic(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var logs, out syncBuffer
+	cmd.Stderr = &logs
+	if tty {
+		ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
+		if err != nil {
+			t.Fatalf("start under a pty: %v", err)
+		}
+		defer ptmx.Close()
+		// Reading ends with EIO once the daemon exits.
+		go io.Copy(&out, ptmx)
+	} else {
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !until(out.String()) {
+		select {
+		case err := <-done:
+			t.Fatalf("daemon exited: %v\nstdout:\n%s\nlogs:\n%s", err, out.String(), logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching output within 30s\nstdout:\n%s\nlogs:\n%s", out.String(), logs.String())
+		}
+		exec.Command("/bin/true").Run()
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out.String()
+}
+
+// execOfTrue reports whether a text row shows an exec of true, enriched
+// with its executable's path.
+func execOfTrue(out string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "exec") && strings.Contains(l, "bin/true") {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonExec reports whether out holds a JSON line of an exec event.
+func jsonExec(out string) bool { return strings.Contains(out, `"event":"exec"`) }
+
+// TestTerminalDefault: the first command of README (cnbridged with no
+// config) shows aligned, coloured text with the executable and arguments on
+// a terminal; NO_COLOR turns the colours off; --format json and a pipe get
+// JSON lines.
+func TestTerminalDefault(t *testing.T) {
+	needRoot(t)
+
+	t.Run("terminal: text, enriched, coloured", func(t *testing.T) {
+		out := runBuiltin(t, true, []string{"NO_COLOR="}, execOfTrue)
+		if !strings.Contains(out, "TIME         EVENT") {
+			t.Errorf("no column header on the terminal:\n%s", out)
+		}
+		if strings.Contains(out, `{"time"`) {
+			t.Errorf("JSON on the terminal:\n%s", out)
+		}
+		if !strings.Contains(out, "\x1b[") {
+			t.Errorf("no colours on the terminal without NO_COLOR:\n%q", out)
+		}
+	})
+	t.Run("terminal with NO_COLOR: no colours", func(t *testing.T) {
+		out := runBuiltin(t, true, []string{"NO_COLOR=1"}, execOfTrue)
+		if strings.Contains(out, "\x1b") {
+			t.Errorf("escape sequences despite NO_COLOR:\n%q", out)
+		}
+	})
+	t.Run("terminal with --format json: JSON lines", func(t *testing.T) {
+		out := runBuiltin(t, true, nil, jsonExec, "--format", "json")
+		if strings.Contains(out, "TIME ") || strings.Contains(out, `"process":`) {
+			t.Errorf("--format json on a terminal wrote text or enriched lines:\n%s", out)
+		}
+	})
+	t.Run("piped: JSON lines", func(t *testing.T) {
+		out := runBuiltin(t, false, nil, jsonExec)
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasPrefix(l, "{") {
+				t.Errorf("piped output has a non-JSON line %q", l)
+				break
+			}
+		}
+		if strings.Contains(out, "\x1b") {
+			t.Errorf("escape sequences in piped output")
+		}
+	})
+}

@@ -1,0 +1,71 @@
+package config_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cnbridged/cnbridged/internal/config"
+)
+
+func TestProcessTableKeys(t *testing.T) {
+	c := load(t, minimal)
+	if c.ProcessTable.MaxEntries != 65536 || len(c.EnrichRedact) != 0 {
+		t.Errorf("defaults: process_table %+v, enrich_redact %v; want 65536 and none", c.ProcessTable, c.EnrichRedact)
+	}
+	c = load(t, `
+process_table:
+  max_entries: 1000
+enrich_redact: ['--password=(\S+)']
+sinks:
+  a:
+    type: stdout
+routes:
+  - match: "1.1"
+    enrich: true
+    ancestors: 3
+    threads: false
+    sinks: [a]
+  - match: "1.1"
+    sinks: [a]
+`)
+	off := false
+	want := []config.Route{
+		{Match: "1.1", Sinks: []string{"a"}, Enrich: true, Ancestors: 3, Threads: &off},
+		{Match: "1.1", Sinks: []string{"a"}},
+	}
+	if diff := cmp.Diff(want, c.Routes); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	if c.ProcessTable.MaxEntries != 1000 || !cmp.Equal(c.EnrichRedact, []string{`--password=(\S+)`}) {
+		t.Errorf("got process_table %+v, enrich_redact %v", c.ProcessTable, c.EnrichRedact)
+	}
+	if c.Routes[0].ThreadsOn() || !c.Routes[1].ThreadsOn() {
+		t.Error("ThreadsOn: want false for threads: false, true by default")
+	}
+}
+
+func TestProcessTableErrors(t *testing.T) {
+	route := func(extra string) string {
+		return "sinks:\n  a:\n    type: stdout\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n" + extra
+	}
+	tests := []struct {
+		name string
+		body string
+		set  []string
+		want []string
+	}{
+		{"max entries", minimal, []string{"process_table.max_entries=0"}, []string{"process_table.max_entries: must be at least 1"}},
+		{"redact not RE2", route("enrich_redact: ['(?<=x)(y)']\n"), nil, []string{`enrich_redact[0]: "(?<=x)(y)" is not an RE2 pattern`}},
+		{"redact without group", route("enrich_redact: ['secret']\n"), nil, []string{`enrich_redact[0]: "secret" has no capture group`}},
+		{"ancestors without enrich", route("    ancestors: 2\n"), nil, []string{"routes[0].ancestors: needs enrich: true"}},
+		{"ancestors too many", route("    enrich: true\n    ancestors: 65\n"), nil, []string{"routes[0].ancestors: 65 is outside 0..64"}},
+		{"threads off a proc route", "sinks:\n  a:\n    type: stdout\nroutes:\n  - match: \"5.*\"\n    threads: false\n    sinks: [a]\n", nil,
+			[]string{`routes[0].threads: applies to process events only, and match "5.*" never matches 1.1`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, loadErr(t, tt.body, tt.set...), tt.want...)
+		})
+	}
+}

@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/bridge"
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/statefile"
+)
+
+// stateInterval is how often the restart trace's state.json is saved
+// while running: after a SIGKILL its time (the gap's "from") is at most
+// this much before the daemon really stopped listening.
+const stateInterval = 2 * time.Second
+
+const (
+	bootIDPath    = "/proc/sys/kernel/random/boot_id"
+	nsLastPIDPath = "/proc/sys/kernel/ns_last_pid"
+	pidMaxPath    = "/proc/sys/kernel/pid_max"
+)
+
+// restartTrace keeps the state files in state_dir while the daemon runs.
+type restartTrace struct {
+	dir  string
+	boot string
+	log  *zap.Logger
+	lock *os.File // flock: one daemon per state_dir
+	seqs *statefile.Seqs
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// openRestartTrace reads what a previous daemon of this boot left in dir,
+// hands it to b (ledger seeds and the gap record), and starts saving this
+// daemon's state. A missing, foreign-boot or corrupt trace is logged once
+// and is no error; nor is a state_dir that cannot be used (the daemon runs
+// without a trace then). Call it before the reader starts.
+func openRestartTrace(dir string, b *bridge.Bridge, log *zap.Logger, now time.Time) *restartTrace {
+	log = log.Named("restart-trace")
+	t, err := startTrace(dir, log)
+	if err != nil {
+		log.Warn("no restart trace this run", zap.String("state_dir", dir), zap.Error(err))
+		return nil
+	}
+	seqs, prevStreams, prevErr, err := statefile.OpenSeqs(dir, t.boot)
+	if err != nil {
+		log.Warn("no restart trace this run", zap.String("state_dir", dir), zap.Error(err))
+		t.lock.Close()
+		return nil
+	}
+	t.seqs = seqs
+	b.RecordSeqs(seqs)
+
+	prev, stErr := statefile.Read(dir)
+	if stErr == nil && prev.BootID != t.boot {
+		stErr = fmt.Errorf("%w (boot %s)", statefile.ErrOtherBoot, prev.BootID)
+	}
+	var gap *event.Gap
+	if stErr == nil {
+		gap = &event.Gap{From: prev.Time.UnixNano(), To: now.UnixNano(), CleanStop: prev.Clean}
+		if last, err := readUint(nsLastPIDPath); err == nil {
+			pidMax := prev.PIDMax
+			if m, err := readUint(pidMaxPath); err == nil {
+				pidMax = m
+			}
+			gap.PIDsAllocated, gap.PIDsWrapped = statefile.PIDsAllocated(prev.LastPID, last, pidMax)
+		}
+	}
+	streams := make([]bridge.KernelStream, 0, len(prevStreams))
+	for _, s := range prevStreams {
+		streams = append(streams, bridge.KernelStream{ID: cnmsg.ID{Idx: s.Idx, Val: s.Val}, CPU: s.CPU, Seq: s.Seq})
+	}
+	b.Resume(streams, gap, now)
+	switch {
+	case gap != nil:
+		log.Info("restarted in the same boot: sent a not_listening gap record; kernel streams continue from the last seqs read",
+			zap.Time("from", prev.Time), zap.Bool("clean_stop", prev.Clean), zap.Uint64("pids_allocated", gap.PIDsAllocated),
+			zap.Int("streams", len(streams)), zap.NamedError("seqs", prevErr))
+	default:
+		log.Info("no restart trace from a previous daemon of this boot", zap.String("state_dir", dir),
+			zap.NamedError("state", stErr), zap.NamedError("seqs", prevErr), zap.Int("streams", len(streams)))
+	}
+	t.save(false, now)
+	t.stop = make(chan struct{})
+	t.done.Add(1)
+	go t.saveEvery(stateInterval)
+	return t
+}
+
+func startTrace(dir string, log *zap.Logger) (*restartTrace, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return nil, fmt.Errorf("boot id: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errors.New("another cnbridged uses this state_dir")
+		}
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return &restartTrace{dir: dir, boot: strings.TrimSpace(string(b)), log: log, lock: lock}, nil
+}
+
+func (t *restartTrace) saveEvery(interval time.Duration) {
+	defer t.done.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case now := <-tick.C:
+			t.save(false, now)
+		}
+	}
+}
+
+// save writes state.json; errors are logged (at most once a minute).
+func (t *restartTrace) save(clean bool, now time.Time) {
+	st := statefile.State{BootID: t.boot, Time: now, Clean: clean}
+	if v, err := readUint(nsLastPIDPath); err == nil {
+		st.LastPID = v
+	}
+	if v, err := readUint(pidMaxPath); err == nil {
+		st.PIDMax = v
+	}
+	if err := statefile.Write(t.dir, st); err != nil {
+		t.log.Warn("saving the restart trace", zap.Error(err))
+	}
+}
+
+// close stops the periodic saves and, for a requested stop, writes the
+// final state with the time the daemon stopped listening.
+func (t *restartTrace) close(clean bool, stopped time.Time) {
+	if t == nil {
+		return
+	}
+	close(t.stop)
+	t.done.Wait()
+	if clean {
+		t.save(true, stopped)
+	}
+	if err := t.seqs.Close(); err != nil {
+		t.log.Warn("closing the seq table", zap.Error(err))
+	}
+	t.lock.Close()
+}
+
+func readUint(path string) (uint32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	return uint32(v), err
+}
