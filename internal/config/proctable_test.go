@@ -34,7 +34,7 @@ routes:
 		{Match: "1.1", Sinks: []string{"a"}, Enrich: true, Ancestors: 3, Threads: &off},
 		{Match: "1.1", Sinks: []string{"a"}},
 	}
-	if diff := cmp.Diff(want, c.Routes); diff != "" {
+	if diff := cmp.Diff(want, c.Routes, ignoreCompiled); diff != "" {
 		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 	if c.ProcessTable.MaxEntries != 1000 || !cmp.Equal(c.EnrichRedact, []string{`--password=(\S+)`}) {
