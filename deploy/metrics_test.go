@@ -27,6 +27,7 @@ func runNATS(t *testing.T) string {
 const metricsConfig = `
 host: metrics-test
 metrics: {listen: "{metrics}"}
+tap: {socket: "{dir}/tap.sock"}
 sinks:
   archive: {type: file, path: "{dir}/events.jsonl"}
   bus: {type: nats, url: "{nats}", subject: "deploytest.{host}.{idx}.{val}"}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 )
 
 // The NATS sink is in parts:
@@ -148,7 +149,7 @@ type NATS struct {
 	streamOK bool
 	stall    error // why publishing does not progress (JetStream)
 	closing  bool
-	warned   map[string]time.Time
+	warned   *ratelog.Limiter // warnEvery
 
 	room chan struct{} // a message finished, or the connection went down
 	kick chan struct{} // the pump should look now
@@ -226,7 +227,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		subjects: make(subjCache),
 		nums:     make(strCache),
 		l:        newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
-		warned:   make(map[string]time.Time),
+		warned:   ratelog.New(time.Minute, 64),
 		room:     make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
