@@ -15,6 +15,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 )
 
 // EnrichOptions configure the enrichment stage.
@@ -99,7 +100,7 @@ type enricher struct {
 	resyncs, exitLost      prometheus.Counter
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
-	lastErrLog             time.Time
+	errLog                 *ratelog.Limiter
 	counted                int       // results counted so far (see apply)
 	lastResync             time.Time // see enrichBatch
 }
@@ -115,6 +116,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		users:  procinfo.Users{Path: o.PasswdPath},
 		log:    log.Named("enrich"),
+		errLog: ratelog.New(time.Minute, 1),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cnbridged_enrich_total",
 			Help: "Process events enriched, by result: table (described from the process table, no /proc read), read (the table read /proc: exec, or a process it did not know), gone (unknown to the table and gone from /proc), error, backlog (exec described from the table without reading /proc because the enricher was behind), skipped (not enriched: the daemon was stopping).",
@@ -640,8 +642,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 
 func (e *enricher) readError(pid uint32, err error) {
 	e.count(e.errs)
-	if now := time.Now(); now.Sub(e.lastErrLog) > time.Minute {
-		e.lastErrLog = now
+	if e.errLog.Allow("read", time.Now()) {
 		e.log.Warn("reading /proc failed (logged at most once a minute)", zap.Uint32("pid", pid), zap.Error(err))
 	}
 }
