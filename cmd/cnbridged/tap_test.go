@@ -134,7 +134,7 @@ func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
 		t.Errorf("file sink dropped %v, want 0", got)
 	}
 	tapDropped := p.metric("cnbridged_tap_dropped_total", nil)
-	queueDropped := p.metric("cnbridged_sink_dropped_total", map[string]string{"sink": "_tap"})
+	queueDropped := p.metric("cnbridged_tap_queue_dropped_total", nil)
 	if tapDropped+queueDropped == 0 {
 		t.Errorf("nothing dropped for a client that never read (tap %v, tap queue %v)", tapDropped, queueDropped)
 	}

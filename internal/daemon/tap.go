@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/config"
@@ -11,7 +12,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/tap"
 )
 
-// TapSinkName is the tap's name in the sink metrics. Sink names in the
+// TapSinkName is the tap runner's name (in its logs). Sink names in the
 // config cannot start with "_", so it never collides with one.
 const TapSinkName = "_tap"
 
@@ -29,12 +30,23 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		return func() {}
 	}
 	log := d.log.Named("tap")
+	met := tap.NewMetrics(d.reg) // exported even when the socket cannot be served
+	// The tap's runner counts into sink metrics of its own, not the
+	// daemon's: the tap is not a sink to alert on or to sum with the
+	// others. What its queue drops is exported as a tap metric.
+	tapReg := prometheus.NewRegistry()
+	sinkMet := sinks.NewMetrics(tapReg)
+	d.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "cnbridged_tap_queue_dropped_total",
+		Help: "Records the tap's own queue (tap.queue_size) dropped because the tap fell behind the reader: no tap client got them.",
+	}, func() float64 { return gatheredSum(tapReg, "cnbridged_sink_dropped_total") }))
 	srv, err := tap.Listen(tap.ServerConfig{
 		Path:         cfg.Tap.Socket,
 		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
-		Sent:         d.sinkMet.Counters(TapSinkName).Sent,
-	}, cfg.Host, d.enc, d.reg, log)
+		Sent:         sinkMet.Counters(TapSinkName).Sent,
+		Metrics:      met,
+	}, cfg.Host, d.enc, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))
 		return func() {}
@@ -58,7 +70,7 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		QueueSize:     cfg.Tap.QueueSize,
 		QueueMaxBytes: tapQueueMaxBytes,
 		WhenFull:      sinks.DropNewest,
-	}, srv, d.sinkMet, d.log)
+	}, srv, sinkMet, d.log)
 	d.slots[slot] = r
 	d.tap = r
 	d.mu.Unlock()
@@ -74,4 +86,22 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		cancel()
 		<-srvDone
 	}
+}
+
+// gatheredSum sums the samples of the metric name in reg.
+func gatheredSum(reg *prometheus.Registry, name string) float64 {
+	fams, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

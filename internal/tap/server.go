@@ -30,6 +30,39 @@ type ServerConfig struct {
 	// Sent, when set, counts every record handed to Write (the tap's sink
 	// ledger: the per-client drops are counted apart).
 	Sent prometheus.Counter
+	// Metrics, when set, are the tap metrics to update (else unregistered
+	// ones).
+	Metrics *Metrics
+}
+
+// Metrics are the tap socket's metrics.
+type Metrics struct {
+	Clients prometheus.Gauge
+	Lines   prometheus.Counter
+	Dropped prometheus.Counter
+}
+
+// NewMetrics returns the tap metrics, registered with reg when it is not
+// nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cnbridged_tap_clients",
+			Help: "Tap clients connected to the tap socket.",
+		}),
+		Lines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_tap_lines_total",
+			Help: "Lines queued for tap clients (one per record per client).",
+		}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cnbridged_tap_dropped_total",
+			Help: "Lines dropped for tap clients that read too slowly (each client is told its own count).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Clients, m.Lines, m.Dropped)
+	}
+	return m
 }
 
 // ErrInUse is returned when another live server answers on the path.
@@ -74,7 +107,7 @@ type client struct {
 // under a temporary name, given its mode, then renamed into place, so no
 // one can connect while it is wider open). A stale socket file left by a
 // dead daemon is replaced; a live one is not (ErrInUse).
-func Listen(cfg ServerConfig, host string, enc *event.Encoder, reg prometheus.Registerer, log *zap.Logger) (*Server, error) {
+func Listen(cfg ServerConfig, host string, enc *event.Encoder, log *zap.Logger) (*Server, error) {
 	if cfg.ClientBuffer < 1 {
 		cfg.ClientBuffer = 1
 	}
@@ -107,31 +140,14 @@ func Listen(cfg ServerConfig, host string, enc *event.Encoder, reg prometheus.Re
 	s := &Server{
 		cfg: cfg, enc: enc, host: host, log: log, ln: ln,
 		clients: make(map[*client]struct{}),
-		mClients: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "cnbridged_tap_clients",
-			Help: "Tap clients connected to the tap socket.",
-		}),
-		mLines: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_tap_lines_total",
-			Help: "Lines queued for tap clients (one per record per client).",
-		}),
-		mDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_tap_dropped_total",
-			Help: "Lines dropped for tap clients that read too slowly (each client is told its own count).",
-		}),
 	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	s.mClients, s.mLines, s.mDropped = m.Clients, m.Lines, m.Dropped
 	if fi, err := os.Stat(cfg.Path); err == nil {
 		s.ino = inode(fi)
-	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{s.mClients, s.mLines, s.mDropped} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return fail(err)
-				}
-			}
-		}
 	}
 	return s, nil
 }
@@ -207,11 +223,13 @@ func (s *Server) remove(c *client) {
 	}
 }
 
-// serve writes c's lines, first reporting the lines it lost.
+// serve writes c's lines, first reporting the lines it lost. Lines that
+// are already waiting go out together, in one write of up to writeBatch
+// bytes.
 func (s *Server) serve(c *client) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var report []byte
+	var buf []byte
 	for {
 		var line []byte
 		select {
@@ -220,19 +238,34 @@ func (s *Server) serve(c *client) {
 		case line = <-c.lines:
 		case <-tick.C:
 		}
-		if n := c.dropped.Swap(0); n > 0 {
-			report = s.dropLine(report[:0], n)
-			if _, err := c.conn.Write(report); err != nil {
-				return
+		buf = buf[:0]
+		if line != nil {
+			buf = append(buf, line...)
+		more:
+			for len(buf) < writeBatch {
+				select {
+				case l := <-c.lines:
+					buf = append(buf, l...)
+				default:
+					break more
+				}
 			}
 		}
-		if line != nil {
-			if _, err := c.conn.Write(line); err != nil {
+		// The drops happened while the buffer was full, somewhere among
+		// these lines; the marker goes first, so that it is seen at once.
+		if n := c.dropped.Swap(0); n > 0 {
+			buf = append(s.dropLine(nil, n), buf...)
+		}
+		if len(buf) > 0 {
+			if _, err := c.conn.Write(buf); err != nil {
 				return
 			}
 		}
 	}
 }
+
+// writeBatch bounds one write to a client.
+const writeBatch = 64 << 10
 
 func (s *Server) dropLine(dst []byte, n uint64) []byte {
 	dst = append(dst, `{"time":"`...)

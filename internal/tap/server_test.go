@@ -31,11 +31,11 @@ func TestMain(m *testing.M) {
 
 // startServer serves a tap socket in a temporary directory until the test
 // ends.
-func startServer(t *testing.T, clientBuffer int) (*Server, *prometheus.Registry) {
+func startServer(t testing.TB, clientBuffer int) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	path := filepath.Join(t.TempDir(), "run", "tap.sock")
-	s, err := Listen(ServerConfig{Path: path, Mode: 0o600, ClientBuffer: clientBuffer}, "h1", event.NewEncoder("h1"), reg, zaptest.NewLogger(t))
+	s, err := Listen(ServerConfig{Path: path, Mode: 0o600, ClientBuffer: clientBuffer, Metrics: NewMetrics(reg)}, "h1", event.NewEncoder("h1"), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func execRecord(pid uint32) *event.Record {
 }
 
 // waitClients waits until the server has n clients.
-func waitClients(t *testing.T, s *Server, n int) {
+func waitClients(t testing.TB, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for int(s.nclient.Load()) != n {
@@ -167,7 +167,7 @@ func TestSocketMode(t *testing.T) {
 
 func TestLiveSocketNotStolen(t *testing.T) {
 	s, _ := startServer(t, 1)
-	_, err := Listen(ServerConfig{Path: s.Addr(), Mode: 0o600}, "h2", event.NewEncoder("h2"), nil, zaptest.NewLogger(t))
+	_, err := Listen(ServerConfig{Path: s.Addr(), Mode: 0o600}, "h2", event.NewEncoder("h2"), zaptest.NewLogger(t))
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Listen = %v, want ErrInUse", err)
 	}
@@ -181,7 +181,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 	}
 	ln.SetUnlinkOnClose(false)
 	ln.Close() // a dead daemon's file
-	s, err := Listen(ServerConfig{Path: path, Mode: 0o600}, "h", event.NewEncoder("h"), nil, zaptest.NewLogger(t))
+	s, err := Listen(ServerConfig{Path: path, Mode: 0o600}, "h", event.NewEncoder("h"), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
