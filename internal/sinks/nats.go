@@ -102,7 +102,9 @@ type confirmer interface {
 	// the outage buffer and drops the rest instead of waiting for room.
 	holdsWhileDown() bool
 	// ackDeadline returns when a message published at now is overdue
-	// (zero: never by time).
+	// (zero: never by time). It is called for every successful publish,
+	// before the ledger records it, and may note that the window starts
+	// waiting.
 	ackDeadline(now time.Time) time.Time
 	// publishedLocked is told that messages were published.
 	publishedLocked()
