@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestCheck runs `cnbridged check` in bad environments and on this host:
@@ -103,5 +107,36 @@ func TestCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckNATS: check connects to a NATS sink's servers with its
+// credentials: wrong ones fail with the fix, right ones pass.
+func TestCheckNATS(t *testing.T) {
+	needRoot(t)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Username: "cn", Password: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	defer s.Shutdown()
+	for _, tt := range []struct {
+		password string
+		code     int
+		want     string
+	}{
+		{"wrong", 1, "fix: correct the credentials of sinks.bus"},
+		{"right", 0, "reachable, authenticated"},
+	} {
+		var out bytes.Buffer
+		code := run([]string{"check", "--set", "metrics.listen=", "--set", "tap.socket=",
+			"--set", "sinks.bus.type=nats", "--set", "sinks.bus.url=" + s.ClientURL(),
+			"--set", "sinks.bus.user=cn", "--set", "sinks.bus.password=" + tt.password}, &out, &out)
+		if code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("password %s: exit %d, want %d with %q:\n%s", tt.password, code, tt.code, tt.want, out.String())
+		}
 	}
 }

@@ -27,7 +27,7 @@ func TestStatsAndCheck(t *testing.T) {
 		em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: uint32(i)}, []byte("s"))
 	}
 	waitFor(t, 10*time.Second, "the messages", func() bool {
-		return p.metric("cnbridged_sink_messages_total", map[string]string{"result": "sent"}) == 300
+		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "out", "result": "sent"}) == 300
 	})
 	var out bytes.Buffer
 	code := run([]string{"stats", "--url", "http://" + p.metrics + "/metrics", "--interval", "100ms"}, &out, &out)
