@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/config"
 )
 
 const (
@@ -501,5 +503,37 @@ func TestKubernetesConfig(t *testing.T) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, "validate", "--config", cfg).CombinedOutput(); err != nil {
 		t.Errorf("cnbridged validate --config <ConfigMap cnbridged.yaml>: %v\n%s", err, out)
+	}
+}
+
+// TestUnitDirectoriesMatchConfig: the directories the unit gives the
+// dynamic user are where the packaged config writes: the state file, the
+// tap socket and every file sink. Anywhere else ProtectSystem=strict makes
+// the write fail.
+func TestUnitDirectoriesMatchConfig(t *testing.T) {
+	entries := parseUnit(t, readUnit(t))
+	dir := func(key, base string) string {
+		v := serviceValues(entries, key)
+		if len(v) != 1 {
+			t.Fatalf("[Service] %s = %q, want one directory", key, v)
+		}
+		return filepath.Join(base, v[0])
+	}
+	state, runtime, logs := dir("StateDirectory", "/var/lib"), dir("RuntimeDirectory", "/run"), dir("LogsDirectory", "/var/log")
+
+	cfg, err := config.Load(config.Options{Path: "../configs/cnbridged.yaml", DefaultPath: filepath.Join(t.TempDir(), "none.yaml")})
+	if err != nil {
+		t.Fatalf("load the packaged config: %v", err)
+	}
+	if cfg.StateDir != state {
+		t.Errorf("state_dir %s, but the unit's StateDirectory is %s", cfg.StateDir, state)
+	}
+	if got := filepath.Dir(cfg.Tap.Socket); got != runtime {
+		t.Errorf("tap.socket %s is outside the unit's RuntimeDirectory %s", cfg.Tap.Socket, runtime)
+	}
+	for name, s := range cfg.Sinks {
+		if f := s.File(); f != nil && filepath.Dir(f.Path) != logs {
+			t.Errorf("sinks.%s.path %s is outside the unit's LogsDirectory %s", name, f.Path, logs)
+		}
 	}
 }

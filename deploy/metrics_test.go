@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // dashboard is the Grafana dashboard shipped for cnbridged.
@@ -19,16 +19,7 @@ const dashboard = "grafana/cnbridged.json"
 // runNATS starts an embedded NATS server on loopback and returns its URL.
 func runNATS(t *testing.T) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready within 10s")
-	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
+	return natstest.Run(t).ClientURL()
 }
 
 // metricsConfig uses every kind of component that exports metrics: a file
@@ -36,6 +27,7 @@ func runNATS(t *testing.T) string {
 const metricsConfig = `
 host: metrics-test
 metrics: {listen: "{metrics}"}
+tap: {socket: "{dir}/tap.sock"}
 sinks:
   archive: {type: file, path: "{dir}/events.jsonl"}
   bus: {type: nats, url: "{nats}", subject: "deploytest.{host}.{idx}.{val}"}

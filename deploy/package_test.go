@@ -124,6 +124,31 @@ func installed(pkg string) bool {
 	return err == nil && string(out) == "installed"
 }
 
+// dpkgExcluded reports whether dpkg's configuration keeps it from
+// installing path: minimal container images exclude /usr/share/man and
+// /usr/share/doc with path-exclude (path-include exceptions are ignored:
+// none names this package's files).
+func dpkgExcluded(path string) bool {
+	files, _ := filepath.Glob("/etc/dpkg/dpkg.cfg.d/*")
+	for _, f := range append(files, "/etc/dpkg/dpkg.cfg") {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			rest, ok := strings.CutPrefix(strings.TrimSpace(l), "path-exclude")
+			if !ok {
+				continue
+			}
+			pattern := strings.TrimLeft(rest, " =")
+			if m, _ := filepath.Match(pattern, path); m || strings.HasPrefix(path, strings.TrimSuffix(pattern, "*")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
@@ -152,6 +177,14 @@ func TestPackageDeb(t *testing.T) {
 	})
 
 	want := packagedFiles("/lib/systemd/system", "/usr/share/zsh/vendor-completions")
+	noMan := dpkgExcluded("/usr/share/man/man1/cnbridged.1.gz")
+	want = slices.DeleteFunc(want, func(p string) bool {
+		if dpkgExcluded(p) {
+			t.Logf("dpkg's path-exclude keeps %s from being installed on this host: not checking it", p)
+			return true
+		}
+		return false
+	})
 	var got []string
 	for _, p := range strings.Fields(string(dpkg(t, "-L", "cnbridged"))) {
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
@@ -184,6 +217,9 @@ func TestPackageDeb(t *testing.T) {
 		}
 	})
 	t.Run("man finds the pages", func(t *testing.T) {
+		if noMan {
+			t.Skip("dpkg excludes /usr/share/man on this host (path-exclude in /etc/dpkg/dpkg.cfg.d)")
+		}
 		for _, page := range []string{"cnbridged", "cnbridged-run", "cnbridged-health"} {
 			out := run(t, "man", "-w", page)
 			if want := "/usr/share/man/man1/" + page + ".1.gz"; strings.TrimSpace(string(out)) != want {

@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,8 +54,11 @@ func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, a
 			t.Fatalf("start under a pty: %v", err)
 		}
 		defer ptmx.Close()
-		// Reading ends with EIO once the daemon exits.
-		go io.Copy(&out, ptmx)
+		// Reading ends with EIO once the daemon exits. Answer the
+		// terminal queries a real terminal answers (bubbletea's init
+		// asks for the background colour and the cursor position;
+		// unanswered, it waits 5 s).
+		go answerQueries(ptmx, &out)
 	} else {
 		cmd.Stdout = &out
 		if err := cmd.Start(); err != nil {
@@ -88,6 +93,37 @@ func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, a
 	return out.String()
 }
 
+// answerQueries copies the terminal's output into out and answers the
+// background colour (OSC 11) and cursor position (DSR) queries in it.
+func answerQueries(tty io.ReadWriter, out io.Writer) {
+	var seen []byte
+	answered := map[string]bool{}
+	answers := []struct{ query, reply string }{
+		{"\x1b]11;?", "\x1b]11;rgb:0000/0000/0000\x1b\\"},
+		{"\x1b[6n", "\x1b[1;1R"},
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := tty.Read(buf)
+		if n > 0 {
+			out.Write(buf[:n])
+			seen = append(seen, buf[:n]...)
+			for _, a := range answers {
+				if !answered[a.query] && bytes.Contains(seen, []byte(a.query)) {
+					answered[a.query] = true
+					tty.Write([]byte(a.reply))
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// sgrRE matches an SGR (colour) escape sequence.
+var sgrRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
 // execOfTrue reports whether a text row shows an exec of true, enriched
 // with its executable's path.
 func execOfTrue(out string) bool {
@@ -117,14 +153,14 @@ func TestTerminalDefault(t *testing.T) {
 		if strings.Contains(out, `{"time"`) {
 			t.Errorf("JSON on the terminal:\n%s", out)
 		}
-		if !strings.Contains(out, "\x1b[") {
+		if !sgrRE.MatchString(out) {
 			t.Errorf("no colours on the terminal without NO_COLOR:\n%q", out)
 		}
 	})
 	t.Run("terminal with NO_COLOR: no colours", func(t *testing.T) {
 		out := runBuiltin(t, true, []string{"NO_COLOR=1"}, execOfTrue)
-		if strings.Contains(out, "\x1b") {
-			t.Errorf("escape sequences despite NO_COLOR:\n%q", out)
+		if m := sgrRE.FindString(out); m != "" {
+			t.Errorf("colour sequence %q despite NO_COLOR:\n%q", m, out)
 		}
 	})
 	t.Run("terminal with --format json: JSON lines", func(t *testing.T) {
@@ -142,7 +178,17 @@ func TestTerminalDefault(t *testing.T) {
 			}
 		}
 		if strings.Contains(out, "\x1b") {
-			t.Errorf("escape sequences in piped output")
+			t.Errorf("escape sequences in piped output: %q", out)
 		}
 	})
+}
+
+// TestFormatFlagRejected: a --format other than json or text is a usage
+// error (exit 2) naming what is accepted, before any config is read.
+func TestFormatFlagRejected(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), buildStatic(t), "run", "--format", "yaml").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `"yaml" is not json or text`) {
+		t.Errorf("cnbridged run --format yaml: %v\n%s\nwant exit 2 naming json and text", err, out)
+	}
 }

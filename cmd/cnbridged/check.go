@@ -137,18 +137,23 @@ func checkNamespaces(c *checker) nsInfo {
 	} else {
 		c.fail("user namespace", fmt.Sprintf("user:[%d] is not the initial one: the kernel ignores its subscription", ino), userAdvice)
 	}
-	// The initial network namespace has no fixed inode: compare with
-	// PID 1's when PID 1 is the host's init and readable; otherwise the
-	// subscription below decides (connection refused outside it).
+	// The initial network namespace has no fixed inode. The connector
+	// registers /proc/net/connector only there, so its presence answers;
+	// else compare with PID 1's when PID 1 is the host's init and
+	// readable; else the subscription below decides (refused outside it).
 	self, err1 := nsIno("self", "net")
 	host, err2 := nsIno("1", "net")
+	_, errConn := os.Stat("/proc/net/connector")
 	switch {
+	case errConn == nil:
+		ns.netKnown, ns.initialNet = true, true
+		c.ok("net namespace", "the initial one (/proc/net/connector exists only there)")
 	case err1 != nil:
 		c.warn("net namespace", "cannot read /proc/self/ns/net: "+err1.Error(), "")
 	case !ns.initialPID:
-		c.warn("net namespace", "cannot compare: PID 1 here is not the host's init; the subscription test below decides", "")
+		c.warn("net namespace", "cannot tell: no /proc/net/connector, and PID 1 here is not the host's init; the subscription test below decides", "")
 	case err2 != nil:
-		c.warn("net namespace", "cannot compare with PID 1's ("+errors.Unwrap(err2).Error()+"); the subscription test below decides", "")
+		c.warn("net namespace", "cannot tell: no /proc/net/connector, and PID 1's is unreadable; the subscription test below decides", "")
 	default:
 		ns.netKnown, ns.initialNet = true, self == host
 		if ns.initialNet {
@@ -166,6 +171,9 @@ func checkConnector(c *checker, ns nsInfo) {
 	switch {
 	case err != nil && ns.netKnown && !ns.initialNet:
 		c.fail("connector", "/proc/net/connector absent in this network namespace", "use the host network (see net namespace)")
+		return
+	case err != nil && ns.netKnown:
+		c.fail("connector", "/proc/net/connector: "+err.Error()+" in the host's network namespace", "a kernel with CONFIG_CONNECTOR")
 		return
 	case err != nil:
 		c.fail("connector", "/proc/net/connector: "+err.Error(),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,13 +134,20 @@ func startBinary(t *testing.T, bin, dir, config string, extra ...string) *proc {
 // startOn runs bin on the config file at path until it is ready.
 func startOn(t *testing.T, bin, dir, path string, extra ...string) *proc {
 	t.Helper()
+	return startWrapped(t, nil, bin, dir, path, extra...)
+}
+
+// startWrapped is startOn with bin run by the command wrap (e.g. unshare).
+func startWrapped(t *testing.T, wrap []string, bin, dir, path string, extra ...string) *proc {
+	t.Helper()
 	addr := freePort(t)
 	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
 		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock"),
 		// Each daemon its own restart trace: the default /var/lib/cnbridged
 		// would carry one test's kernel seqs into the next.
 		"--set", "state_dir=" + filepath.Join(dir, "state")}, extra...)
-	cmd := exec.Command(bin, args...)
+	argv := append(append(slices.Clone(wrap), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = p.stderr

@@ -199,13 +199,27 @@ func (c *configFlags) options() config.Options {
 type runFlags struct {
 	configFlags
 	noWatch bool
-	format  string
+	format  formatFlag
+}
+
+// formatFlag is --format: json or text, rejected at parse time otherwise
+// (a usage error, exit 2).
+type formatFlag string
+
+func (f *formatFlag) String() string { return string(*f) }
+func (f *formatFlag) Type() string   { return "json|text" }
+func (f *formatFlag) Set(v string) error {
+	if v != config.FormatJSON && v != config.FormatText {
+		return fmt.Errorf("%q is not json or text", v)
+	}
+	*f = formatFlag(v)
+	return nil
 }
 
 func (r *runFlags) add(fs *pflag.FlagSet) {
 	r.configFlags.add(fs)
 	fs.BoolVar(&r.noWatch, "no-watch", false, "do not reload when the config file changes (SIGHUP still reloads)")
-	fs.StringVar(&r.format, "format", "", "output format of every stdout sink: json or text (default: the built-in config writes text with enrichment to a terminal, JSON lines otherwise; config files as written)")
+	fs.Var(&r.format, "format", "output format of every stdout sink: json or text (default: the built-in config writes text with enrichment to a terminal, JSON lines otherwise; config files as written)")
 }
 
 func newLogger(cfg config.Log) (*zap.Logger, error) {
@@ -237,7 +251,7 @@ func newLogger(cfg config.Log) (*zap.Logger, error) {
 
 func cmdRun(ctx context.Context, rf runFlags) error {
 	opts := rf.options()
-	opts.Format = rf.format
+	opts.Format = string(rf.format)
 	stdoutTTY := isTerminal(os.Stdout)
 	opts.Terminal = stdoutTTY
 	cfg, err := config.Load(opts)

@@ -351,6 +351,11 @@ func TestEntityIDs(t *testing.T) {
 	p.stop()
 	os.Remove(out)
 	p = startBinary(t, daemonBinary(t), dir, cfg)
+	// The table is seeded from /proc on the enricher's goroutine, which may
+	// finish after the daemon reports ready.
+	waitFor(t, 10*time.Second, "the seeded table", func() bool {
+		return strings.Contains(p.stderr.String(), "process table seeded from /proc")
+	})
 	for _, c := range sleeps {
 		c.Process.Signal(syscall.SIGTERM)
 		c.Wait()

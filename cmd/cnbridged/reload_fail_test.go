@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,9 +30,30 @@ const (
 func TestReloadFailuresKeepRunning(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	base := reloadConfig(groupReloadFail, map[string]string{"a": "a.jsonl"}, "a")
-	p := startBinary(t, raceBinary(t), dir, base)
-	base = strings.ReplaceAll(base, "%DIR%", dir)
+	base := strings.ReplaceAll(reloadConfig(groupReloadFail, map[string]string{"a": "a.jsonl"}, "a"), "%DIR%", dir)
+	path := filepath.Join(dir, "cnbridged.yaml")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// systemd's notification socket, to see STATUS=.
+	sock := filepath.Join(dir, "notify")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	notes := &syncBuffer{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			notes.Write(append(buf[:n:n], '\n'))
+		}
+	}()
+	p := startWrapped(t, []string{"env", "NOTIFY_SOCKET=" + sock}, raceBinary(t), dir, path)
 	a := filepath.Join(dir, "a.jsonl")
 	em := newEmitter(t)
 	seq := uint32(0)
@@ -61,6 +85,9 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		}
 		delivered(f.name + ": a message routed by the old config")
 	}
+	waitFor(t, 5*time.Second, "STATUS= naming the failure to systemd", func() bool {
+		return strings.Contains(notes.String(), "STATUS=reload failed, running the previous config: ")
+	})
 	for _, l := range strings.Split(p.stderr.String(), "\n") {
 		if strings.Contains(l, "reload failed") && !strings.Contains(l, `"level":"error"`) {
 			t.Errorf("reload failure logged below error level: %s", l)
@@ -159,4 +186,45 @@ requests:
 	})
 	answered("after the applied reload")
 	p.stop()
+}
+
+// TestReloadSubscriptionFailsWhole: a reload whose new group cannot be
+// subscribed (group 1 from a daemon outside the initial PID namespace: the
+// kernel never acknowledges) fails whole: group 1 is left again, the error
+// names listener.groups, and the old config keeps routing.
+func TestReloadSubscriptionFailsWhole(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skipf("needs unshare (util-linux): %v", err)
+	}
+	const group = 9
+	dir := t.TempDir()
+	id := fmt.Sprintf("%d.%d", idxTest, group)
+	base := fmt.Sprintf("listener:\n  groups: [%d]\n  userspace_senders: [%q]\n  handshake_timeout: 500ms\nsinks:\n  a:\n    type: file\n    path: %s\nroutes:\n  - match: %q\n    sinks: [a]\n",
+		group, id, filepath.Join(dir, "a.jsonl"), id)
+	path := filepath.Join(dir, "cnbridged.yaml")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startWrapped(t, []string{"unshare", "-p", "-f", "--mount-proc", "--kill-child"}, raceBinary(t), dir, path)
+	a := filepath.Join(dir, "a.jsonl")
+	em := newEmitter(t)
+	em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: 0}, []byte("before"))
+	waitFor(t, 10*time.Second, "the first message", func() bool { return len(seqs(t, a)) == 1 })
+
+	writeAtomic(t, path, strings.Replace(base, fmt.Sprintf("groups: [%d]", group), fmt.Sprintf("groups: [%d, 1]", group), 1))
+	waitFor(t, 15*time.Second, "a failed reload", func() bool {
+		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}) == 1
+	})
+	if !strings.Contains(p.stderr.String(), `"key":"listener.groups"`) {
+		t.Errorf("no error line naming listener.groups")
+	}
+	if !strings.Contains(p.stderr.String(), `"msg":"left group","group":1`) {
+		t.Errorf("group 1 was not left again after the failed subscription")
+	}
+	em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: 1}, []byte("after"))
+	waitFor(t, 10*time.Second, "a message routed by the old config", func() bool { return len(seqs(t, a)) == 2 })
+	if got := p.metric("cnbridged_subscribed", nil); got != 1 {
+		t.Errorf("cnbridged_subscribed got %v, want 1 (the old config needs no subscription)", got)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
@@ -30,41 +31,6 @@ const (
 // maxIDSeries bounds the per-id metric series; ids beyond it share the
 // series idx="other", val="other".
 const maxIDSeries = 1024
-
-// Plan is what a config decides for the path: swapped whole on reload.
-type Plan struct {
-	Table *router.Table
-	// Sinks by slot: Sinks[i] owns bit i of event.Record.Targets.
-	Sinks []Target
-	// Trusted are the ids userspace (non-kernel) senders may use.
-	Trusted []router.Pattern
-	// ProcFiltered is set when the kernel filters process events for this
-	// socket: it numbers events before filtering, so process connector seq
-	// gaps are then not loss and are not counted.
-	ProcFiltered bool
-	// UserFilter, when set, drops process events it does not select: the
-	// fallback for kernels without per-socket filtering (before 6.6).
-	UserFilter *router.EventSet
-	// Enrich is set when any route asks for process enrichment.
-	Enrich bool
-	// Replies, when set, sees every kernel message first: replies to
-	// connector requests sent from NATS.
-	Replies ReplyMatcher
-}
-
-// Target is where the bridge hands batches: a sink's queue
-// (*sinks.Runner). Offer takes its own reference on b when it keeps it,
-// never blocks under the drop policy and counts what it does not take.
-type Target interface {
-	Offer(b *event.Batch)
-}
-
-// SeqRecorder keeps the last seq read from each kernel stream where a
-// restarted daemon finds it (statefile.Seqs). Set runs on the reader
-// goroutine for every kernel message that moves its stream forward.
-type SeqRecorder interface {
-	Set(idx, val, cpu, seq uint32)
-}
 
 // ReplyMatcher matches kernel messages to pending connector requests. Offer
 // runs on the reader goroutine and must not block; it reports whether m was
@@ -92,11 +58,13 @@ type Bridge struct {
 	other  *idCounters
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
 	lastC  *idCounters
-	warned map[string]time.Time
+	warn   *ratelog.Limiter
 	// overruns reads the listener's ENOBUFS count (nil: not known);
 	// lastOverruns is the count at the previous batch.
 	overruns     func() uint64
 	lastOverruns uint64
+	// enrOn: the previous batch's plan enriched.
+	enrOn bool
 
 	m *metrics
 }
@@ -189,11 +157,15 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		pool:   event.NewPool(),
 		ledger: seqtrack.New(ledger),
 		ids:    make(map[cnmsg.ID]*idCounters),
-		warned: make(map[string]time.Time),
+		warn:   ratelog.New(time.Minute, 64),
 		idle:   make(chan struct{}, 1),
 		m:      m,
 	}
 	b.enr = newEnricher(enrich, reg, log)
+	if p.Enrich {
+		b.enrOn = true
+		b.enr.reseed.Store(true) // seeded as RunEnricher starts
+	}
 	b.other = b.countersFor("other", "other")
 	b.plan.Store(p)
 	return b
@@ -214,98 +186,6 @@ func (b *Bridge) RunEnricher(ctx context.Context) error {
 	b.enr.run(ctx)
 	return nil
 }
-
-// SetPlan swaps in a new plan. Batches started from now on use it; a batch
-// the reader is handling may still be on its way with the old one (see
-// Release).
-func (b *Bridge) SetPlan(p *Plan) (old *Plan) { return b.plan.Swap(p) }
-
-// Release waits until no batch is being handled with old, so that the
-// sinks only old refers to can be retired without a batch reaching them
-// afterwards. It returns ctx's error when ctx ends first: the reader is
-// then stuck handing a batch to a full sink with when_full: block, and the
-// caller retires anyway (stopping that sink's queue frees the reader; what
-// it did not take is counted, reason shutdown).
-func (b *Bridge) Release(ctx context.Context, old *Plan) error {
-	for b.active.Load() == old {
-		select {
-		case <-b.idle:
-		case <-ctx.Done():
-			if b.active.Load() != old {
-				return nil
-			}
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// acquire returns the current plan, published as the active one. The
-// re-check closes the window between loading and publishing: a SetPlan in
-// it is seen and the new plan is taken instead, so Release never misses a
-// batch that uses the old plan.
-func (b *Bridge) acquire() *Plan {
-	for {
-		p := b.plan.Load()
-		b.active.Store(p)
-		if b.plan.Load() == p {
-			return p
-		}
-	}
-}
-
-// release ends the reader's use of its plan.
-func (b *Bridge) release() {
-	b.active.Store(nil)
-	select {
-	case b.idle <- struct{}{}:
-	default:
-	}
-}
-
-// RecordSeqs makes the reader keep the last seq of every kernel stream in
-// r. Call it before the reader starts.
-func (b *Bridge) RecordSeqs(r SeqRecorder) { b.seqs = r }
-
-// KernelStream is the last seq a previous daemon read from one kernel
-// stream.
-type KernelStream struct {
-	ID  cnmsg.ID
-	CPU uint32
-	Seq uint32
-}
-
-// Resume continues a previous daemon's accounting, before the reader
-// starts: each kernel stream's ledger starts from the seq it read last, so
-// the seqs the kernel numbered while nobody listened are counted lost
-// exactly (loss markers included) when the stream is next seen; and gap,
-// when set, goes to the sinks of the routes with loss markers for process
-// events.
-func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
-	for _, s := range streams {
-		b.ledger.Observe(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU}, s.Seq)
-		if b.seqs != nil {
-			b.seqs.Set(s.ID.Idx, s.ID.Val, s.CPU, s.Seq)
-		}
-	}
-	if gap == nil {
-		return
-	}
-	p := b.plan.Load()
-	proc := cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}
-	t := p.Table.LossTargets(proc)
-	if t == 0 {
-		return
-	}
-	r := event.Record{Kind: event.KindGap, Time: now.UnixNano(), Targets: t, Gap: gap}
-	r.Msg.ID = proc
-	batch := b.pool.Get()
-	batch.Add(&r)
-	b.dispatch(p, batch, t)
-}
-
-// Plan returns the current plan.
-func (b *Bridge) Plan() *Plan { return b.plan.Load() }
 
 func (b *Bridge) countersFor(idx, val string) *idCounters {
 	return &idCounters{
@@ -346,6 +226,12 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	var used uint64
 	ts := now.UnixNano()
 	var maxTs uint64 // highest kernel process event timestamp handled
+	if p.Enrich != b.enrOn {
+		b.enrOn = p.Enrich
+		if p.Enrich {
+			b.enr.reseed.Store(true)
+		}
+	}
 	if p.Enrich {
 		b.enr.live.Store(true)
 		if b.overruns != nil {
@@ -563,13 +449,7 @@ func (b *Bridge) malformed(reason string, now time.Time) {
 // shouldWarn reports whether a warning of this kind may be logged now: at
 // most once a minute per key. Callers build the log fields only then, so a
 // flood of rejected messages costs no allocations.
-func (b *Bridge) shouldWarn(key string, now time.Time) bool {
-	if t, ok := b.warned[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	b.warned[key] = now
-	return true
-}
+func (b *Bridge) shouldWarn(key string, now time.Time) bool { return b.warn.Allow(key, now) }
 
 func trusted(ps []router.Pattern, id cnmsg.ID) bool {
 	for _, p := range ps {

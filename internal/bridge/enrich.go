@@ -15,6 +15,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 )
 
 // EnrichOptions configure the enrichment stage.
@@ -76,6 +77,12 @@ type enricher struct {
 	pre []preRead
 	cur int
 
+	// reseed is set by the reader when a plan turns enrichment on: the
+	// enricher starts a new table from a /proc scan before its next batch.
+	reseed atomic.Bool
+	// done is closed when run returns.
+	done chan struct{}
+
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
 	resync atomic.Bool
@@ -93,7 +100,7 @@ type enricher struct {
 	resyncs, exitLost      prometheus.Counter
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
-	lastErrLog             time.Time
+	errLog                 *ratelog.Limiter
 	counted                int       // results counted so far (see apply)
 	lastResync             time.Time // see enrichBatch
 }
@@ -104,10 +111,12 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 	}
 	e := &enricher{
 		q:      make(chan *event.Batch, o.QueueSize),
+		done:   make(chan struct{}),
 		o:      o,
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		users:  procinfo.Users{Path: o.PasswdPath},
 		log:    log.Named("enrich"),
+		errLog: ratelog.New(time.Minute, 1),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cnbridged_enrich_total",
 			Help: "Process events enriched, by result: table (described from the process table, no /proc read), read (the table read /proc: exec, or a process it did not know), gone (unknown to the table and gone from /proc), error, backlog (exec described from the table without reading /proc because the enricher was behind), skipped (not enriched: the daemon was stopping).",
@@ -180,7 +189,11 @@ func (e *enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
 func (e *enricher) offer(b *event.Batch) {
 	b.Retain(1)
 	b.StartEnrich()
-	e.q <- b
+	select {
+	case e.q <- b:
+	case <-e.done: // the enricher has stopped: nothing will take it
+		e.skipBatch(b)
+	}
 }
 
 // takeLost returns the exit_lost processes waiting to be emitted. Called
@@ -273,10 +286,12 @@ func Redact(patterns []*regexp.Regexp, s string) string {
 	return s
 }
 
-// run seeds the table, then enriches batches until ctx ends, then marks
-// what is left skipped.
+// run enriches batches until ctx ends, then marks what is left skipped.
 func (e *enricher) run(ctx context.Context) {
-	e.seed()
+	defer close(e.done)
+	if e.reseed.Swap(false) {
+		e.seed() // before the first events: the daemon starts with enrichment on
+	}
 	for ctx.Err() == nil {
 		select {
 		case b := <-e.q:
@@ -306,6 +321,11 @@ func (e *enricher) skipBatch(b *event.Batch) {
 }
 
 func (e *enricher) enrichBatch(b *event.Batch) {
+	if e.reseed.Swap(false) {
+		// Enrichment (re)starts: the table was not fed while it was off.
+		e.table = proctable.New(e.tableOptions())
+		e.seed()
+	}
 	// At most one resync a second: under sustained loss each would scan
 	// /proc again; the next one catches what happened in between.
 	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
@@ -622,8 +642,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 
 func (e *enricher) readError(pid uint32, err error) {
 	e.count(e.errs)
-	if now := time.Now(); now.Sub(e.lastErrLog) > time.Minute {
-		e.lastErrLog = now
+	if e.errLog.Allow("read", time.Now()) {
 		e.log.Warn("reading /proc failed (logged at most once a minute)", zap.Uint32("pid", pid), zap.Error(err))
 	}
 }

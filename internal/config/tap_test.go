@@ -13,7 +13,7 @@ func TestTapConfig(t *testing.T) {
 	}{
 		{"defaults", nil, ""},
 		{"disabled", []string{"tap.socket="}, ""},
-		{"bad mode", []string{"tap.mode=rw"}, `tap.mode: "rw" is not an octal file mode`},
+		{"bad mode", []string{"tap.mode=rw"}, `tap.mode: "rw" is not an octal file mode such as "0640"`},
 		{"mode too wide", []string{"tap.mode=1777"}, "tap.mode"},
 		{"client buffer", []string{"tap.client_buffer=0"}, "tap.client_buffer: must be at least 1"},
 		{"queue", []string{"tap.queue_size=0"}, "tap.queue_size: must be at least 1"},

@@ -29,7 +29,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
-	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -78,7 +77,11 @@ type Daemon struct {
 	wg          sync.WaitGroup // sink runners
 	reload      *reloadMetrics
 	replies     *requests.Server // nil without requests
-	summary     *stopSummary     // set by the stop sequence
+	summary     *stopSummary     // filled by the stop sequence
+	stop        stopping         // the stop sequence's deadlines
+	readErr     chan error       // the reader's end
+	trace       *restartTrace    // nil without state_dir
+	stopErr     error            // a fatal error seen by the stop sequence
 	tap         *sinks.Runner    // the tap socket's runner (tap.go), nil without it
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
@@ -144,172 +147,6 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 		d.log.Info("cnbridged stopped", fields...)
 	}
 	return err
-}
-
-func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
-	cfg := d.cfg
-	d.sinkMet = sinks.NewMetrics(d.reg)
-	d.enc = event.NewEncoder(cfg.Host)
-	d.reload = newReloadMetrics(d.reg)
-
-	// Sinks first.
-	d.sinkCtx, d.cancelSinks = context.WithCancel(context.Background())
-	defer d.cancelSinks()
-	if _, err := d.applySinks(cfg); err != nil {
-		d.stopSinksWithin(cfg.ShutdownTimeout)
-		return err
-	}
-	defer d.startTap(cfg)()
-	stopRequests, err := d.startRequests(ctx, cfg)
-	if err != nil {
-		d.stopSinksWithin(cfg.ShutdownTimeout)
-		return err
-	}
-	defer stopRequests()
-	plan, err := d.buildPlan(cfg, nil)
-	if err != nil {
-		d.stopSinksWithin(cfg.ShutdownTimeout)
-		return err
-	}
-	d.bridge = bridge.New(plan, seqtrack.Options{
-		ReorderWindow: cfg.Ledger.ReorderWindow,
-		MaxStreams:    cfg.Ledger.MaxStreams,
-	}, bridge.EnrichOptions{
-		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
-		MaxEntries: cfg.ProcessTable.MaxEntries,
-		QueueSize:  cfg.EnrichQueueSize,
-		Redact:     compileRedact(cfg.EnrichRedact),
-	}, d.reg, d.log)
-	enrCtx, stopEnricher := context.WithCancel(context.Background())
-	enrDone := make(chan struct{})
-	go func() { d.bridge.RunEnricher(enrCtx); close(enrDone) }()
-	defer func() { stopEnricher(); <-enrDone }()
-
-	// Then the listener.
-	mask, _, userFilter := procMask(cfg)
-	if userFilter != nil && mask == cnmsg.ProcAll {
-		d.log.Warn("this kernel cannot filter process events per socket (needs Linux 6.6); filtering listener.proc_events in userspace")
-	}
-	d.lis, err = listener.New(listener.Config{
-		Groups:             listenGroups(cfg),
-		ReceiveBufferBytes: cfg.Listener.ReceiveBufferBytes,
-		BatchSize:          cfg.Listener.BatchSize,
-		HandshakeTimeout:   cfg.Listener.HandshakeTimeout,
-		ProcMask:           mask,
-	}, d.log)
-	if err != nil {
-		d.stopSinksWithin(cfg.ShutdownTimeout)
-		return err
-	}
-	d.registerListenerMetrics()
-	d.registerReceiveBuffer()
-	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
-	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
-
-	// The restart trace seeds the ledger and sends the gap record before
-	// the first batch is read.
-	var trace *restartTrace
-	if cfg.StateDir != "" {
-		trace = openRestartTrace(cfg.StateDir, d.bridge, d.log, time.Now())
-	}
-
-	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
-	readErr := make(chan error, 1)
-	go func() { readErr <- d.lis.Run(readCtx, d.handle) }()
-
-	shutdown := func() error {
-		d.opts.Notify("STOPPING=1")
-		d.mu.Lock()
-		timeout := d.cfg.ShutdownTimeout
-		d.mu.Unlock()
-		if timeout <= 0 {
-			timeout = config.DefaultShutdownTimeout
-		}
-		// Sinks get until soft to drain; at soft their runners stop and
-		// count what they hold; at the hard deadline a sink still stuck
-		// in a write is abandoned. A stalled when_full: block sink can
-		// hold up the reader only until soft: closing the queues frees it.
-		start := time.Now()
-		soft, hard := start.Add(timeout*9/10), start.Add(timeout)
-		cutoff := time.AfterFunc(timeout*9/10, d.cancelSinks)
-		defer cutoff.Stop()
-		var sum stopSummary
-		stopRead()
-		rerr := <-readErr
-		// Unsubscribe, leave the groups and read what the socket holds:
-		// it goes through the bridge to the sinks like any batch.
-		n, empty, err := d.lis.Drain(d.handle, soft)
-		if err != nil {
-			d.log.Warn("reading the connector socket at stop", zap.Error(err))
-		}
-		sum.Drained, sum.SocketLeft = n, !empty
-		if drops, err := d.lis.Drops(); err == nil {
-			sum.SocketDrops = drops
-		}
-		stopEnricher() // what it still holds goes out unenriched, counted
-		stopRequests() // pending requests are answered Cn-Error: shutdown
-		if err := d.lis.Close(); err != nil {
-			d.log.Warn("closing the connector socket", zap.Error(err))
-		}
-		stopped := time.Now()
-		sum.SinksTimedOut = !d.stopSinks(soft, hard)
-		trace.close(true, stopped)
-		d.summary = &sum
-		return rerr
-	}
-
-	if err := d.lis.Subscribe(ctx); err != nil {
-		return errors.Join(err, shutdown())
-	}
-
-	var srv *http.Server
-	if cfg.Metrics.Listen != "" {
-		srv, err = d.serveMetrics(cfg.Metrics.Listen)
-		if err != nil {
-			return errors.Join(err, shutdown())
-		}
-	}
-	d.log.Info("cnbridged running",
-		zap.Ints("groups", cfg.Listener.Groups),
-		zap.Strings("sinks", cfg.SinkNames()),
-		zap.String("config", displaySource(cfg.Source)),
-		zap.String("metrics", cfg.Metrics.Listen))
-	d.opts.Notify("READY=1")
-	if d.opts.WatchdogInterval > 0 {
-		wctx, stopWatchdog := context.WithCancel(ctx)
-		defer stopWatchdog()
-		go d.watchdog(wctx, d.opts.WatchdogInterval)
-	}
-
-	var runErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-readErr:
-			readErr <- err // for shutdown
-			runErr = err
-			break loop
-		case err := <-d.sinkErr:
-			runErr = err
-			break loop
-		case <-reloads:
-			d.opts.Notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
-			d.Reload(ctx)
-			d.opts.Notify("READY=1")
-		}
-	}
-	d.log.Info("stopping: reading the socket empty and draining the sinks", zap.Duration("shutdown_timeout", d.cfg.ShutdownTimeout))
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		srv.Shutdown(sctx)
-		cancel()
-	}
-	if err := shutdown(); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
 }
 
 func displaySource(s string) string {

@@ -119,6 +119,7 @@ type textProcess struct {
 	Gone             bool     `json:"gone"`
 	Skipped          bool     `json:"skipped"`
 	Stale            bool     `json:"stale"`
+	Missing          []string `json:"missing"`
 }
 
 type textParent struct {
@@ -243,7 +244,7 @@ func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *t
 	if pr != nil {
 		switch {
 		case pr.User != "":
-			user = pr.User
+			user = quoteArg(pr.User)
 		case pr.UID != nil:
 			user = optUint(pr.UID)
 		}
@@ -322,7 +323,7 @@ func processText(p *textProc, pr *textProcess) string {
 		}
 		return ""
 	case pr.Skipped:
-		return "(not enriched: enricher behind)"
+		return "(not enriched)"
 	case pr.Gone && pr.Exe == "" && pr.Comm == "":
 		return "(gone before it could be read)"
 	}
@@ -345,7 +346,7 @@ func processText(p *textProc, pr *textProcess) string {
 		b.WriteString(quoteArg(args[0]))
 		args = args[1:]
 	case pr.Comm != "":
-		b.WriteString("[" + pr.Comm + "]")
+		b.WriteString("[" + quoteArg(pr.Comm) + "]")
 	}
 	for _, a := range args {
 		b.WriteByte(' ')
@@ -363,6 +364,15 @@ func processText(p *textProc, pr *textProcess) string {
 	}
 	if pr.Stale {
 		b.WriteString("  (stale)")
+	}
+	var unread []string
+	for _, m := range pr.Missing {
+		if m == "exe" || m == "cmdline" {
+			unread = append(unread, m)
+		}
+	}
+	if len(unread) > 0 {
+		b.WriteString("  (unread: " + strings.Join(unread, ", ") + ")")
 	}
 	return b.String()
 }

@@ -65,6 +65,10 @@ var textCases = []textCase{
 		`"process":{"pid":4711,"ppid":100,"exe":"/usr/bin/java","cmdline":["java","-jar","app.jar"],"uid":1000,"comm":"java","duration_ns":1500}}`},
 	{name: "fork enriched", json: `{` + jt + `,"idx":1,"val":1,"seq":7,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"fork","cpu":0,"timestamp_ns":3,"parent_pid":100,"parent_tgid":100,"child_pid":4713,"child_tgid":4713},` +
 		`"process":{"pid":4713,"ppid":100,"exe":"/usr/bin/bash","cmdline":["bash"],"uid":0,"comm":"bash"}}`},
+	{name: "missing exe and cmdline", json: `{` + jt + `,"idx":1,"val":1,"seq":8,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4714,"tgid":4714},` +
+		`"process":{"pid":4714,"ppid":100,"exe":"","cmdline":[],"uid":0,"user":"root","comm":"go","missing":["exe","cmdline","cwd"]}}`},
+	{name: "escape sequence in comm", json: `{` + jt + `,"idx":1,"val":1,"seq":8,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4714,"tgid":4714},` +
+		`"process":{"pid":4714,"ppid":100,"exe":"","cmdline":[],"uid":0,"comm":"\u001b[2Jevil","missing":["exe","cmdline"]}}`},
 	{name: "gone", json: `{` + jt + `,"idx":1,"val":1,"seq":8,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4714,"tgid":4714},"process":{"gone":true}}`},
 	{name: "skipped", json: `{` + jt + `,"idx":1,"val":1,"seq":9,"ack":0,"flags":0,"len":40,"sender":0,"proc":{"event":"exec","cpu":0,"timestamp_ns":4,"pid":4715,"tgid":4715},"process":{"skipped":true}}`},
 	// Enriched records through the real encoder, so that the text format

@@ -250,17 +250,7 @@ func (s *NATS) poke() {
 
 // warnEvery logs a warning at most once a minute per key.
 func (s *NATS) warnEvery(key, msg string, fields ...zap.Field) {
-	now := time.Now()
-	s.stateMu.Lock()
-	last, ok := s.warned[key]
-	if ok && now.Sub(last) < time.Minute {
-		s.stateMu.Unlock()
-		return
+	if s.warned.Allow(key, time.Now()) {
+		s.log.Warn(msg, fields...)
 	}
-	if len(s.warned) > 64 {
-		clear(s.warned)
-	}
-	s.warned[key] = now
-	s.stateMu.Unlock()
-	s.log.Warn(msg, fields...)
 }

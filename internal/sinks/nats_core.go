@@ -49,29 +49,29 @@ func (c *coreConfirmer) readyLocked() error { return nil }
 func (c *coreConfirmer) confirm(timeout time.Duration) { c.round(timeout) }
 
 // round is one confirmation round trip. It reports whether it succeeded
-// and whether messages were published meanwhile.
-func (c *coreConfirmer) round(timeout time.Duration) (ok, more bool) {
+// and the publish number its PING covered.
+func (c *coreConfirmer) round(timeout time.Duration) (ok bool, upto uint64) {
 	s := c.s
 	s.mu.Lock()
 	if s.l.sent == 0 || !s.nc.IsConnected() {
 		s.mu.Unlock()
-		return false, false
+		return false, 0
 	}
-	upto := s.l.pubSeq
+	upto = s.l.pubSeq
 	conn := s.connNum()
 	s.mu.Unlock()
 	if err := s.nc.FlushTimeout(timeout); err != nil {
-		return false, false
+		return false, 0
 	}
 	if s.connNum() != conn {
 		// The PING may have gone out on a later connection than the
 		// messages: it proves nothing about them.
-		return false, false
+		return false, 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.countLocked(s.l.confirm(conn, upto), true)
-	return true, s.l.sent > 0 && s.l.pubSeq > upto
+	return true, upto
 }
 
 // confirmPace is the least time between the confirmer's round trips while
@@ -94,9 +94,12 @@ func (c *coreConfirmer) run() {
 		case <-c.wake:
 		}
 		for {
-			ok, more := c.round(s.cfg.AckTimeout)
+			ok, upto := c.round(s.cfg.AckTimeout)
 			s.mu.Lock()
-			if !ok || !more {
+			// Decided under the lock Write publishes under: a message
+			// published after this point finds running false and wakes
+			// the confirmer again.
+			if !ok || s.l.sent == 0 || s.l.pubSeq <= upto {
 				c.running = false
 				s.mu.Unlock()
 				break

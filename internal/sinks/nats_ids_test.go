@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 						t.Fatalf("id %s stored twice", id)
 					}
 					ids[id] = true
-					stored[m.Headers().Get(HeaderHost)]++
+					stored[strings.Split(m.Subject(), ".")[1]]++ // cn.{host}.{idx}.{val}
 				}
 				if got == 0 {
 					break

@@ -10,7 +10,8 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 )
 
-// Header names set on every published message.
+// Header names. Every message carries Nats-Msg-Id; format raw messages
+// also carry these (format json bodies hold the same fields).
 const (
 	HeaderIdx    = "Cn-Idx"
 	HeaderVal    = "Cn-Val"
@@ -21,7 +22,7 @@ const (
 	HeaderEvent  = "Cn-Event"  // process events
 	HeaderSender = "Cn-Sender" // userspace senders: their netlink port id
 	HeaderFlags  = "Cn-Flags"  // when not 0
-	HeaderTime   = "Cn-Time"   // raw format: receive time, RFC 3339 nanoseconds
+	HeaderTime   = "Cn-Time"   // receive time, RFC 3339 nanoseconds
 	HeaderType   = "Cn-Type"   // "loss" on loss markers
 	HeaderLost   = "Cn-Lost"   // loss markers: messages missing
 	HeaderFrom   = "Cn-From-Seq"
@@ -185,7 +186,7 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	if s.raw && r.Kind != event.KindLoss {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
-		e.body = s.enc.AppendJSON(e.body[:0], r)
+		e.body = s.enc.AppendJSONCached(e.body[:0], r, &s.times)
 		e.body = e.body[:len(e.body)-1] // the line without its newline
 	}
 	e.msg.Data = e.body
@@ -215,41 +216,46 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 		nspans++
 		add(bit, k)
 	}
-	set(bitIdx, HeaderIdx, s.nums.get(r.Msg.ID.Idx))
-	set(bitVal, HeaderVal, s.nums.get(r.Msg.ID.Val))
-	set(bitHost, HeaderHost, s.cfg.Host)
-	if cpu, ok := recordCPU(r); ok {
-		set(bitCPU, HeaderCPU, s.nums.get(cpu))
-	}
-	if r.Sender != 0 {
-		from := len(b)
-		b = strconv.AppendUint(b, uint64(r.Sender), 10)
-		span(bitSender, HeaderSender, from)
-	}
-	if r.Kind == event.KindLoss {
-		set(bitType, HeaderType, EventLoss)
-		from := len(b)
-		b = strconv.AppendUint(b, uint64(r.Loss.FromSeq), 10)
-		span(bitFrom, HeaderFrom, from)
-		from = len(b)
-		b = strconv.AppendUint(b, uint64(r.Loss.ToSeq), 10)
-		span(bitTo, HeaderTo, from)
-		from = len(b)
-		b = strconv.AppendUint(b, uint64(r.Loss.Lost), 10)
-		span(bitLost, HeaderLost, from)
-	} else {
-		from := len(b)
-		b = strconv.AppendUint(b, uint64(r.Msg.Seq), 10)
-		span(bitSeq, HeaderSeq, from)
-		set(bitAck, HeaderAck, s.nums.get(r.Msg.Ack))
-		if r.HasProc {
-			set(bitEvent, HeaderEvent, r.Proc.What.String())
+	// The Cn-* headers carry the record's fields where the body does not:
+	// in format raw (a loss marker's JSON body there is told apart by
+	// Cn-Type). A JSON line has them all, and the client's header encoding
+	// is the largest per-message cost (it walks the map and allocates per
+	// publish), so JSON bodies get the Nats-Msg-Id alone.
+	if s.raw {
+		set(bitIdx, HeaderIdx, s.nums.get(r.Msg.ID.Idx))
+		set(bitVal, HeaderVal, s.nums.get(r.Msg.ID.Val))
+		set(bitHost, HeaderHost, s.cfg.Host)
+		if cpu, ok := recordCPU(r); ok {
+			set(bitCPU, HeaderCPU, s.nums.get(cpu))
 		}
-		if r.Msg.Flags != 0 {
-			set(bitFlags, HeaderFlags, s.nums.get(uint32(r.Msg.Flags)))
-		}
-		if s.raw {
+		if r.Sender != 0 {
 			from := len(b)
+			b = strconv.AppendUint(b, uint64(r.Sender), 10)
+			span(bitSender, HeaderSender, from)
+		}
+		if r.Kind == event.KindLoss {
+			set(bitType, HeaderType, EventLoss)
+			from := len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.FromSeq), 10)
+			span(bitFrom, HeaderFrom, from)
+			from = len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.ToSeq), 10)
+			span(bitTo, HeaderTo, from)
+			from = len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.Lost), 10)
+			span(bitLost, HeaderLost, from)
+		} else {
+			from := len(b)
+			b = strconv.AppendUint(b, uint64(r.Msg.Seq), 10)
+			span(bitSeq, HeaderSeq, from)
+			set(bitAck, HeaderAck, s.nums.get(r.Msg.Ack))
+			if r.HasProc {
+				set(bitEvent, HeaderEvent, r.Proc.What.String())
+			}
+			if r.Msg.Flags != 0 {
+				set(bitFlags, HeaderFlags, s.nums.get(uint32(r.Msg.Flags)))
+			}
+			from = len(b)
 			b = appendTime(b, r.Time)
 			span(bitTime, HeaderTime, from)
 		}

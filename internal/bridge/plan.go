@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"context"
+	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
+)
+
+// Plan is what a config decides for the path: swapped whole on reload.
+type Plan struct {
+	Table *router.Table
+	// Sinks by slot: Sinks[i] owns bit i of event.Record.Targets.
+	Sinks []Target
+	// Trusted are the ids userspace (non-kernel) senders may use.
+	Trusted []router.Pattern
+	// ProcFiltered is set when the kernel filters process events for this
+	// socket: it numbers events before filtering, so process connector seq
+	// gaps are then not loss and are not counted.
+	ProcFiltered bool
+	// UserFilter, when set, drops process events it does not select: the
+	// fallback for kernels without per-socket filtering (before 6.6).
+	UserFilter *router.EventSet
+	// Enrich is set when any route asks for process enrichment.
+	Enrich bool
+	// Replies, when set, sees every kernel message first: replies to
+	// connector requests sent from NATS.
+	Replies ReplyMatcher
+}
+
+// Target is where the bridge hands batches: a sink's queue
+// (*sinks.Runner). Offer takes its own reference on b when it keeps it,
+// never blocks under the drop policy and counts what it does not take.
+type Target interface {
+	Offer(b *event.Batch)
+}
+
+// SeqRecorder keeps the last seq read from each kernel stream where a
+// restarted daemon finds it (statefile.Seqs). Set runs on the reader
+// goroutine for every kernel message that moves its stream forward.
+type SeqRecorder interface {
+	Set(idx, val, cpu, seq uint32)
+}
+
+// SetPlan swaps in a new plan. Batches started from now on use it; a batch
+// the reader is handling may still be on its way with the old one (see
+// Release).
+func (b *Bridge) SetPlan(p *Plan) (old *Plan) { return b.plan.Swap(p) }
+
+// Release waits until no batch is being handled with old, so that the
+// sinks only old refers to can be retired without a batch reaching them
+// afterwards. It returns ctx's error when ctx ends first: the reader is
+// then stuck handing a batch to a full sink with when_full: block, and the
+// caller retires anyway (stopping that sink's queue frees the reader; what
+// it did not take is counted, reason shutdown).
+func (b *Bridge) Release(ctx context.Context, old *Plan) error {
+	for b.active.Load() == old {
+		select {
+		case <-b.idle:
+		case <-ctx.Done():
+			if b.active.Load() != old {
+				return nil
+			}
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// acquire returns the current plan, published as the active one. The
+// re-check closes the window between loading and publishing: a SetPlan in
+// it is seen and the new plan is taken instead, so Release never misses a
+// batch that uses the old plan.
+func (b *Bridge) acquire() *Plan {
+	for {
+		p := b.plan.Load()
+		b.active.Store(p)
+		if b.plan.Load() == p {
+			return p
+		}
+	}
+}
+
+// release ends the reader's use of its plan.
+func (b *Bridge) release() {
+	b.active.Store(nil)
+	select {
+	case b.idle <- struct{}{}:
+	default:
+	}
+}
+
+// RecordSeqs makes the reader keep the last seq of every kernel stream in
+// r. Call it before the reader starts.
+func (b *Bridge) RecordSeqs(r SeqRecorder) { b.seqs = r }
+
+// KernelStream is the last seq a previous daemon read from one kernel
+// stream.
+type KernelStream struct {
+	ID  cnmsg.ID
+	CPU uint32
+	Seq uint32
+}
+
+// Resume continues a previous daemon's accounting, before the reader
+// starts: each kernel stream's ledger starts from the seq it read last, so
+// the seqs the kernel numbered while nobody listened are counted lost
+// exactly (loss markers included) when the stream is next seen; and gap,
+// when set, goes to the sinks of the routes with loss markers for process
+// events.
+func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
+	for _, s := range streams {
+		b.ledger.Observe(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU}, s.Seq)
+		if b.seqs != nil {
+			b.seqs.Set(s.ID.Idx, s.ID.Val, s.CPU, s.Seq)
+		}
+	}
+	if gap == nil {
+		return
+	}
+	p := b.plan.Load()
+	proc := cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}
+	t := p.Table.LossTargets(proc)
+	if t == 0 {
+		return
+	}
+	r := event.Record{Kind: event.KindGap, Time: now.UnixNano(), Targets: t, Gap: gap}
+	r.Msg.ID = proc
+	batch := b.pool.Get()
+	batch.Add(&r)
+	b.dispatch(p, batch, t)
+}
+
+// Plan returns the current plan.
+func (b *Bridge) Plan() *Plan { return b.plan.Load() }
