@@ -265,3 +265,21 @@ routes:
 		t.Errorf("tap --subject cn.*.proc.exec.> showed an exit:\n%s", live.String())
 	}
 }
+
+// TestTapUsageErrors: bad flags are usage errors (exit 2) naming the flag.
+func TestTapUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tap", "--pid", "99999999999"}, "--pid 99999999999: not a pid"},
+		{[]string{"tap", "--exe", "[x"}, `--exe "[x": bad glob`},
+		{[]string{"tap", "--since", "1m"}, "need --nats"},
+		{[]string{"tap", "--nats", "nats://127.0.0.1:1", "--since", "1m"}, "need --stream"},
+	} {
+		var out strings.Builder
+		if code := run(tt.args, &out, &out); code != 2 || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: exit %d, output %q; want 2 and %q", tt.args, code, out.String(), tt.want)
+		}
+	}
+}
