@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,7 +44,13 @@ or --stream (JetStream, from --since or --since-seq with an ephemeral ordered
 consumer).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.PIDs, f.PPIDs = toU32(pids), toU32(ppids)
+			var err error
+			if f.PIDs, err = toU32("--pid", pids); err != nil {
+				return err
+			}
+			if f.PPIDs, err = toU32("--ppid", ppids); err != nil {
+				return err
+			}
 			if err := f.Validate(); err != nil {
 				return err
 			}
@@ -57,7 +64,6 @@ consumer).`,
 			p := tap.NewPrinter(out, f, jsonOut, colorOn(out))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var err error
 			if natsURL != "" {
 				src := &tap.NATSSource{URL: natsURL, Subject: subject, Stream: stream, Domain: domain, Since: since, SinceSeq: sinceSeq}
 				if creds != "" {
@@ -107,10 +113,14 @@ func colorOn(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func toU32(v []uint) []uint32 {
+// toU32 converts pids, which must fit in 32 bits.
+func toU32(flag string, v []uint) ([]uint32, error) {
 	out := make([]uint32, len(v))
 	for i, x := range v {
+		if x > math.MaxUint32 {
+			return nil, fmt.Errorf("%s %d: not a pid (at most %d)", flag, x, uint32(math.MaxUint32))
+		}
 		out[i] = uint32(x)
 	}
-	return out
+	return out, nil
 }

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // Connector groups of the tap tests (see e2e_test.go for the others).
 const (
 	groupTap     = 13
 	groupTapSlow = 14
+	groupTapNATS = 15
 )
 
 // tapConfig routes synthetic process events (id 1.1, multicast by the
@@ -197,6 +199,87 @@ func TestTapUnderRealTree(t *testing.T) {
 	for _, c := range children {
 		if c.Parent.Exe != shell {
 			t.Errorf("shown: %+v, want a child of %s", c, shell)
+		}
+	}
+}
+
+// TestTapFromNATS: the daemon publishes to a JetStream stream with the
+// fleet subjects; "cnbridged tap" reads it from NATS: the stream from
+// --since, filtered server-side by subject and by the tap's own filters,
+// and live from a core subscription.
+func TestTapFromNATS(t *testing.T) {
+	needRoot(t)
+	ns := natstest.Run(t, natstest.JetStream(t.TempDir()))
+	p := startDaemon(t, fmt.Sprintf(`
+host: tap-nats
+listener:
+  groups: [%d]
+  userspace_senders: ["1.1"]
+sinks:
+  bus:
+    type: nats
+    url: %s
+    subject: cn.{host}.proc.{event}.{container}
+    jetstream: true
+    stream: {name: CN, subjects: ["cn.>"], storage: memory}
+routes:
+  - match: "1.1"
+    sinks: [bus]
+`, groupTapNATS, ns.ClientURL()))
+	const pid = 4_000_015
+	em := newEmitter(t)
+	id := cnmsg.ID{Idx: 1, Val: 1}
+	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 0}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}))
+	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 1}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid}))
+	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 2}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid + 1, TGID: pid + 1}))
+	waitFor(t, 10*time.Second, "three messages in the stream", func() bool {
+		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "bus", "result": "sent"}) == 3
+	})
+
+	// The stream from 10 minutes ago, exits only (server-side), pid filter.
+	stream := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since", "10m",
+		"--subject", "cn.tap-nats.proc.exit.>", "--pid", fmt.Sprint(pid+1))
+	waitFor(t, 10*time.Second, "the header and one row", func() bool { return strings.Count(stream.String(), "\n") >= 2 })
+	rows := strings.Split(strings.TrimSpace(stream.String()), "\n")
+	if f := strings.Fields(rows[len(rows)-1]); len(rows) != 2 || len(f) < 4 || f[1] != "tap-nats" || f[2] != "exit" || f[3] != fmt.Sprint(pid+1) {
+		t.Errorf("tap --stream --since: got\n%s\nwant the header and the exit of %d", stream.String(), pid+1)
+	}
+	// From a sequence: the last two messages, as JSON.
+	fromSeq := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since-seq", "2", "--json")
+	waitFor(t, 10*time.Second, "two JSON lines", func() bool { return strings.Count(fromSeq.String(), "\n") >= 2 })
+	if got := strings.Count(fromSeq.String(), `"event":"exit"`); got != 2 || strings.Contains(fromSeq.String(), `"event":"exec"`) {
+		t.Errorf("tap --since-seq 2: got\n%s\nwant the two exits", fromSeq.String())
+	}
+	// Core NATS: live only.
+	live := runTap(t, "--nats", ns.ClientURL(), "--subject", "cn.*.proc.exec.>", "--json")
+	// Send until the subscription is in place and a line comes through.
+	deadline := time.Now().Add(10 * time.Second)
+	for seq := uint32(3); !strings.Contains(live.String(), `"event":"exec"`); seq++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("tap --subject got nothing live:\n%s", live.String())
+		}
+		em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: seq}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid + 2, TGID: pid + 2}))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(live.String(), `"event":"exit"`) {
+		t.Errorf("tap --subject cn.*.proc.exec.> showed an exit:\n%s", live.String())
+	}
+}
+
+// TestTapUsageErrors: bad flags are usage errors (exit 2) naming the flag.
+func TestTapUsageErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tap", "--pid", "99999999999"}, "--pid 99999999999: not a pid"},
+		{[]string{"tap", "--exe", "[x"}, `--exe "[x": bad glob`},
+		{[]string{"tap", "--since", "1m"}, "need --nats"},
+		{[]string{"tap", "--nats", "nats://127.0.0.1:1", "--since", "1m"}, "need --stream"},
+	} {
+		var out strings.Builder
+		if code := run(tt.args, &out, &out); code != 2 || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: exit %d, output %q; want 2 and %q", tt.args, code, out.String(), tt.want)
 		}
 	}
 }

@@ -103,6 +103,12 @@ type enricher struct {
 	errLog                 *ratelog.Limiter
 	counted                int       // results counted so far (see apply)
 	lastResync             time.Time // see enrichBatch
+	// absent are processes the last resync found gone from /proc, not yet
+	// confirmed lost (see confirmLost); absentAt is the scan's
+	// CLOCK_MONOTONIC time.
+	absent      []*proctable.Process
+	absentAt    int64
+	absentSince time.Time
 }
 
 func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
@@ -326,13 +332,6 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 		e.table = proctable.New(e.tableOptions())
 		e.seed()
 	}
-	// At most one resync a second: under sustained loss each would scan
-	// /proc again; the next one catches what happened in between.
-	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
-		e.resync.Store(false)
-		e.lastResync = time.Now()
-		e.resyncNow()
-	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {
 		// The offset grows by the time spent suspended.
 		if off, _, err := procinfo.Clocks(); err == nil {
@@ -352,6 +351,15 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 		}
 	}
 	e.pre = e.pre[:0]
+	// After the batch, so that exits in it are applied first. At most one
+	// resync a second: under sustained loss each would scan /proc again;
+	// the next one catches what happened in between.
+	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
+		e.resync.Store(false)
+		e.lastResync = time.Now()
+		e.resyncNow()
+	}
+	e.confirmLost()
 	e.publish()
 	b.EnrichDone()
 	b.Release()
@@ -426,17 +434,48 @@ func (e *enricher) resyncNow() {
 			live = append(live, o)
 		}
 	}
-	lost, added := e.table.Resync(live)
+	lost, absent, added := e.table.Resync(live)
 	e.seeded.Add(float64(len(added)))
-	if len(lost) > 0 {
-		e.exitLost.Add(float64(len(lost)))
-		e.lostMu.Lock()
-		e.lost = append(e.lost, lost...)
-		e.nLost.Store(int32(len(e.lost)))
-		e.lostMu.Unlock()
-	}
+	e.emitLost(lost)
+	// Processes gone from /proc may still have their exit event on its way
+	// (received after the scan began): they are exit_lost only if it does
+	// not come (see confirmLost).
+	e.absent = append(e.absent, absent...)
+	e.absentAt, e.absentSince = monotonicNs(), time.Now()
 	e.log.Info("process table resynchronized with /proc after loss",
-		zap.Int("exit_lost", len(lost)), zap.Int("seeded", len(added)))
+		zap.Int("pid_reused", len(lost)), zap.Int("gone_unconfirmed", len(absent)), zap.Int("seeded", len(added)))
+}
+
+// confirmLost reports as exit_lost the processes a resync found gone from
+// /proc whose exit event has not come once the reader has handled events
+// stamped 50 ms after the scan (or, on a quiet system, a second later).
+func (e *enricher) confirmLost() {
+	if len(e.absent) == 0 {
+		return
+	}
+	if e.seenTs.Load() < uint64(e.absentAt+50e6) && time.Since(e.absentSince) < time.Second {
+		return
+	}
+	var lost []*proctable.Process
+	for _, p := range e.absent {
+		if cur := e.table.Confirm(p); cur != nil {
+			lost = append(lost, cur)
+		}
+	}
+	e.absent = e.absent[:0]
+	e.emitLost(lost)
+}
+
+// emitLost hands exit_lost processes to the reader.
+func (e *enricher) emitLost(lost []*proctable.Process) {
+	if len(lost) == 0 {
+		return
+	}
+	e.exitLost.Add(float64(len(lost)))
+	e.lostMu.Lock()
+	e.lost = append(e.lost, lost...)
+	e.nLost.Store(int32(len(e.lost)))
+	e.lostMu.Unlock()
 }
 
 // describeOnly describes an event from a userspace sender (listener.

@@ -504,11 +504,13 @@ func (t *Table) All(f func(*Process) bool) {
 	t.procs.All(func(_ uint32, e *entry) bool { return f(e.cur) })
 }
 
-// Resync reconciles the table with a full /proc scan (after loss): every
-// entry whose process is not in live (or is there with another start, a
-// reused pid) is removed and returned in lost, in the table's order; every
-// live process the table lacks is seeded and returned in added.
-func (t *Table) Resync(live []Observed) (lost, added []*Process) {
+// Resync reconciles the table with a full /proc scan (after loss). An
+// entry whose pid /proc shows with another start (a reused pid) is removed
+// and returned in lost. An entry whose pid is not in live at all is
+// returned in absent but kept: its exit event may still be on its way (the
+// caller confirms it later, see Confirm). Every live process the table
+// lacks is seeded and returned in added.
+func (t *Table) Resync(live []Observed) (lost, absent, added []*Process) {
 	byPID := make(map[uint32]*Observed, len(live))
 	for i := range live {
 		if !live[i].Gone {
@@ -516,7 +518,10 @@ func (t *Table) Resync(live []Observed) (lost, added []*Process) {
 		}
 	}
 	t.procs.All(func(tgid uint32, e *entry) bool {
-		if o, ok := byPID[tgid]; !ok || o.StartTicks != e.cur.StartTicks {
+		switch o, ok := byPID[tgid]; {
+		case !ok:
+			absent = append(absent, e.cur)
+		case o.StartTicks != e.cur.StartTicks:
 			lost = append(lost, e.cur)
 		}
 		return true
@@ -531,7 +536,20 @@ func (t *Table) Resync(live []Observed) (lost, added []*Process) {
 		}
 		added = append(added, t.Seed(o))
 	}
-	return lost, added
+	return lost, absent, added
+}
+
+// Confirm removes p, reported absent by Resync, if the table still holds
+// that process (no exit event came for it since), and returns its last
+// snapshot; nil if it has left the table or its pid belongs to another
+// process now.
+func (t *Table) Confirm(p *Process) *Process {
+	cur := t.Get(p.TGID)
+	if cur == nil || cur.StartTicks != p.StartTicks {
+		return nil
+	}
+	t.Remove(p.TGID)
+	return cur
 }
 
 func (t *Table) dropThreads(e *entry) {

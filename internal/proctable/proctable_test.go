@@ -152,7 +152,7 @@ func TestResync(t *testing.T) {
 		{PID: 3, StartTicks: 99}, // pid 3 reused
 		{PID: 4, StartTicks: 4, Exe: "/new"},
 	}
-	lost, added := tb.Resync(live)
+	lost, absent, added := tb.Resync(live)
 	pids := func(ps []*Process) []string {
 		var out []string
 		for _, p := range ps {
@@ -160,8 +160,21 @@ func TestResync(t *testing.T) {
 		}
 		return out
 	}
-	if diff := cmp.Diff([]string{"b00t:3:3", "b00t:2:2"}, pids(lost), cmp.Transformer("sort", sortStrings)); diff != "" {
-		t.Errorf("lost (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"b00t:3:3"}, pids(lost)); diff != "" {
+		t.Errorf("lost (reused pid) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"b00t:2:2"}, pids(absent)); diff != "" {
+		t.Errorf("absent (-want +got):\n%s", diff)
+	}
+	// Absent entries stay until confirmed: an exit may still come.
+	if tb.Get(2) == nil {
+		t.Error("absent pid 2 removed before Confirm")
+	}
+	if got := tb.Confirm(absent[0]); got == nil || got.EntityID != "b00t:2:2" || tb.Get(2) != nil {
+		t.Errorf("Confirm: got %+v, table still has 2: %v", got, tb.Get(2) != nil)
+	}
+	if got := tb.Confirm(absent[0]); got != nil {
+		t.Errorf("second Confirm: got %+v, want nil", got)
 	}
 	if diff := cmp.Diff([]string{"b00t:3:99", "b00t:4:4"}, pids(added), cmp.Transformer("sort", sortStrings)); diff != "" {
 		t.Errorf("added (-want +got):\n%s", diff)
@@ -224,7 +237,10 @@ func FuzzTable(f *testing.F) {
 			case 5:
 				tb.Seed(&Observed{PID: a, StartTicks: uint64(b)})
 			case 6:
-				tb.Resync([]Observed{{PID: a, StartTicks: uint64(b)}})
+				_, absent, _ := tb.Resync([]Observed{{PID: a, StartTicks: uint64(b)}})
+				for _, p := range absent {
+					tb.Confirm(p)
+				}
 			}
 			if tb.Len() > max {
 				t.Fatalf("Len %d past the bound %d", tb.Len(), max)

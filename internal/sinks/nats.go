@@ -19,7 +19,8 @@ import (
 
 // The NATS sink is in parts:
 //
-//	nats.go           the sink: Write, Flush, Close, Ready and the pump
+//	nats.go           the sink: Write, Flush, Close, Ready
+//	nats_pump.go      the pump: publishes held messages, resends, retries
 //	nats_ledger.go    the in-flight ledger (pure: every message until counted)
 //	nats_core.go      core NATS: confirmation by PING round trips
 //	nats_jetstream.go JetStream: acknowledgements, the stream
@@ -102,7 +103,9 @@ type confirmer interface {
 	// the outage buffer and drops the rest instead of waiting for room.
 	holdsWhileDown() bool
 	// ackDeadline returns when a message published at now is overdue
-	// (zero: never by time).
+	// (zero: never by time). It is called for every successful publish,
+	// before the ledger records it, and may note that the window starts
+	// waiting.
 	ackDeadline(now time.Time) time.Time
 	// publishedLocked is told that messages were published.
 	publishedLocked()
@@ -398,61 +401,6 @@ func (s *NATS) countLocked(n int, ok bool) {
 	}
 	s.held.Store(int64(s.l.live))
 	s.wakeWriter()
-}
-
-// pump sends held messages once the connection is up, resends what a
-// broken connection may have lost and what was not acknowledged in time,
-// and confirms core messages the runner left unconfirmed.
-func (s *NATS) pump() {
-	defer s.wg.Done()
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.kick:
-		case <-t.C:
-		}
-		s.service()
-	}
-}
-
-func (s *NATS) service() {
-	if !s.nc.IsConnected() {
-		return
-	}
-	s.mu.Lock()
-	ok := s.streamOK
-	s.mu.Unlock()
-	if !ok && !s.ensureStream() {
-		return
-	}
-	now := time.Now()
-	s.mu.Lock()
-	ep := s.connNum()
-	overdue := 0
-	for _, e := range s.l.pending() {
-		switch {
-		case e.state == stUnsent && !now.Before(e.due):
-			s.publishLocked(e, now)
-		case e.state == stSent && e.conn != ep:
-			s.publishLocked(e, now) // the connection it went out on broke
-		case e.state == stSent && !e.due.IsZero() && now.After(e.due):
-			overdue++
-			s.publishLocked(e, now)
-		}
-	}
-	if overdue > 0 && s.stall == nil {
-		s.stall = fmt.Errorf("jetstream: %d publishes not acknowledged within %s; retrying", overdue, s.cfg.AckTimeout)
-	}
-	if s.l.sent > 0 {
-		s.conf.publishedLocked() // sent again, or left by a round that stopped early
-	}
-	s.mu.Unlock()
-	if overdue > 0 {
-		s.warnEvery("timeout", "JetStream acknowledgements timed out; retrying with the same Nats-Msg-Id", zap.Int("messages", overdue), zap.Duration("ack_timeout", s.cfg.AckTimeout))
-	}
 }
 
 // Flush returns at once: the client writes what it buffered from its own

@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cnbridged/cnbridged/internal/bridge"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
+	"github.com/cnbridged/cnbridged/internal/statefile"
+)
+
+// captureSink keeps the kinds of the records offered to it.
+type captureSink struct {
+	slot  int
+	kinds []event.Kind
+	gaps  []event.Gap
+}
+
+func (c *captureSink) Offer(b *event.Batch) {
+	for _, r := range b.Records {
+		c.kinds = append(c.kinds, r.Kind)
+		if r.Gap != nil {
+			c.gaps = append(c.gaps, *r.Gap)
+		}
+	}
+}
+func (c *captureSink) Slot() int { return c.slot }
+
+func traceBridge(t *testing.T, sink *captureSink) *bridge.Bridge {
+	t.Helper()
+	cfg := planConfig()
+	p, err := compilePlan(cfg, map[string]slotted{"a": sink, "b": fakeSink{1}}, nil, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bridge.New(p, seqtrack.Options{}, bridge.EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+}
+
+func bootID(t *testing.T) string {
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		t.Skipf("no boot id: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestRestartTraceStates: a missing, other-boot or corrupt trace is no
+// error: one log line says why, and no gap record goes out; a trace of
+// this boot sends one gap record to the sinks of the routes with loss
+// markers for 1.1, from the saved time to now.
+func TestRestartTraceStates(t *testing.T) {
+	boot := bootID(t)
+	saved := time.Now().Add(-time.Minute).Round(0)
+	tests := []struct {
+		name    string
+		state   string // state.json content; "" for none
+		wantGap bool
+		wantLog string
+	}{
+		{"missing", "", false, "no restart trace from a previous daemon of this boot"},
+		{"other boot", string(statefile.Encode(statefile.State{BootID: "11111111-2222-3333-4444-555555555555", Time: saved})), false, "saved by another boot"},
+		{"corrupt", "{not json", false, "corrupt"},
+		{"this boot", string(statefile.Encode(statefile.State{BootID: boot, Time: saved, LastPID: 1})), true, "restarted in the same boot"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.state != "" {
+				os.WriteFile(filepath.Join(dir, statefile.StateName), []byte(tt.state), 0o600)
+			}
+			sink := &captureSink{slot: 0}
+			core, logs := observer.New(zap.InfoLevel)
+			now := time.Now()
+			tr := openRestartTrace(dir, traceBridge(t, sink), zap.New(core), now)
+			if tr == nil {
+				t.Fatal("openRestartTrace returned nil for a usable directory")
+			}
+			tr.close(true, now)
+			if n := logs.Len(); n != 1 {
+				t.Errorf("got %d log lines, want 1: %v", n, logs.All())
+			} else if e := logs.All()[0]; !strings.Contains(e.Message+" "+fieldsText(e), tt.wantLog) {
+				t.Errorf("log line %q %v does not mention %q", e.Message, e.ContextMap(), tt.wantLog)
+			}
+			if got := len(sink.gaps); (got == 1) != tt.wantGap || got > 1 {
+				t.Fatalf("gap records got %d, want %v", got, tt.wantGap)
+			}
+			if tt.wantGap {
+				g := sink.gaps[0]
+				if g.From != saved.UnixNano() || g.To != now.UnixNano() || g.CleanStop {
+					t.Errorf("gap got %+v, want from %d to %d, not clean", g, saved.UnixNano(), now.UnixNano())
+				}
+			}
+			// The clean stop's state is this boot's, clean.
+			st, err := statefile.Read(dir)
+			if err != nil || st.BootID != boot || !st.Clean {
+				t.Errorf("state after a clean stop got %+v, %v; want this boot, clean", st, err)
+			}
+		})
+	}
+}
+
+// TestRestartTraceOneDaemonPerDir: a second daemon on the same state_dir
+// runs without a trace instead of sharing one.
+func TestRestartTraceOneDaemonPerDir(t *testing.T) {
+	bootID(t)
+	dir := t.TempDir()
+	first := openRestartTrace(dir, traceBridge(t, &captureSink{}), zap.NewNop(), time.Now())
+	if first == nil {
+		t.Fatal("first daemon got no trace")
+	}
+	defer first.close(false, time.Now())
+	if second := openRestartTrace(dir, traceBridge(t, &captureSink{}), zap.NewNop(), time.Now()); second != nil {
+		second.close(false, time.Now())
+		t.Fatal("a second daemon got the same state_dir's trace")
+	}
+}
+
+func fieldsText(e observer.LoggedEntry) string {
+	var b strings.Builder
+	for k, v := range e.ContextMap() {
+		b.WriteString(k + "=")
+		if s, ok := v.(string); ok {
+			b.WriteString(s)
+		} else if err, ok := v.(error); ok {
+			b.WriteString(err.Error())
+		}
+		b.WriteString(" ")
+	}
+	return b.String()
+}
