@@ -295,6 +295,7 @@ func Redact(patterns []*regexp.Regexp, s string) string {
 // run enriches batches until ctx ends, then marks what is left skipped.
 func (e *enricher) run(ctx context.Context) {
 	defer close(e.done)
+	defer e.reader.Close()
 	if e.reseed.Swap(false) {
 		e.seed() // before the first events: the daemon starts with enrichment on
 	}
@@ -655,6 +656,9 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		// after it switches the image), whose event is still to come.
 		stale = true
 	}
+	// The uids and gids are the table's: a set-id exec changes them in
+	// the kernel's commit_creds, which sends uid and gid events before
+	// the exec event (TestSetIDExec).
 	cur := e.table.Get(ev.TGID)
 	o := proctable.Observed{
 		PID: ev.PID, Gone: in.Gone,
@@ -669,12 +673,6 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		e.count(e.gone)
 	} else {
 		e.count(e.read)
-		if in.SetID {
-			if ids, gone, err := e.reader.ReadIDs(ev.PID); err == nil && !gone {
-				o.UID, o.EUID, o.GID, o.EGID = ids.UID, ids.EUID, ids.GID, ids.EGID
-				o.User = e.users.Name(ids.UID, time.Now())
-			}
-		}
 	}
 	return e.table.Exec(ev.PID, ev.TGID, &o, stale)
 }

@@ -36,6 +36,11 @@ type Reader struct {
 
 	buf  []byte // file contents, reused
 	path []byte // NUL-terminated path, reused
+	// root is an open descriptor of Root when rootOpen, held for the
+	// Reader's life: /proc/<pid> is opened relative to it, one path
+	// component to look up instead of three.
+	root     int
+	rootOpen bool
 }
 
 // Read returns what the proc file system says about process pid.
@@ -123,8 +128,10 @@ func (r *Reader) readCwd(dir int) string {
 
 // ReadExec reads what an exec changes and the connector does not say: the
 // executable, working directory, comm, command line and cgroup. It skips
-// status and stat (the process table already knows the parent and the
-// start; uid and gid change only for set-id executables, see ReadIDs).
+// status and stat: the process table already knows the parent and the
+// start, and the uids and gids, which an exec changes only for a set-id
+// executable, and then the kernel reports it in a uid or gid event sent
+// before the exec event (commit_creds notifies every credential change).
 func (r *Reader) ReadExec(pid uint32) (Info, error) {
 	if r.buf == nil {
 		r.buf = make([]byte, initialBufSize)
@@ -147,7 +154,6 @@ func (r *Reader) ReadExec(pid uint32) (Info, error) {
 		return Info{}, r.pathError("readlink", pid, "exe", err)
 	}
 	info.Cwd = r.readCwd(dir)
-	info.SetID = isSetID(dir, "exe")
 	b, err := r.readFile(dir, "comm", maxFileSize)
 	if err != nil {
 		return r.fail(pid, "comm", err)
@@ -231,15 +237,29 @@ func (r *Reader) ReadStartTicks(pid uint32) (ticks uint64, gone bool, err error)
 }
 
 func (r *Reader) openPID(pid uint32) (int, error) {
-	root := r.Root
-	if root == "" {
-		root = DefaultRoot
+	if !r.rootOpen {
+		root := r.Root
+		if root == "" {
+			root = DefaultRoot
+		}
+		fd, err := openDir(append([]byte(root), 0))
+		if err != nil {
+			return -1, err
+		}
+		r.root, r.rootOpen = fd, true
 	}
-	r.path = append(r.path[:0], root...)
-	r.path = append(r.path, '/')
-	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = strconv.AppendUint(r.path[:0], uint64(pid), 10)
 	r.path = append(r.path, 0)
-	return openDir(r.path)
+	return openDirAt(r.root, r.path)
+}
+
+// Close closes the descriptor of Root the Reader holds, if any. The
+// Reader may be used again afterwards (it reopens Root).
+func (r *Reader) Close() {
+	if r.rootOpen {
+		closeFD(r.root)
+		r.rootOpen = false
+	}
 }
 
 var errBadStat = errors.New("no starttime field after the command name")
