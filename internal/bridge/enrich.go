@@ -76,6 +76,8 @@ type enricher struct {
 	// being applied.
 	pre []preRead
 	cur int
+	// like is likeOf's result.
+	like procinfo.Info
 
 	// reseed is set by the reader when a plan turns enrichment on: the
 	// enricher starts a new table from a /proc scan before its next batch.
@@ -381,7 +383,7 @@ func (e *enricher) prefetch(b *event.Batch) {
 		for len(e.pre) <= i {
 			e.pre = append(e.pre, preRead{})
 		}
-		in, err := e.reader.ReadExec(r.Proc.PID)
+		in, err := e.reader.ReadExec(r.Proc.PID, e.likeOf(e.table.Get(r.Proc.TGID)))
 		e.pre[i] = preRead{ok: true, in: in, err: err}
 		reads++
 	}
@@ -392,6 +394,17 @@ func (e *enricher) prefetch(b *event.Batch) {
 	for deadline := read + 2e6; e.seenTs.Load() < uint64(read) && monotonicNs() < deadline; {
 		time.Sleep(20 * time.Microsecond)
 	}
+}
+
+// likeOf returns what the table knows of p that an exec may keep (nil
+// for nil), for ReadExec to reuse its strings. The result is valid until
+// the next call.
+func (e *enricher) likeOf(p *proctable.Process) *procinfo.Info {
+	if p == nil {
+		return nil
+	}
+	e.like = procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
+	return &e.like
 }
 
 // preRead is a /proc read made by prefetch for the record at its index.
@@ -638,7 +651,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	if e.cur < len(e.pre) && e.pre[e.cur].ok {
 		in, err = e.pre[e.cur].in, e.pre[e.cur].err
 	} else {
-		in, err = e.reader.ReadExec(ev.PID)
+		in, err = e.reader.ReadExec(ev.PID, e.likeOf(e.table.Get(ev.TGID)))
 	}
 	if err != nil {
 		e.readError(ev.PID, err)
