@@ -84,6 +84,8 @@ type enricher struct {
 	reseed atomic.Bool
 	// done is closed when run returns.
 	done chan struct{}
+	// views carries TableView requests to the enricher goroutine.
+	views chan chan TableView
 
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
@@ -120,6 +122,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 	e := &enricher{
 		q:      make(chan *event.Batch, o.QueueSize),
 		done:   make(chan struct{}),
+		views:  make(chan chan TableView),
 		o:      o,
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		users:  procinfo.Users{Path: o.PasswdPath},
@@ -305,6 +308,8 @@ func (e *enricher) run(ctx context.Context) {
 		select {
 		case b := <-e.q:
 			e.enrichBatch(b)
+		case c := <-e.views:
+			c <- e.view()
 		case <-ctx.Done():
 		}
 	}
