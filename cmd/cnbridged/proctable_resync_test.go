@@ -24,8 +24,8 @@ const stormProcesses = 100000
 
 // TestProcessStormResync (issue 13 item 7): a storm of short-lived
 // processes under a daemon with the smallest receive buffer the config
-// accepts (64 KiB) and a small process table, stopped (SIGSTOP) in the
-// middle of the storm so that events are lost for certain. While the
+// accepts (64 KiB) and a small process table, stopped (SIGSTOP) during
+// the storm so that events are lost for certain. While the
 // daemon is stopped, some long-lived processes end (their exits are lost)
 // and others start (their forks are lost). Afterwards the table must have
 // stayed within process_table.max_entries, and, once resynchronized, agree
@@ -100,7 +100,26 @@ routes:
 			peak = n
 		}
 	}
-	pause := time.After(2 * time.Second)
+	// Stop the daemon while a burst of subshells overflows its 64 KiB
+	// buffer for certain. Meanwhile half the early sleeps end (their exits
+	// are lost) and new ones start (their forks and execs are lost).
+	paused := false
+	stopWindow := func() {
+		paused = true
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do ( : ); i=$((i+1)); done").CombinedOutput(); err != nil {
+			t.Fatalf("burst: %v\n%s", err, out)
+		}
+		for _, c := range early[:5] {
+			c.Process.Kill()
+			c.Wait()
+		}
+		early = append(early, sleeps(5)...)
+		p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	pause := time.After(500 * time.Millisecond)
 	for running := shells; running > 0; {
 		select {
 		case err := <-done:
@@ -109,23 +128,13 @@ routes:
 			}
 			running--
 		case <-pause:
-			// Stop the daemon: the 64 KiB buffer overflows within
-			// milliseconds. Meanwhile half the early sleeps end and new
-			// ones start.
-			if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(300 * time.Millisecond) // let the storm overflow the socket
-			for _, c := range early[:5] {
-				c.Process.Kill()
-				c.Wait()
-			}
-			late := sleeps(5)
-			early = append(early, late...)
-			p.cmd.Process.Signal(syscall.SIGCONT)
+			stopWindow()
 		case <-time.After(100 * time.Millisecond):
 			sample()
 		}
+	}
+	if !paused { // a storm faster than the pause
+		stopWindow()
 	}
 	took := time.Since(start)
 	sample()
