@@ -133,7 +133,10 @@ func TestRunningDaemonMetrics(t *testing.T) {
 	})
 }
 
-var metricNameRE = regexp.MustCompile("`(cnbridged_[a-z0-9_]+)")
+// metricNameRE matches a metric name opening a code span and ending it (or
+// its label list): `cnbridged_x` or `cnbridged_x{…}`, not a pattern such as
+// `cnbridged_sink_*`.
+var metricNameRE = regexp.MustCompile("`(cnbridged_[a-z0-9_]*[a-z0-9])[`{]")
 
 // documentedMetrics returns every cnbridged_* name README.md gives in code
 // spans, sorted and without repeats.

@@ -40,14 +40,6 @@ func upper(i int) float64 {
 	return float64((uint64(16+i%16)+1)<<uint(e)) - 1
 }
 
-func (h *hist) merge(o *hist) {
-	for i := range h.b {
-		h.b[i] += o.b[i]
-	}
-	h.n += o.n
-	h.under += o.under
-}
-
 // quantile returns the q-quantile (bucket upper bound).
 func (h *hist) quantile(q float64) time.Duration {
 	if h.n == 0 {

@@ -217,24 +217,23 @@ func (p *proc) families() map[string]*dto.MetricFamily {
 
 // line is one output line, decoded loosely.
 type line struct {
-	Time     string         `json:"time"`
-	Host     string         `json:"host"`
-	Type     string         `json:"type"`
-	Idx      uint32         `json:"idx"`
-	Val      uint32         `json:"val"`
-	Seq      uint32         `json:"seq"`
-	Ack      uint32         `json:"ack"`
-	Len      uint16         `json:"len"`
-	Sender   uint32         `json:"sender"`
-	Data     []byte         `json:"data"`
-	Proc     map[string]any `json:"proc"`
-	Process  map[string]any `json:"process"`
-	CPU      *uint32        `json:"cpu"`
-	FromSeq  uint32         `json:"from_seq"`
-	ToSeq    uint32         `json:"to_seq"`
-	Lost     uint32         `json:"lost"`
-	raw      string
-	hasProcs bool
+	Time    string         `json:"time"`
+	Host    string         `json:"host"`
+	Type    string         `json:"type"`
+	Idx     uint32         `json:"idx"`
+	Val     uint32         `json:"val"`
+	Seq     uint32         `json:"seq"`
+	Ack     uint32         `json:"ack"`
+	Len     uint16         `json:"len"`
+	Sender  uint32         `json:"sender"`
+	Data    []byte         `json:"data"`
+	Proc    map[string]any `json:"proc"`
+	Process map[string]any `json:"process"`
+	CPU     *uint32        `json:"cpu"`
+	FromSeq uint32         `json:"from_seq"`
+	ToSeq   uint32         `json:"to_seq"`
+	Lost    uint32         `json:"lost"`
+	raw     string
 }
 
 // readLines parses every line of the files matching glob, in file order

@@ -20,13 +20,12 @@ import (
 // seqWatcher is the test's own process-events listener: it sees every
 // message the kernel numbers while it listens, by CPU.
 type seqWatcher struct {
-	mu    sync.Mutex
-	seqs  map[uint32]map[uint32]bool // cpu → seqs
-	exec  map[uint32][2]uint32       // pid → cpu, seq of its exec
-	stop  context.CancelFunc
-	done  chan error
-	lis   *listener.Listener
-	ready bool
+	mu   sync.Mutex
+	seqs map[uint32]map[uint32]bool // cpu → seqs
+	exec map[uint32][2]uint32       // pid → cpu, seq of its exec
+	stop context.CancelFunc
+	done chan error
+	lis  *listener.Listener
 }
 
 func watchSeqs(t *testing.T) *seqWatcher {

@@ -203,13 +203,6 @@ func (d *Daemon) retireSinks(ctx context.Context, retire []*sinkEntry) {
 	}
 }
 
-// stopSinksWithin is stopSinks with soft and hard deadlines at 90% and
-// 100% of timeout from now.
-func (d *Daemon) stopSinksWithin(timeout time.Duration) bool {
-	now := time.Now()
-	return d.stopSinks(now.Add(timeout*9/10), now.Add(timeout))
-}
-
 // stopSinks stops every sink and waits until they drained or soft passes;
 // then runners count what they still hold as dropped (reason shutdown).
 // A sink still stuck in a write at hard is abandoned: its queue is counted

@@ -46,7 +46,7 @@ func TestReceive386(t *testing.T) {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Skipf("no go tool on PATH to build the 386 test binary: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "listener.386.test")
 	build := exec.Command(goBin, "test", "-c", "-o", bin, ".")
