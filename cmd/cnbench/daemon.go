@@ -44,8 +44,10 @@ func freePort() int {
 // (nil: /dev/null). extra are more command-line arguments.
 func (h *harness) startDaemon(name, cfg string, stdout io.Writer, extra ...string) (*daemonProc, error) {
 	port := freePort()
-	args := []string{"run", "--no-watch", "--log-level", "warn", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", port),
-		"--set", "state_dir=" + filepath.Join(h.tmp, name+"-state")}
+	args := []string{"run", "--no-watch", "--log-level", "warn", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", port)}
+	if !h.noStateDir {
+		args = append(args, "--set", "state_dir="+filepath.Join(h.tmp, name+"-state"))
+	}
 	if cfg != "" {
 		path := filepath.Join(h.tmp, name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

@@ -38,9 +38,9 @@ routes:
   - {match: "1.1", enrich: true, sinks: [out]}
 `, 32<<20, path)
 		saved := h.bin
-		h.bin = b.bin
+		h.bin, h.noStateDir = b.bin, b.bin != saved
 		d, err := h.startDaemon(fmt.Sprintf("enrich-%d", i), cfg, nil)
-		h.bin = saved
+		h.bin, h.noStateDir = saved, false
 		if err != nil {
 			side.Skipped = err.Error()
 			rep.Sides = append(rep.Sides, side)

@@ -72,6 +72,9 @@ type harness struct {
 	unpacedCount         int
 	latencyRate          float64
 	logf                 func(string, ...any)
+	// noStateDir: the daemon run is an older build (--baseline-bin),
+	// which may not know the state_dir key.
+	noStateDir bool
 }
 
 // trial is one run at one rate.

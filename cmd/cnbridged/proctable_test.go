@@ -380,3 +380,58 @@ func TestEntityIDs(t *testing.T) {
 	}
 	p.stop()
 }
+
+// TestSetIDExec: a set-user-id executable run by an unprivileged user. The
+// exec event's euid is the file owner's (0) and its uid the caller's: the
+// enricher takes both from the uid event the kernel sends before the exec
+// (commit_creds), with no /proc read of the ids.
+func TestSetIDExec(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("", "setid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "id")
+	src, err := os.ReadFile("/usr/bin/id")
+	if err != nil {
+		t.Skip("no /usr/bin/id")
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
+    events: [exec]
+    enrich: true
+    sinks: [out]`, ""))
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), "euid=0(") {
+		t.Skipf("the set-user-id bit had no effect here (id printed %q): a nosuid mount?", got)
+	}
+	out := filepath.Join(p.dir, "out/events.jsonl")
+	var ex *line
+	waitFor(t, 10*time.Second, "the exec", func() bool {
+		for _, l := range linesOf(t, out, cmd.Process.Pid) {
+			if l.Proc["event"] == "exec" && l.Process["exe"] == bin {
+				ex = &l
+			}
+		}
+		return ex != nil
+	})
+	if ex.Process["uid"] != float64(65534) || ex.Process["euid"] != float64(0) ||
+		ex.Process["gid"] != float64(65534) || ex.Process["egid"] != float64(65534) {
+		t.Errorf("exec of a set-user-id root executable as 65534: got %s, want uid 65534, euid 0, gid and egid 65534", ex.raw)
+	}
+	p.stop()
+}

@@ -76,12 +76,16 @@ type enricher struct {
 	// being applied.
 	pre []preRead
 	cur int
+	// like is likeOf's result.
+	like procinfo.Info
 
 	// reseed is set by the reader when a plan turns enrichment on: the
 	// enricher starts a new table from a /proc scan before its next batch.
 	reseed atomic.Bool
 	// done is closed when run returns.
 	done chan struct{}
+	// views carries TableView requests to the enricher goroutine.
+	views chan chan TableView
 
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
@@ -118,6 +122,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 	e := &enricher{
 		q:      make(chan *event.Batch, o.QueueSize),
 		done:   make(chan struct{}),
+		views:  make(chan chan TableView),
 		o:      o,
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		users:  procinfo.Users{Path: o.PasswdPath},
@@ -295,6 +300,7 @@ func Redact(patterns []*regexp.Regexp, s string) string {
 // run enriches batches until ctx ends, then marks what is left skipped.
 func (e *enricher) run(ctx context.Context) {
 	defer close(e.done)
+	defer e.reader.Close()
 	if e.reseed.Swap(false) {
 		e.seed() // before the first events: the daemon starts with enrichment on
 	}
@@ -302,6 +308,8 @@ func (e *enricher) run(ctx context.Context) {
 		select {
 		case b := <-e.q:
 			e.enrichBatch(b)
+		case c := <-e.views:
+			c <- e.view()
 		case <-ctx.Done():
 		}
 	}
@@ -380,7 +388,7 @@ func (e *enricher) prefetch(b *event.Batch) {
 		for len(e.pre) <= i {
 			e.pre = append(e.pre, preRead{})
 		}
-		in, err := e.reader.ReadExec(r.Proc.PID)
+		in, err := e.reader.ReadExec(r.Proc.PID, e.likeOf(e.table.Get(r.Proc.TGID)))
 		e.pre[i] = preRead{ok: true, in: in, err: err}
 		reads++
 	}
@@ -391,6 +399,17 @@ func (e *enricher) prefetch(b *event.Batch) {
 	for deadline := read + 2e6; e.seenTs.Load() < uint64(read) && monotonicNs() < deadline; {
 		time.Sleep(20 * time.Microsecond)
 	}
+}
+
+// likeOf returns what the table knows of p that an exec may keep (nil
+// for nil), for ReadExec to reuse its strings. The result is valid until
+// the next call.
+func (e *enricher) likeOf(p *proctable.Process) *procinfo.Info {
+	if p == nil {
+		return nil
+	}
+	e.like = procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
+	return &e.like
 }
 
 // preRead is a /proc read made by prefetch for the record at its index.
@@ -637,7 +656,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	if e.cur < len(e.pre) && e.pre[e.cur].ok {
 		in, err = e.pre[e.cur].in, e.pre[e.cur].err
 	} else {
-		in, err = e.reader.ReadExec(ev.PID)
+		in, err = e.reader.ReadExec(ev.PID, e.likeOf(e.table.Get(ev.TGID)))
 	}
 	if err != nil {
 		e.readError(ev.PID, err)
@@ -655,6 +674,9 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		// after it switches the image), whose event is still to come.
 		stale = true
 	}
+	// The uids and gids are the table's: a set-id exec changes them in
+	// the kernel's commit_creds, which sends uid and gid events before
+	// the exec event (TestSetIDExec).
 	cur := e.table.Get(ev.TGID)
 	o := proctable.Observed{
 		PID: ev.PID, Gone: in.Gone,
@@ -669,12 +691,6 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		e.count(e.gone)
 	} else {
 		e.count(e.read)
-		if in.SetID {
-			if ids, gone, err := e.reader.ReadIDs(ev.PID); err == nil && !gone {
-				o.UID, o.EUID, o.GID, o.EGID = ids.UID, ids.EUID, ids.GID, ids.EGID
-				o.User = e.users.Name(ids.UID, time.Now())
-			}
-		}
 	}
 	return e.table.Exec(ev.PID, ev.TGID, &o, stale)
 }

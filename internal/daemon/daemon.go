@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -216,7 +217,8 @@ func (d *Daemon) registerListenerMetrics() {
 	)
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz.
+// serveMetrics serves /metrics, /healthz, /readyz and /debug/proctable (a
+// read-only copy of the process table: pids and start ticks).
 func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -233,6 +235,17 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 			return
 		}
 		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("/debug/proctable", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		v, err := d.bridge.TableView(ctx)
+		if err != nil {
+			http.Error(w, "process table: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -84,7 +84,7 @@ func TestReadExecAndStart(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		var err error
-		if in, err = r.ReadExec(pid); err != nil {
+		if in, err = r.ReadExec(pid, nil); err != nil {
 			t.Fatal(err)
 		}
 		if in.Comm == "sleep" && len(in.Cmdline) == 2 { // comm is set before the arguments

@@ -39,9 +39,6 @@ type Info struct {
 	Cgroup string
 	// ContainerID is ContainerID(Cgroup), PodUID is PodUID(Cgroup).
 	ContainerID, PodUID string
-	// SetID reports a set-user-id or set-group-id executable (ReadExec
-	// only): its uids and gids may differ from the parent's.
-	SetID bool
 	// Gone reports that the process no longer existed when it was read;
 	// every other field is then zero.
 	Gone bool

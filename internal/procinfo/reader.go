@@ -36,6 +36,11 @@ type Reader struct {
 
 	buf  []byte // file contents, reused
 	path []byte // NUL-terminated path, reused
+	// root is an open descriptor of Root when rootOpen, held for the
+	// Reader's life: /proc/<pid> is opened relative to it, one path
+	// component to look up instead of three.
+	root     int
+	rootOpen bool
 }
 
 // Read returns what the proc file system says about process pid.
@@ -123,11 +128,20 @@ func (r *Reader) readCwd(dir int) string {
 
 // ReadExec reads what an exec changes and the connector does not say: the
 // executable, working directory, comm, command line and cgroup. It skips
-// status and stat (the process table already knows the parent and the
-// start; uid and gid change only for set-id executables, see ReadIDs).
-func (r *Reader) ReadExec(pid uint32) (Info, error) {
+// status and stat: the process table already knows the parent and the
+// start, and the uids and gids, which an exec changes only for a set-id
+// executable, and then the kernel reports it in a uid or gid event sent
+// before the exec event (commit_creds notifies every credential change).
+//
+// like, when not nil, is what is known of the process before the exec: a
+// file read equal to its field reuses that string instead of allocating
+// one (the working directory and cgroup rarely change at an exec).
+func (r *Reader) ReadExec(pid uint32, like *Info) (Info, error) {
 	if r.buf == nil {
 		r.buf = make([]byte, initialBufSize)
+	}
+	if like == nil {
+		like = &Info{}
 	}
 	dir, err := r.openPID(pid)
 	if err != nil {
@@ -141,18 +155,19 @@ func (r *Reader) ReadExec(pid uint32) (Info, error) {
 	n, err := readlinkAt(dir, r.name("exe"), r.buf)
 	switch {
 	case err == nil:
-		info.Exe = string(r.buf[:n])
+		info.Exe = reuse(r.buf[:n], like.Exe)
 	case isGone(err) || isDenied(err):
 	default:
 		return Info{}, r.pathError("readlink", pid, "exe", err)
 	}
-	info.Cwd = r.readCwd(dir)
-	info.SetID = isSetID(dir, "exe")
+	if n, err := readlinkAt(dir, r.name("cwd"), r.buf); err == nil {
+		info.Cwd = reuse(r.buf[:n], like.Cwd)
+	}
 	b, err := r.readFile(dir, "comm", maxFileSize)
 	if err != nil {
 		return r.fail(pid, "comm", err)
 	}
-	info.Comm = string(bytes.TrimSuffix(b, []byte{'\n'}))
+	info.Comm = reuse(bytes.TrimSuffix(b, []byte{'\n'}), like.Comm)
 	maxCmd := r.MaxCmdline
 	if maxCmd <= 0 {
 		maxCmd = DefaultMaxCmdline
@@ -161,17 +176,31 @@ func (r *Reader) ReadExec(pid uint32) (Info, error) {
 		return r.fail(pid, "cmdline", err)
 	}
 	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
-	// The cgroup, because a child may start in another cgroup than its
-	// parent's (clone3 CLONE_INTO_CGROUP) or be moved before it execs.
+	// The cgroup, because a process is moved into its cgroup between its
+	// fork and its exec (runc init, systemd, cgexec, systemd-run --scope),
+	// or starts in another cgroup than its parent's (clone3
+	// CLONE_INTO_CGROUP): the connector reports neither.
 	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
 		return r.fail(pid, "cgroup", err)
 	}
 	if cg, ok := parseCgroup(b); ok {
-		info.Cgroup = string(cg)
-		info.ContainerID = ContainerID(info.Cgroup)
-		info.PodUID = PodUID(info.Cgroup)
+		if string(cg) == like.Cgroup {
+			info.Cgroup, info.ContainerID, info.PodUID = like.Cgroup, like.ContainerID, like.PodUID
+		} else {
+			info.Cgroup = string(cg)
+			info.ContainerID = ContainerID(info.Cgroup)
+			info.PodUID = PodUID(info.Cgroup)
+		}
 	}
 	return info, nil
+}
+
+// reuse returns old if it holds the bytes b, else b as a new string.
+func reuse(b []byte, old string) string {
+	if string(b) == old {
+		return old
+	}
+	return string(b)
 }
 
 // IDs are a process's real and effective user and group ids.
@@ -231,15 +260,29 @@ func (r *Reader) ReadStartTicks(pid uint32) (ticks uint64, gone bool, err error)
 }
 
 func (r *Reader) openPID(pid uint32) (int, error) {
-	root := r.Root
-	if root == "" {
-		root = DefaultRoot
+	if !r.rootOpen {
+		root := r.Root
+		if root == "" {
+			root = DefaultRoot
+		}
+		fd, err := openDir(append([]byte(root), 0))
+		if err != nil {
+			return -1, err
+		}
+		r.root, r.rootOpen = fd, true
 	}
-	r.path = append(r.path[:0], root...)
-	r.path = append(r.path, '/')
-	r.path = strconv.AppendUint(r.path, uint64(pid), 10)
+	r.path = strconv.AppendUint(r.path[:0], uint64(pid), 10)
 	r.path = append(r.path, 0)
-	return openDir(r.path)
+	return openDirAt(r.root, r.path)
+}
+
+// Close closes the descriptor of Root the Reader holds, if any. The
+// Reader may be used again afterwards (it reopens Root).
+func (r *Reader) Close() {
+	if r.rootOpen {
+		closeFD(r.root)
+		r.rootOpen = false
+	}
 }
 
 var errBadStat = errors.New("no starttime field after the command name")

@@ -459,9 +459,17 @@ func TestReadAllocs(t *testing.T) {
 	if got := testing.AllocsPerRun(100, func() { _, _ = r.Read(pid) }); got > want {
 		t.Errorf("Read allocates %v times, want at most %d", got, want)
 	}
-	// Exe, Cwd, Comm, the cmdline string and slice, the path of the set-id check, Cgroup.
-	if got := testing.AllocsPerRun(100, func() { _, _ = r.ReadExec(pid) }); got > 7 {
-		t.Errorf("ReadExec allocates %v times, want at most 7", got)
+	// Exe, Cwd, Comm, the cmdline string and slice, Cgroup.
+	if got := testing.AllocsPerRun(100, func() { _, _ = r.ReadExec(pid, nil) }); got > 6 {
+		t.Errorf("ReadExec allocates %v times, want at most 6", got)
+	}
+	// Given what it read before, only the cmdline string and slice.
+	like, err := r.ReadExec(pid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testing.AllocsPerRun(100, func() { _, _ = r.ReadExec(pid, &like) }); got > 2 {
+		t.Errorf("ReadExec(pid, &like) allocates %v times, want at most 2", got)
 	}
 	gone := &Reader{Root: "testdata/proc"}
 	if got := testing.AllocsPerRun(100, func() { _, _ = gone.Read(99999) }); got != 0 {

@@ -27,6 +27,12 @@ func openDir(path []byte) (int, error) {
 	return openAtFlags(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 }
 
+// openDirAt opens the directory at path, which ends in a NUL byte,
+// relative to dir.
+func openDirAt(dir int, path []byte) (int, error) {
+	return openAtFlags(dir, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+}
+
 // openAt opens the file at path, which ends in a NUL byte, relative to dir.
 func openAt(dir int, path []byte) (int, error) {
 	return openAtFlags(dir, path, unix.O_RDONLY|unix.O_CLOEXEC)
@@ -90,12 +96,4 @@ func Clocks() (boottimeOffsetNs, bootWallNs int64, err error) {
 	}
 	m := (mono.Nano() + mono2.Nano()) / 2
 	return boot.Nano() - m, wall.Nano() - boot.Nano(), nil
-}
-
-// isSetID reports whether the file name (relative to dir, symbolic links
-// followed) has the set-user-id or set-group-id bit.
-func isSetID(dir int, name string) bool {
-	var st unix.Stat_t
-	err := unix.Fstatat(dir, name, &st, 0)
-	return err == nil && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0
 }

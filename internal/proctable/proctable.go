@@ -185,6 +185,9 @@ func (t *Table) SetBoottimeOffset(ns int64) { t.o.BoottimeOffsetNs = ns }
 // Len returns the number of entries: thread groups plus threads.
 func (t *Table) Len() int { return t.procs.Len() + len(t.threads) }
 
+// MaxEntries returns the bound on Len.
+func (t *Table) MaxEntries() int { return t.o.MaxEntries }
+
 // Stats returns the counters.
 func (t *Table) Stats() Stats {
 	s := t.stats
@@ -502,6 +505,16 @@ func (t *Table) Remove(tgid uint32) {
 // All calls f for every thread group, most recently used first.
 func (t *Table) All(f func(*Process) bool) {
 	t.procs.All(func(_ uint32, e *entry) bool { return f(e.cur) })
+}
+
+// Threads calls f for every thread the table tracks, with its thread
+// group, in no order.
+func (t *Table) Threads(f func(tid, tgid uint32) bool) {
+	for tid, tgid := range t.threads {
+		if !f(tid, tgid) {
+			return
+		}
+	}
 }
 
 // Resync reconciles the table with a full /proc scan (after loss). An
