@@ -1,0 +1,116 @@
+package proctable
+
+// Field names for Process.Missing.
+const (
+	FieldExe     = "exe"
+	FieldCmdline = "cmdline"
+	FieldCwd     = "cwd"
+	FieldCgroup  = "cgroup"
+	FieldUID     = "uid"
+	FieldGID     = "gid"
+	FieldComm    = "comm"
+	FieldParent  = "parent"
+)
+
+// Process is what the table knows about one thread group at one moment.
+// It is never changed once the table has handed it out.
+type Process struct {
+	EntityID        string
+	PID, TGID, PPID uint32
+	StartTicks      uint64 // CLOCK_BOOTTIME clock ticks since boot
+	StartTime       int64  // Unix nanoseconds
+	// ForkNs is the fork event's CLOCK_MONOTONIC timestamp; 0 for a
+	// process the table did not see fork.
+	ForkNs           uint64
+	Exe              string
+	Cmdline          []string
+	CmdlineTruncated bool
+	Cwd              string
+	UID, EUID        uint32
+	GID, EGID        uint32
+	User             string
+	Comm             string
+	Cgroup           string
+	ContainerID      string
+	PodUID           string
+	// PreviousExe is the image before the last exec (set from an exec on;
+	// empty when that image is unknown or was read stale).
+	PreviousExe string
+	// Stale: the exe, cmdline and cwd came from a /proc read that may
+	// already show a later exec of the same pid.
+	Stale bool
+	// Seeded: found by a /proc scan (at start or after loss), not by a
+	// fork event.
+	Seeded bool
+	// Missing names the fields that could not be read and were inherited
+	// from the parent or left empty.
+	Missing []string
+	// Execs counts the execs the table saw for this process.
+	Execs uint32
+}
+
+// Observed is what /proc said about a process, handed in by the caller.
+type Observed struct {
+	PID, PPID        uint32
+	StartTicks       uint64
+	Exe              string
+	Cmdline          []string
+	CmdlineTruncated bool
+	Cwd              string
+	UID, EUID        uint32
+	GID, EGID        uint32
+	User             string
+	Comm             string
+	Cgroup           string
+	ContainerID      string
+	PodUID           string
+	// Missing names fields that could not be read (e.g. exe of a kernel
+	// thread, or a permission error); Gone reports that the process had
+	// gone and nothing was read.
+	Missing []string
+	Gone    bool
+}
+
+var missingAll = []string{FieldExe, FieldCmdline, FieldCwd, FieldCgroup, FieldUID, FieldGID, FieldComm, FieldParent}
+
+// inherit copies into p what a child shares with its parent after fork.
+func inherit(p, parent *Process) {
+	p.Exe, p.Cmdline, p.CmdlineTruncated, p.Cwd = parent.Exe, parent.Cmdline, parent.CmdlineTruncated, parent.Cwd
+	p.UID, p.EUID, p.GID, p.EGID, p.User = parent.UID, parent.EUID, parent.GID, parent.EGID, parent.User
+	p.Comm, p.Cgroup, p.ContainerID, p.PodUID = parent.Comm, parent.Cgroup, parent.ContainerID, parent.PodUID
+	p.Stale = parent.Stale
+	p.Missing = parent.Missing
+}
+
+// DurationNs returns how long the process ran until an event at exitNs
+// (CLOCK_MONOTONIC): from its fork event when the table saw it (exact),
+// else from its start tick (to the tick) with offsetNs = CLOCK_BOOTTIME -
+// CLOCK_MONOTONIC.
+func (p *Process) DurationNs(exitNs uint64, offsetNs int64) int64 {
+	if p.ForkNs != 0 {
+		return int64(exitNs - p.ForkNs)
+	}
+	const tick = 1e9 / 100
+	return int64(exitNs) + offsetNs - int64(p.StartTicks)*tick
+}
+
+func apply(p *Process, o *Observed) {
+	p.Exe, p.Cmdline, p.CmdlineTruncated, p.Cwd = o.Exe, o.Cmdline, o.CmdlineTruncated, o.Cwd
+	p.UID, p.EUID, p.GID, p.EGID, p.User = o.UID, o.EUID, o.GID, o.EGID, o.User
+	p.Comm, p.Cgroup, p.ContainerID, p.PodUID = o.Comm, o.Cgroup, o.ContainerID, o.PodUID
+	p.Missing = o.Missing
+}
+
+func appendMissing(m []string, fields ...string) []string {
+	out := append([]string(nil), m...)
+next:
+	for _, f := range fields {
+		for _, have := range out {
+			if have == f {
+				continue next
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
