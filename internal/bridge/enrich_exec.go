@@ -1,0 +1,125 @@
+package bridge
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/proctable"
+)
+
+// prefetch reads /proc for the batch's execs, then waits until the reader
+// has handled every event the kernel sent before the last read (or 2 ms
+// have passed): a later exec of the same pid that the reads may show is
+// then counted in execSeen when the execs are applied.
+func (e *enricher) prefetch(b *event.Batch) {
+	reads := 0
+	for i := range b.Records {
+		r := &b.Records[i]
+		if r.Kind != event.KindMessage || !r.HasProc || r.Proc.What != cnmsg.ProcExec || r.Sender != 0 ||
+			(r.Enrich != event.EnrichPending && r.Enrich != event.EnrichTable) {
+			continue
+		}
+		for len(e.pre) <= i {
+			e.pre = append(e.pre, preRead{})
+		}
+		in, err := e.reader.ReadExec(r.Proc.PID, e.likeOf(e.table.Get(r.Proc.TGID)))
+		e.pre[i] = preRead{ok: true, in: in, err: err}
+		reads++
+	}
+	if reads == 0 || !e.live.Load() {
+		return
+	}
+	read := monotonicNs()
+	for deadline := read + 2e6; e.seenTs.Load() < uint64(read) && monotonicNs() < deadline; {
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// likeOf returns what the table knows of p that an exec may keep (nil
+// for nil), for ReadExec to reuse its strings. The result is valid until
+// the next call.
+func (e *enricher) likeOf(p *proctable.Process) *procinfo.Info {
+	if p == nil {
+		return nil
+	}
+	e.like = procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
+	return &e.like
+}
+
+// preRead is a /proc read made by prefetch for the record at its index.
+type preRead struct {
+	ok  bool
+	in  procinfo.Info
+	err error
+}
+
+func monotonicNs() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// exec applies an exec event: the new image is read from /proc.
+func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
+	slot := ev.PID % execSlots
+	e.execDone[slot]++
+	known := e.table.Get(ev.TGID) != nil
+	if behind && known {
+		e.count(e.backlog)
+		return e.table.Exec(ev.PID, ev.TGID, &proctable.Observed{Gone: true}, false)
+	}
+	if !known {
+		if o, ok := e.observe(ev.PID); ok {
+			e.count(e.read)
+			stale := e.execSeen[slot].Load() != e.execDone[slot]
+			return e.table.Exec(ev.PID, ev.TGID, &o, stale)
+		}
+		return nil
+	}
+	var in procinfo.Info
+	var err error
+	if e.cur < len(e.pre) && e.pre[e.cur].ok {
+		in, err = e.pre[e.cur].in, e.pre[e.cur].err
+	} else {
+		in, err = e.reader.ReadExec(ev.PID, e.likeOf(e.table.Get(ev.TGID)))
+	}
+	if err != nil {
+		e.readError(ev.PID, err)
+		in = procinfo.Info{Gone: true}
+	}
+	// Read after /proc: any later exec received by now shows here.
+	stale := e.execSeen[slot].Load() != e.execDone[slot]
+	switch {
+	case in.Exe == "" && len(in.Cmdline) == 0:
+		// A zombie: it exited before its image could be read.
+		in = procinfo.Info{Gone: true}
+	case len(in.Cmdline) == 0:
+		// An image without arguments yet: the read caught a later exec
+		// of this pid in progress (the kernel sets the arguments up
+		// after it switches the image), whose event is still to come.
+		stale = true
+	}
+	// The uids and gids are the table's: a set-id exec changes them in
+	// the kernel's commit_creds, which sends uid and gid events before
+	// the exec event (TestSetIDExec).
+	cur := e.table.Get(ev.TGID)
+	o := proctable.Observed{
+		PID: ev.PID, Gone: in.Gone,
+		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd, Comm: in.Comm,
+		UID: cur.UID, EUID: cur.EUID, GID: cur.GID, EGID: cur.EGID, User: cur.User,
+		Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
+	}
+	if in.Gone {
+		o.Cgroup, o.ContainerID, o.PodUID = cur.Cgroup, cur.ContainerID, cur.PodUID
+	}
+	if in.Gone {
+		e.count(e.gone)
+	} else {
+		e.count(e.read)
+	}
+	return e.table.Exec(ev.PID, ev.TGID, &o, stale)
+}

@@ -1,0 +1,110 @@
+package bridge
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/proctable"
+)
+
+// takeLost returns the exit_lost processes waiting to be emitted. Called
+// on the reader goroutine; costs one atomic load when there are none.
+func (e *enricher) takeLost() []*proctable.Process {
+	if e.nLost.Load() == 0 {
+		return nil
+	}
+	e.lostMu.Lock()
+	l := e.lost
+	e.lost = nil
+	e.nLost.Store(0)
+	e.lostMu.Unlock()
+	return l
+}
+
+// seed fills the table from a /proc scan.
+func (e *enricher) seed() {
+	if e.o.NoSeed {
+		return
+	}
+	pids, err := procinfo.Scan(e.o.ProcRoot)
+	if err != nil {
+		e.log.Warn("scanning /proc to seed the process table", zap.Error(err))
+		return
+	}
+	for _, pid := range pids {
+		if o, ok := e.observe(pid); ok {
+			e.table.Seed(&o)
+			e.seeded.Inc()
+		}
+	}
+	e.publish()
+	e.log.Info("process table seeded from /proc", zap.Int("processes", e.table.Len()))
+}
+
+// resyncNow reconciles the table with /proc after loss.
+func (e *enricher) resyncNow() {
+	e.resyncs.Inc()
+	pids, err := procinfo.Scan(e.o.ProcRoot)
+	if err != nil {
+		e.log.Warn("scanning /proc to resync the process table", zap.Error(err))
+		return
+	}
+	live := make([]proctable.Observed, 0, len(pids))
+	for _, pid := range pids {
+		// Known processes need only their start tick to be matched.
+		if p := e.table.Get(pid); p != nil {
+			ticks, gone, err := e.reader.ReadStartTicks(pid)
+			if err == nil && !gone {
+				live = append(live, proctable.Observed{PID: pid, StartTicks: ticks})
+			}
+			continue
+		}
+		if o, ok := e.observe(pid); ok {
+			live = append(live, o)
+		}
+	}
+	lost, absent, added := e.table.Resync(live)
+	e.seeded.Add(float64(len(added)))
+	e.emitLost(lost)
+	// Processes gone from /proc may still have their exit event on its way
+	// (received after the scan began): they are exit_lost only if it does
+	// not come (see confirmLost).
+	e.absent = append(e.absent, absent...)
+	e.absentAt, e.absentSince = monotonicNs(), time.Now()
+	e.log.Info("process table resynchronized with /proc after loss",
+		zap.Int("pid_reused", len(lost)), zap.Int("gone_unconfirmed", len(absent)), zap.Int("seeded", len(added)))
+}
+
+// confirmLost reports as exit_lost the processes a resync found gone from
+// /proc whose exit event has not come once the reader has handled events
+// stamped 50 ms after the scan (or, on a quiet system, a second later).
+func (e *enricher) confirmLost() {
+	if len(e.absent) == 0 {
+		return
+	}
+	if e.seenTs.Load() < uint64(e.absentAt+50e6) && time.Since(e.absentSince) < time.Second {
+		return
+	}
+	var lost []*proctable.Process
+	for _, p := range e.absent {
+		if cur := e.table.Confirm(p); cur != nil {
+			lost = append(lost, cur)
+		}
+	}
+	e.absent = e.absent[:0]
+	e.emitLost(lost)
+}
+
+// emitLost hands exit_lost processes to the reader.
+func (e *enricher) emitLost(lost []*proctable.Process) {
+	if len(lost) == 0 {
+		return
+	}
+	e.exitLost.Add(float64(len(lost)))
+	e.lostMu.Lock()
+	e.lost = append(e.lost, lost...)
+	e.nLost.Store(int32(len(e.lost)))
+	e.lostMu.Unlock()
+}
