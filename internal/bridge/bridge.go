@@ -218,162 +218,219 @@ func (b *Bridge) lookupCounters(id cnmsg.ID) *idCounters {
 }
 
 // Handle processes one batch of datagrams from the listener. It is the
-// listener.Handler.
+// listener.Handler. Each message goes through the steps of handleMessage;
+// what they keep is stored in one event.Batch, dispatched to the sinks at
+// the end (or earlier, when it fills up).
 func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	p := b.acquire()
 	defer b.release()
-	batch := b.pool.Get()
-	var used uint64
-	ts := now.UnixNano()
-	var maxTs uint64 // highest kernel process event timestamp handled
+	h := handling{p: p, now: now, ts: now.UnixNano(), batch: b.pool.Get()}
+	b.beginEnrich(&h)
+	for i := range dgs {
+		b.handleDatagram(&h, &dgs[i])
+	}
+	b.dispatch(p, h.batch, h.used)
+	if h.maxTs > b.enr.seenTs.Load() {
+		b.enr.seenTs.Store(h.maxTs) // only this goroutine stores
+	}
+}
+
+// handling is the state of one Handle call, on the reader's stack.
+type handling struct {
+	p     *Plan
+	now   time.Time
+	ts    int64 // now, Unix nanoseconds: every record's time
+	batch *event.Batch
+	used  uint64 // the targets of batch's records
+	maxTs uint64 // highest kernel process event timestamp handled
+}
+
+// store adds r to the batch being filled.
+func (b *Bridge) store(h *handling, r *event.Record) {
+	h.batch = b.add(h.p, h.batch, r, &h.used)
+}
+
+// beginEnrich follows the plan's enrichment switch and, while it is on,
+// flags a resync after socket overruns and stores the exit_lost records
+// the enricher has found.
+func (b *Bridge) beginEnrich(h *handling) {
+	p := h.p
 	if p.Enrich != b.enrOn {
 		b.enrOn = p.Enrich
 		if p.Enrich {
 			b.enr.reseed.Store(true)
 		}
 	}
-	if p.Enrich {
-		b.enr.live.Store(true)
-		if b.overruns != nil {
-			if n := b.overruns(); n != b.lastOverruns {
-				b.lastOverruns = n
-				b.enr.resync.Store(true)
-			}
-		}
-		batch = b.addExitLost(p, batch, ts, &used)
+	if !p.Enrich {
+		return
 	}
-	for i := range dgs {
-		d := &dgs[i]
-		if d.Truncated {
-			b.malformed("truncated", now)
-			continue
-		}
-		rest := d.Data
-		for len(rest) > 0 {
-			m, next, err := cnmsg.Next(rest)
-			if err != nil {
-				b.malformed(cnmsg.Reason(err), now)
-				break
-			}
-			rest = next
-			var r event.Record
-			r.Msg, r.Time, r.Sender = m, ts, d.Sender
-			if d.Sender != 0 && !trusted(p.Trusted, m.ID) {
-				b.m.rejUntrusted.Inc()
-				if b.shouldWarn("untrusted", now) {
-					b.log.Warn("rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders (logged at most once a minute)",
-						zap.Uint32("sender", d.Sender), zap.Uint32("idx", m.ID.Idx), zap.Uint32("val", m.ID.Val))
-				}
-				continue
-			}
-			if p.Replies != nil && d.Sender == 0 {
-				p.Replies.Offer(r.Msg, now) // by value: r stays on the stack
-			}
-			var evp *cnmsg.ProcEvent
-			if m.ID.IsProc() {
-				ev, err := cnmsg.DecodeProc(m.Data)
-				if err != nil {
-					b.malformed(cnmsg.Reason(err), now)
-					continue
-				}
-				r.Proc, r.HasProc = ev, true
-				evp = &r.Proc
-				if c, ok := b.m.procByWhat[ev.What]; ok {
-					c.Inc()
-				} else {
-					b.m.procOther.Inc()
-				}
-			}
-			c := b.counters(m.ID)
-			c.received.Inc()
-			key := seqtrack.Key{Sender: d.Sender, Idx: m.ID.Idx, Val: m.ID.Val}
-			if evp != nil {
-				key.CPU = evp.CPU
-			}
-			res := b.ledger.Observe(key, m.Seq)
-			if b.seqs != nil && d.Sender == 0 && res.Kind != seqtrack.Duplicate && res.Kind != seqtrack.Late {
-				b.seqs.Set(key.Idx, key.Val, key.CPU, m.Seq)
-			}
-			switch res.Kind {
-			case seqtrack.Duplicate:
-				c.duplicates.Inc()
-			case seqtrack.Reset:
-				c.resets.Inc()
-			}
-			if res.Lost > 0 && !(p.ProcFiltered && m.ID.IsProc()) {
-				if p.Enrich && m.ID.IsProc() && d.Sender == 0 {
-					b.enr.resync.Store(true)
-				}
-				c.lost.Add(float64(res.Lost))
-				if t := p.Table.LossTargets(m.ID); t != 0 {
-					lr := event.Record{Kind: event.KindLoss, Time: ts, Sender: d.Sender, Targets: t}
-					lr.Msg.ID = m.ID
-					lr.Loss = event.Loss{CPU: key.CPU, HasCPU: evp != nil, FromSeq: res.FromSeq, ToSeq: res.ToSeq, Lost: res.Lost}
-					batch = b.add(p, batch, &lr, &used)
-					b.m.lossMarkers.Inc()
-				}
-			}
-			// With enrichment on, every kernel process event feeds the
-			// process table, also those no sink receives.
-			// Events of trusted userspace senders are described but never
-			// change the table.
-			table := p.Enrich && evp != nil && evp.What != cnmsg.ProcNone
-			if table && d.Sender == 0 {
-				maxTs = max(maxTs, evp.TimestampNs)
-			}
-			if evp != nil && p.UserFilter != nil && evp.What != cnmsg.ProcNone && !p.UserFilter.Has(evp) {
-				b.m.userFiltered.Inc()
-				if table && d.Sender == 0 {
-					b.addTableOnly(p, &batch, &r, &used)
-				}
-				continue
-			}
-			var dropped uint64
-			r.Targets, dropped = p.Table.MatchThreads(m.ID, evp)
-			if dropped != 0 {
-				b.m.threadFiltered.Inc()
-			}
-			if r.Targets == 0 {
-				switch {
-				case dropped != 0:
-				case evp != nil && p.Table.MatchesID(m.ID):
-					b.m.routeFiltered.Inc()
-				default:
-					b.m.rejUnr.Inc()
-				}
-				if table && d.Sender == 0 {
-					b.addTableOnly(p, &batch, &r, &used)
-				}
-				continue
-			}
-			if table {
-				es, anc := p.Table.Enrich(m.ID, evp)
-				r.EnrichTargets = es & r.Targets
-				r.Ancestors = uint8(min(anc, 255))
-				r.Enrich = event.EnrichTable
-				if r.EnrichTargets != 0 {
-					r.Enrich = event.EnrichPending
-				}
-				if evp.What == cnmsg.ProcExec && d.Sender == 0 {
-					b.enr.noteExec(evp.PID)
-				}
-			}
-			batch = b.add(p, batch, &r, &used)
+	b.enr.live.Store(true)
+	if b.overruns != nil {
+		if n := b.overruns(); n != b.lastOverruns {
+			b.lastOverruns = n
+			b.enr.resync.Store(true)
 		}
 	}
-	b.dispatch(p, batch, used)
-	if maxTs > b.enr.seenTs.Load() {
-		b.enr.seenTs.Store(maxTs) // only this goroutine stores
+	b.addExitLost(h)
+}
+
+// handleDatagram splits one datagram into its messages.
+func (b *Bridge) handleDatagram(h *handling, d *listener.Datagram) {
+	if d.Truncated {
+		b.malformed("truncated", h.now)
+		return
+	}
+	rest := d.Data
+	for len(rest) > 0 {
+		m, next, err := cnmsg.Next(rest)
+		if err != nil {
+			b.malformed(cnmsg.Reason(err), h.now)
+			return
+		}
+		rest = next
+		b.handleMessage(h, d.Sender, m)
 	}
 }
 
+// handleMessage takes one message through the steps: sender trust, reply
+// matching, process event decoding, sequence accounting (account), then
+// routing and storing (route).
+func (b *Bridge) handleMessage(h *handling, sender uint32, m cnmsg.Message) {
+	p := h.p
+	if sender != 0 && !trusted(p.Trusted, m.ID) {
+		b.untrusted(sender, m.ID, h.now)
+		return
+	}
+	var r event.Record
+	r.Msg, r.Time, r.Sender = m, h.ts, sender
+	if p.Replies != nil && sender == 0 {
+		p.Replies.Offer(r.Msg, h.now) // by value: r stays on the stack
+	}
+	var evp *cnmsg.ProcEvent
+	if m.ID.IsProc() {
+		ev, err := cnmsg.DecodeProc(m.Data)
+		if err != nil {
+			b.malformed(cnmsg.Reason(err), h.now)
+			return
+		}
+		r.Proc, r.HasProc = ev, true
+		evp = &r.Proc
+		if c, ok := b.m.procByWhat[ev.What]; ok {
+			c.Inc()
+		} else {
+			b.m.procOther.Inc()
+		}
+	}
+	b.account(h, &r, evp)
+	b.route(h, &r, evp)
+}
+
+// untrusted counts a message of a userspace sender that
+// listener.userspace_senders does not allow.
+func (b *Bridge) untrusted(sender uint32, id cnmsg.ID, now time.Time) {
+	b.m.rejUntrusted.Inc()
+	if b.shouldWarn("untrusted", now) {
+		b.log.Warn("rejected messages from a userspace sender (not the kernel); allow ids with listener.userspace_senders (logged at most once a minute)",
+			zap.Uint32("sender", sender), zap.Uint32("idx", id.Idx), zap.Uint32("val", id.Val))
+	}
+}
+
+// account counts r for its connector id and feeds its seq to the loss
+// ledger (and the restart trace), storing a loss marker for a gap. evp is
+// r's process event, nil for other messages.
+func (b *Bridge) account(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
+	p, id := h.p, r.Msg.ID
+	c := b.counters(id)
+	c.received.Inc()
+	key := seqtrack.Key{Sender: r.Sender, Idx: id.Idx, Val: id.Val}
+	if evp != nil {
+		key.CPU = evp.CPU
+	}
+	res := b.ledger.Observe(key, r.Msg.Seq)
+	if b.seqs != nil && r.Sender == 0 && res.Kind != seqtrack.Duplicate && res.Kind != seqtrack.Late {
+		b.seqs.Set(key.Idx, key.Val, key.CPU, r.Msg.Seq)
+	}
+	switch res.Kind {
+	case seqtrack.Duplicate:
+		c.duplicates.Inc()
+	case seqtrack.Reset:
+		c.resets.Inc()
+	}
+	if res.Lost == 0 || (p.ProcFiltered && id.IsProc()) {
+		return
+	}
+	if p.Enrich && id.IsProc() && r.Sender == 0 {
+		b.enr.resync.Store(true)
+	}
+	c.lost.Add(float64(res.Lost))
+	if t := p.Table.LossTargets(id); t != 0 {
+		lr := event.Record{Kind: event.KindLoss, Time: h.ts, Sender: r.Sender, Targets: t}
+		lr.Msg.ID = id
+		lr.Loss = event.Loss{CPU: key.CPU, HasCPU: evp != nil, FromSeq: res.FromSeq, ToSeq: res.ToSeq, Lost: res.Lost}
+		b.store(h, &lr)
+		b.m.lossMarkers.Inc()
+	}
+}
+
+// route applies the userspace event filter and the routes to r and stores
+// it for its targets, marking what enrichment it needs. With enrichment
+// on, every kernel process event feeds the process table, also those no
+// sink receives. Events of trusted userspace senders are described but
+// never change the table.
+func (b *Bridge) route(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
+	p, id := h.p, r.Msg.ID
+	table := p.Enrich && evp != nil && evp.What != cnmsg.ProcNone
+	tableOnly := table && r.Sender == 0 // feeds the table even if no sink takes it
+	if tableOnly {
+		h.maxTs = max(h.maxTs, evp.TimestampNs)
+	}
+	if evp != nil && p.UserFilter != nil && evp.What != cnmsg.ProcNone && !p.UserFilter.Has(evp) {
+		b.m.userFiltered.Inc()
+		if tableOnly {
+			b.addTableOnly(h, r)
+		}
+		return
+	}
+	var dropped uint64
+	r.Targets, dropped = p.Table.MatchThreads(id, evp)
+	if dropped != 0 {
+		b.m.threadFiltered.Inc()
+	}
+	if r.Targets == 0 {
+		switch {
+		case dropped != 0:
+		case evp != nil && p.Table.MatchesID(id):
+			b.m.routeFiltered.Inc()
+		default:
+			b.m.rejUnr.Inc()
+		}
+		if tableOnly {
+			b.addTableOnly(h, r)
+		}
+		return
+	}
+	if table {
+		es, anc := p.Table.Enrich(id, evp)
+		r.EnrichTargets = es & r.Targets
+		r.Ancestors = uint8(min(anc, 255))
+		r.Enrich = event.EnrichTable
+		if r.EnrichTargets != 0 {
+			r.Enrich = event.EnrichPending
+		}
+		if evp.What == cnmsg.ProcExec && r.Sender == 0 {
+			b.enr.noteExec(evp.PID)
+		}
+	}
+	b.store(h, r)
+}
+
 // addTableOnly stores r, which no sink receives, for the process table.
-func (b *Bridge) addTableOnly(p *Plan, batch **event.Batch, r *event.Record, used *uint64) {
+func (b *Bridge) addTableOnly(h *handling, r *event.Record) {
 	r.Targets, r.Enrich = 0, event.EnrichTable
 	if r.Proc.What == cnmsg.ProcExec {
 		b.enr.noteExec(r.Proc.PID)
 	}
-	*batch = b.add(p, *batch, r, used)
+	b.store(h, r)
 }
 
 // exitEvent stands for exit_lost records when matching routes.
@@ -381,24 +438,23 @@ var exitEvent = cnmsg.ProcEvent{What: cnmsg.ProcExit}
 
 // addExitLost stores the exit_lost records the enricher found after a
 // resync, for the sinks of enriching routes that receive exits.
-func (b *Bridge) addExitLost(p *Plan, batch *event.Batch, ts int64, used *uint64) *event.Batch {
+func (b *Bridge) addExitLost(h *handling) {
 	lost := b.enr.takeLost()
 	if len(lost) == 0 {
-		return batch
+		return
 	}
 	id := cnmsg.ID{Idx: 1, Val: 1}
 	ev := exitEvent
-	targets, _ := p.Table.Enrich(id, &ev)
+	targets, _ := h.p.Table.Enrich(id, &ev)
 	if targets == 0 {
-		return batch
+		return
 	}
 	for _, proc := range lost {
-		r := event.Record{Kind: event.KindExitLost, Time: ts, Targets: targets, EnrichTargets: targets,
+		r := event.Record{Kind: event.KindExitLost, Time: h.ts, Targets: targets, EnrichTargets: targets,
 			Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: proc}}
 		r.Msg.ID = id
-		batch = b.add(p, batch, &r, used)
+		b.store(h, &r)
 	}
-	return batch
 }
 
 // add stores r in batch, dispatching the batch first when it is full.
