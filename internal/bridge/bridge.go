@@ -6,7 +6,6 @@ package bridge
 
 import (
 	"context"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +26,6 @@ const (
 	ReasonUntrusted = "untrusted_sender"
 	ReasonUnrouted  = "unrouted"
 )
-
-// maxIDSeries bounds the per-id metric series; ids beyond it share the
-// series idx="other", val="other".
-const maxIDSeries = 1024
 
 // ReplyMatcher matches kernel messages to pending connector requests. Offer
 // runs on the reader goroutine and must not block; it reports whether m was
@@ -69,89 +64,10 @@ type Bridge struct {
 	m *metrics
 }
 
-type idCounters struct {
-	received, lost, resets, duplicates prometheus.Counter
-}
-
-type metrics struct {
-	received, lost, resets, duplicates *prometheus.CounterVec
-	rejected                           *prometheus.CounterVec
-	rejMalformed, rejUntrusted, rejUnr prometheus.Counter
-	decodeErrors                       *prometheus.CounterVec
-	lossMarkers                        prometheus.Counter
-	procEvents                         *prometheus.CounterVec
-	procByWhat                         map[cnmsg.What]prometheus.Counter
-	procOther                          prometheus.Counter
-	userFiltered                       prometheus.Counter
-	threadFiltered                     prometheus.Counter
-	routeFiltered                      prometheus.Counter
-}
-
 // New returns a bridge with an initial plan, registering its metrics.
 // Call RunEnricher when any plan may ask for enrichment.
 func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *Bridge {
-	idLabels := []string{"idx", "val"}
-	m := &metrics{
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_messages_received_total",
-			Help: "Connector messages received from trusted senders and decoded, by connector id.",
-		}, idLabels),
-		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_messages_lost_total",
-			Help: "Messages missing from a sequence stream (seq gaps): lost before cnbridged read them.",
-		}, idLabels),
-		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_seq_resets_total",
-			Help: "Sequence streams that jumped back: a sender restart, not loss.",
-		}, idLabels),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_messages_duplicate_total",
-			Help: "Messages whose seq was already seen in their stream.",
-		}, idLabels),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_messages_rejected_total",
-			Help: "Messages not forwarded: malformed, untrusted_sender (not the kernel and not allowed by listener.userspace_senders) or unrouted.",
-		}, []string{"reason"}),
-		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_decode_errors_total",
-			Help: "Malformed datagrams by decode error.",
-		}, []string{"reason"}),
-		lossMarkers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_loss_markers_total",
-			Help: "In-band loss markers emitted (one per seq gap).",
-		}),
-		procEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cnbridged_proc_events_received_total",
-			Help: "Process connector events received from the kernel, by event type, before routing.",
-		}, []string{"event"}),
-		userFiltered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_proc_events_filtered_total",
-			Help: "Process events dropped by the userspace filter (listener.proc_events on kernels without per-socket filtering).",
-		}),
-		threadFiltered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_thread_events_filtered_total",
-			Help: "Thread events (thread forks and thread exits) withheld from at least one sink by a route with threads: false.",
-		}),
-		routeFiltered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cnbridged_route_events_filtered_total",
-			Help: "Process events that a route's id matched but its events: list left out, and no other route took: filtered by the config, not rejected.",
-		}),
-		procByWhat: map[cnmsg.What]prometheus.Counter{},
-	}
-	for _, w := range []cnmsg.What{cnmsg.ProcNone, cnmsg.ProcFork, cnmsg.ProcExec, cnmsg.ProcUID, cnmsg.ProcGID,
-		cnmsg.ProcSID, cnmsg.ProcPtrace, cnmsg.ProcComm, cnmsg.ProcCoredump, cnmsg.ProcExit} {
-		m.procByWhat[w] = m.procEvents.WithLabelValues(w.String())
-	}
-	m.procOther = m.procEvents.WithLabelValues("unknown")
-	m.rejMalformed = m.rejected.WithLabelValues(ReasonMalformed)
-	m.rejUntrusted = m.rejected.WithLabelValues(ReasonUntrusted)
-	m.rejUnr = m.rejected.WithLabelValues(ReasonUnrouted)
-	// Every documented reason is exported from the start, at zero.
-	for _, r := range DecodeReasons {
-		m.decodeErrors.WithLabelValues(r)
-	}
-	reg.MustRegister(m.received, m.lost, m.resets, m.duplicates, m.rejected, m.decodeErrors, m.lossMarkers,
-		m.procEvents, m.userFiltered, m.threadFiltered, m.routeFiltered)
+	m := newMetrics(reg)
 	b := &Bridge{
 		log:    log.Named("bridge"),
 		pool:   event.NewPool(),
@@ -185,36 +101,6 @@ func (b *Bridge) SetOverruns(f func() uint64) {
 func (b *Bridge) RunEnricher(ctx context.Context) error {
 	b.enr.run(ctx)
 	return nil
-}
-
-func (b *Bridge) countersFor(idx, val string) *idCounters {
-	return &idCounters{
-		received:   b.m.received.WithLabelValues(idx, val),
-		lost:       b.m.lost.WithLabelValues(idx, val),
-		resets:     b.m.resets.WithLabelValues(idx, val),
-		duplicates: b.m.duplicates.WithLabelValues(idx, val),
-	}
-}
-
-func (b *Bridge) counters(id cnmsg.ID) *idCounters {
-	if b.lastC != nil && b.lastID == id {
-		return b.lastC
-	}
-	c := b.lookupCounters(id)
-	b.lastID, b.lastC = id, c
-	return c
-}
-
-func (b *Bridge) lookupCounters(id cnmsg.ID) *idCounters {
-	if c, ok := b.ids[id]; ok {
-		return c
-	}
-	if len(b.ids) >= maxIDSeries {
-		return b.other
-	}
-	c := b.countersFor(strconv.FormatUint(uint64(id.Idx), 10), strconv.FormatUint(uint64(id.Val), 10))
-	b.ids[id] = c
-	return c
 }
 
 // Handle processes one batch of datagrams from the listener. It is the
@@ -487,25 +373,6 @@ func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
 	}
 	batch.Release()
 }
-
-// DecodeReasons are the reason labels of cnbridged_decode_errors_total:
-// cnmsg.Reason's labels and "truncated" (a datagram cut short by the
-// receive buffer).
-var DecodeReasons = []string{"short_nlmsghdr", "bad_nlmsg_len", "short_cn_msg", "cn_len_overflow",
-	"short_proc_event", "truncated", "not_connector"}
-
-func (b *Bridge) malformed(reason string, now time.Time) {
-	b.m.rejMalformed.Inc()
-	b.m.decodeErrors.WithLabelValues(reason).Inc()
-	if b.shouldWarn(reason, now) {
-		b.log.Warn("dropped malformed datagrams (logged at most once a minute per reason)", zap.String("reason", reason))
-	}
-}
-
-// shouldWarn reports whether a warning of this kind may be logged now: at
-// most once a minute per key. Callers build the log fields only then, so a
-// flood of rejected messages costs no allocations.
-func (b *Bridge) shouldWarn(key string, now time.Time) bool { return b.warn.Allow(key, now) }
 
 func trusted(ps []router.Pattern, id cnmsg.ID) bool {
 	for _, p := range ps {
