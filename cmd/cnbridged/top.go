@@ -5,8 +5,7 @@ import (
 	"os"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
@@ -51,9 +50,11 @@ q quits.`,
 				}
 				src = &top.Metrics{URL: url, Host: host}
 			}
-			r := lipgloss.NewRenderer(cmd.OutOrStdout())
-			m := top.NewModel(src, interval, top.NewStyles(r))
-			_, err := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(cmd.Context()),
+			// The terminal is touched only from here: bubbletea v2 and
+			// lipgloss v2 query nothing when imported (v1's init asked
+			// every command's terminal for its background colour).
+			m := top.NewModel(src, interval, top.NewStyles(true))
+			_, err := tea.NewProgram(m, tea.WithContext(cmd.Context()),
 				tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout())).Run()
 			if errors.Is(err, tea.ErrProgramKilled) && cmd.Context().Err() != nil {
 				return nil

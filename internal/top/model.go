@@ -3,7 +3,7 @@ package top
 import (
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 )
 
 // Model is the bubbletea model of "cnbridged top": it samples every
@@ -46,7 +46,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Tick(m.interval, func(time.Time) tea.Msg { return m.sample() })
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		switch msg.String() {
 		case "q", "esc", "ctrl+c":
 			return m, tea.Quit
@@ -55,11 +55,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// View renders the current frame.
-func (m Model) View() string {
+// View renders the current frame, full screen.
+func (m Model) View() tea.View {
 	v := Compute(m.src.Name(), m.prev, m.cur)
 	if m.err != nil {
 		v.Err = m.err.Error()
 	}
-	return Render(v, m.styles, m.width, m.height)
+	tv := tea.NewView(Render(v, m.styles, m.width, m.height))
+	tv.AltScreen = true
+	return tv
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 )
 
 // TestModel: samples become the frame, a failed scrape is shown above the
@@ -19,15 +19,15 @@ func TestModel(t *testing.T) {
 	if cmd == nil {
 		t.Error("no next sample scheduled")
 	}
-	frame := m.View()
+	frame := m.View().Content
 	if !strings.Contains(frame, "rates over the last 2s") || !strings.Contains(frame, "web1") {
 		t.Errorf("frame after two samples:\n%s", frame)
 	}
 	m, _ = m.Update(sampleMsg{err: errors.New("scraping http://127.0.0.1:9464/metrics: connection refused")})
-	if f := m.View(); !strings.Contains(f, "error: scraping") || !strings.Contains(f, "web1") {
+	if f := m.View().Content; !strings.Contains(f, "error: scraping") || !strings.Contains(f, "web1") {
 		t.Errorf("frame after a failed scrape:\n%s", f)
 	}
-	_, cmd = m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
+	_, cmd = m.Update(tea.KeyPressMsg{Code: 'q', Text: "q"})
 	if cmd == nil {
 		t.Fatal("q: no command")
 	}

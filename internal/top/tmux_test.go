@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 )
@@ -49,9 +48,8 @@ func runHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	r := lipgloss.NewRenderer(os.Stdout)
-	m := NewModel(&replay{samples: []Sample{prev, cur}}, 100*time.Millisecond, NewStyles(r))
-	if _, err := tea.NewProgram(m, tea.WithAltScreen()).Run(); err != nil {
+	m := NewModel(&replay{samples: []Sample{prev, cur}}, 100*time.Millisecond, NewStyles(true))
+	if _, err := tea.NewProgram(m).Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/lipgloss/v2"
 )
 
 // Event columns; every other event type is counted under "other".
@@ -98,19 +98,24 @@ func Compute(source string, prev, cur Sample) View {
 	return v
 }
 
-// Styles are the frame's styles; NewStyles makes them for a renderer (a
-// renderer on a terminal gives colours, one without colour plain text).
+// Styles are the frame's styles. Building them touches no terminal: the
+// program that draws the frame fits its escape codes to the terminal it
+// writes to (colours dropped without one, or with NO_COLOR).
 type Styles struct {
 	Title, Header, Alert, Dim lipgloss.Style
 }
 
-// NewStyles returns the styles for r.
-func NewStyles(r *lipgloss.Renderer) Styles {
+// NewStyles returns the frame's styles, or plain ones (no escape codes at
+// all) when styled is false.
+func NewStyles(styled bool) Styles {
+	if !styled {
+		return Styles{}
+	}
 	return Styles{
-		Title:  r.NewStyle().Bold(true).Reverse(true),
-		Header: r.NewStyle().Bold(true).Underline(true),
-		Alert:  r.NewStyle().Bold(true).Foreground(lipgloss.Color("1")),
-		Dim:    r.NewStyle().Faint(true),
+		Title:  lipgloss.NewStyle().Bold(true).Reverse(true),
+		Header: lipgloss.NewStyle().Bold(true).Underline(true),
+		Alert:  lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("1")),
+		Dim:    lipgloss.NewStyle().Faint(true),
 	}
 }
 

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
 	"github.com/google/go-cmp/cmp"
-	"github.com/muesli/termenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -42,11 +40,7 @@ func loadRecorded() (prev, cur Sample, err error) {
 	return prev, cur, nil
 }
 
-func plainStyles() Styles {
-	r := lipgloss.NewRenderer(os.Stdout)
-	r.SetColorProfile(termenv.Ascii)
-	return NewStyles(r)
-}
+func plainStyles() Styles { return NewStyles(false) }
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
