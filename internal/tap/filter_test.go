@@ -113,3 +113,59 @@ func TestFormatColor(t *testing.T) {
 		t.Errorf("colour without Color: %q", got)
 	}
 }
+
+// TestFormatEscapesControl: strings a process (or any publisher on the
+// subject) chose are shown as the text format shows them: arguments with a
+// space or a control character quoted with Go escapes, one by one, so that
+// none writes a terminal escape code or fakes a column or a line.
+func TestFormatEscapesControl(t *testing.T) {
+	for _, tc := range []struct {
+		name, line, want string
+	}{{
+		name: "cmdline",
+		line: `{"time":"2026-11-30T10:00:00Z","host":"web1","proc":{"event":"exec","pid":200,"tgid":200},` +
+			`"process":{"pid":200,"ppid":100,"exe":"/usr/bin/echo","cmdline":["echo","\u001b]0;pwned\u0007","a b","","plain"],"uid":0}}`,
+		want: `echo "\x1b]0;pwned\a" "a b" "" plain`,
+	}, {
+		name: "exe",
+		line: `{"time":"2026-11-30T10:00:00Z","host":"web1","proc":{"event":"exec","pid":200,"tgid":200},` +
+			`"process":{"pid":200,"exe":"/tmp/x\u001b[2J","uid":0}}`,
+		want: `"/tmp/x\x1b[2J"`,
+	}, {
+		name: "comm",
+		line: `{"time":"2026-11-30T10:00:00Z","host":"web1","proc":{"event":"comm","pid":301,"tgid":301,"comm":"\u001b[31mred\nfake"}}`,
+		want: `["\x1b[31mred\nfake"]`,
+	}, {
+		name: "host and event",
+		line: `{"time":"2026-11-30T10:00:00Z","host":"h\u001b[2J","proc":{"event":"x\u009b1m","pid":1,"tgid":1}}`,
+		want: `"h\x1b[2J"`,
+	}, {
+		name: "gap marker",
+		line: `{"time":"2026-11-30T10:00:00Z","host":"web1","type":"gap","reason":"r\u001b[5m","from":"a\rb","to":"c"}`,
+		want: `GAP ("r\x1b[5m") from "a\rb" to c`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := Parse([]byte(tc.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, color := range []bool{false, true} {
+				f := Formatter{Color: color}
+				got := f.Format(l)
+				body := strings.TrimSuffix(got, "\n")
+				if !color {
+					for _, r := range body {
+						if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+							t.Errorf("control character %U in %q", r, got)
+						}
+					}
+				} else if n, m := strings.Count(body, "\x1b"), strings.Count(body, ansiReset); n != 2*m {
+					t.Errorf("escape codes other than the tap's colours in %q", got)
+				}
+				if !strings.Contains(got, tc.want) {
+					t.Errorf("got %q, want it to contain %q", got, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/event"
 )
 
 // ANSI colours, used only on a terminal.
@@ -26,6 +28,12 @@ const (
 // executable, else the command name. Markers print their event in the
 // EVENT column and what they say in COMMAND. A Formatter belongs to one
 // goroutine; the host column widens to the longest host seen.
+//
+// Every string a line carries (host, event, command line arguments one by
+// one, exe, comm, marker fields) is shown as the text format shows it
+// (event.QuoteArg): quoted with Go escapes when it holds a space or a
+// control character, so that no process, and no publisher on a NATS
+// subject, can write terminal escape codes to whoever runs the tap.
 type Formatter struct {
 	Color bool
 	// Local shows times in the local time zone (else UTC).
@@ -63,7 +71,7 @@ func (f *Formatter) Format(l *Line) string {
 				color = ansiRed
 			}
 		case len(l.Proc.Signal) > 0:
-			exit = strings.Trim(string(l.Proc.Signal), `"`)
+			exit = quote(strings.Trim(string(l.Proc.Signal), `"`))
 			if l.Proc.CoreDumped {
 				exit += "+core"
 			}
@@ -80,7 +88,10 @@ func (f *Formatter) Format(l *Line) string {
 	return f.row(t, l.Host, ev, pid, ppid, uid, exit, dur, command(l), color)
 }
 
+// row lays out the columns; t, host and ev come from the line and are
+// quoted here, cmd is quoted by its maker.
 func (f *Formatter) row(t, host, ev, pid, ppid, uid, exit, dur, cmd, color string) string {
+	t, host, ev = quote(t), quote(host), quote(ev)
 	f.hostW = max(f.hostW, len(host), 8)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-12s  %-*s  ", t, f.hostW, host)
@@ -96,6 +107,15 @@ func (f *Formatter) row(t, host, ev, pid, ppid, uid, exit, dur, cmd, color strin
 		b.WriteString(cmd)
 	}
 	return strings.TrimRight(b.String(), " ") + "\n"
+}
+
+// quote is event.QuoteArg, except that an absent value stays empty (an
+// empty command line argument still shows as "").
+func quote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return event.QuoteArg(s)
 }
 
 func eventColor(ev string) string {
@@ -122,14 +142,18 @@ func optU32(v uint32, ok bool) string {
 func command(l *Line) string {
 	if l.Process != nil {
 		if len(l.Process.Cmdline) > 0 {
-			return strings.Join(l.Process.Cmdline, " ")
+			args := make([]string, len(l.Process.Cmdline))
+			for i, a := range l.Process.Cmdline {
+				args[i] = event.QuoteArg(a)
+			}
+			return strings.Join(args, " ")
 		}
 		if l.Process.Exe != "" {
-			return l.Process.Exe
+			return quote(l.Process.Exe)
 		}
 	}
 	if c := l.Comm(); c != "" {
-		return "[" + c + "]"
+		return "[" + quote(c) + "]"
 	}
 	return ""
 }
@@ -139,9 +163,10 @@ func markerText(l *Line) string {
 	case TypeLoss:
 		return fmt.Sprintf("LOST %d messages of %d.%d (seq %d..%d)", l.Lost, l.Idx, l.Val, l.FromSeq, l.ToSeq)
 	case TypeGap:
-		s := fmt.Sprintf("GAP: not listening from %s to %s", l.From, l.To)
+		from, to := quote(l.From), quote(l.To)
+		s := fmt.Sprintf("GAP: not listening from %s to %s", from, to)
 		if l.Reason != "" && l.Reason != "not_listening" {
-			s = fmt.Sprintf("GAP (%s) from %s to %s", l.Reason, l.From, l.To)
+			s = fmt.Sprintf("GAP (%s) from %s to %s", quote(l.Reason), from, to)
 		}
 		if l.PIDsAllocated != nil {
 			s += fmt.Sprintf(", %d pids allocated meanwhile", *l.PIDsAllocated)
@@ -155,7 +180,7 @@ func markerText(l *Line) string {
 	case TypeDropped:
 		return fmt.Sprintf("TAP DROPPED %d lines: this reader was too slow", l.Dropped)
 	}
-	return strings.ToUpper(l.Type)
+	return strings.ToUpper(quote(l.Type))
 }
 
 func formatDuration(d time.Duration) string {
