@@ -33,8 +33,9 @@ func newTapCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "tap",
 		Short: "Show events live: from the local daemon's tap socket, or from NATS",
-		Long: `Show events live, one aligned line each (time, host, event, pid, ppid, uid,
-exit status, duration, command), or with --json the event lines as they are.
+		Long: `Show events live, one aligned line each in the stdout text format's columns
+with the host added (time, host, event, pid, ppid, user, exit status,
+duration, process), or with --json the event lines as they are.
 Loss, gap and lost-exit markers are always shown (only --host filters them),
 and so are the lines this reader lost by reading too slowly (tap_dropped).
 

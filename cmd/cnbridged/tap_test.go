@@ -73,10 +73,10 @@ func TestTapLocal(t *testing.T) {
 	waitFor(t, 10*time.Second, "three rows", func() bool { return strings.Count(human.String(), "\n") >= 4 })
 	rows := strings.Split(strings.TrimSpace(human.String()), "\n")
 	wantCols := [][]string{
-		{"TIME", "HOST", "EVENT", "PID", "PPID", "UID", "EXIT", "DURATION", "COMMAND"},
+		{"TIME", "HOST", "EVENT", "PID", "PPID", "USER", "EXIT", "DURATION", "PROCESS"},
 		{"fork", fmt.Sprint(pid), "77", "-"},
 		{"exec", fmt.Sprint(pid), "-", "-"},
-		{"exit", fmt.Sprint(pid), "-", "-", "3"},
+		{"exit", fmt.Sprint(pid), "0", "-", "3"}, // the datagram's parent_tgid, as the text format shows it
 	}
 	if len(rows) != len(wantCols) {
 		t.Fatalf("got rows:\n%s\nwant %d", human.String(), len(wantCols))

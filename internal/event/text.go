@@ -30,11 +30,15 @@ type TextFormatter struct {
 	// the row fits in that many columns (a terminal's width), ending it
 	// with "…". Markers are not cut.
 	Width int
+	// Host adds a HOST column after the time (the tap, which shows
+	// lines from many hosts).
+	Host bool
 }
 
 // Column widths. A wider value widens its row only.
 const (
 	wTime  = 12 // 15:04:05.000
+	wHost  = 8
 	wEvent = 8
 	wPID   = 7
 	wPPID  = 7
@@ -47,6 +51,7 @@ const (
 func (f *TextFormatter) TextHeader() string {
 	var b []byte
 	b = pad(b, "TIME", wTime)
+	b = f.host(b, "HOST")
 	b = pad(b, "EVENT", wEvent)
 	b = padLeft(b, "PID", wPID)
 	b = padLeft(b, "PPID", wPPID)
@@ -60,6 +65,7 @@ func (f *TextFormatter) TextHeader() string {
 // textLine is the part of the JSON contract the text format shows.
 type textLine struct {
 	Time   string `json:"time"`
+	Host   string `json:"host"`
 	Type   string `json:"type"`
 	Idx    uint32 `json:"idx"`
 	Val    uint32 `json:"val"`
@@ -77,6 +83,8 @@ type textLine struct {
 	From          json.RawMessage `json:"from"`
 	To            json.RawMessage `json:"to"`
 	PIDsAllocated *uint64         `json:"pids_allocated"`
+	// tap_dropped (written by the tap server to a slow client)
+	Dropped uint64 `json:"dropped"`
 
 	Proc    *textProc    `json:"proc"`
 	Process *textProcess `json:"process"`
@@ -149,22 +157,29 @@ func (f *TextFormatter) AppendText(dst []byte, line []byte) ([]byte, error) {
 	if err := json.Unmarshal(bytes.TrimSpace(line), &l); err != nil {
 		return dst, fmt.Errorf("%w: %w", ErrNotJSONLine, err)
 	}
-	ts := f.clock(l.Time)
+	// ts is the leading columns: the time, and the host with Host.
+	host := "-"
+	if l.Host != "" {
+		host = quoteArg(l.Host)
+	}
+	ts := string(f.host(pad(nil, quoteArg(f.clock(l.Time)), wTime), host))
 	switch {
 	case l.Type == "loss":
 		return f.marker(dst, ts, "LOSS", ansiBoldRd, lossText(&l)), nil
 	case l.Type == "gap":
 		return f.marker(dst, ts, "GAP", ansiBoldRd, gapText(&l)), nil
+	case l.Type == "tap_dropped":
+		return f.marker(dst, ts, "DROPPED", ansiBoldRd, fmt.Sprintf("%d lines not shown: this reader was too slow", l.Dropped)), nil
 	case l.Type == "exit_lost":
 		return f.row(dst, ts, "exit?", ansiYellow, &textProc{}, l.Process, nil,
 			"(exit lost while events were dropped; last known state)"), nil
 	case l.Type != "":
-		return f.marker(dst, ts, strings.ToUpper(l.Type), ansiYellow, ""), nil
+		return f.marker(dst, ts, strings.ToUpper(quoteArg(l.Type)), ansiYellow, ""), nil
 	case l.Proc == nil:
 		// Any other connector id: its header and payload size.
 		return f.marker(dst, ts, "msg", ansiDim, fmt.Sprintf("%d.%d seq %d len %d sender %d", l.Idx, l.Val, l.Seq, l.Len, l.Sender)), nil
 	}
-	return f.row(dst, ts, l.Proc.Event, eventColor(l.Proc), l.Proc, l.Process, l.Parent, ""), nil
+	return f.row(dst, ts, quoteArg(l.Proc.Event), eventColor(l.Proc), l.Proc, l.Process, l.Parent, ""), nil
 }
 
 // clock formats the time column; an unparsable time is shown as it came.
@@ -181,12 +196,20 @@ func (f *TextFormatter) clock(s string) string {
 }
 
 func (f *TextFormatter) marker(dst []byte, ts, what, color, text string) []byte {
-	dst = pad(dst, ts, wTime)
+	dst = append(dst, ts...)
 	dst = f.colored(dst, color, func(b []byte) []byte {
 		b = pad(b, what, wEvent)
 		return append(b, text...)
 	})
 	return append(dst, '\n')
+}
+
+// host appends the host column when f.Host is set.
+func (f *TextFormatter) host(dst []byte, host string) []byte {
+	if !f.Host {
+		return dst
+	}
+	return pad(dst, host, wHost)
 }
 
 func (f *TextFormatter) colored(dst []byte, color string, body func([]byte) []byte) []byte {
@@ -220,7 +243,7 @@ func eventColor(p *textProc) string {
 // row renders a process event (or an exit_lost record, with an empty proc).
 func (f *TextFormatter) row(dst []byte, ts, ev, color string, p *textProc, pr *textProcess, parent *textParent, note string) []byte {
 	start := len(dst)
-	dst = pad(dst, ts, wTime)
+	dst = append(dst, ts...)
 	dst = f.colored(dst, color, func(b []byte) []byte { return pad(b, ev, wEvent) })
 
 	pid, ppid := p.PID, p.ParentTGID
@@ -441,10 +464,10 @@ func lossText(l *textLine) string {
 func gapText(l *textLine) string {
 	s := "not listening"
 	if l.Reason != "" && l.Reason != "not_listening" {
-		s = l.Reason
+		s = quoteArg(l.Reason)
 	}
 	if from, to := rawText(l.From), rawText(l.To); from != "" || to != "" {
-		s += " from " + from + " to " + to
+		s += " from " + quoteArg(from) + " to " + quoteArg(to)
 	}
 	if l.PIDsAllocated != nil {
 		s += fmt.Sprintf(", %d pids allocated meanwhile", *l.PIDsAllocated)
