@@ -6,8 +6,11 @@ BENCH_OUT ?= bench-results/cnbench.json
 
 .PHONY: build test bench bench-go bench-harness package
 
+# build stamps the version and commit (cnbridged --version, cnbridged_build_info).
+GIT_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GIT_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 build:
-	$(GO) build -o bin/cnbridged ./cmd/cnbridged
+	$(GO) build -ldflags "-X main.version=$(GIT_VERSION) -X main.commit=$(GIT_COMMIT)" -o bin/cnbridged ./cmd/cnbridged
 
 # package: dist/cnbridged_VERSION_ARCH.deb and dist/cnbridged-VERSION-1.ARCH.rpm
 # (static binary, systemd unit, default config as a conffile, man pages,

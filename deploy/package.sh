@@ -55,7 +55,8 @@ gzip -9n "$stage"/man/*.1
 "$gen" completion fish >"$stage/completions/cnbridged.fish"
 
 cp deploy/systemd/cnbridged.service configs/cnbridged.yaml README.md \
-	deploy/prometheus/alerts.yaml deploy/grafana/cnbridged.json "$stage/"
+	deploy/prometheus/alerts.yaml deploy/grafana/cnbridged.json \
+	deploy/sysctl/60-cnbridged.conf "$stage/"
 cp deploy/package/scripts/*.sh "$stage/scripts/"
 
 cd "$stage"

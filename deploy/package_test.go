@@ -71,6 +71,7 @@ func packagedFiles(unitDir, zshDir string) []string {
 		"/usr/share/doc/cnbridged/README.md",
 		"/usr/share/doc/cnbridged/prometheus/alerts.yaml",
 		"/usr/share/doc/cnbridged/grafana/cnbridged.json",
+		"/usr/lib/sysctl.d/60-cnbridged.conf",
 	}
 	for _, page := range manPages {
 		files = append(files, "/usr/share/man/man1/"+page+".1.gz")
