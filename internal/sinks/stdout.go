@@ -7,47 +7,67 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 )
 
-// Stream writes JSON lines to an io.Writer such as os.Stdout. A failed
-// write counts the lines it held as failed.
-type Stream struct {
-	w        io.Writer
-	enc      *event.Encoder
-	counters *Counters
-	buf      []byte
-	lines    int
-	tc       event.TimeCache
-}
-
 // streamFlushBytes is how much a line sink buffers before it writes.
 const streamFlushBytes = 64 << 10
 
+// lineBuffer holds whole lines for an io.Writer and writes them in one
+// call. A failed write counts the lines it held as failed; either way they
+// are gone from the buffer.
+type lineBuffer struct {
+	w        io.Writer
+	counters *Counters
+	buf      []byte
+	lines    int
+}
+
+func newLineBuffer(w io.Writer, c *Counters) lineBuffer {
+	return lineBuffer{w: w, counters: c, buf: make([]byte, 0, 2*streamFlushBytes)}
+}
+
+// added counts one more line appended to buf and writes them all once the
+// buffer is full.
+func (b *lineBuffer) added() {
+	b.lines++
+	if len(b.buf) >= streamFlushBytes {
+		b.flush()
+	}
+}
+
+func (b *lineBuffer) flush() {
+	if len(b.buf) == 0 {
+		return
+	}
+	if _, err := b.w.Write(b.buf); err != nil {
+		b.counters.Failed.Add(float64(b.lines))
+	} else {
+		b.counters.Sent.Add(float64(b.lines))
+	}
+	b.buf, b.lines = b.buf[:0], 0
+}
+
+// Stream writes JSON lines to an io.Writer such as os.Stdout. A failed
+// write counts the lines it held as failed.
+type Stream struct {
+	lineBuffer
+	enc *event.Encoder
+	tc  event.TimeCache
+}
+
 // NewStream returns a sink writing to w.
 func NewStream(w io.Writer, enc *event.Encoder, c *Counters) *Stream {
-	return &Stream{w: w, enc: enc, counters: c, buf: make([]byte, 0, 2*streamFlushBytes)}
+	return &Stream{lineBuffer: newLineBuffer(w, c), enc: enc}
 }
 
 // Write buffers one line.
 func (s *Stream) Write(r *event.Record) error {
 	s.buf = s.enc.AppendJSONCached(s.buf, r, &s.tc)
-	s.lines++
-	if len(s.buf) >= streamFlushBytes {
-		return s.Flush(context.Background())
-	}
+	s.added()
 	return nil
 }
 
 // Flush writes the buffered lines.
 func (s *Stream) Flush(context.Context) error {
-	if s.lines == 0 {
-		return nil
-	}
-	_, err := s.w.Write(s.buf)
-	if err != nil {
-		s.counters.Failed.Add(float64(s.lines))
-	} else {
-		s.counters.Sent.Add(float64(s.lines))
-	}
-	s.buf, s.lines = s.buf[:0], 0
+	s.flush()
 	return nil
 }
 

@@ -13,20 +13,17 @@ import (
 // text shows exactly what the JSON contract carries. A failed write counts
 // the lines it held as failed.
 type TextStream struct {
-	w        io.Writer
-	enc      *event.Encoder
-	text     *event.TextFormatter
-	counters *Counters
-	buf      []byte
-	line     []byte
-	lines    int
-	header   bool
-	tc       event.TimeCache
+	lineBuffer
+	enc    *event.Encoder
+	text   *event.TextFormatter
+	line   []byte
+	header bool
+	tc     event.TimeCache
 }
 
 // NewTextStream returns a sink writing text lines to w.
 func NewTextStream(w io.Writer, enc *event.Encoder, text *event.TextFormatter, c *Counters) *TextStream {
-	return &TextStream{w: w, enc: enc, text: text, counters: c, buf: make([]byte, 0, streamFlushBytes)}
+	return &TextStream{lineBuffer: newLineBuffer(w, c), enc: enc, text: text}
 }
 
 // Write buffers one line.
@@ -44,25 +41,13 @@ func (s *TextStream) Write(r *event.Record) error {
 		return nil
 	}
 	s.buf = out
-	s.lines++
-	if len(s.buf) >= streamFlushBytes {
-		return s.Flush(context.Background())
-	}
+	s.added()
 	return nil
 }
 
 // Flush writes the buffered lines.
 func (s *TextStream) Flush(context.Context) error {
-	if len(s.buf) == 0 {
-		return nil
-	}
-	_, err := s.w.Write(s.buf)
-	if err != nil {
-		s.counters.Failed.Add(float64(s.lines))
-	} else {
-		s.counters.Sent.Add(float64(s.lines))
-	}
-	s.buf, s.lines = s.buf[:0], 0
+	s.flush()
 	return nil
 }
 
