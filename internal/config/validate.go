@@ -1,0 +1,246 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/sinks"
+)
+
+// Validate reports every problem at once, each naming its key.
+func (c *Config) Validate() error {
+	var v validation
+	c.validateLog(&v)
+	c.validateListener(&v)
+	c.validateEnrich(&v)
+	c.validateDaemon(&v)
+	c.validateSinks(&v)
+	c.validateRoutes(&v)
+	c.validateRequests(&v)
+	return errors.Join(v.errs...)
+}
+
+// validation collects Validate's problems, in the order of the keys.
+type validation struct{ errs []error }
+
+// bad records a problem with key.
+func (v *validation) bad(key, format string, a ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+}
+
+// validateLog checks log.* and host.
+func (c *Config) validateLog(v *validation) {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		v.bad("log.format", "%q is not one of auto, json, console", c.Log.Format)
+	}
+	if c.Host == "" {
+		v.bad("host", "empty")
+	}
+}
+
+// validateListener checks listener.* and sets its parsed fields (Trusted,
+// ProcEventSet).
+func (c *Config) validateListener(v *validation) {
+	l := c.Listener
+	if len(l.Groups) == 0 {
+		v.bad("listener.groups", "no groups: join at least one of 1..32")
+	}
+	seen := map[int]bool{}
+	for i, g := range l.Groups {
+		if g < 1 || g > 32 {
+			v.bad(fmt.Sprintf("listener.groups[%d]", i), "group %d is outside 1..32", g)
+		}
+		if seen[g] {
+			v.bad(fmt.Sprintf("listener.groups[%d]", i), "group %d listed twice", g)
+		}
+		seen[g] = true
+	}
+	if l.ReceiveBufferBytes < 64<<10 || l.ReceiveBufferBytes > 1<<30 {
+		v.bad("listener.receive_buffer_bytes", "%d is outside 65536..1073741824", l.ReceiveBufferBytes)
+	}
+	if l.BatchSize < 1 || l.BatchSize > 1024 {
+		v.bad("listener.batch_size", "%d is outside 1..1024", l.BatchSize)
+	}
+	c.Listener.Trusted = make([]router.Pattern, 0, len(l.UserspaceSenders))
+	for i, p := range l.UserspaceSenders {
+		pat, err := router.ParsePattern(p)
+		if err != nil {
+			v.bad(fmt.Sprintf("listener.userspace_senders[%d]", i), "%v", err)
+		}
+		c.Listener.Trusted = append(c.Listener.Trusted, pat)
+	}
+	if l.HandshakeTimeout <= 0 {
+		v.bad("listener.handshake_timeout", "must be positive")
+	}
+	if set, err := router.ParseEvents(l.ProcEvents); err != nil {
+		v.bad("listener.proc_events", "%v", err)
+	} else {
+		c.Listener.ProcEventSet = set
+	}
+}
+
+// validateEnrich checks the enrichment and process table keys.
+func (c *Config) validateEnrich(v *validation) {
+	if c.EnrichMaxCmdlineBytes < 1 || c.EnrichMaxCmdlineBytes > 1<<20 {
+		v.bad("enrich_max_cmdline_bytes", "%d is outside 1..1048576", c.EnrichMaxCmdlineBytes)
+	}
+	if c.ProcessTable.MaxEntries < 1 {
+		v.bad("process_table.max_entries", "must be at least 1")
+	}
+	for i, pat := range c.EnrichRedact {
+		key := fmt.Sprintf("enrich_redact[%d]", i)
+		if re, err := regexp.Compile(pat); err != nil {
+			v.bad(key, "%q is not an RE2 pattern: %v", pat, err)
+		} else if re.NumSubexp() < 1 {
+			v.bad(key, "%q has no capture group: the first group is what is replaced by *****", pat)
+		}
+	}
+	if c.EnrichQueueSize < 1 {
+		v.bad("enrich_queue_size", "must be at least 1")
+	}
+}
+
+// validateDaemon checks shutdown_timeout (and the sinks' drain_timeout
+// against it), ledger.*, metrics.* and tap.*.
+func (c *Config) validateDaemon(v *validation) {
+	if c.ShutdownTimeout <= 0 {
+		v.bad("shutdown_timeout", "must be positive")
+	}
+	for _, name := range c.SinkNames() {
+		if n := c.Sinks[name].NATS(); n != nil && n.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
+			v.bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+				n.DrainTimeout, c.ShutdownTimeout)
+		}
+	}
+	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
+		v.bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
+	}
+	if c.Ledger.MaxStreams < 1 {
+		v.bad("ledger.max_streams", "must be at least 1")
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			v.bad("metrics.listen", "%q: want host:port", c.Metrics.Listen)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			v.bad("metrics.listen", "%q: bad port", c.Metrics.Listen)
+		}
+	}
+	if c.Tap.Socket != "" {
+		if c.Tap.ClientBuffer < 1 {
+			v.bad("tap.client_buffer", "must be at least 1")
+		}
+		if c.Tap.QueueSize < 1 {
+			v.bad("tap.queue_size", "must be at least 1")
+		}
+	}
+}
+
+// validateSinks checks sinks.*, each by its type's own validation, and
+// resolves the NATS subject templates.
+func (c *Config) validateSinks(v *validation) {
+	if len(c.Sinks) == 0 {
+		v.bad("sinks", "no sinks defined")
+	}
+	if len(c.Sinks) > router.MaxSinks {
+		v.bad("sinks", "%d sinks; at most %d", len(c.Sinks), router.MaxSinks)
+	}
+	for _, name := range c.SinkNames() {
+		serrs := c.Sinks[name].validate("sinks."+name, name)
+		v.errs = append(v.errs, serrs...)
+		if n := c.Sinks[name].NATS(); n != nil && len(serrs) == 0 {
+			if err := n.Resolve(c.Host); err != nil {
+				v.bad("sinks."+name+".subject", "%v", err)
+			}
+		}
+	}
+}
+
+// validateRoutes checks routes[*] and sets their parsed fields (Pattern,
+// EventSet).
+func (c *Config) validateRoutes(v *validation) {
+	if len(c.Routes) == 0 {
+		v.bad("routes", "no routes: nothing would be published")
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		pat, err := router.ParsePattern(r.Match)
+		if err != nil {
+			v.bad(key+".match", "%v", err)
+		} else {
+			c.Routes[i].Pattern = pat
+		}
+		neverProc := err == nil && !pat.Matches(cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc})
+		if len(r.Events) > 0 {
+			if set, err := router.ParseEvents(r.Events); err != nil {
+				v.bad(key+".events", "%v", err)
+			} else {
+				c.Routes[i].EventSet, c.Routes[i].HasEvents = set, true
+			}
+		}
+		if len(r.Sinks) == 0 {
+			v.bad(key+".sinks", "no sinks named")
+		}
+		if r.Enrich && neverProc {
+			v.bad(key+".enrich", "applies to process events only, and match %q never matches 1.1", r.Match)
+		}
+		switch {
+		case r.Ancestors < 0 || r.Ancestors > MaxAncestors:
+			v.bad(key+".ancestors", "%d is outside 0..%d", r.Ancestors, MaxAncestors)
+		case r.Ancestors > 0 && !r.Enrich:
+			v.bad(key+".ancestors", "needs enrich: true")
+		}
+		if !r.ThreadsOn() && neverProc {
+			v.bad(key+".threads", "applies to process events only, and match %q never matches 1.1", r.Match)
+		}
+		for j, s := range r.Sinks {
+			if _, ok := c.Sinks[s]; !ok {
+				v.bad(fmt.Sprintf("%s.sinks[%d]", key, j), "no sink named %q", s)
+			}
+		}
+	}
+}
+
+// validateRequests checks requests[*] and sets their parsed fields (CnID,
+// NATSSubject).
+func (c *Config) validateRequests(v *validation) {
+	for i, r := range c.Requests {
+		key := fmt.Sprintf("requests[%d]", i)
+		if r.Subject == "" {
+			v.bad(key+".subject", "empty")
+		}
+		if p, err := router.ParsePattern(r.ID); err != nil || p.AnyIdx || p.AnyVal {
+			v.bad(key+".id", "%q: want an exact idx.val", r.ID)
+		} else {
+			c.Requests[i].CnID = cnmsg.ID{Idx: p.Idx, Val: p.Val}
+		}
+		c.Requests[i].NATSSubject = strings.ReplaceAll(r.Subject, "{host}", sinks.SubjectToken(c.Host))
+		if r.Group < 1 || r.Group > 32 {
+			v.bad(key+".group", "%d is outside 1..32", r.Group)
+		}
+		if r.Timeout <= 0 {
+			v.bad(key+".timeout", "must be positive")
+		}
+		if s := c.Sinks[r.Sink]; s == nil || s.Type != "nats" {
+			v.bad(key+".sink", "%q is not a nats sink", r.Sink)
+		}
+		if r.Format != "raw" && r.Format != "json" {
+			v.bad(key+".format", "%q is not raw or json", r.Format)
+		}
+		if r.RateLimit < 0 || r.Burst < 1 {
+			v.bad(key+".rate_limit", "rate must be >= 0 and burst >= 1")
+		}
+	}
+}
