@@ -17,8 +17,9 @@ import (
 // Contract: a sink's runner calls Write and Flush from one goroutine, never
 // concurrently. Write encodes or sends one record; the record and its data
 // are valid only during the call. A sink counts what it publishes itself
-// (Counters.Sent when the record is durably handed on: written to the file,
-// flushed to the socket, acknowledged by JetStream), and what it loses
+// (Counters.Sent once the record is handed on: written to the file or
+// stdout — in the kernel's page cache, not fsynced —, confirmed by a core
+// NATS server's PONG, acknowledged by JetStream), and what it loses
 // (Counters.Failed or Counters.Drop) — every record given to Write ends up
 // in exactly one of those. Write returns an error only when the sink cannot
 // go on at all (a file sink with on_error: exit); ordinary failures are
