@@ -86,27 +86,8 @@ func (r *Reader) Read(pid uint32) (Info, error) {
 	st := parseStatus(b)
 	info.PPID, info.UID, info.EUID, info.GID, info.EGID = st.ppid, st.uid, st.euid, st.gid, st.egid
 
-	if b, err = r.readFile(dir, "comm", maxFileSize); err != nil {
-		return r.fail(pid, "comm", err)
-	}
-	info.Comm = string(bytes.TrimSuffix(b, []byte{'\n'}))
-
-	maxCmd := r.MaxCmdline
-	if maxCmd <= 0 {
-		maxCmd = DefaultMaxCmdline
-	}
-	if b, err = r.readFile(dir, "cmdline", maxCmd+1); err != nil {
-		return r.fail(pid, "cmdline", err)
-	}
-	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
-
-	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
-		return r.fail(pid, "cgroup", err)
-	}
-	if cg, ok := parseCgroup(b); ok {
-		info.Cgroup = string(cg)
-		info.ContainerID = ContainerID(info.Cgroup)
-		info.PodUID = PodUID(info.Cgroup)
+	if file, err := r.readImage(dir, &info, &Info{}); err != nil {
+		return r.fail(pid, file, err)
 	}
 
 	if b, err = r.readFile(dir, "stat", maxFileSize); err != nil {
@@ -163,9 +144,23 @@ func (r *Reader) ReadExec(pid uint32, like *Info) (Info, error) {
 	if n, err := readlinkAt(dir, r.name("cwd"), r.buf); err == nil {
 		info.Cwd = reuse(r.buf[:n], like.Cwd)
 	}
+	// The cgroup too, because a process is moved into its cgroup between
+	// its fork and its exec (runc init, systemd, cgexec, systemd-run
+	// --scope), or starts in another cgroup than its parent's (clone3
+	// CLONE_INTO_CGROUP): the connector reports neither.
+	if file, err := r.readImage(dir, &info, like); err != nil {
+		return r.fail(pid, file, err)
+	}
+	return info, nil
+}
+
+// readImage reads comm, cmdline and cgroup of the process dir into info,
+// reusing like's strings where a file still holds them. On failure it
+// names the file.
+func (r *Reader) readImage(dir int, info, like *Info) (file string, err error) {
 	b, err := r.readFile(dir, "comm", maxFileSize)
 	if err != nil {
-		return r.fail(pid, "comm", err)
+		return "comm", err
 	}
 	info.Comm = reuse(bytes.TrimSuffix(b, []byte{'\n'}), like.Comm)
 	maxCmd := r.MaxCmdline
@@ -173,18 +168,14 @@ func (r *Reader) ReadExec(pid uint32, like *Info) (Info, error) {
 		maxCmd = DefaultMaxCmdline
 	}
 	if b, err = r.readFile(dir, "cmdline", maxCmd+1); err != nil {
-		return r.fail(pid, "cmdline", err)
+		return "cmdline", err
 	}
 	info.Cmdline, info.CmdlineTruncated = parseCmdline(b, maxCmd)
-	// The cgroup, because a process is moved into its cgroup between its
-	// fork and its exec (runc init, systemd, cgexec, systemd-run --scope),
-	// or starts in another cgroup than its parent's (clone3
-	// CLONE_INTO_CGROUP): the connector reports neither.
 	if b, err = r.readFile(dir, "cgroup", maxFileSize); err != nil {
-		return r.fail(pid, "cgroup", err)
+		return "cgroup", err
 	}
 	if cg, ok := parseCgroup(b); ok {
-		if string(cg) == like.Cgroup {
+		if string(cg) == like.Cgroup && like.Cgroup != "" {
 			info.Cgroup, info.ContainerID, info.PodUID = like.Cgroup, like.ContainerID, like.PodUID
 		} else {
 			info.Cgroup = string(cg)
@@ -192,7 +183,7 @@ func (r *Reader) ReadExec(pid uint32, like *Info) (Info, error) {
 			info.PodUID = PodUID(info.Cgroup)
 		}
 	}
-	return info, nil
+	return "", nil
 }
 
 // reuse returns old if it holds the bytes b, else b as a new string.
@@ -201,34 +192,6 @@ func reuse(b []byte, old string) string {
 		return old
 	}
 	return string(b)
-}
-
-// IDs are a process's real and effective user and group ids.
-type IDs struct{ UID, EUID, GID, EGID uint32 }
-
-// ReadIDs reads the uids and gids from /proc/<pid>/status. gone reports a
-// process that no longer exists.
-func (r *Reader) ReadIDs(pid uint32) (ids IDs, gone bool, err error) {
-	if r.buf == nil {
-		r.buf = make([]byte, initialBufSize)
-	}
-	dir, err := r.openPID(pid)
-	if err != nil {
-		if isGone(err) {
-			return IDs{}, true, nil
-		}
-		return IDs{}, false, r.pathError("open", pid, "", err)
-	}
-	defer closeFD(dir)
-	b, err := r.readFile(dir, "status", maxFileSize)
-	if err != nil {
-		if isGone(err) {
-			return IDs{}, true, nil
-		}
-		return IDs{}, false, r.pathError("read", pid, "status", err)
-	}
-	st := parseStatus(b)
-	return IDs{st.uid, st.euid, st.gid, st.egid}, false, nil
 }
 
 // ReadStartTicks reads field 22 of /proc/<pid>/stat: the start in
