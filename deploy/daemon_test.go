@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // needRoot skips tests that run the daemon: subscribing to process events
@@ -28,17 +29,6 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startDaemon runs the built daemon with config (a YAML document; every
 // "{metrics}" in it is replaced by a free loopback address), waits until
 // /readyz answers 200, and returns the metrics base URL. The daemon is
@@ -46,7 +36,7 @@ func freePort(t *testing.T) int {
 func startDaemon(t *testing.T, config string) string {
 	t.Helper()
 	bin := buildStatic(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "cnbridged.yaml")
 	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(config, "{metrics}", addr)), 0o600); err != nil {

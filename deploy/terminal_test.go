@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -43,7 +45,7 @@ func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, a
 	if exists("/etc/cnbridged/cnbridged.yaml") {
 		t.Skip("/etc/cnbridged/cnbridged.yaml exists: the daemon would read it instead of its built-in default")
 	}
-	args = append([]string{"--no-watch", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", freePort(t))}, args...)
+	args = append([]string{"--no-watch", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", natstest.FreePort(t))}, args...)
 	cmd := exec.Command(buildStatic(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var logs, out syncBuffer

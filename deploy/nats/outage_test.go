@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"sync/atomic"
@@ -28,26 +27,6 @@ const (
 	outageDown     = 30 * time.Second
 	outageAfter    = 5 * time.Second // hub stops this long into publishing
 )
-
-// freePorts reserves n loopback ports (servers that restart need fixed
-// ones).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
 
 // loadConf reads one of the shipped server configs and points it at
 // loopback: everything else (JetStream domain, cluster name, leaf remotes'
@@ -81,7 +60,7 @@ type hub struct {
 }
 
 func newHub(t *testing.T) *hub {
-	ports := freePorts(t, 9)
+	ports := natstest.FreePorts(t, 9)
 	h := &hub{t: t, client: ports[0:3], cluster: ports[3:6], leafPt: ports[6:9]}
 	for range 3 {
 		h.dirs = append(h.dirs, t.TempDir())

@@ -82,10 +82,11 @@ func Run(t testing.TB, opts ...Option) *server.Server {
 func ClientPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
 
 // FreePort returns a loopback port that was free a moment ago.
-func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+func FreePort(t testing.TB) int { return FreePorts(t, 1)[0] }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
+// FreePorts returns n distinct loopback ports that were free a moment ago
+// (servers that restart need fixed ones).
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
@@ -114,7 +115,7 @@ type Cluster struct {
 func RunCluster(t testing.TB, n int, dir string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, servers: make([]*server.Server, n)}
-	ports := freePorts(t, 2*n)
+	ports := FreePorts(t, 2*n)
 	routes := ports[n:]
 	for i := range n {
 		o := Options(Port(ports[i]), JetStream(filepath.Join(dir, fmt.Sprint("n", i))))
