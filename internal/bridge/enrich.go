@@ -26,6 +26,9 @@ type EnrichOptions struct {
 	// Redact are the enrich_redact patterns: in every argument, each
 	// pattern's first capture group is replaced by "*****".
 	Redact []*regexp.Regexp
+	// ExecReaders is how many goroutines may read /proc for the execs of
+	// one batch at once (process_table.exec_readers); below 1, one.
+	ExecReaders int
 	// NoSeed skips the /proc scan at start (tests with a fake proc root).
 	NoSeed bool
 }
@@ -69,12 +72,14 @@ type enricher struct {
 	// is set once a reader feeds the enricher (see prefetch).
 	seenTs atomic.Uint64
 	live   atomic.Bool
-	// pre holds prefetch's reads by record index; cur is the record
-	// being applied.
-	pre []preRead
-	cur int
-	// like is likeOf's result.
-	like procinfo.Info
+	// pre holds prefetch's reads by record index, execIdx the indexes
+	// of the batch's execs; cur is the record being applied.
+	pre     []preRead
+	execIdx []int
+	cur     int
+	// readers are the Readers of prefetch's extra goroutines: readers[0]
+	// is unused (the enricher's own is reader).
+	readers []*procinfo.Reader
 
 	// reseed is set by the reader when a plan turns enrichment on: the
 	// enricher starts a new table from a /proc scan before its next batch.
@@ -98,6 +103,7 @@ type enricher struct {
 	fromTable, read, gone  prometheus.Counter
 	errs, skipped, backlog prometheus.Counter
 	startReads             prometheus.Counter
+	execBursts             prometheus.Counter
 	resyncs, exitLost      prometheus.Counter
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
@@ -130,6 +136,10 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 			Help: "Process events enriched, by result: table (described from the process table, no /proc read), read (the table read /proc: exec, or a process it did not know), gone (unknown to the table and gone from /proc), error, backlog (exec described from the table without reading /proc because the enricher was behind), skipped (not enriched: the daemon was stopping).",
 		}, []string{"result"}),
 	}
+	e.readers = make([]*procinfo.Reader, max(1, o.ExecReaders))
+	for i := 1; i < len(e.readers); i++ {
+		e.readers[i] = &procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline}
+	}
 	e.fromTable = e.results.WithLabelValues("table")
 	e.read = e.results.WithLabelValues("read")
 	e.gone = e.results.WithLabelValues("gone")
@@ -139,6 +149,10 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 	e.startReads = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cnbridged_proctable_start_reads_total",
 		Help: "Forks whose start tick was read from /proc/<pid>/stat because the event's timestamp fell just after a clock tick.",
+	})
+	e.execBursts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cnbridged_enrich_exec_bursts_total",
+		Help: "Batches whose execs were read from /proc by more than one goroutine (process_table.exec_readers).",
 	})
 	e.resyncs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cnbridged_proctable_resyncs_total",
@@ -152,7 +166,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		Name: "cnbridged_proctable_seeded_total",
 		Help: "Processes added to the table from a /proc scan (at start and by resyncs).",
 	})
-	reg.MustRegister(e.results, e.startReads, e.resyncs, e.exitLost, e.seeded,
+	reg.MustRegister(e.results, e.startReads, e.execBursts, e.resyncs, e.exitLost, e.seeded,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cnbridged_enrich_queue_length",
 			Help: "Batches waiting for the enricher.",
@@ -207,7 +221,12 @@ func (e *enricher) offer(b *event.Batch) {
 // run enriches batches until ctx ends, then marks what is left skipped.
 func (e *enricher) run(ctx context.Context) {
 	defer close(e.done)
-	defer e.reader.Close()
+	defer func() {
+		e.reader.Close()
+		for _, r := range e.readers[1:] {
+			r.Close()
+		}
+	}()
 	if e.reseed.Swap(false) {
 		e.seed() // before the first events: the daemon starts with enrichment on
 	}

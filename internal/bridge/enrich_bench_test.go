@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"os"
+	"os/exec"
 	"syscall"
 	"testing"
 
@@ -24,10 +25,15 @@ func BenchmarkEnrichment(b *testing.B) {
 	enc := event.NewEncoder("bench")
 	pool := event.NewPool()
 	buf := make([]byte, 0, 1<<20)
-	run := func(b *testing.B, enrich bool, gen func(i int) cnmsg.ProcEvent) {
-		e := newEnricher(EnrichOptions{MaxEntries: 65536, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
-		// The table knows this process, as it would after its start scan.
-		for _, pid := range []uint32{1, self} {
+	kids := sleepers(b, 64)
+	run := func(b *testing.B, enrich bool, gen func(i int) cnmsg.ProcEvent, readers ...int) {
+		o := EnrichOptions{MaxEntries: 65536, NoSeed: true}
+		if len(readers) > 0 {
+			o.ExecReaders = readers[0]
+		}
+		e := newEnricher(o, prometheus.NewRegistry(), zap.NewNop())
+		// The table knows these processes, as it would after its start scan.
+		for _, pid := range append([]uint32{1, self}, kids...) {
 			if o, ok := e.observe(pid); ok {
 				e.table.Seed(&o)
 			}
@@ -59,6 +65,12 @@ func BenchmarkEnrichment(b *testing.B) {
 		}
 	}
 	exec := func(int) cnmsg.ProcEvent { return cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self} }
+	// execs of 64 live processes in turn: a burst of execs is of
+	// different processes, which readers in parallel do not contend on.
+	execMany := func(i int) cnmsg.ProcEvent {
+		pid := kids[i%len(kids)]
+		return cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}
+	}
 	// Children get pids from 4 000 000 up (pid_max), so they never collide
 	// with this process's.
 	forkExit := func(i int) cnmsg.ProcEvent {
@@ -91,9 +103,30 @@ func BenchmarkEnrichment(b *testing.B) {
 	b.Run("cycle/enriched", func(b *testing.B) { run(b, true, cycle) })
 	b.Run("exec/plain", func(b *testing.B) { run(b, false, exec) })
 	b.Run("exec/enriched", func(b *testing.B) { run(b, true, exec) })
+	// The same execs read by two goroutines (process_table.exec_readers:
+	// 2, the default on this 2-CPU machine): ns/op is the rate, cpu-ns/op
+	// the cost.
+	b.Run("exec/enriched-readers2", func(b *testing.B) { run(b, true, exec, 2) })
+	b.Run("execmany/enriched", func(b *testing.B) { run(b, true, execMany) })
+	b.Run("execmany/enriched-readers2", func(b *testing.B) { run(b, true, execMany, 2) })
 	b.Run("forkexit/plain", func(b *testing.B) { run(b, false, forkExit) })
 	b.Run("forkexit/enriched", func(b *testing.B) { run(b, true, forkExit) })
 	b.Run("threads/enriched", func(b *testing.B) { run(b, true, threads) })
+}
+
+// sleepers starts n processes that sleep until the benchmark ends and
+// returns their pids.
+func sleepers(b *testing.B, n int) []uint32 {
+	var pids []uint32
+	for range n {
+		cmd := exec.Command("sleep", "3600")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	return pids
 }
 
 // cpuNs is the CPU time (user and system) this process has used: under a

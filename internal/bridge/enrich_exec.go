@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,8 +17,13 @@ import (
 // has handled every event the kernel sent before the last read (or 2 ms
 // have passed): a later exec of the same pid that the reads may show is
 // then counted in execSeen when the execs are applied.
+//
+// A batch of parallelMin execs or more (a burst: the reader found them
+// waiting together) is read by up to ExecReaders goroutines at once, each
+// with its own procinfo.Reader; the table is only read here, on the
+// enricher goroutine, before they start.
 func (e *enricher) prefetch(b *event.Batch) {
-	reads := 0
+	e.execIdx = e.execIdx[:0]
 	for i := range b.Records {
 		r := &b.Records[i]
 		if r.Kind != event.KindMessage || !r.HasProc || r.Proc.What != cnmsg.ProcExec || r.Sender != 0 ||
@@ -26,11 +33,22 @@ func (e *enricher) prefetch(b *event.Batch) {
 		for len(e.pre) <= i {
 			e.pre = append(e.pre, preRead{})
 		}
-		in, err := e.reader.ReadExec(r.Proc.PID, e.likeOf(e.table.Get(r.Proc.TGID)))
-		e.pre[i] = preRead{ok: true, in: in, err: err}
-		reads++
+		p := &e.pre[i]
+		p.pid, p.like = r.Proc.PID, likeOf(e.table.Get(r.Proc.TGID))
+		e.execIdx = append(e.execIdx, i)
 	}
-	if reads == 0 || !e.live.Load() {
+	reads := len(e.execIdx)
+	if reads == 0 {
+		return
+	}
+	if workers := min(len(e.readers), reads/parallelMin); workers > 1 {
+		e.readParallel(workers)
+	} else {
+		for _, i := range e.execIdx {
+			e.pre[i].readWith(&e.reader)
+		}
+	}
+	if !e.live.Load() {
 		return
 	}
 	read := monotonicNs()
@@ -39,22 +57,54 @@ func (e *enricher) prefetch(b *event.Batch) {
 	}
 }
 
-// likeOf returns what the table knows of p that an exec may keep (nil
-// for nil), for ReadExec to reuse its strings. The result is valid until
-// the next call.
-func (e *enricher) likeOf(p *proctable.Process) *procinfo.Info {
-	if p == nil {
-		return nil
+// parallelMin is the number of execs per extra reader goroutine: below
+// it, waking another thread costs more than the reads it takes over.
+const parallelMin = 4
+
+// readParallel reads the execs listed in execIdx on workers goroutines,
+// this one included, each taking the next unread exec.
+func (e *enricher) readParallel(workers int) {
+	var next atomic.Int32
+	work := func(rd *procinfo.Reader) {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(e.execIdx) {
+				return
+			}
+			e.pre[e.execIdx[k]].readWith(rd)
+		}
 	}
-	e.like = procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
-	return &e.like
+	var wg sync.WaitGroup
+	for _, rd := range e.readers[1:workers] {
+		wg.Go(func() { work(rd) })
+	}
+	work(&e.reader)
+	wg.Wait()
+	e.execBursts.Inc()
 }
 
-// preRead is a /proc read made by prefetch for the record at its index.
+// likeOf returns what the table knows of p that an exec may keep (the
+// zero Info for nil), for ReadExec to reuse its strings.
+func likeOf(p *proctable.Process) procinfo.Info {
+	if p == nil {
+		return procinfo.Info{}
+	}
+	return procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
+}
+
+// preRead is a /proc read made by prefetch for the record at its index:
+// pid and like are set before the read, the rest by it.
 type preRead struct {
-	ok  bool
-	in  procinfo.Info
-	err error
+	pid  uint32
+	like procinfo.Info
+	ok   bool
+	in   procinfo.Info
+	err  error
+}
+
+func (p *preRead) readWith(rd *procinfo.Reader) {
+	p.in, p.err = rd.ReadExec(p.pid, &p.like)
+	p.ok = true
 }
 
 func monotonicNs() int64 {
@@ -85,7 +135,8 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	if e.cur < len(e.pre) && e.pre[e.cur].ok {
 		in, err = e.pre[e.cur].in, e.pre[e.cur].err
 	} else {
-		in, err = e.reader.ReadExec(ev.PID, e.likeOf(e.table.Get(ev.TGID)))
+		like := likeOf(e.table.Get(ev.TGID))
+		in, err = e.reader.ReadExec(ev.PID, &like)
 	}
 	if err != nil {
 		e.readError(ev.PID, err)

@@ -55,6 +55,9 @@ type Config struct {
 // ProcessTable bounds the process table kept for enrichment.
 type ProcessTable struct {
 	MaxEntries int `mapstructure:"max_entries"` // processes plus threads
+	// ExecReaders is how many goroutines may read /proc at once for a
+	// burst of execs (1: the enricher alone).
+	ExecReaders int `mapstructure:"exec_readers"`
 }
 
 // Log configures the daemon's own logging.
@@ -199,6 +202,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("tap.queue_size", 8192)
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
 	v.SetDefault("process_table.max_entries", 65536)
+	v.SetDefault("process_table.exec_readers", 1)
 	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)

@@ -100,6 +100,9 @@ func (c *Config) validateEnrich(v *validation) {
 	if c.ProcessTable.MaxEntries < 1 {
 		v.bad("process_table.max_entries", "must be at least 1")
 	}
+	if n := c.ProcessTable.ExecReaders; n < 1 || n > 64 {
+		v.bad("process_table.exec_readers", "%d is outside 1..64", n)
+	}
 	for i, pat := range c.EnrichRedact {
 		key := fmt.Sprintf("enrich_redact[%d]", i)
 		if re, err := regexp.Compile(pat); err != nil {

@@ -145,10 +145,11 @@ func (d *Daemon) startBridge(_ context.Context, cfg *config.Config) (func(), err
 		ReorderWindow: cfg.Ledger.ReorderWindow,
 		MaxStreams:    cfg.Ledger.MaxStreams,
 	}, bridge.EnrichOptions{
-		MaxCmdline: cfg.EnrichMaxCmdlineBytes,
-		MaxEntries: cfg.ProcessTable.MaxEntries,
-		QueueSize:  cfg.EnrichQueueSize,
-		Redact:     compileRedact(cfg.EnrichRedact),
+		MaxCmdline:  cfg.EnrichMaxCmdlineBytes,
+		MaxEntries:  cfg.ProcessTable.MaxEntries,
+		ExecReaders: cfg.ProcessTable.ExecReaders,
+		QueueSize:   cfg.EnrichQueueSize,
+		Redact:      compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
