@@ -117,16 +117,30 @@ func BenchmarkEnrichment(b *testing.B) {
 // sleepers starts n processes that sleep until the benchmark ends and
 // returns their pids.
 func sleepers(b *testing.B, n int) []uint32 {
-	var pids []uint32
+	pids, stop := startSleepers(b, n)
+	b.Cleanup(stop)
+	return pids
+}
+
+// startSleepers starts n sleeping processes; stop ends them.
+func startSleepers(b *testing.B, n int) (pids []uint32, stop func()) {
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}
 	for range n {
 		cmd := exec.Command("sleep", "3600")
 		if err := cmd.Start(); err != nil {
+			stop()
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		cmds = append(cmds, cmd)
 		pids = append(pids, uint32(cmd.Process.Pid))
 	}
-	return pids
+	return pids, stop
 }
 
 // cpuNs is the CPU time (user and system) this process has used: under a
@@ -135,4 +149,53 @@ func cpuNs() int64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkExecFresh is the exec case for processes /proc has not shown
+// before, as every real exec is: the kernel builds /proc's entries for a
+// process on its first lookup, and that costs more than the reads that
+// follow (docs/performance.md). Each op is the exec of its own sleeping
+// process, which the table knows from its fork event (as the daemon's
+// does: no /proc read). Processes are started and ended a batch at a time
+// outside the timer (about 1 ms each: -benchtime 2000x keeps it short).
+func BenchmarkExecFresh(b *testing.B) {
+	self := uint32(os.Getpid())
+	e := newEnricher(EnrichOptions{MaxEntries: 65536, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
+	if o, ok := e.observe(self); ok {
+		e.table.Seed(&o)
+	}
+	pool := event.NewPool()
+	enc := event.NewEncoder("bench")
+	buf := make([]byte, 0, 1<<20)
+	var cpu int64
+	b.ReportAllocs()
+	for done := 0; done < b.N; {
+		n := min(event.MaxBatchRecords, b.N-done)
+		b.StopTimer()
+		kids, stop := startSleepers(b, n)
+		var forks, execs []cnmsg.ProcEvent
+		for i, pid := range kids {
+			// Mid-tick timestamps: the fork's start needs no /proc read.
+			forks = append(forks, cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self,
+				ChildPID: pid, ChildTGID: pid, TimestampNs: 5_000_000 + uint64(done+i)*10_000_000})
+			execs = append(execs, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid})
+		}
+		fb := procBatch(pool, forks...)
+		enrichNow(e, fb)
+		fb.Release()
+		b.StartTimer()
+		cpu0 := cpuNs()
+		batch := procBatch(pool, execs...)
+		enrichNow(e, batch)
+		for i := range batch.Records {
+			buf = enc.AppendJSON(buf[:0], &batch.Records[i])
+		}
+		batch.Release()
+		cpu += cpuNs() - cpu0
+		b.StopTimer()
+		stop()
+		b.StartTimer()
+		done += n
+	}
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 }
