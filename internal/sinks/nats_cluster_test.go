@@ -87,22 +87,30 @@ func TestNATSJetStreamCluster(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var st jetstream.Stream
-	cl.WaitFor(20*time.Second, "the stream to answer", func() bool {
-		st, err = js.Stream(ctx, "CN")
+	// Right after the restarts the cluster may still answer 503 (JetStream
+	// system temporarily unavailable) to any of these calls: wait until
+	// all three have answered.
+	var (
+		st   jetstream.Stream
+		info *jetstream.StreamInfo
+		cons jetstream.Consumer
+	)
+	cl.WaitFor(30*time.Second, "the stream to answer", func() bool {
+		if st, err = js.Stream(ctx, "CN"); err != nil {
+			return false
+		}
+		if info, err = st.Info(ctx); err != nil {
+			return false
+		}
+		cons, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 		return err == nil
 	})
-	info, err := st.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := make(map[string]bool, total)
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for uint64(len(seen)) < info.State.Msgs {
 		batch, err := cons.Fetch(5000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
