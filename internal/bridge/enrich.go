@@ -112,10 +112,20 @@ type enricher struct {
 	lastResync             time.Time // see enrichBatch
 	// absent are processes the last resync found gone from /proc, not yet
 	// confirmed lost (see confirmLost); absentAt is the scan's
-	// CLOCK_MONOTONIC time.
+	// CLOCK_MONOTONIC time when it ended.
 	absent      []*proctable.Process
 	absentAt    int64
 	absentSince time.Time
+	// scanLive holds the pids the last resync's scan listed, until every
+	// event stamped before the scan has been applied (see confirmLost);
+	// scanAt is when the scan began (CLOCK_MONOTONIC). A fork stamped
+	// before it whose child the scan did not list is of a process that
+	// had ended by then: an event the enricher was still behind on.
+	scanLive map[uint32]struct{}
+	scanAt   int64
+	// appliedTs is the highest kernel timestamp the enricher has applied
+	// to the table.
+	appliedTs uint64
 }
 
 func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
@@ -230,12 +240,18 @@ func (e *enricher) run(ctx context.Context) {
 	if e.reseed.Swap(false) {
 		e.seed() // before the first events: the daemon starts with enrichment on
 	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for ctx.Err() == nil {
 		select {
 		case b := <-e.q:
 			e.enrichBatch(b)
 		case c := <-e.views:
 			c <- e.view()
+		case <-tick.C:
+			if len(e.q) == 0 {
+				e.housekeep()
+			}
 		case <-ctx.Done():
 		}
 	}
@@ -282,12 +298,24 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 		if r.Kind == event.KindMessage && r.HasProc && (r.Enrich == event.EnrichPending || r.Enrich == event.EnrichTable) {
 			e.cur = i
 			e.apply(r, behind)
+			if r.Sender == 0 && r.Proc.TimestampNs > e.appliedTs {
+				e.appliedTs = r.Proc.TimestampNs
+			}
 		}
 	}
 	e.pre = e.pre[:0]
-	// After the batch, so that exits in it are applied first. At most one
-	// resync a second: under sustained loss each would scan /proc again;
-	// the next one catches what happened in between.
+	// After the batch, so that exits in it are applied first.
+	e.housekeep()
+	b.EnrichDone()
+	b.Release()
+}
+
+// housekeep runs a resync the reader asked for, settles the last one and
+// publishes the table's gauges: after every batch, and on a timer while
+// no batch comes (a quiet system must settle too). At most one resync a
+// second: under sustained loss each would scan /proc again; the next one
+// catches what happened in between.
+func (e *enricher) housekeep() {
 	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
 		e.resync.Store(false)
 		e.lastResync = time.Now()
@@ -295,8 +323,6 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 	}
 	e.confirmLost()
 	e.publish()
-	b.EnrichDone()
-	b.Release()
 }
 
 func (e *enricher) publish() {

@@ -112,6 +112,10 @@ func (e *enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Proces
 // new thread.
 func (e *enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
 	p, res := e.table.Fork(ev.ParentTGID, ev.ChildPID, ev.ChildTGID, ev.TimestampNs)
+	if res.Replaced != nil {
+		// Its pid is free again: the exit of the process it held was lost.
+		e.emitLost([]*proctable.Process{res.Replaced})
+	}
 	switch {
 	case res.Thread:
 		if p == nil {
@@ -129,6 +133,9 @@ func (e *enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
 		if ticks, gone, err := e.reader.ReadStartTicks(ev.ChildPID); err == nil && !gone {
 			p = e.table.SetStart(ev.ChildTGID, ticks)
 		}
+	}
+	if !res.Thread && res.ParentKnown {
+		e.lateFork(p, ev.TimestampNs)
 	}
 	return p
 }

@@ -46,10 +46,16 @@ func (e *enricher) seed() {
 // resyncNow reconciles the table with /proc after loss.
 func (e *enricher) resyncNow() {
 	e.resyncs.Inc()
+	scanAt := monotonicNs()
 	pids, err := procinfo.Scan(e.o.ProcRoot)
 	if err != nil {
 		e.log.Warn("scanning /proc to resync the process table", zap.Error(err))
 		return
+	}
+	e.scanAt = scanAt
+	e.scanLive = make(map[uint32]struct{}, len(pids))
+	for _, pid := range pids {
+		e.scanLive[pid] = struct{}{}
 	}
 	live := make([]proctable.Observed, 0, len(pids))
 	for _, pid := range pids {
@@ -78,13 +84,17 @@ func (e *enricher) resyncNow() {
 }
 
 // confirmLost reports as exit_lost the processes a resync found gone from
-// /proc whose exit event has not come once the reader has handled events
-// stamped 50 ms after the scan (or, on a quiet system, a second later).
+// /proc, and those a fork stamped before its scan added afterwards
+// (lateFork), whose exit event has not come once the enricher has applied
+// events stamped 50 ms after the scan, or, on a quiet system, a second
+// after it with nothing left in its queue. The enricher's own progress
+// counts, not the reader's: an exit the reader has handled may still wait
+// in the enricher's queue.
 func (e *enricher) confirmLost() {
-	if len(e.absent) == 0 {
+	if len(e.absent) == 0 && e.scanLive == nil {
 		return
 	}
-	if e.seenTs.Load() < uint64(e.absentAt+50e6) && time.Since(e.absentSince) < time.Second {
+	if e.appliedTs < uint64(e.absentAt+50e6) && (time.Since(e.absentSince) < time.Second || len(e.q) > 0) {
 		return
 	}
 	var lost []*proctable.Process
@@ -94,7 +104,22 @@ func (e *enricher) confirmLost() {
 		}
 	}
 	e.absent = e.absent[:0]
+	e.scanLive = nil
 	e.emitLost(lost)
+}
+
+// lateFork checks p, a process a fork event just added to the table. A
+// fork stamped before the last resync's scan whose child the scan did not
+// list is of a process that had ended by then (the enricher was behind
+// on it): its exit is lost unless it is still to come, so it waits with
+// the resync's absent processes for confirmLost.
+func (e *enricher) lateFork(p *proctable.Process, tsNs uint64) {
+	if e.scanLive == nil || p == nil || int64(tsNs) >= e.scanAt {
+		return
+	}
+	if _, listed := e.scanLive[p.TGID]; !listed {
+		e.absent = append(e.absent, p)
+	}
 }
 
 // emitLost hands exit_lost processes to the reader.

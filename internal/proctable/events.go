@@ -9,6 +9,12 @@ type ForkResult struct {
 	// ParentKnown: the new process inherited from a parent in the table.
 	// When false its fields are empty and Missing says so.
 	ParentKnown bool
+	// Replaced is the process the table held under the child's pid with
+	// another start: it has ended, since its pid was free for this fork,
+	// and its exit event was lost. Nil when there was none, or when the
+	// table held this same process (seeded by a resync before its fork
+	// event was applied).
+	Replaced *Process
 }
 
 // Fork records a fork: a new thread (childPID != childTGID) or a new
@@ -34,6 +40,12 @@ func (t *Table) Fork(parentTGID, childPID, childTGID uint32, tsNs uint64) (*Proc
 	ticks, amb := t.StartTicks(tsNs)
 	p := &Process{PID: childPID, TGID: childTGID, PPID: parentTGID, StartTicks: ticks, ForkNs: tsNs}
 	res := ForkResult{Ambiguous: amb}
+	// One tick apart is the same process: the tick derived from a
+	// timestamp may be one too high, and no pid comes round again within
+	// 10 ms.
+	if old, ok := t.procs.Peek(childTGID); ok && max(old.cur.StartTicks, ticks)-min(old.cur.StartTicks, ticks) > 1 {
+		res.Replaced = old.cur
+	}
 	if pe, ok := t.procs.Get(parentTGID); ok { // a fork touches its parent too
 		inherit(p, pe.cur)
 		res.ParentKnown = true

@@ -257,3 +257,24 @@ func FuzzTable(f *testing.F) {
 		}
 	})
 }
+
+// TestForkReplaced: a fork of a pid the table still holds with another
+// start means the process it held has ended with its exit lost: Fork
+// returns it as Replaced. A fork of the process the table already holds
+// (seeded from /proc by a resync before the fork event was applied, the
+// tick one apart at most) replaces nothing.
+func TestForkReplaced(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/sbin/init"})
+	first, _ := tb.Fork(1, 100, 100, 2_005_000_000) // tick 300
+	if _, res := tb.Fork(1, 100, 100, 7_005_000_000); res.Replaced != first {
+		t.Errorf("pid 100 forked again 5 s later: Replaced %+v, want the first process", res.Replaced)
+	}
+	tb.Seed(&Observed{PID: 200, StartTicks: 401, Exe: "/bin/sleep"}) // seeded by a resync
+	if p, res := tb.Fork(1, 200, 200, 3_005_000_000); res.Replaced != nil || p.StartTicks != 400 {
+		t.Errorf("the late fork of the seeded pid 200: Replaced %+v, start %d; want none, 400", res.Replaced, p.StartTicks)
+	}
+	if _, res := tb.Fork(1, 300, 300, 3_005_000_000); res.Replaced != nil {
+		t.Errorf("a new pid: Replaced %+v, want none", res.Replaced)
+	}
+}

@@ -1,0 +1,159 @@
+package bridge
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
+)
+
+// fakeProc returns a proc root that holds process 1 only.
+func fakeProc(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"comm":    "init\n",
+		"cmdline": "init\x00",
+		"status":  "Name:\tinit\nPPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
+		"cgroup":  "0::/\n",
+		"stat":    "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 5 100 1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/bin/true", filepath.Join(dir, "exe")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// midTick returns a CLOCK_MONOTONIC timestamp near ns in the middle of a
+// clock tick of the table's boot clock, so that a fork stamped with it
+// needs no /proc read for its start.
+func midTick(e *enricher, ns int64) uint64 {
+	boot := ns + e.off
+	return uint64(boot/1e7*1e7 + 5e6 - e.off)
+}
+
+func forkOf(parent, child uint32, ts uint64) cnmsg.ProcEvent {
+	return cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: parent, ParentTGID: parent, ChildPID: child, ChildTGID: child, TimestampNs: ts}
+}
+
+func lostPIDs(ps []*proctable.Process) []uint32 {
+	var out []uint32
+	for _, p := range ps {
+		out = append(out, p.TGID)
+	}
+	return out
+}
+
+// TestResyncLateFork: a fork stamped before a resync's scan, applied after
+// it (the enricher was behind), of a child the scan did not list, is of a
+// process that had ended: it is reported exit_lost once the events after
+// the scan are applied, and does not stay in the table. A fork stamped
+// after the scan is of a live process and stays. On the code before this
+// test the late child stayed in the table for good (TestProcessStormResync
+// saw hundreds of them).
+func TestResyncLateFork(t *testing.T) {
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	e.resyncNow() // after a loss; the scan lists pid 1 only
+	pool := event.NewPool()
+	before, after := midTick(e, e.scanAt-1e9), midTick(e, e.absentAt+2e8)
+
+	b := procBatch(pool, forkOf(1, 500, before))
+	enrichNow(e, b)
+	b.Release()
+	b = procBatch(pool, forkOf(1, 600, after))
+	enrichNow(e, b)
+	b.Release()
+
+	if got := lostPIDs(e.takeLost()); len(got) != 1 || got[0] != 500 {
+		t.Errorf("exit_lost %v, want [500]: the child forked before the scan and missing from it", got)
+	}
+	if e.table.Get(500) != nil {
+		t.Error("pid 500 is still in the table")
+	}
+	if e.table.Get(600) == nil {
+		t.Error("pid 600, forked after the scan, is not in the table")
+	}
+}
+
+// TestResyncWaitsForQueuedExit: a process a resync found gone from /proc
+// whose exit event the reader has handled but the enricher has not yet
+// applied (it waits in the enricher's queue) is not reported exit_lost:
+// confirmation waits for the enricher's own progress past the scan, not
+// the reader's. On the code before this test it was reported lost, and
+// then its real exit came too.
+func TestResyncWaitsForQueuedExit(t *testing.T) {
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	pool := event.NewPool()
+	b := procBatch(pool, forkOf(1, 700, midTick(e, monotonicNs()-2e9)))
+	enrichNow(e, b)
+	b.Release()
+
+	e.resyncNow() // 700 is not in the fake /proc: absent
+	before, after := midTick(e, e.scanAt-1e9), midTick(e, e.absentAt+2e8)
+	// The reader has handled events well past the scan: 700's exit among
+	// them, queued for the enricher.
+	e.seenTs.Store(uint64(e.absentAt + 1e9))
+	exit := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 700, TGID: 700, TimestampNs: before + 1e6})
+	e.offer(exit)
+
+	b = procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcComm, PID: 1, TGID: 1, TimestampNs: before})
+	enrichNow(e, b)
+	b.Release()
+	if got := e.takeLost(); len(got) != 0 {
+		t.Fatalf("exit_lost %v before the queued exit was applied, want none", lostPIDs(got))
+	}
+	e.enrichBatch(<-e.q)
+	exit.WaitEnriched()
+	if r := exit.Records[0]; r.Enriched == nil || r.Enriched.Process == nil || r.Enriched.Process.TGID != 700 {
+		t.Errorf("the exit of 700: got %+v, want it described from the table", r.Enriched)
+	}
+	exit.Release()
+	b = procBatch(pool, forkOf(1, 800, after))
+	enrichNow(e, b)
+	b.Release()
+	if got := e.takeLost(); len(got) != 0 {
+		t.Errorf("exit_lost %v, want none: 700's exit came", lostPIDs(got))
+	}
+}
+
+// TestForkOverLostExit: a fork of a pid the table still holds for another
+// process (its exit event was lost, and its pid has come round again)
+// reports that process exit_lost. On the code before this test the fork
+// overwrote it silently: no record of its end at all.
+func TestForkOverLostExit(t *testing.T) {
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	pool := event.NewPool()
+	now := monotonicNs()
+	b := procBatch(pool, forkOf(1, 900, midTick(e, now-3e9)))
+	enrichNow(e, b)
+	first := b.Records[0].Enriched.Process
+	b.Release()
+	b = procBatch(pool, forkOf(1, 900, midTick(e, now-1e9))) // its exit was lost
+	enrichNow(e, b)
+	second := b.Records[0].Enriched.Process
+	b.Release()
+	got := e.takeLost()
+	if len(got) != 1 || got[0].EntityID != first.EntityID {
+		t.Fatalf("exit_lost %v, want the first pid 900 (%s)", lostPIDs(got), first.EntityID)
+	}
+	if cur := e.table.Get(900); cur == nil || cur.EntityID != second.EntityID || second.EntityID == first.EntityID {
+		t.Errorf("table holds %+v, want the second pid 900 (%s)", cur, second.EntityID)
+	}
+}
