@@ -97,6 +97,12 @@ func (b *Bridge) SetOverruns(f func() uint64) {
 	}
 }
 
+// SetWake gives the enricher a way to have the reader run its handler
+// when the socket is quiet (listener.Listener.Wake): exit_lost records it
+// finds go out then instead of waiting for the next kernel message. Safe
+// to call while the enricher runs.
+func (b *Bridge) SetWake(f func()) { b.enr.wake.Store(&f) }
+
 // RunEnricher runs the enrichment stage until ctx ends.
 func (b *Bridge) RunEnricher(ctx context.Context) error {
 	b.enr.run(ctx)

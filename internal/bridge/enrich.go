@@ -92,10 +92,12 @@ type enricher struct {
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
 	resync atomic.Bool
-	// lost holds exit_lost processes for the reader to emit.
+	// lost holds exit_lost processes for the reader to emit; wake, when
+	// set, has the reader come for them even if no kernel message comes.
 	lostMu sync.Mutex
 	lost   []*proctable.Process
 	nLost  atomic.Int32
+	wake   atomic.Pointer[func()]
 	off    int64     // CLOCK_BOOTTIME - CLOCK_MONOTONIC
 	offAt  time.Time // when off was measured
 

@@ -120,6 +120,8 @@ func (e *enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
 	case res.Thread:
 		if p == nil {
 			p = e.unknown(ev.ChildTGID)
+		} else {
+			e.lateThread(ev.ChildPID, ev.ChildTGID, ev.TimestampNs)
 		}
 	case !res.ParentKnown:
 		// The parent is not in the table (evicted, or lost): read the

@@ -74,13 +74,25 @@ func (e *enricher) resyncNow() {
 	lost, absent, added := e.table.Resync(live)
 	e.seeded.Add(float64(len(added)))
 	e.emitLost(lost)
+	// Threads whose exits were lost: a group's threads that its task
+	// directory no longer lists. (A group gone as a whole drops its
+	// threads with it.)
+	threadsGone := 0
+	for _, tgid := range e.table.ThreadGroups() {
+		tids, gone, err := procinfo.Tasks(e.o.ProcRoot, tgid)
+		if err != nil || gone {
+			continue
+		}
+		threadsGone += e.table.PruneThreads(tgid, func(tid uint32) bool { return tids[tid] })
+	}
 	// Processes gone from /proc may still have their exit event on its way
 	// (received after the scan began): they are exit_lost only if it does
 	// not come (see confirmLost).
 	e.absent = append(e.absent, absent...)
 	e.absentAt, e.absentSince = monotonicNs(), time.Now()
 	e.log.Info("process table resynchronized with /proc after loss",
-		zap.Int("pid_reused", len(lost)), zap.Int("gone_unconfirmed", len(absent)), zap.Int("seeded", len(added)))
+		zap.Int("pid_reused", len(lost)), zap.Int("gone_unconfirmed", len(absent)), zap.Int("seeded", len(added)),
+		zap.Int("threads_gone", threadsGone))
 }
 
 // confirmLost reports as exit_lost the processes a resync found gone from
@@ -122,6 +134,19 @@ func (e *enricher) lateFork(p *proctable.Process, tsNs uint64) {
 	}
 }
 
+// lateThread checks thread tid of group tgid, which a fork event just
+// added to the table: stamped before the last resync's scan, it may be of
+// a thread that had ended by then (its exit lost), which the scan could
+// not prune; if /proc no longer lists it, it leaves the table again.
+func (e *enricher) lateThread(tid, tgid uint32, tsNs uint64) {
+	if e.scanLive == nil || int64(tsNs) >= e.scanAt {
+		return
+	}
+	if !procinfo.TaskExists(e.o.ProcRoot, tgid, tid) {
+		e.table.DropThread(tid)
+	}
+}
+
 // emitLost hands exit_lost processes to the reader.
 func (e *enricher) emitLost(lost []*proctable.Process) {
 	if len(lost) == 0 {
@@ -132,4 +157,7 @@ func (e *enricher) emitLost(lost []*proctable.Process) {
 	e.lost = append(e.lost, lost...)
 	e.nLost.Store(int32(len(e.lost)))
 	e.lostMu.Unlock()
+	if w := e.wake.Load(); w != nil {
+		(*w)()
+	}
 }

@@ -68,6 +68,9 @@ func lostPIDs(ps []*proctable.Process) []uint32 {
 func TestResyncLateFork(t *testing.T) {
 	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
+	wakes := 0
+	b0 := &Bridge{enr: e}
+	b0.SetWake(func() { wakes++ })
 	e.resyncNow() // after a loss; the scan lists pid 1 only
 	pool := event.NewPool()
 	before, after := midTick(e, e.scanAt-1e9), midTick(e, e.absentAt+2e8)
@@ -84,6 +87,9 @@ func TestResyncLateFork(t *testing.T) {
 	}
 	if e.table.Get(500) != nil {
 		t.Error("pid 500 is still in the table")
+	}
+	if wakes != 1 {
+		t.Errorf("the reader was woken %d times for the exit_lost record, want 1", wakes)
 	}
 	if e.table.Get(600) == nil {
 		t.Error("pid 600, forked after the scan, is not in the table")
@@ -155,5 +161,46 @@ func TestForkOverLostExit(t *testing.T) {
 	}
 	if cur := e.table.Get(900); cur == nil || cur.EntityID != second.EntityID || second.EntityID == first.EntityID {
 		t.Errorf("table holds %+v, want the second pid 900 (%s)", cur, second.EntityID)
+	}
+}
+
+// TestResyncThreads: after a loss, the resync drops the threads whose
+// group's task directory no longer lists them (their exits were lost),
+// keeps the live ones, and a thread fork stamped before the scan but
+// applied after it stays only if /proc still lists the thread. On the
+// code before this test dead threads stayed in the table
+// (TestProcessStormResync saw two, of another test's process).
+func TestResyncThreads(t *testing.T) {
+	root := fakeProc(t)
+	for _, tid := range []string{"1", "2", "5"} {
+		if err := os.MkdirAll(filepath.Join(root, "1", "task", tid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	pool := event.NewPool()
+	thread := func(tid uint32, ts uint64) cnmsg.ProcEvent {
+		return cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: 1, ParentTGID: 1, ChildPID: tid, ChildTGID: 1, TimestampNs: ts}
+	}
+	early := midTick(e, monotonicNs()-2e9)
+	b := procBatch(pool, thread(2, early), thread(3, early))
+	enrichNow(e, b)
+	b.Release()
+	e.resyncNow() // thread 3 is not in /proc/1/task
+	tids := func() map[uint32]bool {
+		m := map[uint32]bool{}
+		e.table.Threads(func(tid, _ uint32) bool { m[tid] = true; return true })
+		return m
+	}
+	if got := tids(); !got[2] || got[3] {
+		t.Errorf("threads after the resync: %v, want 2 and not 3", got)
+	}
+	before := midTick(e, e.scanAt-1e9)
+	b = procBatch(pool, thread(4, before), thread(5, before)) // late: 4 has ended, 5 lives
+	enrichNow(e, b)
+	b.Release()
+	if got := tids(); got[4] || !got[5] {
+		t.Errorf("threads after late forks: %v, want 5 and not 4", got)
 	}
 }

@@ -179,6 +179,7 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.registerReceiveBuffer()
 	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
+	d.bridge.SetWake(lis.Wake)
 	return func() {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
@@ -217,6 +218,7 @@ func (d *Daemon) startReader(ctx context.Context, _ *config.Config) (func(), err
 		if err != nil {
 			d.log.Warn("reading the connector socket at stop", zap.Error(err))
 		}
+		d.handle(nil, time.Now()) // exit_lost records found since the last batch
 		d.summary.Drained, d.summary.SocketLeft = n, !empty
 		if drops, err := d.lis.Drops(); err == nil {
 			d.summary.SocketDrops = drops

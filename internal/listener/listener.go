@@ -39,7 +39,8 @@ type Datagram struct {
 }
 
 // Handler receives each batch of datagrams, with the time it was received.
-// It runs on the reader goroutine and must not block.
+// It runs on the reader goroutine and must not block. The batch is empty
+// when Run calls it for a Wake.
 type Handler func(batch []Datagram, now time.Time)
 
 // Errors.

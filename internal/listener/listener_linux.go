@@ -51,6 +51,7 @@ type Listener struct {
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
 	subscribed atomic.Bool
+	wake       atomic.Bool // see Wake
 
 	received, overruns, truncated, syscalls atomic.Uint64
 	seq                                     atomic.Uint32
@@ -285,6 +286,17 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 				return nil
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A Wake. The deadline is cleared before the flag is
+				// taken, so that a Wake after it sets a new one; and ctx
+				// is checked again, since clearing it may have undone the
+				// stop's.
+				l.conn.SetReadDeadline(time.Time{})
+				if ctx.Err() != nil {
+					return nil
+				}
+				if l.wake.Swap(false) {
+					h(nil, time.Now())
+				}
 				continue
 			}
 			return &OpError{Op: "recvmmsg", Err: err}
@@ -304,6 +316,15 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 		}
 		l.deliver(h)
 	}
+}
+
+// Wake makes Run call its handler once with no datagrams, soon, even when
+// the socket stays quiet: for work that has no kernel message to ride on
+// (exit_lost records found while no process event comes). Safe to call
+// from any goroutine, and after Close (it then does nothing).
+func (l *Listener) Wake() {
+	l.wake.Store(true)
+	l.conn.SetReadDeadline(time.Now())
 }
 
 // deliver hands the l.n datagrams the last recvmmsg read to h.

@@ -26,6 +26,9 @@ func (*Listener) Subscribe(context.Context) error { return ErrUnsupported }
 // Drain returns ErrUnsupported.
 func (*Listener) Drain(Handler, time.Time) (uint64, bool, error) { return 0, true, ErrUnsupported }
 
+// Wake does nothing.
+func (*Listener) Wake() {}
+
 // Close does nothing.
 func (*Listener) Close() error { return nil }
 

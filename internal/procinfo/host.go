@@ -2,9 +2,12 @@ package procinfo
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +83,38 @@ func Scan(root string) ([]uint32, error) {
 		}
 	}
 	return pids, nil
+}
+
+// Tasks returns the thread ids of process tgid under root (its task
+// directory). gone is true when the process has no entry there.
+func Tasks(root string, tgid uint32) (tids map[uint32]bool, gone bool, err error) {
+	if root == "" {
+		root = DefaultRoot
+	}
+	ents, err := os.ReadDir(root + "/" + strconv.FormatUint(uint64(tgid), 10) + "/task")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return nil, true, nil
+		}
+		return nil, false, err
+	}
+	tids = make(map[uint32]bool, len(ents))
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 32); err == nil {
+			tids[uint32(n)] = true
+		}
+	}
+	return tids, false, nil
+}
+
+// TaskExists reports whether thread tid of process tgid has an entry
+// under root.
+func TaskExists(root string, tgid, tid uint32) bool {
+	if root == "" {
+		root = DefaultRoot
+	}
+	_, err := os.Lstat(root + "/" + strconv.FormatUint(uint64(tgid), 10) + "/task/" + strconv.FormatUint(uint64(tid), 10))
+	return err == nil
 }
 
 // Users maps uids to names from a passwd file, read again at most once per

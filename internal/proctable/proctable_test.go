@@ -278,3 +278,27 @@ func TestForkReplaced(t *testing.T) {
 		t.Errorf("a new pid: Replaced %+v, want none", res.Replaced)
 	}
 }
+
+// TestPruneThreads: PruneThreads removes exactly the group's threads live
+// does not hold; DropThread removes one.
+func TestPruneThreads(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 1, StartTicks: 1})
+	tb.Seed(&Observed{PID: 50, StartTicks: 1})
+	for _, tid := range []uint32{2, 3, 4} {
+		tb.Fork(1, tid, 1, 0)
+	}
+	tb.Fork(50, 51, 50, 0)
+	if got := tb.ThreadGroups(); len(got) != 2 {
+		t.Errorf("ThreadGroups %v, want 1 and 50", got)
+	}
+	if n := tb.PruneThreads(1, func(tid uint32) bool { return tid == 3 }); n != 2 {
+		t.Errorf("pruned %d, want 2", n)
+	}
+	tb.DropThread(51)
+	var left []uint32
+	tb.Threads(func(tid, _ uint32) bool { left = append(left, tid); return true })
+	if len(left) != 1 || left[0] != 3 || tb.Len() != 3 {
+		t.Errorf("threads left %v, Len %d; want [3], 3", left, tb.Len())
+	}
+}

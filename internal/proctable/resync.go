@@ -24,6 +24,51 @@ func (t *Table) Remove(tgid uint32) {
 	}
 }
 
+// ThreadGroups returns the thread groups that have threads in the table.
+func (t *Table) ThreadGroups() []uint32 {
+	seen := make(map[uint32]bool)
+	var out []uint32
+	for _, tgid := range t.threads {
+		if !seen[tgid] {
+			seen[tgid] = true
+			out = append(out, tgid)
+		}
+	}
+	return out
+}
+
+// PruneThreads removes the threads of group tgid that live does not hold
+// (after loss: their exit events were lost) and returns how many it
+// removed.
+func (t *Table) PruneThreads(tgid uint32, live func(tid uint32) bool) int {
+	e, ok := t.procs.Peek(tgid)
+	if !ok {
+		return 0
+	}
+	n := 0
+	kept := e.threads[:0]
+	for _, tid := range e.threads {
+		if live(tid) {
+			kept = append(kept, tid)
+			continue
+		}
+		delete(t.threads, tid)
+		n++
+	}
+	e.threads = kept
+	return n
+}
+
+// DropThread removes thread tid, if the table tracks it.
+func (t *Table) DropThread(tid uint32) {
+	if g, ok := t.threads[tid]; ok {
+		delete(t.threads, tid)
+		if e, ok := t.procs.Peek(g); ok {
+			e.threads = removeTID(e.threads, tid)
+		}
+	}
+}
+
 // Resync reconciles the table with a full /proc scan (after loss). An
 // entry whose pid /proc shows with another start (a reused pid) is removed
 // and returned in lost. An entry whose pid is not in live at all is
