@@ -154,11 +154,19 @@ func cpuNs() int64 {
 // BenchmarkExecFresh is the exec case for processes /proc has not shown
 // before, as every real exec is: the kernel builds /proc's entries for a
 // process on its first lookup, and that costs more than the reads that
-// follow (docs/performance.md). Each op is the exec of its own sleeping
-// process, which the table knows from its fork event (as the daemon's
-// does: no /proc read). Processes are started and ended a batch at a time
-// outside the timer (about 1 ms each: -benchtime 2000x keeps it short).
+// follow (docs/performance.md). exec: each op is the exec of its own
+// sleeping process, which the table knows from its fork event (applied
+// outside the timer, as the daemon's table knows it: no /proc read);
+// life: each op is a process's fork, exec and exit, all timed (cpu-ns/op
+// per process, not per event). Processes are started and ended a batch
+// at a time outside the timer (about 1 ms each: -benchtime 2000x keeps it
+// short).
 func BenchmarkExecFresh(b *testing.B) {
+	b.Run("exec", func(b *testing.B) { benchFresh(b, false) })
+	b.Run("life", func(b *testing.B) { benchFresh(b, true) })
+}
+
+func benchFresh(b *testing.B, life bool) {
 	self := uint32(os.Getpid())
 	e := newEnricher(EnrichOptions{MaxEntries: 65536, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
 	if o, ok := e.observe(self); ok {
@@ -168,34 +176,39 @@ func BenchmarkExecFresh(b *testing.B) {
 	enc := event.NewEncoder("bench")
 	buf := make([]byte, 0, 1<<20)
 	var cpu int64
-	b.ReportAllocs()
-	for done := 0; done < b.N; {
-		n := min(event.MaxBatchRecords, b.N-done)
-		b.StopTimer()
-		kids, stop := startSleepers(b, n)
-		var forks, execs []cnmsg.ProcEvent
-		for i, pid := range kids {
-			// Mid-tick timestamps: the fork's start needs no /proc read.
-			forks = append(forks, cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self,
-				ChildPID: pid, ChildTGID: pid, TimestampNs: 5_000_000 + uint64(done+i)*10_000_000})
-			execs = append(execs, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid})
+	apply := func(evs []cnmsg.ProcEvent, timed bool) {
+		if timed {
+			b.StartTimer()
+			defer b.StopTimer()
+			cpu0 := cpuNs()
+			defer func() { cpu += cpuNs() - cpu0 }()
 		}
-		fb := procBatch(pool, forks...)
-		enrichNow(e, fb)
-		fb.Release()
-		b.StartTimer()
-		cpu0 := cpuNs()
-		batch := procBatch(pool, execs...)
+		batch := procBatch(pool, evs...)
 		enrichNow(e, batch)
 		for i := range batch.Records {
 			buf = enc.AppendJSON(buf[:0], &batch.Records[i])
 		}
 		batch.Release()
-		cpu += cpuNs() - cpu0
-		b.StopTimer()
+	}
+	b.ReportAllocs()
+	b.StopTimer()
+	for done := 0; done < b.N; {
+		n := min(event.MaxBatchRecords, b.N-done)
+		kids, stop := startSleepers(b, n)
+		var forks, execs, exits []cnmsg.ProcEvent
+		for i, pid := range kids {
+			// Mid-tick timestamps: the fork's start needs no /proc read.
+			forks = append(forks, cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self,
+				ChildPID: pid, ChildTGID: pid, TimestampNs: midTick(e, int64(done+i+1)*10_000_000)})
+			execs = append(execs, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid})
+			exits = append(exits, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid})
+		}
+		apply(forks, life)
+		apply(execs, true)
+		apply(exits, life)
 		stop()
-		b.StartTimer()
 		done += n
 	}
+	b.StartTimer()
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 }
