@@ -18,10 +18,10 @@ import (
 // have passed): a later exec of the same pid that the reads may show is
 // then counted in execSeen when the execs are applied.
 //
-// A batch of parallelMin execs or more (a burst: the reader found them
-// waiting together) is read by up to ExecReaders goroutines at once, each
-// with its own procinfo.Reader; the table is only read here, on the
-// enricher goroutine, before they start.
+// A batch with parallelMin execs or more per goroutine (a burst: the
+// reader found them waiting together) is read by up to ExecReaders
+// goroutines at once, each with its own procinfo.Reader; the table is
+// only read here, on the enricher goroutine, before they start.
 func (e *enricher) prefetch(b *event.Batch) {
 	e.execIdx = e.execIdx[:0]
 	for i := range b.Records {
@@ -57,8 +57,9 @@ func (e *enricher) prefetch(b *event.Batch) {
 	}
 }
 
-// parallelMin is the number of execs per extra reader goroutine: below
-// it, waking another thread costs more than the reads it takes over.
+// parallelMin is the fewest execs per goroutine for which prefetch reads
+// on more than one: a few execs are read on the enricher's own, without
+// waking another thread.
 const parallelMin = 4
 
 // readParallel reads the execs listed in execIdx on workers goroutines,
