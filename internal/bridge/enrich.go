@@ -77,9 +77,9 @@ type enricher struct {
 	pre     []preRead
 	execIdx []int
 	cur     int
-	// readers are the Readers of prefetch's extra goroutines: readers[0]
-	// is unused (the enricher's own is reader).
-	readers []*procinfo.Reader
+	// extra are the Readers of prefetch's goroutines besides the
+	// enricher's own (reader): ExecReaders - 1 of them.
+	extra []*procinfo.Reader
 
 	// reseed is set by the reader when a plan turns enrichment on: the
 	// enricher starts a new table from a /proc scan before its next batch.
@@ -148,9 +148,8 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 			Help: "Process events enriched, by result: table (described from the process table, no /proc read), read (the table read /proc: exec, or a process it did not know), gone (unknown to the table and gone from /proc), error, backlog (exec described from the table without reading /proc because the enricher was behind), skipped (not enriched: the daemon was stopping).",
 		}, []string{"result"}),
 	}
-	e.readers = make([]*procinfo.Reader, max(1, o.ExecReaders))
-	for i := 1; i < len(e.readers); i++ {
-		e.readers[i] = &procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline}
+	for range o.ExecReaders - 1 {
+		e.extra = append(e.extra, &procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline})
 	}
 	e.fromTable = e.results.WithLabelValues("table")
 	e.read = e.results.WithLabelValues("read")
@@ -235,7 +234,7 @@ func (e *enricher) run(ctx context.Context) {
 	defer close(e.done)
 	defer func() {
 		e.reader.Close()
-		for _, r := range e.readers[1:] {
+		for _, r := range e.extra {
 			r.Close()
 		}
 	}()

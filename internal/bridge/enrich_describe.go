@@ -26,6 +26,7 @@ func (e *enricher) observe(pid uint32) (proctable.Observed, bool) {
 		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd,
 		UID: in.UID, EUID: in.EUID, GID: in.GID, EGID: in.EGID, User: e.users.Name(in.UID, time.Now()),
 		Comm: in.Comm, Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
+		Missing: in.Unreadable,
 	}
 	return o, true
 }

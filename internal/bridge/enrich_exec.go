@@ -41,7 +41,7 @@ func (e *enricher) prefetch(b *event.Batch) {
 	if reads == 0 {
 		return
 	}
-	if workers := min(len(e.readers), reads/parallelMin); workers > 1 {
+	if workers := min(1+len(e.extra), reads/parallelMin); workers > 1 {
 		e.readParallel(workers)
 	} else {
 		for _, i := range e.execIdx {
@@ -76,7 +76,7 @@ func (e *enricher) readParallel(workers int) {
 		}
 	}
 	var wg sync.WaitGroup
-	for _, rd := range e.readers[1:workers] {
+	for _, rd := range e.extra[:workers-1] {
 		wg.Go(func() { work(rd) })
 	}
 	work(&e.reader)
@@ -164,6 +164,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd, Comm: in.Comm,
 		UID: cur.UID, EUID: cur.EUID, GID: cur.GID, EGID: cur.EGID, User: cur.User,
 		Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
+		Missing: in.Unreadable,
 	}
 	if in.Gone {
 		o.Cgroup, o.ContainerID, o.PodUID = cur.Cgroup, cur.ContainerID, cur.PodUID

@@ -14,7 +14,8 @@ type Info struct {
 	// Comm is the task's command name (/proc/<pid>/comm, at most 15 bytes).
 	Comm string
 	// Exe is the target of /proc/<pid>/exe. It is empty for kernel threads,
-	// zombies and processes whose executable the reader may not see. A
+	// zombies and processes whose executable the reader may not see (then
+	// named in Unreadable). A
 	// deleted executable keeps the kernel's " (deleted)" suffix.
 	Exe string
 	// Cmdline is /proc/<pid>/cmdline split at NUL bytes, read up to the
@@ -30,6 +31,10 @@ type Info struct {
 	PPID, UID, EUID, GID, EGID uint32
 	// Cwd is the target of /proc/<pid>/cwd ("" when it cannot be read).
 	Cwd string
+	// Unreadable names the links ("exe", "cwd") the reader was not allowed
+	// to follow: another user's process, without ptrace access
+	// (CAP_SYS_PTRACE). They are left empty.
+	Unreadable []string
 	// StartTicks is field 22 of /proc/<pid>/stat: the start, in
 	// CLOCK_BOOTTIME clock ticks since boot.
 	StartTicks uint64

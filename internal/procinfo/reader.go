@@ -52,59 +52,29 @@ type Reader struct {
 //
 // Read allocates only the strings it returns, and the Cmdline slice.
 func (r *Reader) Read(pid uint32) (Info, error) {
-	if r.buf == nil {
-		r.buf = make([]byte, initialBufSize)
-	}
-	dir, err := r.openPID(pid)
-	if err != nil {
-		if isGone(err) {
-			return Info{Gone: true}, nil
-		}
-		return Info{}, r.pathError("open", pid, "", err)
+	dir, gone, err := r.open(pid)
+	if gone || err != nil {
+		return Info{Gone: gone}, err
 	}
 	defer closeFD(dir)
-
 	var info Info
-
-	// The executable first: readlink fails with ENOENT both for a process
-	// that has gone and for one without an mm (a kernel thread, a zombie),
-	// so it cannot tell the two apart. The files read after it can.
-	n, err := readlinkAt(dir, r.name("exe"), r.buf)
-	switch {
-	case err == nil:
-		info.Exe = string(r.buf[:n])
-	case isGone(err) || isDenied(err):
-		// Left empty; see Info.Exe.
-	default:
-		return Info{}, r.pathError("readlink", pid, "exe", err)
+	if err := r.readLinks(pid, dir, &info, &Info{}); err != nil {
+		return Info{}, err
 	}
-
 	b, err := r.readFile(dir, "status", maxFileSize)
 	if err != nil {
 		return r.fail(pid, "status", err)
 	}
 	st := parseStatus(b)
 	info.PPID, info.UID, info.EUID, info.GID, info.EGID = st.ppid, st.uid, st.euid, st.gid, st.egid
-
 	if file, err := r.readImage(dir, &info, &Info{}); err != nil {
 		return r.fail(pid, file, err)
 	}
-
 	if b, err = r.readFile(dir, "stat", maxFileSize); err != nil {
 		return r.fail(pid, "stat", err)
 	}
 	info.StartTicks, _ = parseStartTicks(b)
-	info.Cwd = r.readCwd(dir)
 	return info, nil
-}
-
-// readCwd returns the target of cwd ("" when it cannot be read).
-func (r *Reader) readCwd(dir int) string {
-	n, err := readlinkAt(dir, r.name("cwd"), r.buf)
-	if err != nil {
-		return ""
-	}
-	return string(r.buf[:n])
 }
 
 // ReadExec reads what an exec changes and the connector does not say: the
@@ -113,45 +83,73 @@ func (r *Reader) readCwd(dir int) string {
 // start, and the uids and gids, which an exec changes only for a set-id
 // executable, and then the kernel reports it in a uid or gid event sent
 // before the exec event (commit_creds notifies every credential change).
+// The cgroup is read too, because a process is moved into its cgroup
+// between its fork and its exec (runc init, systemd, cgexec, systemd-run
+// --scope), or starts in another cgroup than its parent's (clone3
+// CLONE_INTO_CGROUP): the connector reports neither.
 //
 // like, when not nil, is what is known of the process before the exec: a
 // file read equal to its field reuses that string instead of allocating
 // one (the working directory and cgroup rarely change at an exec).
 func (r *Reader) ReadExec(pid uint32, like *Info) (Info, error) {
-	if r.buf == nil {
-		r.buf = make([]byte, initialBufSize)
-	}
 	if like == nil {
 		like = &Info{}
 	}
-	dir, err := r.openPID(pid)
-	if err != nil {
-		if isGone(err) {
-			return Info{Gone: true}, nil
-		}
-		return Info{}, r.pathError("open", pid, "", err)
+	dir, gone, err := r.open(pid)
+	if gone || err != nil {
+		return Info{Gone: gone}, err
 	}
 	defer closeFD(dir)
 	var info Info
-	n, err := readlinkAt(dir, r.name("exe"), r.buf)
-	switch {
-	case err == nil:
-		info.Exe = reuse(r.buf[:n], like.Exe)
-	case isGone(err) || isDenied(err):
-	default:
-		return Info{}, r.pathError("readlink", pid, "exe", err)
+	if err := r.readLinks(pid, dir, &info, like); err != nil {
+		return Info{}, err
 	}
-	if n, err := readlinkAt(dir, r.name("cwd"), r.buf); err == nil {
-		info.Cwd = reuse(r.buf[:n], like.Cwd)
-	}
-	// The cgroup too, because a process is moved into its cgroup between
-	// its fork and its exec (runc init, systemd, cgexec, systemd-run
-	// --scope), or starts in another cgroup than its parent's (clone3
-	// CLONE_INTO_CGROUP): the connector reports neither.
 	if file, err := r.readImage(dir, &info, like); err != nil {
 		return r.fail(pid, file, err)
 	}
 	return info, nil
+}
+
+// open opens /proc/<pid> for the reads of one process. gone reports that
+// it has no entry (the process has gone).
+func (r *Reader) open(pid uint32) (dir int, gone bool, err error) {
+	if r.buf == nil {
+		r.buf = make([]byte, initialBufSize)
+	}
+	dir, err = r.openPID(pid)
+	switch {
+	case err == nil:
+		return dir, false, nil
+	case isGone(err):
+		return -1, true, nil
+	}
+	return -1, false, r.pathError("open", pid, "", err)
+}
+
+// readLinks reads the targets of exe and cwd into info, reusing like's
+// strings. A link the reader may not follow (another user's process,
+// without ptrace access) is left empty and named in info.Unreadable; exe
+// fails with ENOENT both for a process that has gone and for one without
+// an mm (a kernel thread, a zombie), and is then left empty: the files
+// read after it tell the two apart.
+func (r *Reader) readLinks(pid uint32, dir int, info, like *Info) error {
+	n, err := readlinkAt(dir, r.name("exe"), r.buf)
+	switch {
+	case err == nil:
+		info.Exe = reuse(r.buf[:n], like.Exe)
+	case isDenied(err):
+		info.Unreadable = append(info.Unreadable, "exe")
+	case !isGone(err):
+		return r.pathError("readlink", pid, "exe", err)
+	}
+	n, err = readlinkAt(dir, r.name("cwd"), r.buf)
+	switch {
+	case err == nil:
+		info.Cwd = reuse(r.buf[:n], like.Cwd)
+	case isDenied(err):
+		info.Unreadable = append(info.Unreadable, "cwd")
+	}
+	return nil
 }
 
 // readImage reads comm, cmdline and cgroup of the process dir into info,
@@ -197,15 +195,9 @@ func reuse(b []byte, old string) string {
 // ReadStartTicks reads field 22 of /proc/<pid>/stat: the start in
 // CLOCK_BOOTTIME clock ticks.
 func (r *Reader) ReadStartTicks(pid uint32) (ticks uint64, gone bool, err error) {
-	if r.buf == nil {
-		r.buf = make([]byte, initialBufSize)
-	}
-	dir, err := r.openPID(pid)
-	if err != nil {
-		if isGone(err) {
-			return 0, true, nil
-		}
-		return 0, false, r.pathError("open", pid, "", err)
+	dir, gone, err := r.open(pid)
+	if gone || err != nil {
+		return 0, gone, err
 	}
 	defer closeFD(dir)
 	b, err := r.readFile(dir, "stat", maxFileSize)
