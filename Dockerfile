@@ -46,7 +46,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     sh deploy/build-static.sh /out/usr/bin/cnbridged "$VERSION"
 # The image's only directories of its own. The root filesystem can be
 # mounted read-only: the daemon writes only under the volumes below.
-RUN install -d -m 0755 /out/etc/cnbridged \
+RUN install -d -m 0755 /out/etc/cnbridged /out/run/cnbridged \
  && install -d -m 0750 /out/var/log/cnbridged /out/var/lib/cnbridged
 
 FROM gcr.io/distroless/static-debian12
@@ -60,8 +60,9 @@ COPY --from=build /out/ /
 # capability but NET_ADMIN when running it.
 USER 0:0
 # Mount the config here (read-only): /etc/cnbridged/cnbridged.yaml.
-# File sinks write to /var/log/cnbridged; state goes to /var/lib/cnbridged.
-VOLUME ["/var/log/cnbridged", "/var/lib/cnbridged"]
+# File sinks write to /var/log/cnbridged; state goes to /var/lib/cnbridged;
+# the tap socket (tap.socket) is /run/cnbridged/tap.sock.
+VOLUME ["/var/log/cnbridged", "/var/lib/cnbridged", "/run/cnbridged"]
 # Prometheus metrics, /healthz and /readyz. The daemon listens on
 # 127.0.0.1:9464 by default; with --network host that is the host's
 # loopback. Set the listen address in the config to expose it further.

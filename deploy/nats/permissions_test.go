@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +193,46 @@ func TestFleetSubjectFiltering(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got(tt.sub)); diff != "" {
 			t.Errorf("filter by %s (-want +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestReaderIsReadOnly: fleet-auth.conf's operator user reads the stream
+// (an ordered consumer, as cnbridged tap --since uses) but cannot delete or
+// purge it. Before, its "$JS.API.>" allowed both.
+func TestReaderIsReadOnly(t *testing.T) {
+	s := authServer(t)
+	if sent, _ := publish(t, s, true, seedFile(t, "web1"), "web1", procRecord(cnmsg.ProcExec, 42)); sent != 1 {
+		t.Fatalf("web1 sent %v, want 1", sent)
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("reader", "reader-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "CN")
+	if err != nil {
+		t.Fatalf("reader: stream info: %v", err)
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("reader: ordered consumer: %v", err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil || !strings.HasPrefix(m.Subject(), "cn.web1.proc.exec.") {
+		t.Fatalf("reader: next message %v, %v; want one on cn.web1.proc.exec.…", m, err)
+	}
+	// A refused request gets no reply: each waits out its own second.
+	denied, cancelDenied := context.WithTimeout(ctx, time.Second)
+	defer cancelDenied()
+	if err := st.Purge(denied); err == nil {
+		t.Error("reader purged the stream")
+	}
+	denied, cancelDenied = context.WithTimeout(ctx, time.Second)
+	defer cancelDenied()
+	if err := js.DeleteStream(denied, "CN"); err == nil {
+		t.Error("reader deleted the stream")
 	}
 }

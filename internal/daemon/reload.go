@@ -252,6 +252,12 @@ func restartKeys(a, b *config.Config) []string {
 	if a.Listener.BatchSize != b.Listener.BatchSize {
 		keys = append(keys, "listener.batch_size")
 	}
+	if a.Listener.HandshakeTimeout != b.Listener.HandshakeTimeout {
+		keys = append(keys, "listener.handshake_timeout")
+	}
+	if a.StateDir != b.StateDir {
+		keys = append(keys, "state_dir")
+	}
 	if a.Log != b.Log {
 		keys = append(keys, "log")
 	}

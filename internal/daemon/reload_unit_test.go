@@ -51,3 +51,21 @@ func TestRequestsUnchanged(t *testing.T) {
 		t.Errorf("requests changed: %v, want an error naming requests", err)
 	}
 }
+
+// TestRestartKeys: every key a reload cannot apply is named when it
+// changes (state_dir and listener.handshake_timeout were not: a reload
+// neither applied nor mentioned them), and nothing when nothing changed.
+func TestRestartKeys(t *testing.T) {
+	var a config.Config
+	if got := restartKeys(&a, &a); len(got) != 0 {
+		t.Errorf("unchanged config: %v, want none", got)
+	}
+	b := a
+	b.StateDir = "/var/lib/other"
+	b.Listener.HandshakeTimeout = 5
+	b.ProcessTable.ExecReaders = 2
+	got := strings.Join(restartKeys(&a, &b), " ")
+	if got != "listener.handshake_timeout state_dir enrich_*" {
+		t.Errorf("restartKeys = %q, want listener.handshake_timeout state_dir enrich_*", got)
+	}
+}

@@ -34,7 +34,7 @@ import (
 type NATSConfig struct {
 	Name    string // the sink's name: metrics label and connection name
 	URL     string // one or several servers, comma-separated
-	Subject string // template over {host} {idx} {val} {event} {cpu}
+	Subject string // template over {host} {idx} {val} {event} {cpu} {container}
 	Format  string // "json" (the JSON line) or "raw" (the cn_msg payload)
 	Host    string // {host}, Cn-Host and the Nats-Msg-Id
 

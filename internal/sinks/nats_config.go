@@ -253,7 +253,7 @@ func (c *NATSSinkConfig) NATSConfig(name, host string) NATSConfig {
 }
 
 // subjectFields are the names a NATS subject template may use.
-var subjectFields = []string{"host", "idx", "val", "event", "cpu"}
+var subjectFields = []string{"host", "idx", "val", "event", "cpu", "container"}
 
 // CheckSubjectTemplate reports whether t is a usable publish subject
 // template: known fields only, no white space, empty tokens or wildcards.

@@ -99,7 +99,7 @@ func TestNATSSinkConfig(t *testing.T) {
 	got := flattenErr(c.Validate())
 	wantErrs := []string{
 		"url: required for a nats sink",
-		`subject: "cn.{pid}.>": unknown field {pid}; known: host, idx, val, event, cpu`,
+		`subject: "cn.{pid}.>": unknown field {pid}; known: host, idx, val, event, cpu, container`,
 		`format: "xml" is not json or raw`,
 		"user: set only one of user/password, token, nkey_seed_file, creds_file",
 		"password: user and password go together",
