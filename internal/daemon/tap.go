@@ -44,7 +44,6 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		Path:         cfg.Tap.Socket,
 		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
-		Sent:         sinkMet.Counters(TapSinkName).Sent,
 		Metrics:      met,
 	}, cfg.Host, d.enc, log)
 	if err != nil {

@@ -102,7 +102,7 @@ type Enrichment struct {
 // encodes, safe while the enricher is still at work on r.
 func (r *Record) Plain() Record {
 	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
-		HasProc: r.HasProc, Loss: r.Loss, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
+		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
 }
 
 // EnrichState tells where a record is in enrichment.

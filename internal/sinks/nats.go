@@ -94,7 +94,7 @@ const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // confirmer turns publishes into outcomes. NewNATS chooses one for the
 // sink's life: the core confirmer (PING round trips, nats_core.go) or the
-// JetStream acker (acknowledgements, nats_js.go). Methods ending in Locked
+// JetStream acker (acknowledgements, nats_jetstream.go). Methods ending in Locked
 // run under the sink's mu.
 type confirmer interface {
 	// start starts the confirmer's goroutines (counted in the sink's wg).
@@ -166,7 +166,6 @@ type NATS struct {
 	stateMu sync.Mutex
 	connErr error
 	logged  string // last connect error logged in this outage
-	everUp  bool
 }
 
 // NewNATS connects (in the background: the sink starts and stays up while
@@ -175,16 +174,16 @@ type NATS struct {
 // file, a bad template, an invalid TLS file.
 func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, log *zap.Logger) (*NATS, error) {
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 4096
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = 5 * time.Second
+		cfg.AckTimeout = DefaultAckTimeout
 	}
 	if cfg.ReconnectBufferBytes <= 0 {
-		cfg.ReconnectBufferBytes = 8 << 20
+		cfg.ReconnectBufferBytes = DefaultReconnectBufferSize
 	}
 	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 10 * time.Second
+		cfg.DrainTimeout = DefaultNATSDrainTimeout
 	}
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
@@ -199,7 +198,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		cfg.Format = "json"
 	}
 	if cfg.Format != "json" && cfg.Format != "raw" {
-		return nil, fmt.Errorf("nats sink: format %q is not json or raw", cfg.Format)
+		return nil, fmt.Errorf("nats sink: format %q is not %s", cfg.Format, natsFormatAccepted)
 	}
 	subj := cfg.compiled
 	if subj == nil {

@@ -157,7 +157,7 @@ func (s *NATS) reconnectDelay(attempts int) time.Duration {
 
 func (s *NATS) onConnect(nc *nats.Conn) {
 	s.stateMu.Lock()
-	s.connErr, s.logged, s.everUp = nil, "", true
+	s.connErr, s.logged = nil, ""
 	s.stateMu.Unlock()
 	s.log.Info("connected to NATS", zap.String("url", nc.ConnectedUrlRedacted()), zap.String("server_id", nc.ConnectedServerId()))
 	s.poke()

@@ -51,7 +51,6 @@ type Runner struct {
 	sink     Sink
 	q        *queue
 	counters *Counters
-	metrics  *Metrics
 	log      *zap.Logger
 	plain    event.Record // a record without enrichment, for Write
 	// unwritten counts the records of the batch being delivered that
@@ -70,7 +69,6 @@ func NewRunner(cfg RunnerConfig, sink Sink, m *Metrics, log *zap.Logger) *Runner
 		sink:     sink,
 		q:        newQueue(cfg.QueueSize, cfg.QueueMaxBytes),
 		counters: m.Counters(cfg.Name),
-		metrics:  m,
 		log:      log.Named("sink").With(zap.String("sink", cfg.Name)),
 	}
 	m.queueCap.WithLabelValues(cfg.Name).Set(float64(cfg.QueueSize))

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func TestRunnerWaitsOnlyForEnrichingSinks(t *testing.T) {
 	go func() { done <- plain.Run(ctx) }()
 	select {
 	case l := <-out.got:
-		if contains(l, `"process"`) {
+		if strings.Contains(l, `"process"`) {
 			t.Errorf("plain sink got %s, want no process", l)
 		}
 	case <-time.After(10 * time.Second):
@@ -56,13 +57,4 @@ func TestRunnerWaitsOnlyForEnrichingSinks(t *testing.T) {
 	}
 	b.EnrichDone()
 	b.Release()
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -109,18 +110,6 @@ func seqs(from, to uint32) []uint32 {
 	return out
 }
 
-func equal(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // TestRunnerDropNewest: with no room, Offer returns at once and counts the
 // batch's records dropped, reason queue_full; what was queued is delivered
 // in order, the other slot's records never.
@@ -136,7 +125,7 @@ func TestRunnerDropNewest(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := g.sink.got(); !equal(got, seqs(0, 3)) {
+	if got := g.sink.got(); !slices.Equal(got, seqs(0, 3)) {
 		t.Errorf("written got %v, want %v", got, seqs(0, 3))
 	}
 }
@@ -162,7 +151,7 @@ func TestRunnerBlock(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := g.sink.got(); !equal(got, seqs(0, 5)) {
+	if got := g.sink.got(); !slices.Equal(got, seqs(0, 5)) {
 		t.Errorf("written got %v, want %v", got, seqs(0, 5))
 	}
 	if got := testutil.ToFloat64(g.c.dropped); got != 0 {
@@ -227,7 +216,7 @@ func TestRunnerWriteErrorMidBatch(t *testing.T) {
 	if !errors.Is(err, ErrFatal) {
 		t.Fatalf("Run got %v, want ErrFatal", err)
 	}
-	if got := g.sink.got(); !equal(got, []uint32{0}) {
+	if got := g.sink.got(); !slices.Equal(got, []uint32{0}) {
 		t.Errorf("written got %v, want [0]", got)
 	}
 	sent, failed, dropped := testutil.ToFloat64(g.c.Sent), testutil.ToFloat64(g.c.Failed), g.dropped(DropShutdown)

@@ -45,6 +45,15 @@ func (b *lineBuffer) flush() {
 	b.buf, b.lines = b.buf[:0], 0
 }
 
+// Flush writes the buffered lines.
+func (b *lineBuffer) Flush(context.Context) error {
+	b.flush()
+	return nil
+}
+
+// Close flushes.
+func (b *lineBuffer) Close(ctx context.Context) error { return b.Flush(ctx) }
+
 // Stream writes JSON lines to an io.Writer such as os.Stdout. A failed
 // write counts the lines it held as failed.
 type Stream struct {
@@ -64,12 +73,3 @@ func (s *Stream) Write(r *event.Record) error {
 	s.added()
 	return nil
 }
-
-// Flush writes the buffered lines.
-func (s *Stream) Flush(context.Context) error {
-	s.flush()
-	return nil
-}
-
-// Close flushes.
-func (s *Stream) Close(ctx context.Context) error { return s.Flush(ctx) }

@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"context"
 	"io"
 
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -44,12 +43,3 @@ func (s *TextStream) Write(r *event.Record) error {
 	s.added()
 	return nil
 }
-
-// Flush writes the buffered lines.
-func (s *TextStream) Flush(context.Context) error {
-	s.flush()
-	return nil
-}
-
-// Close flushes.
-func (s *TextStream) Close(ctx context.Context) error { return s.Flush(ctx) }

@@ -40,5 +40,7 @@ func TestTextStreamConformance(t *testing.T) {
 			}
 			return out
 		}
+	}, broken: func(t *testing.T, c *Counters) Sink {
+		return NewTextStream(failingWriter{}, event.NewEncoder("h"), &event.TextFormatter{}, c)
 	}}.run(t)
 }

@@ -27,9 +27,6 @@ type ServerConfig struct {
 	// ClientBuffer is how many lines one client may have waiting; lines
 	// beyond it are dropped for that client and counted.
 	ClientBuffer int
-	// Sent, when set, counts every record handed to Write (the tap's sink
-	// ledger: the per-client drops are counted apart).
-	Sent prometheus.Counter
 	// Metrics, when set, are the tap metrics to update (else unregistered
 	// ones).
 	Metrics *Metrics
@@ -280,9 +277,6 @@ func (s *Server) dropLine(dst []byte, n uint64) []byte {
 // Write hands r to every client without waiting. With no client connected
 // it does nothing.
 func (s *Server) Write(r *event.Record) error {
-	if s.cfg.Sent != nil {
-		s.cfg.Sent.Inc()
-	}
 	if s.nclient.Load() == 0 {
 		return nil
 	}

@@ -73,8 +73,11 @@ func waitClients(t testing.TB, s *Server, n int) {
 
 func TestServerDelivers(t *testing.T) {
 	s, _ := startServer(t, 16)
-	if err := s.Write(execRecord(1)); err != nil { // nobody listens: nothing to do
+	if err := s.Write(execRecord(1)); err != nil {
 		t.Fatal(err)
+	}
+	if len(s.buf) != 0 || testutil.ToFloat64(s.mLines) != 0 { // nobody listens: nothing encoded or sent
+		t.Fatalf("with no client Write encoded %d bytes and sent %v lines, want none", len(s.buf), testutil.ToFloat64(s.mLines))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

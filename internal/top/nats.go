@@ -15,13 +15,11 @@ import (
 // hosts' loss markers report lost. Sink drops and queues are each daemon's
 // own and are not on NATS: Fleet leaves them empty.
 type Fleet struct {
-	mu       sync.Mutex
-	s        Sample
-	nc       *nats.Conn
-	sub      *nats.Subscription
-	subject  string
-	url      string
-	unparsed uint64
+	mu      sync.Mutex
+	s       Sample
+	nc      *nats.Conn
+	subject string
+	url     string
 }
 
 // NewFleet subscribes to subject (e.g. "cn.>") at url.
@@ -32,7 +30,7 @@ func NewFleet(url, subject string, opts ...nats.Option) (*Fleet, error) {
 		return nil, fmt.Errorf("--nats %s: %w", url, err)
 	}
 	f.nc = nc
-	f.sub, err = nc.Subscribe(subject, func(m *nats.Msg) { f.Add(m.Data) })
+	_, err = nc.Subscribe(subject, func(m *nats.Msg) { f.Add(m.Data) })
 	if err == nil {
 		err = nc.Flush()
 	}
@@ -43,13 +41,12 @@ func NewFleet(url, subject string, opts ...nats.Option) (*Fleet, error) {
 	return f, nil
 }
 
-// Add counts one event line.
+// Add counts one event line; a line that is not one is ignored.
 func (f *Fleet) Add(b []byte) {
 	l, err := tap.Parse(b)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
-		f.unparsed++
 		return
 	}
 	switch l.Type {
