@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -354,35 +352,16 @@ func creatable(path string) error {
 	}
 }
 
-// checkNATS connects to each server as the sink would and authenticates.
+// checkNATS connects to each server with the sink's credentials and TLS
+// (sinks.AuthOptions: the same options and secret-file checks) and
+// authenticates.
 func checkNATS(c *checker, name string, n *sinks.NATSSinkConfig) {
-	opts := []nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}
-	switch {
-	case n.User != "":
-		opts = append(opts, nats.UserInfo(n.User, n.Password))
-	case n.Token != "":
-		opts = append(opts, nats.Token(n.Token))
-	case n.NkeySeedFile != "":
-		o, err := nats.NkeyOptionFromSeed(n.NkeySeedFile)
-		if err != nil {
-			c.fail("sink "+name, "nkey_seed_file: "+err.Error(), "")
-			return
-		}
-		opts = append(opts, o)
-	case n.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(n.CredsFile))
+	auth, err := sinks.AuthOptions(n.NATSConfig(name, ""))
+	if err != nil {
+		c.fail("sink "+name, err.Error(), "correct sinks."+name+" (run refuses to start this sink as it is)")
+		return
 	}
-	if n.TLS.Enabled() {
-		if n.TLS.CAFile != "" {
-			opts = append(opts, nats.RootCAs(n.TLS.CAFile))
-		}
-		if n.TLS.CertFile != "" {
-			opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
-		}
-		if n.TLS.InsecureSkipVerify {
-			opts = append(opts, nats.Secure(&tls.Config{InsecureSkipVerify: true}))
-		}
-	}
+	opts := append([]nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}, auth...)
 	for _, u := range strings.Split(n.URL, ",") {
 		u = strings.TrimSpace(u)
 		nc, err := nats.Connect(u, opts...)
@@ -391,21 +370,12 @@ func checkNATS(c *checker, name string, n *sinks.NATSSinkConfig) {
 			if strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(strings.ToLower(err.Error()), "authentication") {
 				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
 			}
-			c.fail("sink "+name, redact(u)+": "+err.Error(), advice)
+			c.fail("sink "+name, sinks.RedactURLs(u)+": "+err.Error(), advice)
 			continue
 		}
-		c.ok("sink "+name, redact(u)+" reachable, authenticated (server "+nc.ConnectedServerName()+")")
+		c.ok("sink "+name, sinks.RedactURLs(u)+" reachable, authenticated (server "+nc.ConnectedServerName()+")")
 		nc.Close()
 	}
-}
-
-// redact hides a password in a URL.
-func redact(u string) string {
-	if pu, err := url.Parse(u); err == nil && pu.User != nil {
-		pu.User = url.User("xxxxx")
-		return pu.String()
-	}
-	return u
 }
 
 // checkMetrics binds the metrics address as run would.

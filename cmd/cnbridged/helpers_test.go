@@ -138,23 +138,42 @@ func startOn(t *testing.T, bin, dir, path string, extra ...string) *proc {
 func startWrapped(t *testing.T, wrap []string, bin, dir, path string, extra ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
-	args := append([]string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
+	argv := append(append(slices.Clone(wrap), bin), append(daemonArgs(dir, path, addr), extra...)...)
+	p := newProc(t, exec.Command(argv[0], argv[1:]...), dir, path, addr)
+	p.cmd.Stdout = p.stderr
+	p.launch()
+	return p
+}
+
+// daemonArgs are the run arguments of every test daemon: its config, a
+// metrics port, JSON logs, and its own tap socket and restart trace under
+// dir (the defaults, /run/cnbridged and /var/lib/cnbridged, would be
+// shared with the host and carry one test's kernel seqs into the next).
+func daemonArgs(dir, path, addr string) []string {
+	return []string{"run", "--config", path, "--set", "metrics.listen=" + addr, "--set", "log.format=json",
 		"--set", "tap.socket=" + filepath.Join(dir, "tap.sock"),
-		// Each daemon its own restart trace: the default /var/lib/cnbridged
-		// would carry one test's kernel seqs into the next.
-		"--set", "state_dir=" + filepath.Join(dir, "state")}, extra...)
-	argv := append(append(slices.Clone(wrap), bin), args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
+		"--set", "state_dir=" + filepath.Join(dir, "state")}
+}
+
+func newProc(t *testing.T, cmd *exec.Cmd, dir, path, addr string) *proc {
 	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr
-	cmd.Stdout = p.stderr
-	if err := cmd.Start(); err != nil {
+	return p
+}
+
+// launch starts the daemon, arranges for it to be killed when the test
+// ends (logging what it wrote if the test failed), and waits until its
+// /readyz says ready.
+func (p *proc) launch() {
+	t := p.t
+	t.Helper()
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
 		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", p.stderr.String())
@@ -162,11 +181,11 @@ func startWrapped(t *testing.T, wrap []string, bin, dir, path string, extra ...s
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get("http://" + p.metrics + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		if time.Now().After(deadline) {

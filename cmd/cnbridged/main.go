@@ -288,7 +288,7 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		Build:            buildInfo(),
 		// Colours for text on a terminal, unless NO_COLOR is set
 		// (no-color.org: present and not empty).
-		StdoutColor: stdoutTTY && os.Getenv("NO_COLOR") == "",
+		StdoutColor: colorOn(os.Stdout),
 		StdoutWidth: terminalWidth(os.Stdout),
 	})
 	go func() {

@@ -122,6 +122,16 @@ func TestRestartTraceAfterKill(t *testing.T) {
 		}
 		pids = append(pids, uint32(c.Process.Pid))
 	}
+	waitFor(t, 10*time.Second, "the test's listener to see the children's execs", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, pid := range pids {
+			if _, ok := w.exec[pid]; !ok {
+				return false
+			}
+		}
+		return true
+	})
 	p2 := startBinary(t, bin, dir, conf("run2.jsonl"))
 	// Every CPU that numbered an exec meanwhile must be seen again: run
 	// processes until the second daemon has written a message from each.

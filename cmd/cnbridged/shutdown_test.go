@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +35,24 @@ func (p *proc) exitWithin(d time.Duration) int {
 		<-done
 		p.t.Fatalf("daemon did not exit within %s\n%s", d, p.stderr.String())
 		return -1
+	}
+}
+
+// stopWithin sends SIGTERM and checks that the daemon exits 0 within
+// timeout (its shutdown_timeout) plus process teardown.
+func (p *proc) stopWithin(timeout time.Duration, what string) {
+	p.t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	if code := p.exitWithin(timeout + 20*time.Second); code != 0 {
+		p.t.Fatalf("exit code got %d, want 0", code)
+	}
+	took := time.Since(start)
+	p.t.Logf("stopped %s after SIGTERM %s (shutdown_timeout %s)", took.Round(time.Millisecond), what, timeout)
+	if took > timeout+2*time.Second {
+		p.t.Errorf("stop took %s, want at most shutdown_timeout (%s) plus process teardown", took, timeout)
 	}
 }
 
@@ -119,32 +136,10 @@ func startStalled(t *testing.T, config string) *proc {
 	}
 	t.Cleanup(func() { pr.Close() })
 	addr := freePort(t)
-	cmd := exec.Command(daemonBinary(t), "run", "--no-watch", "--config", path,
-		"--set", "metrics.listen="+addr, "--set", "log.format=json", "--set", "state_dir="+filepath.Join(dir, "state"))
-	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
-	cmd.Stderr = p.stderr
-	cmd.Stdout = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", p.stderr.String())
-		}
-	})
-	waitFor(t, 20*time.Second, "the daemon ready", func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	p := newProc(t, exec.Command(daemonBinary(t), append(daemonArgs(dir, path, addr), "--no-watch")...), dir, path, addr)
+	p.cmd.Stdout = pw
+	p.launch()
+	pw.Close() // the daemon holds the only write end
 	return p
 }
 
@@ -204,18 +199,7 @@ sinks:
 	waitFor(t, 10*time.Second, "the reload to start", func() bool {
 		return strings.Contains(p.stderr.String(), "SIGHUP: reloading config")
 	})
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.exitWithin(shutdownTimeout + 20*time.Second); code != 0 {
-		t.Fatalf("exit code got %d, want 0", code)
-	}
-	took := time.Since(start)
-	t.Logf("stopped %s after SIGTERM (shutdown_timeout %s)", took.Round(time.Millisecond), shutdownTimeout)
-	if took > shutdownTimeout+2*time.Second {
-		t.Errorf("stop took %s, want at most shutdown_timeout (%s) plus process teardown", took, shutdownTimeout)
-	}
+	p.stopWithin(shutdownTimeout, "with a stalled sink")
 	if last := p.lastLogLine(); last["msg"] != "cnbridged stopped" {
 		t.Errorf("last log line got %v, want the stop summary", last)
 	}
@@ -261,18 +245,7 @@ routes:
 	waitFor(t, 10*time.Second, "every message received", func() bool {
 		return p.metric("cnbridged_messages_received_total", sel) >= n
 	})
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.exitWithin(shutdownTimeout + 20*time.Second); code != 0 {
-		t.Fatalf("exit code got %d, want 0", code)
-	}
-	took := time.Since(start)
-	t.Logf("stopped %s after SIGTERM with NATS down (shutdown_timeout %s)", took.Round(time.Millisecond), shutdownTimeout)
-	if took > shutdownTimeout+2*time.Second {
-		t.Errorf("stop took %s, want at most shutdown_timeout (%s) plus process teardown", took, shutdownTimeout)
-	}
+	p.stopWithin(shutdownTimeout, "with NATS down")
 	last := p.lastLogLine()
 	sinks, _ := last["sinks"].(map[string]any)
 	s, _ := sinks["n"].(map[string]any)

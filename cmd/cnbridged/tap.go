@@ -101,17 +101,12 @@ consumer).`,
 	return c
 }
 
-// colorOn reports whether w is a terminal and NO_COLOR is not set.
+// colorOn reports whether w is a terminal and NO_COLOR is not set: the
+// same test as run's for its stdout (/dev/null is a character device but
+// no terminal).
 func colorOn(w io.Writer) bool {
-	if os.Getenv("NO_COLOR") != "" {
-		return false
-	}
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && isTerminal(f) && os.Getenv("NO_COLOR") == ""
 }
 
 // toU32 converts pids, which must fit in 32 bits.

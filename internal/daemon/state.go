@@ -16,6 +16,8 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/statefile"
 )
 
@@ -25,7 +27,6 @@ import (
 const stateInterval = 2 * time.Second
 
 const (
-	bootIDPath    = "/proc/sys/kernel/random/boot_id"
 	nsLastPIDPath = "/proc/sys/kernel/ns_last_pid"
 	pidMaxPath    = "/proc/sys/kernel/pid_max"
 )
@@ -35,8 +36,11 @@ type restartTrace struct {
 	dir  string
 	boot string
 	log  *zap.Logger
-	lock *os.File // flock: one daemon per state_dir
-	seqs *statefile.Seqs
+	// saveErrs keeps a failing save (full or read-only state_dir) to one
+	// warning a minute.
+	saveErrs *ratelog.Limiter
+	lock     *os.File // flock: one daemon per state_dir
+	seqs     *statefile.Seqs
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -103,7 +107,7 @@ func startTrace(dir string, log *zap.Logger) (*restartTrace, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(bootIDPath)
+	boot, err := procinfo.BootID("")
 	if err != nil {
 		return nil, fmt.Errorf("boot id: %w", err)
 	}
@@ -118,7 +122,7 @@ func startTrace(dir string, log *zap.Logger) (*restartTrace, error) {
 		}
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	return &restartTrace{dir: dir, boot: strings.TrimSpace(string(b)), log: log, lock: lock}, nil
+	return &restartTrace{dir: dir, boot: boot, log: log, lock: lock, saveErrs: ratelog.New(time.Minute, 1)}, nil
 }
 
 func (t *restartTrace) saveEvery(interval time.Duration) {
@@ -144,8 +148,8 @@ func (t *restartTrace) save(clean bool, now time.Time) {
 	if v, err := readUint(pidMaxPath); err == nil {
 		st.PIDMax = v
 	}
-	if err := statefile.Write(t.dir, st); err != nil {
-		t.log.Warn("saving the restart trace", zap.Error(err))
+	if err := statefile.Write(t.dir, st); err != nil && (clean || t.saveErrs.Allow("save", now)) {
+		t.log.Warn("saving the restart trace (logged at most once a minute while it fails)", zap.Error(err))
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/statefile"
 )
@@ -45,11 +47,11 @@ func traceBridge(t *testing.T, sink *captureSink) *bridge.Bridge {
 }
 
 func bootID(t *testing.T) string {
-	b, err := os.ReadFile(bootIDPath)
+	id, err := procinfo.BootID("")
 	if err != nil {
 		t.Skipf("no boot id: %v", err)
 	}
-	return strings.TrimSpace(string(b))
+	return id
 }
 
 // TestRestartTraceStates: a missing, other-boot or corrupt trace is no
@@ -135,4 +137,27 @@ func fieldsText(e observer.LoggedEntry) string {
 		b.WriteString(" ")
 	}
 	return b.String()
+}
+
+// TestRestartTraceSaveWarnsOncePerMinute: periodic saves that fail (here:
+// state_dir is a file) warn once a minute, not every stateInterval; the
+// final save of a clean stop always says it failed.
+func TestRestartTraceSaveWarnsOncePerMinute(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	tr := &restartTrace{dir: notDir, log: zap.New(core), saveErrs: ratelog.New(time.Minute, 1)}
+	now := time.Now()
+	for i := range 5 {
+		tr.save(false, now.Add(time.Duration(i)*stateInterval))
+	}
+	if n := logs.Len(); n != 1 {
+		t.Errorf("5 failed saves in %s logged %d warnings, want 1", 4*stateInterval, n)
+	}
+	tr.save(true, now.Add(5*stateInterval))
+	if n := logs.Len(); n != 2 {
+		t.Errorf("the clean stop's failed save: %d warnings in all, want 2", n)
+	}
 }

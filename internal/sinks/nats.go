@@ -225,7 +225,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		subj:     subj,
 		raw:      cfg.Format == "raw",
 		idPrefix: msgIDPrefix(bootID, cfg.Host, cfg.Name),
-		urls:     redactURLs(cfg.URL),
+		urls:     RedactURLs(cfg.URL),
 		subjects: make(subjCache),
 		nums:     make(strCache),
 		l:        newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),

@@ -57,6 +57,18 @@ func (s *NATS) options() ([]nats.Option, error) {
 		nats.ClosedHandler(s.onClosed),
 		nats.ErrorHandler(s.onAsyncError),
 	}
+	auth, err := AuthOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(opts, auth...), cfg.Options...), nil
+}
+
+// AuthOptions are the options for cfg's credentials and TLS, with the
+// checks the sink makes before it connects (a secret file group or others
+// can read is refused). cnbridged check dials with the same.
+func AuthOptions(cfg NATSConfig) ([]nats.Option, error) {
+	var opts []nats.Option
 	switch {
 	case cfg.User != "" || cfg.Password != "":
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
@@ -84,7 +96,7 @@ func (s *NATS) options() ([]nats.Option, error) {
 		}
 		opts = append(opts, nats.Secure(tc))
 	}
-	return append(opts, cfg.Options...), nil
+	return opts, nil
 }
 
 func tlsConfig(t NATSTLS) (*tls.Config, error) {
@@ -125,8 +137,8 @@ func checkSecretFile(key, path string) error {
 	return nil
 }
 
-// redactURLs hides passwords and tokens in a server list.
-func redactURLs(list string) string {
+// RedactURLs hides passwords and tokens in a server list.
+func RedactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)

@@ -232,7 +232,7 @@ func TestPlainAck(t *testing.T) {
 }
 
 func TestRedactURLs(t *testing.T) {
-	got := redactURLs("nats://u:secret@a:4222, tls://tok@b:4222,c:4222")
+	got := RedactURLs("nats://u:secret@a:4222, tls://tok@b:4222,c:4222")
 	if want := "nats://xxxxx@a:4222,tls://xxxxx@b:4222,c:4222"; got != want {
 		t.Errorf("redactURLs = %q, want %q", got, want)
 	}
