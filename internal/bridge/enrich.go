@@ -72,10 +72,10 @@ type enricher struct {
 	// is set once a reader feeds the enricher (see prefetch).
 	seenTs atomic.Uint64
 	live   atomic.Bool
-	// pre holds prefetch's reads by record index, execIdx the indexes
-	// of the batch's execs; cur is the record being applied.
+	// pre holds prefetch's reads in record order; nextPre is the next one
+	// exec uses, cur the record being applied.
 	pre     []preRead
-	execIdx []int
+	nextPre int
 	cur     int
 	// extra are the Readers of prefetch's goroutines besides the
 	// enricher's own (reader): ExecReaders - 1 of them.
@@ -304,7 +304,7 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 			}
 		}
 	}
-	e.pre = e.pre[:0]
+	e.pre, e.nextPre = e.pre[:0], 0
 	// After the batch, so that exits in it are applied first.
 	e.housekeep()
 	b.EnrichDone()

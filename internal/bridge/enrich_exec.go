@@ -22,29 +22,29 @@ import (
 // reader found them waiting together) is read by up to ExecReaders
 // goroutines at once, each with its own procinfo.Reader; the table is
 // only read here, on the enricher goroutine, before they start.
+//
+// Only execs of processes the table knows are read ahead: exec reads one
+// it does not know in full (observe) when it applies it.
 func (e *enricher) prefetch(b *event.Batch) {
-	e.execIdx = e.execIdx[:0]
+	e.pre = e.pre[:0]
 	for i := range b.Records {
 		r := &b.Records[i]
 		if r.Kind != event.KindMessage || !r.HasProc || r.Proc.What != cnmsg.ProcExec || r.Sender != 0 ||
 			(r.Enrich != event.EnrichPending && r.Enrich != event.EnrichTable) {
 			continue
 		}
-		for len(e.pre) <= i {
-			e.pre = append(e.pre, preRead{})
+		if p := e.table.Get(r.Proc.TGID); p != nil {
+			e.pre = append(e.pre, preRead{rec: i, pid: r.Proc.PID, like: likeOf(p)})
 		}
-		p := &e.pre[i]
-		p.pid, p.like = r.Proc.PID, likeOf(e.table.Get(r.Proc.TGID))
-		e.execIdx = append(e.execIdx, i)
 	}
-	reads := len(e.execIdx)
+	reads := len(e.pre)
 	if reads == 0 {
 		return
 	}
 	if workers := min(1+len(e.extra), reads/parallelMin); workers > 1 {
 		e.readParallel(workers)
 	} else {
-		for _, i := range e.execIdx {
+		for i := range e.pre {
 			e.pre[i].readWith(&e.reader)
 		}
 	}
@@ -62,17 +62,17 @@ func (e *enricher) prefetch(b *event.Batch) {
 // waking another thread.
 const parallelMin = 4
 
-// readParallel reads the execs listed in execIdx on workers goroutines,
-// this one included, each taking the next unread exec.
+// readParallel makes the reads of e.pre on workers goroutines, this one
+// included, each taking the next unread exec.
 func (e *enricher) readParallel(workers int) {
 	var next atomic.Int32
 	work := func(rd *procinfo.Reader) {
 		for {
 			k := int(next.Add(1)) - 1
-			if k >= len(e.execIdx) {
+			if k >= len(e.pre) {
 				return
 			}
-			e.pre[e.execIdx[k]].readWith(rd)
+			e.pre[k].readWith(rd)
 		}
 	}
 	var wg sync.WaitGroup
@@ -93,19 +93,18 @@ func likeOf(p *proctable.Process) procinfo.Info {
 	return procinfo.Info{Exe: p.Exe, Cwd: p.Cwd, Comm: p.Comm, Cgroup: p.Cgroup, ContainerID: p.ContainerID, PodUID: p.PodUID}
 }
 
-// preRead is a /proc read made by prefetch for the record at its index:
-// pid and like are set before the read, the rest by it.
+// preRead is a /proc read made by prefetch for the exec record at index
+// rec: rec, pid and like are set before the read, the rest by it.
 type preRead struct {
+	rec  int
 	pid  uint32
 	like procinfo.Info
-	ok   bool
 	in   procinfo.Info
 	err  error
 }
 
 func (p *preRead) readWith(rd *procinfo.Reader) {
 	p.in, p.err = rd.ReadExec(p.pid, &p.like)
-	p.ok = true
 }
 
 func monotonicNs() int64 {
@@ -133,8 +132,13 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	}
 	var in procinfo.Info
 	var err error
-	if e.cur < len(e.pre) && e.pre[e.cur].ok {
-		in, err = e.pre[e.cur].in, e.pre[e.cur].err
+	for e.nextPre < len(e.pre) && e.pre[e.nextPre].rec < e.cur {
+		e.nextPre++ // read ahead for an exec applied another way
+	}
+	if e.nextPre < len(e.pre) && e.pre[e.nextPre].rec == e.cur {
+		p := &e.pre[e.nextPre]
+		e.nextPre++
+		in, err = p.in, p.err
 	} else {
 		like := likeOf(e.table.Get(ev.TGID))
 		in, err = e.reader.ReadExec(ev.PID, &like)
@@ -155,19 +159,13 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 		// after it switches the image), whose event is still to come.
 		stale = true
 	}
-	// The uids and gids are the table's: a set-id exec changes them in
-	// the kernel's commit_creds, which sends uid and gid events before
-	// the exec event (TestSetIDExec).
-	cur := e.table.Get(ev.TGID)
+	// The table keeps the uids and gids (TestSetIDExec) and, for a gone
+	// process, the cgroup: see proctable.Table.Exec.
 	o := proctable.Observed{
 		PID: ev.PID, Gone: in.Gone,
 		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd, Comm: in.Comm,
-		UID: cur.UID, EUID: cur.EUID, GID: cur.GID, EGID: cur.EGID, User: cur.User,
 		Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
 		Missing: in.Unreadable,
-	}
-	if in.Gone {
-		o.Cgroup, o.ContainerID, o.PodUID = cur.Cgroup, cur.ContainerID, cur.PodUID
 	}
 	if in.Gone {
 		e.count(e.gone)

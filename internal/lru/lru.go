@@ -42,9 +42,6 @@ func New[K comparable, V any](max int) *Map[K, V] {
 // Len returns the number of entries.
 func (m *Map[K, V]) Len() int { return len(m.index) }
 
-// Max returns the bound given to New.
-func (m *Map[K, V]) Max() int { return m.max }
-
 // Get returns the value of k and marks it most recently used.
 func (m *Map[K, V]) Get(k K) (V, bool) {
 	i, ok := m.index[k]

@@ -97,15 +97,15 @@ func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
 	}
 	p.Execs++
 	p.Stale = stale
-	if o.Gone {
+	switch {
+	case o.Gone:
 		p.Exe, p.Cmdline, p.CmdlineTruncated = "", nil, false
 		p.Missing = appendMissing(p.Missing, FieldExe, FieldCmdline, FieldCwd)
-	} else {
-		known := ok
+	case ok:
+		applyImage(&p, o)
+	default:
 		apply(&p, o)
-		if !known {
-			p.PPID, p.StartTicks = o.PPID, o.StartTicks
-		}
+		p.PPID, p.StartTicks = o.PPID, o.StartTicks
 	}
 	if !ok {
 		t.stamp(&p)

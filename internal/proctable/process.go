@@ -101,6 +101,26 @@ func apply(p *Process, o *Observed) {
 	p.Missing = o.Missing
 }
 
+// applyImage applies to p, a process the table knows, what an exec
+// changes: the image, working directory and cgroup. Its uids and gids
+// stay the table's (a set-id exec changes them in commit_creds, which
+// sends uid and gid events before the exec event), and so do the marks of
+// fields the read did not cover (uid, gid, parent); the image's marks are
+// the read's.
+func applyImage(p *Process, o *Observed) {
+	p.Exe, p.Cmdline, p.CmdlineTruncated, p.Cwd, p.Comm = o.Exe, o.Cmdline, o.CmdlineTruncated, o.Cwd, o.Comm
+	p.Cgroup, p.ContainerID, p.PodUID = o.Cgroup, o.ContainerID, o.PodUID
+	var kept []string
+	for _, f := range p.Missing {
+		switch f {
+		case FieldExe, FieldCmdline, FieldCwd, FieldComm, FieldCgroup:
+		default:
+			kept = append(kept, f)
+		}
+	}
+	p.Missing = appendMissing(kept, o.Missing...)
+}
+
 func appendMissing(m []string, fields ...string) []string {
 	out := append([]string(nil), m...)
 next:

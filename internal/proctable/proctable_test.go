@@ -2,6 +2,7 @@ package proctable
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -300,5 +301,22 @@ func TestPruneThreads(t *testing.T) {
 	tb.Threads(func(tid, _ uint32) bool { left = append(left, tid); return true })
 	if len(left) != 1 || left[0] != 3 || tb.Len() != 3 {
 		t.Errorf("threads left %v, Len %d; want [3], 3", left, tb.Len())
+	}
+}
+
+// TestExecKeepsCreds: an exec of a known process takes its image from the
+// read and keeps the table's uids, gids and user (the read has none), and
+// the marks of fields the read does not cover; the image's marks are the
+// read's.
+func TestExecKeepsCreds(t *testing.T) {
+	tb := newTable(0)
+	tb.Seed(&Observed{PID: 7, StartTicks: 1, Exe: "/bin/sh", Cwd: "/x", UID: 1000, EUID: 1000, GID: 100, EGID: 100, User: "alice",
+		Missing: []string{FieldParent, FieldCwd}})
+	p := tb.Exec(7, 7, &Observed{Exe: "/bin/sleep", Cmdline: []string{"sleep"}, Comm: "sleep", Missing: []string{FieldExe}}, false)
+	if p.UID != 1000 || p.EUID != 1000 || p.GID != 100 || p.EGID != 100 || p.User != "alice" {
+		t.Errorf("creds after exec: %+v, want the table's", p)
+	}
+	if p.Exe != "/bin/sleep" || p.Cwd != "" || !slices.Equal(p.Missing, []string{FieldParent, FieldExe}) {
+		t.Errorf("image after exec: exe %q cwd %q missing %v; want the read's, with parent still missing", p.Exe, p.Cwd, p.Missing)
 	}
 }
