@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -258,27 +257,28 @@ func readLines(t *testing.T, paths ...string) []line {
 	t.Helper()
 	var out []line
 	for _, path := range paths {
-		f, err := os.Open(path)
+		b, err := os.ReadFile(path)
 		if os.IsNotExist(err) {
 			continue
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var l line
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				f.Close()
-				t.Fatalf("%s: line is not JSON: %v: %q", path, err, sc.Text())
-			}
-			l.raw = sc.Text()
-			out = append(out, l)
+		// A line the sink is still writing has no newline yet: it is
+		// read next time.
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			b = b[:i]
+		} else {
+			b = nil
 		}
-		f.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
+		for raw := range bytes.Lines(b) {
+			raw = bytes.TrimSuffix(raw, []byte{'\n'})
+			var l line
+			if err := json.Unmarshal(raw, &l); err != nil {
+				t.Fatalf("%s: line is not JSON: %v: %q", path, err, raw)
+			}
+			l.raw = string(raw)
+			out = append(out, l)
 		}
 	}
 	return out

@@ -77,6 +77,9 @@ type enricher struct {
 	pre     []preRead
 	nextPre int
 	cur     int
+	// forked maps the processes forked in the batch prefetch reads to
+	// their parents.
+	forked map[uint32]uint32
 	// extra are the Readers of prefetch's goroutines besides the
 	// enricher's own (reader): ExecReaders - 1 of them.
 	extra []*procinfo.Reader
@@ -151,6 +154,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 	for range o.ExecReaders - 1 {
 		e.extra = append(e.extra, &procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline})
 	}
+	e.forked = make(map[uint32]uint32)
 	e.fromTable = e.results.WithLabelValues("table")
 	e.read = e.results.WithLabelValues("read")
 	e.gone = e.results.WithLabelValues("gone")

@@ -23,18 +23,36 @@ import (
 // goroutines at once, each with its own procinfo.Reader; the table is
 // only read here, on the enricher goroutine, before they start.
 //
-// Only execs of processes the table knows are read ahead: exec reads one
-// it does not know in full (observe) when it applies it.
+// Only execs of processes the table knows when the exec is applied are
+// read ahead: those it holds, and those a fork earlier in the batch adds
+// (a burst: forks and execs arrive together). exec reads a process it
+// does not know in full (observe).
 func (e *enricher) prefetch(b *event.Batch) {
 	e.pre = e.pre[:0]
+	clear(e.forked)
 	for i := range b.Records {
 		r := &b.Records[i]
-		if r.Kind != event.KindMessage || !r.HasProc || r.Proc.What != cnmsg.ProcExec || r.Sender != 0 ||
+		if r.Kind != event.KindMessage || !r.HasProc || r.Sender != 0 ||
 			(r.Enrich != event.EnrichPending && r.Enrich != event.EnrichTable) {
 			continue
 		}
-		if p := e.table.Get(r.Proc.TGID); p != nil {
-			e.pre = append(e.pre, preRead{rec: i, pid: r.Proc.PID, like: likeOf(p)})
+		ev := &r.Proc
+		switch ev.What {
+		case cnmsg.ProcFork:
+			if ev.ChildPID == ev.ChildTGID {
+				e.forked[ev.ChildTGID] = ev.ParentTGID
+			}
+		case cnmsg.ProcExec:
+			p := e.table.Get(ev.TGID)
+			if parent, ok := e.forked[ev.TGID]; ok && p == nil {
+				p = e.table.Get(parent) // what the child inherits
+				if p == nil {
+					continue
+				}
+			}
+			if p != nil {
+				e.pre = append(e.pre, preRead{rec: i, pid: ev.PID, like: likeOf(p)})
+			}
 		}
 	}
 	reads := len(e.pre)
