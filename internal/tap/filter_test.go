@@ -172,3 +172,23 @@ func TestFormatEscapesControl(t *testing.T) {
 		})
 	}
 }
+
+// TestPPIDAsTheRowShows: --ppid selects by the parent the row's PPID
+// column shows: the process table's when the line has one (here the exit
+// of a reparented process: the kernel says 1, the table 500). Before,
+// the filter took the kernel's and selected rows showing another PPID.
+func TestPPIDAsTheRowShows(t *testing.T) {
+	l, err := Parse([]byte(`{"time":"2026-11-30T10:00:02Z","host":"web1","idx":1,"val":1,"proc":{"event":"exit","cpu":0,"pid":501,"tgid":501,"parent_pid":1,"parent_tgid":1},` +
+		`"process":{"entity_id":"web1:501:6","pid":501,"ppid":500,"exe":"/usr/bin/sleep"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Formatter
+	row := strings.Fields(f.Format(l))
+	if len(row) < 5 || row[4] != "500" {
+		t.Fatalf("row %v: PPID column is not 500", row)
+	}
+	if !(&Filter{PPIDs: []uint32{500}}).Match(l) || (&Filter{PPIDs: []uint32{1}}).Match(l) {
+		t.Error("--ppid 500 must select the row showing PPID 500, and --ppid 1 must not")
+	}
+}

@@ -123,26 +123,17 @@ func (l *Line) PID() (uint32, bool) {
 	return 0, false
 }
 
-// PPID is the parent of PID, from the event or the process table.
+// PPID is the parent of PID: the process table's when the line has it,
+// else the event's, the same order as the PPID column of the text row
+// (event.TextFormatter), so that --ppid selects what the rows show.
 func (l *Line) PPID() (uint32, bool) {
 	switch {
-	case l.Proc != nil && l.Proc.ParentTGID != 0:
-		return l.Proc.ParentTGID, true
 	case l.Process != nil && l.Process.PPID != 0:
 		return l.Process.PPID, true
+	case l.Proc != nil && l.Proc.ParentTGID != 0:
+		return l.Proc.ParentTGID, true
 	case l.Parent != nil && l.Parent.PID != 0:
 		return l.Parent.PID, true
-	}
-	return 0, false
-}
-
-// UID is the process's real uid, when known.
-func (l *Line) UID() (uint32, bool) {
-	switch {
-	case l.Process != nil && l.Process.UID != nil:
-		return *l.Process.UID, true
-	case l.Proc != nil && l.Proc.RUID != nil:
-		return *l.Proc.RUID, true
 	}
 	return 0, false
 }
