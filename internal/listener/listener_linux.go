@@ -301,21 +301,32 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			}
 			return &OpError{Op: "recvmmsg", Err: err}
 		}
-		switch l.errno {
-		case 0:
-		case unix.ENOBUFS:
-			l.overruns.Add(1)
-			continue
-		case unix.EINTR:
-			continue
-		default:
-			if ctx.Err() != nil {
-				return nil
-			}
-			return &OpError{Op: "recvmmsg", Err: l.errno}
+		got, err := l.result()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return &OpError{Op: "recvmmsg", Err: err}
+		case got:
+			l.deliver(h)
 		}
-		l.deliver(h)
 	}
+}
+
+// result reads the outcome of the last recvmmsg: got when it returned
+// datagrams; an overrun (ENOBUFS: the kernel dropped messages for this
+// socket) is counted, and it and EINTR mean read again.
+func (l *Listener) result() (got bool, err error) {
+	switch l.errno {
+	case 0:
+		return true, nil
+	case unix.ENOBUFS:
+		l.overruns.Add(1)
+		return false, nil
+	case unix.EINTR:
+		return false, nil
+	}
+	return false, l.errno
 }
 
 // Wake makes Run call its handler once with no datagrams, soon, even when
@@ -383,19 +394,15 @@ func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, e
 		if again {
 			return n, true, errors.Join(errs...)
 		}
-		switch l.errno {
-		case 0:
-		case unix.ENOBUFS:
-			l.overruns.Add(1)
-			continue
-		case unix.EINTR:
-			continue
-		default:
-			errs = append(errs, &OpError{Op: "recvmmsg (drain)", Err: l.errno})
+		got, err := l.result()
+		if err != nil {
+			errs = append(errs, &OpError{Op: "recvmmsg (drain)", Err: err})
 			return n, false, errors.Join(errs...)
 		}
-		n += uint64(l.n)
-		l.deliver(h)
+		if got {
+			n += uint64(l.n)
+			l.deliver(h)
+		}
 	}
 	return n, false, errors.Join(errs...)
 }
