@@ -28,6 +28,9 @@ const (
 	// KindGap reports a time cnbridged was not listening: it was started
 	// again in the same boot. Gap describes it.
 	KindGap
+	// numKinds counts the kinds; a new kind goes above it, with its name
+	// (Kind.String) and its id rule (IDs).
+	numKinds
 )
 
 // Gap describes a time cnbridged was not listening.

@@ -245,11 +245,11 @@ func (s *File) writeOut(b []byte, n int) error {
 		s.logFailure(err)
 		switch s.cfg.OnError {
 		case OnErrorExit:
-			s.counters.Failed.Add(float64(n))
+			s.counters.Fail(FailWrite, n)
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		case OnErrorBlock:
 			if s.ctx.Err() != nil {
-				s.counters.Failed.Add(float64(n))
+				s.counters.Fail(FailWrite, n)
 				return nil
 			}
 			time.Sleep(s.cfg.RetryInterval)

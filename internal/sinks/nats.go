@@ -144,7 +144,7 @@ type NATS struct {
 	scratch  []byte
 	subjects subjCache
 	nums     strCache
-	userIDs  userIDs
+	ids      event.IDs
 	times    event.TimeCache
 
 	mu       sync.Mutex
@@ -370,33 +370,36 @@ func (s *NATS) publishLocked(e *entry, now time.Time) {
 	}
 	switch {
 	case err == nil:
+		e.P.copies++
 		s.l.published(e, conn, s.conf.ackDeadline(now))
 	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
 		s.warnEvery("pub:"+err.Error(), "NATS refused a message; counting it as failed", zap.String("subject", e.P.msg.Subject), zap.Error(err))
-		s.finishLocked(e, false)
+		s.finishLocked(e, FailRejected)
 	default: // disconnected meanwhile, not yet connected: later
 		s.l.retry(e, now.Add(100*time.Millisecond))
 	}
 }
 
-// finishLocked counts e (sent when ok, else failed) unless it was counted
-// already, and wakes a Write waiting for room.
-func (s *NATS) finishLocked(e *entry, ok bool) {
+// finishLocked counts e — sent when failed is "", else failed for that
+// reason — unless it was counted already, and wakes a Write waiting for
+// room.
+func (s *NATS) finishLocked(e *entry, failed string) {
 	if !s.l.finish(e) {
 		return
 	}
-	s.countLocked(1, ok)
+	s.countLocked(1, failed)
 }
 
-// countLocked counts n finished messages.
-func (s *NATS) countLocked(n int, ok bool) {
+// countLocked counts n finished messages: sent when failed is "", else
+// failed for that reason.
+func (s *NATS) countLocked(n int, failed string) {
 	if n == 0 {
 		return
 	}
-	if ok {
+	if failed == "" {
 		s.c.Sent.Add(float64(n))
 	} else {
-		s.c.Failed.Add(float64(n))
+		s.c.Fail(failed, n)
 	}
 	s.held.Store(int64(s.l.live))
 	s.wakeWriter()
@@ -445,7 +448,7 @@ func (s *NATS) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	left := s.l.finishAll()
-	s.countLocked(left, false)
+	s.countLocked(left, FailUnconfirmed)
 	s.mu.Unlock()
 	close(s.done)
 	s.wg.Wait()

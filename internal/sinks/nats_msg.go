@@ -51,79 +51,14 @@ const (
 // msgIDPrefix is the part of every Nats-Msg-Id that names the publisher:
 // the boot, the daemon (its host key) and the sink. ':' and '%' in the
 // host and sink names are escaped (%3A, %25), so that no two publishers
-// share a prefix.
+// share a prefix. The record's own id (event.IDs) follows: deterministic
+// for the fact the record is about, so that a retry (also after a restart
+// of the daemon, or a second daemon configured with the same host and sink
+// name publishing the same kernel stream) is dropped by JetStream's
+// duplicate window, while records about different facts never share one.
 func msgIDPrefix(bootID, host, sink string) string {
 	esc := strings.NewReplacer("%", "%25", ":", "%3A")
 	return bootID + ":" + esc.Replace(host) + ":" + esc.Replace(sink) + ":"
-}
-
-// userIDs keeps the Nats-Msg-Ids of userspace senders' messages apart
-// within one sink: the receive time is taken once per batch read from the
-// socket, so a sender that does not number its messages (seq 0) can send
-// two with the same port, time and seq. The n-th such message with one
-// receive time gets "+n" after the time.
-type userIDs struct {
-	time int64
-	n    uint32
-}
-
-// next returns the disambiguator for a userspace message received at t.
-// Records reach a sink in receive order.
-func (u *userIDs) next(t int64) uint32 {
-	if t != u.time {
-		u.time, u.n = t, 0
-		return 0
-	}
-	u.n++
-	return u.n
-}
-
-// appendMsgID appends r's Nats-Msg-Id. It is deterministic for a kernel
-// event, so that a retry (also after a restart of the daemon, or a second
-// daemon configured with the same host and sink name publishing the same
-// kernel stream) is dropped by JetStream's duplicate window, and it names
-// its publisher, so that two daemons (different host keys) or two sinks
-// of one daemon never collide in one stream:
-//
-//	prefix:                     <boot id>:<host>:<sink>:
-//	message from the kernel:    <prefix><idx>.<val>:<cpu>:<seq>
-//	message from a userspace    <prefix><idx>.<val>@<port>:t<receive ns>[+<n>]:<seq>
-//	sender (port id):
-//	loss marker:                the same, with <seq> replaced by loss<from>-<to>
-//
-// <cpu> is "-" for messages that are not process events: the kernel numbers
-// process events per CPU and other connector messages per id. A userspace
-// sender's sequence numbers start again when it restarts, and the kernel
-// may hand its port id to the next process, so its ids also carry the
-// receive time, and n (see userIDs) when one time is shared.
-func appendMsgID(dst []byte, prefix string, r *event.Record, n uint32) []byte {
-	dst = append(dst, prefix...)
-	dst = strconv.AppendUint(dst, uint64(r.Msg.ID.Idx), 10)
-	dst = append(dst, '.')
-	dst = strconv.AppendUint(dst, uint64(r.Msg.ID.Val), 10)
-	if r.Sender != 0 {
-		dst = append(dst, '@')
-		dst = strconv.AppendUint(dst, uint64(r.Sender), 10)
-		dst = append(dst, ":t"...)
-		dst = strconv.AppendInt(dst, r.Time, 10)
-		if n > 0 {
-			dst = append(dst, '+')
-			dst = strconv.AppendUint(dst, uint64(n), 10)
-		}
-	} else if cpu, ok := recordCPU(r); ok {
-		dst = append(dst, ':')
-		dst = strconv.AppendUint(dst, uint64(cpu), 10)
-	} else {
-		dst = append(dst, ":"+NoCPU...)
-	}
-	dst = append(dst, ':')
-	if r.Kind == event.KindLoss {
-		dst = append(dst, "loss"...)
-		dst = strconv.AppendUint(dst, uint64(r.Loss.FromSeq), 10)
-		dst = append(dst, '-')
-		return strconv.AppendUint(dst, uint64(r.Loss.ToSeq), 10)
-	}
-	return strconv.AppendUint(dst, uint64(r.Msg.Seq), 10)
 }
 
 // strCache interns the decimal strings of small numbers (ids, CPUs) so that
@@ -164,7 +99,16 @@ type natsMsg struct {
 	body []byte
 	vals [16]string // header values; the header map points into it
 	keys uint32     // the headers the map holds (bit* constants)
+	// copies counts the publishes of this message that a stream may have
+	// stored: every publish the client took, less those the stream
+	// answered without storing (409 in process, 503). A "duplicate"
+	// answer is this sink's own earlier copy only when another copy
+	// besides the one answered may have been stored.
+	copies int
 }
+
+// notStored notes that the stream answered one copy without storing it.
+func (m *natsMsg) notStored() { m.copies = max(m.copies-1, 0) }
 
 // entry is one message in the sink's in-flight ledger.
 type entry = held[natsMsg]
@@ -180,10 +124,11 @@ type entry = held[natsMsg]
 // per-message strings (sequence, time, message id, reply subject) share one
 // allocation.
 func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
+	e.copies = 0
 	s.scratch = s.subj.append(s.scratch[:0], r)
 	e.msg.Subject = s.subjects.get(s.scratch)
 
-	if s.raw && r.Kind != event.KindLoss {
+	if s.raw && r.Kind == event.KindMessage {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
 		e.body = s.enc.AppendJSONCached(e.body[:0], r, &s.times)
@@ -217,15 +162,16 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 		add(bit, k)
 	}
 	// The Cn-* headers carry the record's fields where the body does not:
-	// in format raw (a loss marker's JSON body there is told apart by
-	// Cn-Type). A JSON line has them all, and the client's header encoding
+	// in format raw (the records the bridge adds itself, loss markers, gap
+	// and exit_lost records, have a JSON body there, told apart by Cn-Type:
+	// the line's "type"). A JSON line has them all, and the client's header encoding
 	// is the largest per-message cost (it walks the map and allocates per
 	// publish), so JSON bodies get the Nats-Msg-Id alone.
 	if s.raw {
 		set(bitIdx, HeaderIdx, s.nums.get(r.Msg.ID.Idx))
 		set(bitVal, HeaderVal, s.nums.get(r.Msg.ID.Val))
 		set(bitHost, HeaderHost, s.cfg.Host)
-		if cpu, ok := recordCPU(r); ok {
+		if cpu, ok := r.StreamCPU(); ok {
 			set(bitCPU, HeaderCPU, s.nums.get(cpu))
 		}
 		if r.Sender != 0 {
@@ -233,18 +179,8 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 			b = strconv.AppendUint(b, uint64(r.Sender), 10)
 			span(bitSender, HeaderSender, from)
 		}
-		if r.Kind == event.KindLoss {
-			set(bitType, HeaderType, EventLoss)
-			from := len(b)
-			b = strconv.AppendUint(b, uint64(r.Loss.FromSeq), 10)
-			span(bitFrom, HeaderFrom, from)
-			from = len(b)
-			b = strconv.AppendUint(b, uint64(r.Loss.ToSeq), 10)
-			span(bitTo, HeaderTo, from)
-			from = len(b)
-			b = strconv.AppendUint(b, uint64(r.Loss.Lost), 10)
-			span(bitLost, HeaderLost, from)
-		} else {
+		switch r.Kind {
+		case event.KindMessage:
 			from := len(b)
 			b = strconv.AppendUint(b, uint64(r.Msg.Seq), 10)
 			span(bitSeq, HeaderSeq, from)
@@ -258,14 +194,24 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 			from = len(b)
 			b = appendTime(b, r.Time)
 			span(bitTime, HeaderTime, from)
+		case event.KindLoss:
+			set(bitType, HeaderType, r.Kind.String())
+			from := len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.FromSeq), 10)
+			span(bitFrom, HeaderFrom, from)
+			from = len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.ToSeq), 10)
+			span(bitTo, HeaderTo, from)
+			from = len(b)
+			b = strconv.AppendUint(b, uint64(r.Loss.Lost), 10)
+			span(bitLost, HeaderLost, from)
+		default: // a record the bridge adds: its JSON line says the rest
+			set(bitType, HeaderType, r.Kind.String())
 		}
 	}
 	from := len(b)
-	var dup uint32
-	if r.Sender != 0 {
-		dup = s.userIDs.next(r.Time)
-	}
-	b = appendMsgID(b, s.idPrefix, r, dup)
+	b = append(b, s.idPrefix...)
+	b = s.ids.Append(b, r)
 	span(bitMsgID, nats.MsgIdHdr, from)
 	replyFrom := len(b)
 	if s.cfg.JetStream {
