@@ -9,16 +9,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
@@ -296,85 +293,24 @@ func checkFlow(c *checker, events <-chan cnmsg.ProcEvent) {
 	c.ok("events flow", fmt.Sprintf("child %d: fork, exec and exit seen in %s", pid, time.Since(start).Round(time.Millisecond)))
 }
 
+// checkSinks checks each sink's destination the way its type knows how
+// (sinks.Prober: a file sink's file can be created, a NATS sink's servers
+// let it in).
 func checkSinks(c *checker, cfg *config.Config) {
 	for _, name := range cfg.SinkNames() {
 		s := cfg.Sinks[name]
-		switch {
-		case s.File() != nil:
-			path := s.File().Path
-			if err := creatable(path); err != nil {
-				c.fail("sink "+name, err.Error(), fmt.Sprintf("create %s writable by uid %d, or point sinks.%s.path elsewhere", filepath.Dir(path), os.Geteuid(), name))
-			} else {
-				c.ok("sink "+name, path+" writable")
-			}
-		case s.NATS() != nil:
-			checkNATS(c, name, s.NATS())
-		default:
+		p, ok := s.Settings.(sinks.Prober)
+		if !ok {
 			c.ok("sink "+name, s.Type)
-		}
-	}
-}
-
-// creatable reports whether the file sink can open path for appending:
-// an existing regular file this user may write, or a missing one whose
-// nearest existing ancestor directory this user may write and search.
-func creatable(path string) error {
-	st, err := os.Stat(path)
-	if err == nil {
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
-		}
-		if err := unix.Faccessat(unix.AT_FDCWD, path, unix.W_OK, unix.AT_EACCESS); err != nil {
-			return fmt.Errorf("%s: not writable: %w", path, err)
-		}
-		return nil
-	}
-	dir := filepath.Dir(path)
-	for {
-		st, err := os.Stat(dir)
-		if err == nil {
-			if !st.IsDir() {
-				return fmt.Errorf("%s: cannot create: %s is not a directory", path, dir)
-			}
-			if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
-				return fmt.Errorf("%s: cannot create in %s: %w", path, dir, err)
-			}
-			return nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return fmt.Errorf("%s: no existing directory above it", path)
-		}
-		dir = parent
-	}
-}
-
-// checkNATS connects to each server with the sink's credentials and TLS
-// (sinks.AuthOptions: the same options and secret-file checks) and
-// authenticates.
-func checkNATS(c *checker, name string, n *sinks.NATSSinkConfig) {
-	auth, err := sinks.AuthOptions(n.NATSConfig(name, ""))
-	if err != nil {
-		c.fail("sink "+name, err.Error(), "correct sinks."+name+" (run refuses to start this sink as it is)")
-		return
-	}
-	opts := append([]nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}, auth...)
-	for _, u := range strings.Split(n.URL, ",") {
-		u = strings.TrimSpace(u)
-		nc, err := nats.Connect(u, opts...)
-		if err != nil {
-			advice := "start the server or correct sinks." + name + ".url (cnbridged runs meanwhile, reconnecting)"
-			if strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(strings.ToLower(err.Error()), "authentication") {
-				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
-			}
-			c.fail("sink "+name, sinks.RedactURLs(u)+": "+err.Error(), advice)
 			continue
 		}
-		c.ok("sink "+name, sinks.RedactURLs(u)+" reachable, authenticated (server "+nc.ConnectedServerName()+")")
-		nc.Close()
+		for _, r := range p.Probe(context.Background(), name) {
+			if r.OK {
+				c.ok("sink "+name, r.Detail)
+			} else {
+				c.fail("sink "+name, r.Detail, r.Advice)
+			}
+		}
 	}
 }
 

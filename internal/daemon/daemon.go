@@ -66,7 +66,7 @@ type Daemon struct {
 	sinks   map[string]*sinkEntry
 	slots   [router.MaxSinks]*sinks.Runner
 	sinkMet *sinks.Metrics
-	natsMet *sinks.NATSMetrics // created with the first NATS sink
+	natsMet *sinks.NATSMetrics // every NATS sink's connection metrics
 	enc     *event.Encoder
 
 	lis    *listener.Listener

@@ -30,21 +30,23 @@ func (d *Daemon) Reopen() {
 	d.log.Info("file sinks will reopen their files")
 }
 
-// newSink builds the sink a config section describes.
+// newSink builds the sink a config section describes: its type's config
+// builds it (sinks.Types), from what the daemon shares with every sink.
 func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks.Sink, error) {
-	log := d.log.Named("sink").With(zap.String("sink", name))
-	switch t := sc.Settings.(type) {
-	case *sinks.StdoutConfig:
-		if t.Format == sinks.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
-		}
-		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
-	case *sinks.FileSinkConfig:
-		return sinks.NewFile(t.FileConfig(), d.enc, c, log)
-	case *sinks.NATSSinkConfig:
-		return d.newNATS(name, t, c, log)
+	if sc.Settings == nil {
+		return nil, fmt.Errorf("unknown type %q", sc.Type)
 	}
-	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
+	return sc.Settings.New(sinks.Env{
+		Name:        name,
+		Host:        d.cfg.Host,
+		Encoder:     d.enc,
+		Counters:    c,
+		Log:         d.log.Named("sink").With(zap.String("sink", name)),
+		Context:     d.sinkCtx,
+		Stdout:      d.opts.Stdout,
+		Text:        event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth},
+		NATSMetrics: d.natsMet,
+	})
 }
 
 // sinkChange is what a config needs of the sinks, built before anything
@@ -133,8 +135,8 @@ func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
 		var flush time.Duration
-		if f := sc.File(); f != nil {
-			flush = f.FlushInterval
+		if f, ok := sc.Settings.(sinks.Flusher); ok {
+			flush = f.FlushEvery()
 		}
 		r := sinks.NewRunner(sinks.RunnerConfig{
 			Name:          name,

@@ -28,66 +28,7 @@ import (
 //	nats_msg.go       encoding: subject, headers, Nats-Msg-Id
 //	nats_subject.go   the subject template
 //	nats_metrics.go   connection metrics
-//	nats_config.go    the typed configuration section
-
-// NATSConfig configures a NATS sink.
-type NATSConfig struct {
-	Name    string // the sink's name: metrics label and connection name
-	URL     string // one or several servers, comma-separated
-	Subject string // template over {host} {idx} {val} {event} {cpu} {container}
-	Format  string // "json" (the JSON line) or "raw" (the cn_msg payload)
-	Host    string // {host}, Cn-Host and the Nats-Msg-Id
-
-	// JetStream publishes with acknowledgements: at most MaxInFlight
-	// unacknowledged, each retried with the same Nats-Msg-Id until it is
-	// acknowledged. Without it the sink publishes to core NATS and confirms
-	// delivery to the server with PING round trips while messages are
-	// unconfirmed, waiting for them only when MaxInFlight are.
-	JetStream   bool
-	MaxInFlight int
-	AckTimeout  time.Duration // per attempt; also bounds a confirmation round trip
-	// ReconnectBufferBytes bounds, in message bytes, what the sink holds
-	// while it cannot publish. Core NATS: what does not fit is dropped
-	// (reason outage_buffer_full). JetStream: Write waits for room, and the
-	// runner's queue holds the rest.
-	ReconnectBufferBytes int
-	DrainTimeout         time.Duration // Close waits at most this long for acks
-	// ReconnectWait is the first pause between reconnect rounds; it doubles
-	// up to MaxReconnectWait, with up to 25 % jitter.
-	ReconnectWait    time.Duration
-	MaxReconnectWait time.Duration
-
-	User, Password string
-	Token          string
-	NkeySeedFile   string
-	CredsFile      string
-	TLS            NATSTLS
-	Stream         *NATSStream // created or updated on connect when set
-
-	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
-	// /proc/sys/kernel/random/boot_id.
-	BootID string
-	// Context ends the sink's waits: a Write blocked on a full in-flight
-	// window counts its record as dropped (reason shutdown) once it ends.
-	// The daemon passes its sinks' context, cancelled when draining runs
-	// out of time. Nil means never.
-	Context context.Context
-	// Options are appended to the connection options (tests use a custom
-	// dialer).
-	Options []nats.Option
-
-	// compiled is Subject compiled for Host by NATSSinkConfig.Resolve.
-	compiled *subjectTemplate
-}
-
-// NATSStream is the stream a JetStream sink creates or updates.
-type NATSStream struct {
-	Name            string
-	Subjects        []string
-	Storage         string // file, memory
-	DuplicateWindow time.Duration
-	Replicas        int
-}
+//	nats_config.go    the configuration: keys, defaults, validation
 
 // bootIDPath is where the kernel publishes the boot id.
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
@@ -173,39 +114,16 @@ type NATS struct {
 // configuration problems: an unreadable or group/other-readable secret
 // file, a bad template, an invalid TLS file.
 func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, log *zap.Logger) (*NATS, error) {
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = DefaultAckTimeout
-	}
-	if cfg.ReconnectBufferBytes <= 0 {
-		cfg.ReconnectBufferBytes = DefaultReconnectBufferSize
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultNATSDrainTimeout
-	}
-	if cfg.ReconnectWait <= 0 {
-		cfg.ReconnectWait = 250 * time.Millisecond
-	}
-	if cfg.MaxReconnectWait < cfg.ReconnectWait {
-		cfg.MaxReconnectWait = max(cfg.ReconnectWait, 2*time.Second)
+	cfg.SetDefaults(DaemonKeys{})
+	if err := cfg.Validate(DaemonKeys{Host: cfg.Host}); err != nil {
+		return nil, fmt.Errorf("nats sink: %w", err)
 	}
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
-	if cfg.Format == "" {
-		cfg.Format = "json"
-	}
-	if cfg.Format != "json" && cfg.Format != "raw" {
-		return nil, fmt.Errorf("nats sink: format %q is not %s", cfg.Format, natsFormatAccepted)
-	}
-	subj := cfg.compiled
-	if subj == nil {
-		var err error
-		if subj, err = compileSubject(cfg.Subject, cfg.Host); err != nil {
-			return nil, fmt.Errorf("nats sink: %w", err)
-		}
+	subj, err := compileSubject(cfg.Subject, cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("nats sink: %w", err)
 	}
 	bootID := cfg.BootID
 	if bootID == "" {

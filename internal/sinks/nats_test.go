@@ -55,7 +55,7 @@ func testCounters() (*Metrics, *Counters) {
 type counts struct{ sent, failed, dropped float64 }
 
 func readLedger(c *Counters) counts {
-	return counts{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.failed), testutil.ToFloat64(c.dropped)}
+	return counts{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
 }
 
 func baseConfig(url string) NATSConfig {

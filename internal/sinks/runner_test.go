@@ -219,7 +219,7 @@ func TestRunnerWriteErrorMidBatch(t *testing.T) {
 	if got := g.sink.got(); !slices.Equal(got, []uint32{0}) {
 		t.Errorf("written got %v, want [0]", got)
 	}
-	sent, failed, dropped := testutil.ToFloat64(g.c.Sent), testutil.ToFloat64(g.c.failed), g.dropped(DropShutdown)
+	sent, failed, dropped := testutil.ToFloat64(g.c.Sent), testutil.ToFloat64(g.c.Failed), g.dropped(DropShutdown)
 	if sent != 1 || failed != 1 || dropped != 5 {
 		t.Errorf("sent %v failed %v dropped(shutdown) %v, want 1, 1, 5", sent, failed, dropped)
 	}

@@ -89,8 +89,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Counters is one sink's outcome accounting.
 type Counters struct {
-	Sent     prometheus.Counter
-	failed   prometheus.Counter
+	Sent prometheus.Counter
+	// Failed is the sum over the failure reasons: count through Fail.
+	Failed   prometheus.Counter
 	dropped  prometheus.Counter
 	drops    *prometheus.CounterVec // curried with sink
 	failures *prometheus.CounterVec // curried with sink
@@ -100,7 +101,7 @@ type Counters struct {
 func (m *Metrics) Counters(sink string) *Counters {
 	c := &Counters{
 		Sent:     m.messages.WithLabelValues(sink, "sent"),
-		failed:   m.messages.WithLabelValues(sink, "failed"),
+		Failed:   m.messages.WithLabelValues(sink, "failed"),
 		dropped:  m.messages.WithLabelValues(sink, "dropped"),
 		drops:    m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
 		failures: m.failures.MustCurryWith(prometheus.Labels{"sink": sink}),
@@ -141,7 +142,7 @@ func (c *Counters) Fail(reason string, n int) {
 	if n <= 0 {
 		return
 	}
-	c.failed.Add(float64(n))
+	c.Failed.Add(float64(n))
 	c.failures.WithLabelValues(reason).Add(float64(n))
 }
 

@@ -14,14 +14,14 @@ const (
 )
 
 // SetDefaults implements TypeConfig.
-func (c *StdoutConfig) SetDefaults() {
+func (c *StdoutConfig) SetDefaults(DaemonKeys) {
 	if c.Format == "" {
 		c.Format = FormatJSON
 	}
 }
 
 // Validate implements TypeConfig.
-func (c *StdoutConfig) Validate() error {
+func (c *StdoutConfig) Validate(DaemonKeys) error {
 	if c.Format != FormatJSON && c.Format != FormatText {
 		return fmt.Errorf("format: %q is not json or text", c.Format)
 	}
@@ -30,3 +30,13 @@ func (c *StdoutConfig) Validate() error {
 
 // QueueDefaults implements TypeConfig.
 func (c *StdoutConfig) QueueDefaults() (int, int) { return DefaultQueueSize, DefaultQueueMaxBytes }
+
+// New implements TypeConfig: JSON lines, or (format text) rows for people
+// as env.Text formats them.
+func (c *StdoutConfig) New(env Env) (Sink, error) {
+	if c.Format == FormatText {
+		tf := env.Text
+		return NewTextStream(env.Stdout, env.Encoder, &tf, env.Counters), nil
+	}
+	return NewStream(env.Stdout, env.Encoder, env.Counters), nil
+}
