@@ -34,6 +34,10 @@ type NATSConfig struct {
 	// runner's queue holds the rest.
 	ReconnectBufferBytes int           `mapstructure:"reconnect_buffer_bytes"`
 	DrainTimeout         time.Duration `mapstructure:"drain_timeout"` // Close waits at most this long for acks
+	// MaxReconnectWait caps the pause between reconnect rounds, which
+	// starts at ReconnectWait and doubles, with up to 25 % jitter: a
+	// fleet's hosts spread their reconnects over it after an outage.
+	MaxReconnectWait time.Duration `mapstructure:"max_reconnect_wait"`
 
 	User         string      `mapstructure:"user"`
 	Password     string      `mapstructure:"password"`
@@ -48,10 +52,8 @@ type NATSConfig struct {
 
 	Name string `mapstructure:"-"` // the sink's name: metrics label and connection name
 	Host string `mapstructure:"-"` // {host}, Cn-Host and the Nats-Msg-Id
-	// ReconnectWait is the first pause between reconnect rounds; it
-	// doubles up to MaxReconnectWait, with up to 25 % jitter.
-	ReconnectWait    time.Duration `mapstructure:"-"`
-	MaxReconnectWait time.Duration `mapstructure:"-"`
+	// ReconnectWait is the first pause between reconnect rounds.
+	ReconnectWait time.Duration `mapstructure:"-"`
 	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
 	// /proc/sys/kernel/random/boot_id.
 	BootID string `mapstructure:"-"`
@@ -144,7 +146,7 @@ func (c *NATSConfig) SetDefaults(d DaemonKeys) {
 	if c.ReconnectWait <= 0 {
 		c.ReconnectWait = defaultReconnectWait
 	}
-	if c.MaxReconnectWait < c.ReconnectWait {
+	if c.MaxReconnectWait == 0 {
 		c.MaxReconnectWait = max(c.ReconnectWait, defaultMaxReconnectWait)
 	}
 }
@@ -192,6 +194,9 @@ func (c *NATSConfig) Validate(d DaemonKeys) error {
 	if c.DrainTimeout > d.ShutdownTimeout && d.ShutdownTimeout > 0 {
 		bad("drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
 			c.DrainTimeout, d.ShutdownTimeout)
+	}
+	if c.MaxReconnectWait < c.ReconnectWait {
+		bad("max_reconnect_wait", "%s: must be at least %s", c.MaxReconnectWait, c.ReconnectWait)
 	}
 	if c.ReconnectBufferBytes < 0 {
 		bad("reconnect_buffer_bytes", "%d: must not be negative", c.ReconnectBufferBytes)

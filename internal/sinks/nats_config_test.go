@@ -41,12 +41,14 @@ func TestNATSConfig(t *testing.T) {
 	c.CredsFile = open
 	c.TLS.CertFile = filepath.Join(dir, "absent.pem")
 	c.DrainTimeout = 9 * time.Second
+	c.MaxReconnectWait = time.Millisecond
 	got := flattenErr(c.Validate(DaemonKeys{Host: "h", ShutdownTimeout: 7 * time.Second}))
 	wantErrs := []string{
 		"url: required for a nats sink",
 		`subject: "cn.{pid}.>": unknown field {pid}; known: host, idx, val, event, cpu, container`,
 		`format: "xml" is not json or raw`,
 		"drain_timeout: 9s is longer than shutdown_timeout (7s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+		"max_reconnect_wait: 1ms: must be at least 250ms",
 		"user: set only one of user/password, token, nkey_seed_file, creds_file",
 		"password: user and password go together",
 		"tls.cert_file: cert_file and key_file go together",
