@@ -152,7 +152,7 @@ func (e *Env) Compile(src string) (*Expr, error) {
 		return nil, issues(iss.Errors())
 	}
 	if t := a.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
-		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the expression is a %s, want a bool (true selects the record)", t)}
+		return nil, &Error{Line: 1, Column: 1, Msg: fmt.Sprintf("the expression's type is %s, want bool (true selects the record)", t)}
 	}
 	est, err := e.env.EstimateCost(a, estimator{})
 	if err != nil {

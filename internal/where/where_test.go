@@ -106,7 +106,7 @@ func TestCompileErrors(t *testing.T) {
 		{`process.exee == "/bin/sh"`, `column 8: undefined field 'exee'`},
 		{`prcess.exe == "/bin/sh"`, `column 1: undeclared reference to 'prcess' (did you mean 'process'?)`},
 		{`process.uid == "0"`, `column 13: found no matching overload for '_==_' applied to '(int, string)'`},
-		{`process.exe`, `column 1: the expression is a string, want a bool (true selects the record)`},
+		{`process.exe`, `column 1: the expression's type is string, want bool (true selects the record)`},
 		{"proc.event == 'exec' &&\n  parent.exee == ''", `line 2 column 9: undefined field 'exee'`},
 		{`proc.event == `, `column 15: Syntax error: mismatched input '<EOF>' expecting`},
 		{`  `, `empty expression`},
