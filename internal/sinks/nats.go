@@ -82,11 +82,11 @@ type NATS struct {
 	urls     string // redacted, for logs and errors
 
 	// Used by Write only (under mu).
-	scratch  []byte
-	subjects subjCache
-	nums     strCache
-	ids      event.IDs
-	times    event.TimeCache
+	scratch    []byte
+	subjects   subjCache
+	ids        event.IDs
+	times      event.TimeCache
+	hostHeader string // Cn-Host, as the client would send it
 
 	mu       sync.Mutex
 	l        *ledger[natsMsg]
@@ -134,24 +134,24 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		bootID = strings.TrimSpace(string(b))
 	}
 	s := &NATS{
-		cfg:      cfg,
-		enc:      enc,
-		c:        c,
-		met:      m,
-		log:      log,
-		ctx:      cfg.Context,
-		subj:     subj,
-		raw:      cfg.Format == "raw",
-		idPrefix: msgIDPrefix(bootID, cfg.Host, cfg.Name),
-		urls:     RedactURLs(cfg.URL),
-		subjects: make(subjCache),
-		nums:     make(strCache),
-		l:        newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
-		warned:   ratelog.New(time.Minute, 64),
-		room:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		streamOK: cfg.Stream == nil,
+		cfg:        cfg,
+		enc:        enc,
+		c:          c,
+		met:        m,
+		log:        log,
+		ctx:        cfg.Context,
+		subj:       subj,
+		raw:        cfg.Format == "raw",
+		idPrefix:   msgIDPrefix(bootID, cfg.Host, cfg.Name),
+		urls:       RedactURLs(cfg.URL),
+		subjects:   make(subjCache),
+		hostHeader: headerValue(cfg.Host),
+		l:          newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
+		warned:     ratelog.New(time.Minute, 64),
+		room:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		streamOK:   cfg.Stream == nil,
 	}
 	opts, err := s.options()
 	if err != nil {
@@ -282,7 +282,7 @@ func (s *NATS) connNum() uint64 { return s.nc.Stats().Reconnects }
 // when needed (a core publish that succeeds does not need it).
 func (s *NATS) publishLocked(e *entry, now time.Time) {
 	conn := s.connNum()
-	err := s.nc.PublishMsg(&e.P.msg)
+	err := publishEncoded(s.nc, e.P.subject, e.P.reply, false, e.P.hdr, e.P.body)
 	if now.IsZero() && (err != nil || s.cfg.JetStream) {
 		now = time.Now()
 	}
@@ -291,7 +291,7 @@ func (s *NATS) publishLocked(e *entry, now time.Time) {
 		e.P.copies++
 		s.l.published(e, conn, s.conf.ackDeadline(now))
 	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
-		s.warnEvery("pub:"+err.Error(), "NATS refused a message; counting it as failed", zap.String("subject", e.P.msg.Subject), zap.Error(err))
+		s.warnEvery("pub:"+err.Error(), "NATS refused a message; counting it as failed", zap.String("subject", e.P.subject), zap.Error(err))
 		s.finishLocked(e, FailRejected)
 	default: // disconnected meanwhile, not yet connected: later
 		s.l.retry(e, now.Add(100*time.Millisecond))

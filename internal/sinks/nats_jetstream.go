@@ -99,7 +99,7 @@ func (a *jsAcker) onAck(m *nats.Msg) {
 	}
 	switch {
 	case noResponders:
-		s.stall = fmt.Errorf("no JetStream stream answers for subject %s", e.P.msg.Subject)
+		s.stall = fmt.Errorf("no JetStream stream answers for subject %s", e.P.subject)
 		e.P.notStored()
 		backoffLocked(s.l, e, time.Now())
 	case ack.Error != nil && ack.Error.Code == 503:
@@ -113,7 +113,7 @@ func (a *jsAcker) onAck(m *nats.Msg) {
 		e.P.notStored()
 		backoffLocked(s.l, e, time.Now())
 	case ack.Error != nil:
-		subject := e.P.msg.Subject
+		subject := e.P.subject
 		s.finishLocked(e, FailRejected)
 		s.l.advance()
 		s.mu.Unlock()
@@ -125,7 +125,7 @@ func (a *jsAcker) onAck(m *nats.Msg) {
 		// this one could have been stored: it is someone else's — a
 		// publisher sharing this sink's host and name, or a record kind
 		// whose ids collide. This record is not in the stream.
-		subject, msgID := e.P.msg.Subject, e.P.msg.Header.Get(nats.MsgIdHdr)
+		subject, msgID := e.P.subject, e.P.msgID()
 		s.stall = nil
 		s.finishLocked(e, FailDuplicate)
 		s.l.advance()
