@@ -231,7 +231,10 @@ func (s *File) writeOut(b []byte, n int) error {
 	for len(b) > 0 {
 		written, err := s.write(b)
 		if written > 0 {
-			k := bytes.Count(b[:written], []byte{'\n'})
+			k := n // all of b: its n lines, no need to count them
+			if written < len(b) {
+				k = bytes.Count(b[:written], []byte{'\n'})
+			}
 			s.counters.Sent.Add(float64(k))
 			b, n = b[written:], n-k
 		}
