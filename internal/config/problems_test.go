@@ -143,6 +143,33 @@ routes:
 			},
 		},
 		{
+			name: "rate_limit: each key checked, members that need enrichment",
+			body: `sinks:
+  out:
+    type: stdout
+routes:
+  - match: "1.1"
+    sinks: [out]
+    rate_limit:
+      per: [process.exe, proc.evnt]
+      events_per_second: 0
+      burst: 5
+  - match: "1.1"
+    sinks: [out]
+    rate_limit:
+      events_per_second: 1
+      report_every: 10
+      max_key: 3
+`,
+			want: []string{
+				`:8: routes[0].rate_limit.per[0]: process.exe needs enrich: true`,
+				`:8: routes[0].rate_limit.per[1]: "proc.evnt": no member "evnt" in cnbridged.Proc`,
+				`:9: routes[0].rate_limit.events_per_second: 0: want a rate above 0`,
+				`:15: routes[1].rate_limit.report_every: 10: want a duration string such as "2s" or "250ms" (a bare number has no unit)`,
+				`:16: routes[1].rate_limit.max_key: unknown key`,
+			},
+		},
+		{
 			name: "a sink that is not a mapping, a route key misspelt",
 			body: `sinks:
   out: stdout
