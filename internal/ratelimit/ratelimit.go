@@ -45,7 +45,7 @@ const (
 	DefaultReportEvery = 10 * time.Second
 	// MaxPairs is how many delivered execs a limiter remembers so that
 	// their exits are delivered too.
-	MaxPairs = 65536
+	MaxPairs     = 65536
 	maxKeysLimit = 1 << 20
 )
 
@@ -321,7 +321,9 @@ type pairs struct {
 	next int
 }
 
-func newPairs(n int) pairs { return pairs{set: map[string]int{}, ring: make([]string, 0, min(n, 1024)), max: n} }
+func newPairs(n int) pairs {
+	return pairs{set: map[string]int{}, ring: make([]string, 0, min(n, 1024)), max: n}
+}
 
 func (p *pairs) add(k string) {
 	if k == "" {
