@@ -146,6 +146,9 @@ type Route struct {
 	// RateLimit holds back, and counts, what goes over a per-key rate
 	// (internal/ratelimit); nil: no limit.
 	RateLimit *ratelimit.Config `mapstructure:"rate_limit"`
+	// Fold: "lifecycle" sends one record per process life (internal/fold)
+	// instead of its fork, exec… and exit; "" (default) sends each.
+	Fold string `mapstructure:"fold"`
 
 	// Parsed by Validate.
 	Pattern   router.Pattern  `mapstructure:"-"` // Match

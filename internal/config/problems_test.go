@@ -143,7 +143,7 @@ routes:
 			},
 		},
 		{
-			name: "rate_limit: each key checked, members that need enrichment",
+			name: "rate_limit: each key checked, members that need enrichment; fold",
 			body: `sinks:
   out:
     type: stdout
@@ -160,6 +160,13 @@ routes:
       events_per_second: 1
       report_every: 10
       max_key: 3
+  - match: "1.1"
+    sinks: [out]
+    fold: lifecycle
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    fold: lives
 `,
 			want: []string{
 				`:8: routes[0].rate_limit.per[0]: process.exe needs enrich: true`,
@@ -167,6 +174,8 @@ routes:
 				`:9: routes[0].rate_limit.events_per_second: 0: want a rate above 0`,
 				`:15: routes[1].rate_limit.report_every: 10: want a duration string such as "2s" or "250ms" (a bare number has no unit)`,
 				`:16: routes[1].rate_limit.max_key: unknown key`,
+				`:19: routes[2].fold: lifecycle needs enrich: true (a life is folded by the process's entity id)`,
+				`:23: routes[3].fold: "lives" is not lifecycle`,
 			},
 		},
 		{

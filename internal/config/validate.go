@@ -217,8 +217,18 @@ func (c *Config) validateRoutes(v *validation) {
 		}
 		c.Routes[i].WhereExpr = c.validateWhere(v, key, r, &env)
 		c.validateRateLimit(v, key, r, &env)
+		switch {
+		case r.Fold == "":
+		case r.Fold != FoldLifecycle:
+			v.bad(key+".fold", "%q is not lifecycle", r.Fold)
+		case !r.Enrich:
+			v.bad(key+".fold", "lifecycle needs enrich: true (a life is folded by the process's entity id)")
+		}
 	}
 }
+
+// FoldLifecycle is a route's fold: lifecycle.
+const FoldLifecycle = "lifecycle"
 
 // whereEnv returns env, building it on first use.
 func whereEnv(v *validation, key string, env **where.Env) *where.Env {

@@ -144,6 +144,8 @@ func unappliedKey(rc config.Route) string {
 		return "where"
 	case rc.RateLimit != nil:
 		return "rate_limit"
+	case rc.Fold != "":
+		return "fold"
 	}
 	return ""
 }
