@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -31,7 +32,19 @@ const (
 	// KindSuppressed counts records a route's rate limit did not send,
 	// under their key. Suppressed describes them.
 	KindSuppressed
+	// KindLife is a process's life folded into one record (a route's
+	// fold: lifecycle). Life describes it.
+	KindLife
 )
+
+// Life is a folded process life: the process as its last event described
+// it, its parent and ancestors, and the life (internal/fold builds it).
+type Life struct {
+	Process   fields.Opt[fields.Process]
+	Parent    fields.Opt[fields.Parent]
+	Ancestors []fields.Ancestor
+	Life      fields.Life
+}
 
 // Suppressed counts the records of one rate-limit key that a route did
 // not send between From and To.
@@ -83,8 +96,9 @@ type Record struct {
 	HasProc bool
 	Loss    Loss // set for KindLoss; Msg.ID names the stream
 	Gap     *Gap // set for KindGap
-	// Suppressed is set for KindSuppressed.
+	// Suppressed is set for KindSuppressed, Life for KindLife.
 	Suppressed *Suppressed
+	Life       *Life
 	// Targets has bit i set when sink slot i receives this record.
 	Targets uint64
 	// EnrichTargets are the sinks among Targets whose routes asked for
@@ -124,7 +138,7 @@ type Enrichment struct {
 // encodes, safe while the enricher is still at work on r.
 func (r *Record) Plain() Record {
 	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
-		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
+		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Life: r.Life, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
 }
 
 // EnrichState tells where a record is in enrichment.
