@@ -134,12 +134,18 @@ routes:
   - match: "1.1"
     sinks: [out]
     where: 'proc.pid'
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    fold: lifecycle
+    where: 'proc.event == "exec"'
 `,
 			want: []string{
 				`:8: routes[0].where: column 32: undefined field 'exee'`,
 				`:11: routes[1].where: reads process.exe, which needs enrich: true`,
 				`:15: routes[2].where: reads ancestors but the route carries none (ancestors: 0)`,
 				`:20: routes[3].where: column 1: the expression's type is int, want bool (true selects the record)`,
+				`:25: routes[4].where: reads proc.event, but a fold: lifecycle route's where sees life records, which have no proc (life.execs, life.exit_status…)`,
 			},
 		},
 		{

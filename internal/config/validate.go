@@ -288,6 +288,10 @@ func (c *Config) validateWhere(v *validation, key string, r Route, env **where.E
 		return nil
 	}
 	ok := true
+	if r.Fold == FoldLifecycle && x.Reads("proc") {
+		v.bad(key, "reads %s, but a fold: lifecycle route's where sees life records, which have no proc (life.execs, life.exit_status…)", firstUnder(x.Paths, "proc"))
+		ok = false
+	}
 	for _, root := range enrichRoots {
 		if !x.Reads(root) {
 			continue
