@@ -248,27 +248,47 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // estimator gives the sizes of the record's strings and lists.
 type estimator struct{}
 
-func (estimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
-	return nil
-}
-
-func (estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	path := n.Path()
-	if len(path) == 0 {
+// EstimateCallCost sizes what an optional holds (orValue, value), which
+// CEL's own estimate leaves unknown.
+func (e estimator) EstimateCallCost(fn, _ string, target *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
+	if (fn != "orValue" && fn != "value") || target == nil {
 		return nil
 	}
-	t := n.Type()
+	t := (*target).Type()
+	if t.Kind() != types.OpaqueKind || len(t.Parameters()) != 1 {
+		return nil
+	}
+	size := e.sizeOf(t.Parameters()[0], "")
+	if size == nil {
+		return nil
+	}
+	return cost.NewCallEstimate(cost.FixedCostEstimate(1), size)
+}
+
+func (e estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	last := ""
+	if len(path) > 0 {
+		last = path[len(path)-1]
+	}
+	return e.sizeOf(n.Type(), last)
+}
+
+// sizeOf bounds a value of type t, the member last when it is known.
+func (estimator) sizeOf(t *types.Type, last string) *cost.SizeEstimate {
 	switch {
 	case t.IsExactType(types.StringType):
 		return &cost.SizeEstimate{Min: 0, Max: MaxString}
 	case t.Kind() == types.ListKind:
-		switch path[len(path)-1] {
-		case "cmdline":
-			return &cost.SizeEstimate{Min: 0, Max: MaxArgs}
+		switch last {
 		case "ancestors":
 			return &cost.SizeEstimate{Min: 0, Max: MaxAncestors}
+		case "missing", "execs":
+			return &cost.SizeEstimate{Min: 0, Max: maxList}
 		}
-		return &cost.SizeEstimate{Min: 0, Max: maxList}
+		// cmdline, and lists the estimate cannot name (an optional's
+		// value): the longest.
+		return &cost.SizeEstimate{Min: 0, Max: MaxArgs}
 	case t.Kind() == types.MapKind:
 		return &cost.SizeEstimate{Min: 0, Max: maxList}
 	}

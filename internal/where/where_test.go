@@ -76,6 +76,16 @@ func TestEval(t *testing.T) {
 		{"string functions of the strings extension", `process.exe.lastIndexOf("/") == 8 && host.upperAscii() == "WEB-1"`, execLine, true, ""},
 		{"regular expressions", `process.cmdline.exists(a, a.matches("^https://"))`, execLine, true, ""},
 		{"or absorbs an error", `process.container_id == "x" || true`, execLine, true, ""},
+		// README's five routes.
+		{"README: containers only, no", `has(process.container_id)`, execLine, false, ""},
+		{"README: drop a CI's compilers, cc", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, containerExec, false, ""},
+		{"README: drop a CI's compilers, curl", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, execLine, true, ""},
+		{"README: drop a CI's compilers, no process", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, plainFork, true, ""},
+		{"README: only root", `process.uid == 0 || process.euid == 0`, execLine, true, ""},
+		{"README: only root, ci", `process.uid == 0 || process.euid == 0`, containerExec, false, "no such key: euid"},
+		{"README: children of sshd", `parent.?exe.orValue("") == "/usr/sbin/sshd" || ancestors.exists(a, a.exe == "/usr/sbin/sshd")`, execLine, true, ""},
+		{"README: children of sshd, no", `parent.?exe.orValue("") == "/usr/sbin/sshd" || ancestors.exists(a, a.exe == "/usr/sbin/sshd")`, containerExec, false, ""},
+		{"README: one pod", `process.?pod_uid.orValue("") == "pod-7"`, containerExec, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
