@@ -3,6 +3,7 @@ package where_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -226,4 +227,33 @@ func TestFieldsCoverModel(t *testing.T) {
 			t.Errorf("Fields: %s is %q, want %q", path, got[path], typ)
 		}
 	}
+}
+
+// TestConcurrentEval: one compiled expression evaluated from many
+// goroutines over different records gives each record's answer (Eval
+// reuses its activations).
+func TestConcurrentEval(t *testing.T) {
+	x, err := where.Compile(`process.exe.endsWith("/curl") && record.host == "web-1" && proc.pid == 4711`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := parse(t, execLine), parse(t, containerExec)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				r, want := yes, true
+				if (g+i)%2 == 1 {
+					r, want = no, false
+				}
+				if got, err := x.Eval(r); got != want || err != nil {
+					t.Errorf("Eval = %v, %v; want %v", got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
