@@ -29,6 +29,12 @@ const containerExec = `{"time":"t","host":"node-3","idx":1,"val":1,"proc":{"even
 const plainFork = `{"time":"t","host":"h","idx":1,"val":1,"seq":1,"ack":0,"flags":0,"len":40,"sender":0,` +
 	`"proc":{"event":"fork","cpu":0,"timestamp_ns":9,"parent_pid":1,"parent_tgid":1,"child_pid":2,"child_tgid":2}}`
 
+const suppressedLine = `{"time":"t","host":"ci-7","type":"suppressed","route":1,"key":{"process.exe":"/usr/bin/cc","process.uid":"1000"},"count":1234,"from":"a","to":"b"}`
+
+const lifeLine = `{"time":"t","host":"h","type":"life","process":{"entity_id":"e","pid":7,"exe":"/usr/bin/sleep","cmdline":["sleep","0.2"]},` +
+	`"life":{"start":"s","end":"e","duration_ns":200000789,"forked":true,"execs":[{"time":"t1","exe":"/usr/bin/sh","cmdline":["sh","-c","exec sleep 0.2"]},` +
+	`{"time":"t2","exe":"/usr/bin/sleep","cmdline":["sleep","0.2"]}],"events":4,"exit_code":0,"exit_status":0}}`
+
 const lossLine = `{"time":"t","host":"h","type":"loss","idx":1,"val":1,"cpu":0,"sender":0,"from_seq":5,"to_seq":9,"lost":5}`
 
 func parse(t testing.TB, line string) *fields.Record {
@@ -77,6 +83,9 @@ func TestEval(t *testing.T) {
 		{"string functions of the strings extension", `process.exe.lastIndexOf("/") == 8 && host.upperAscii() == "WEB-1"`, execLine, true, ""},
 		{"regular expressions", `process.cmdline.exists(a, a.matches("^https://"))`, execLine, true, ""},
 		{"or absorbs an error", `process.container_id == "x" || true`, execLine, true, ""},
+		{"a suppression record's key", `type == "suppressed" && key["process.exe"] == "/usr/bin/cc" && count > 1000 && !has(record.overflow)`, suppressedLine, true, ""},
+		{"a life's images", `life.execs.size() == 2 && life.execs[0].exe == "/usr/bin/sh" && life.exit_status == 0 && life.duration_ns > 100000000`, lifeLine, true, ""},
+		{"a life that ended is not open", `!has(life.end) && life.?open.orValue(false) == false`, lifeLine, false, ""},
 		// README's five routes.
 		{"README: containers only, no", `has(process.container_id)`, execLine, false, ""},
 		{"README: drop a CI's compilers, cc", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, containerExec, false, ""},
