@@ -1,6 +1,9 @@
 package event
 
-import "strconv"
+import (
+	"hash/crc32"
+	"strconv"
+)
 
 // String returns the kind's name: the JSON line's "type" for the records
 // the bridge adds itself ("message" for connector messages, which carry
@@ -15,6 +18,10 @@ func (k Kind) String() string {
 		return "exit_lost"
 	case KindGap:
 		return "gap"
+	case KindSuppressed:
+		return "suppressed"
+	case KindLife:
+		return "life"
 	}
 	return "kind" + strconv.Itoa(int(k))
 }
@@ -33,6 +40,9 @@ func (k Kind) String() string {
 //	loss marker:                 the same, with <seq> replaced by loss<from>-<to>
 //	gap record:                  gap:<from ns>-<to ns>      (one restart: the time not listened)
 //	exit_lost record:            exit_lost:<entity id>      (one process: boot, tgid, start)
+//	suppressed record:           suppressed:<route>:t<from ns>-<to ns>:<crc32 of the key, hex>
+//	                             (one report per route, key and time span)
+//	life record:                 life:<entity id>:t<receive ns> (one process's life, as folded then)
 //	a kind without a rule here:  <kind>:t<receive ns>+<n>
 //
 // The kernel numbers process events per CPU and other connector messages
@@ -75,6 +85,24 @@ func (g *IDs) Append(dst []byte, r *Record) []byte {
 			dst = append(dst, "exit_lost:"...)
 			return append(dst, r.Enriched.Process.EntityID...)
 		}
+	case KindSuppressed:
+		if s := r.Suppressed; s != nil {
+			dst = append(dst, "suppressed:"...)
+			dst = strconv.AppendInt(dst, int64(s.Route), 10)
+			dst = append(dst, ":t"...)
+			dst = strconv.AppendInt(dst, s.From, 10)
+			dst = append(dst, '-')
+			dst = strconv.AppendInt(dst, s.To, 10)
+			dst = append(dst, ':')
+			return strconv.AppendUint(dst, uint64(keyCRC(s)), 16)
+		}
+	case KindLife:
+		if l := r.Life; l != nil && l.Process.V.EntityID.V != "" {
+			dst = append(dst, "life:"...)
+			dst = append(dst, l.Process.V.EntityID.V...)
+			dst = append(dst, ":t"...)
+			return strconv.AppendInt(dst, r.Time, 10)
+		}
 	}
 	// A record with nothing to name it by: unique within this sink, and
 	// the same on every retry (a sink encodes a record once).
@@ -83,6 +111,22 @@ func (g *IDs) Append(dst []byte, r *Record) []byte {
 	dst = strconv.AppendInt(dst, r.Time, 10)
 	dst = append(dst, '+')
 	return strconv.AppendUint(dst, uint64(g.next(r.Time)), 10)
+}
+
+// keyCRC is the CRC-32 of a suppression key: its "path=value" pairs in
+// order ("overflow" for the overflow key).
+func keyCRC(s *Suppressed) uint32 {
+	if s.Overflow {
+		return crc32.ChecksumIEEE([]byte("overflow"))
+	}
+	var b []byte
+	for _, kv := range s.Key {
+		b = append(b, kv.Path...)
+		b = append(b, '=')
+		b = append(b, kv.Value...)
+		b = append(b, 0)
+	}
+	return crc32.ChecksumIEEE(b)
 }
 
 // appendStream appends the id of a connector message or a loss marker:

@@ -1,12 +1,15 @@
 package event
 
 import (
+	"hash/crc32"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -34,6 +37,13 @@ func idSamples() map[Kind][]Record {
 			Enriched: &Enrichment{Process: &proctable.Process{TGID: tgid, PID: tgid, StartTicks: ticks,
 				EntityID: proctable.EntityID("b00t", tgid, ticks)}}}
 	}
+	supp := func(route int, from int64, key string, overflow bool) Record {
+		return Record{Kind: KindSuppressed, Time: 7, Suppressed: &Suppressed{Route: route, From: from, To: from + 1e9, Count: 3, Overflow: overflow,
+			Key: []KeyValue{{Path: "process.exe", Value: key}}}}
+	}
+	life := func(entity string, t int64) Record {
+		return Record{Kind: KindLife, Time: t, Life: &Life{Process: fields.Some(fields.Process{EntityID: fields.Some(entity)})}}
+	}
 	return map[Kind][]Record{
 		KindMessage: {proc(0, 1), proc(1, 1), proc(0, 2),
 			{Time: 7, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 10, Val: 2}, Seq: 1}},
@@ -43,6 +53,9 @@ func idSamples() map[Kind][]Record {
 		KindLoss:     {loss(0, 4, 6), loss(1, 4, 6), loss(0, 7, 9)},
 		KindGap:      {gap(100, 200), gap(200, 300), gap(100, 300)},
 		KindExitLost: {lost(42, 1000), lost(42, 2000), lost(43, 1000)},
+		KindSuppressed: {supp(1, 100, "/usr/bin/cc", false), supp(1, 100, "/usr/bin/ld", false), supp(2, 100, "/usr/bin/cc", false),
+			supp(1, 200, "/usr/bin/cc", false), supp(1, 100, "", true)},
+		KindLife: {life("b:7:1", 7), life("b:8:1", 7), life("b:7:1", 9)},
 	}
 }
 
@@ -96,14 +109,17 @@ func TestIDs(t *testing.T) {
 	loss := Record{Kind: KindLoss, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 1, Val: 1}}, Loss: Loss{CPU: 1, HasCPU: true, FromSeq: 4, ToSeq: 6, Lost: 3}}
 	gap := Record{Kind: KindGap, Time: 20, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 1, Val: 1}}, Gap: &Gap{From: 10, To: 20}}
 	lost := Record{Kind: KindExitLost, Time: 20, Enriched: &Enrichment{Process: &proctable.Process{EntityID: "B:42:1000"}}}
+	supp := Record{Kind: KindSuppressed, Time: 20, Suppressed: &Suppressed{Route: 2, From: 10, To: 20, Overflow: true}}
+	life := Record{Kind: KindLife, Time: 20, Life: &Life{Process: fields.Some(fields.Process{EntityID: fields.Some("B:42:1000")})}}
 	other := Record{Kind: numKinds, Time: 20}
 	var g IDs
 	var got []string
-	for _, r := range []*Record{&exec, &kern, &user, &user, &loss, &gap, &lost, &other, &other} {
+	for _, r := range []*Record{&exec, &kern, &user, &user, &loss, &gap, &lost, &supp, &life, &other, &other} {
 		got = append(got, string(g.Append(nil, r)))
 	}
 	want := []string{"1.1:3:7", "10.2:-:5", "10.2@4242:t99:5", "10.2@4242:t99+1:5", "1.1:1:loss4-6",
-		"gap:10-20", "exit_lost:B:42:1000", "kind4:t20+0", "kind4:t20+1"}
+		"gap:10-20", "exit_lost:B:42:1000", "suppressed:2:t10-20:" + strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte("overflow"))), 16),
+		"life:B:42:1000:t20", "kind6:t20+0", "kind6:t20+1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ids (-want +got):\n%s", diff)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -41,6 +42,48 @@ type conformanceCase struct {
 }
 
 var conformanceCases = []conformanceCase{
+	{
+		name: "selection-kinds",
+		rule: "suppression and life records (a route's rate limit and fold) are published once each, in order with the messages around them, and counted sent",
+		run: func(t *testing.T, cf conformance) {
+			c := testCountersFor()
+			s, read := cf.open(t, c)
+			now := time.Now().UnixNano()
+			writeN(t, s, 0, 1)
+			for _, r := range []event.Record{
+				{Kind: event.KindSuppressed, Time: now, Targets: 1, Suppressed: &event.Suppressed{Route: 1,
+					Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 95, From: now - 2e9, To: now - 1e9}},
+				{Kind: event.KindSuppressed, Time: now, Targets: 1, Suppressed: &event.Suppressed{Route: 1,
+					Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/ld"}}, Count: 3, From: now - 2e9, To: now - 1e9}},
+				{Kind: event.KindLife, Time: now, Targets: 1, Life: &event.Life{
+					Process: fields.Some(fields.Process{EntityID: fields.Some("b:7:1"), Exe: fields.Some("/usr/bin/sleep")}),
+					Life:    fields.Life{Events: 3, Forked: true, ExitStatus: fields.Some[int64](0)}}},
+			} {
+				if err := s.Write(&r); err != nil {
+					t.Fatalf("Write %v: %v", r.Kind, err)
+				}
+			}
+			writeN(t, s, 1, 2)
+			closeSink(t, s)
+			got := read()
+			if len(got) != 5 {
+				t.Fatalf("published %d records, want 5: %v", len(got), got)
+			}
+			if got[0]["seq"] != float64(0) || got[4]["seq"] != float64(1) {
+				t.Errorf("first and last published %v and %v, want seq 0 and 1", got[0], got[4])
+			}
+			for i, want := range []string{"suppressed", "suppressed", "life"} {
+				o := got[i+1]
+				if _, ok := o["seq"]; ok {
+					t.Errorf("record %d %v has a seq, want a %s record", i+1, o, want)
+				}
+				if typ, ok := o["type"]; ok && typ != want {
+					t.Errorf("record %d has type %v, want %s", i+1, typ, want)
+				}
+			}
+			checkCounts(t, c, counts{sent: 5})
+		},
+	},
 	{
 		name: "order",
 		rule: "through a runner, every record for the sink is published once, in order, and counted sent; records for other sinks are not",
@@ -305,6 +348,13 @@ func everyKind(t *testing.T) []event.Record {
 		p := &proctable.Process{PID: 200 + i, TGID: 200 + i, StartTicks: 1000, Exe: "/usr/bin/sleep", EntityID: proctable.EntityID(testBoot, 200+i, 1000)}
 		byKind[event.KindExitLost] = append(byKind[event.KindExitLost], event.Record{Kind: event.KindExitLost, Time: now, Targets: 1, EnrichTargets: 1,
 			Msg: cnmsg.Message{ID: proc}, Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: p}})
+	}
+	for i := range int64(2) {
+		byKind[event.KindSuppressed] = append(byKind[event.KindSuppressed], event.Record{Kind: event.KindSuppressed, Time: now, Targets: 1,
+			Suppressed: &event.Suppressed{Route: 1, Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 9, From: now - (i+2)*1e9, To: now - (i+1)*1e9}})
+		byKind[event.KindLife] = append(byKind[event.KindLife], event.Record{Kind: event.KindLife, Time: now, Targets: 1, Life: &event.Life{
+			Process: fields.Some(fields.Process{EntityID: fields.Some(proctable.EntityID(testBoot, uint32(300+i), 1000)), Exe: fields.Some("/usr/bin/sleep")}),
+			Life:    fields.Life{Events: 3, Forked: true, ExitStatus: fields.Some[int64](0)}}})
 	}
 	var out []event.Record
 	for _, k := range event.Kinds() {

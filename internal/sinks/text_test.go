@@ -20,7 +20,7 @@ func textMarker(row string) string {
 	if len(f) < 2 {
 		return ""
 	}
-	return map[string]string{"LOSS": "loss", "GAP": "gap", "exit?": "exit_lost"}[f[1]]
+	return map[string]string{"LOSS": "loss", "GAP": "gap", "exit?": "exit_lost", "SUPPRESSED": "suppressed", "life": "life"}[f[1]]
 }
 
 // TestTextStreamConformance runs the shared sink contract on the text
