@@ -106,9 +106,14 @@ func TestAppendJSONProc(t *testing.T) {
 			e.ParentPID, e.ParentTGID, e.ChildPID, e.ChildTGID = 1, 1, 4242, 4242
 		}), map[string]any{"parent_pid": n(1), "parent_tgid": n(1), "child_pid": n(4242), "child_tgid": n(4242)}},
 		{"exit of a thread", ev(func(e *cnmsg.ProcEvent) {
+			// The kernel's exit_signal -1 (no signal to a parent), unsigned.
 			e.What = cnmsg.ProcExit
-			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 8, 7, 0, 0
-		}), map[string]any{"pid": n(8), "tgid": n(7), "exit_code": n(0), "exit_signal": n(0), "exit_status": n(0), "thread": true}},
+			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 8, 7, 0, 4294967295
+		}), map[string]any{"pid": n(8), "tgid": n(7), "exit_code": n(0), "exit_signal": json.Number("-1"), "exit_status": n(0), "thread": true}},
+		{"exit with no signal", ev(func(e *cnmsg.ProcEvent) {
+			e.What = cnmsg.ProcExit
+			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 7, 7, 0, 0
+		}), map[string]any{"pid": n(7), "tgid": n(7), "exit_code": n(0), "exit_signal": n(0), "exit_status": n(0)}},
 		{"exec", ev(func(e *cnmsg.ProcEvent) { e.What = cnmsg.ProcExec; e.PID, e.TGID = 4242, 4241 }),
 			map[string]any{"pid": n(4242), "tgid": n(4241)}},
 		{"uid", ev(func(e *cnmsg.ProcEvent) {
