@@ -75,8 +75,9 @@ func (t *Table) SetStart(tgid uint32, ticks uint64) *Process {
 }
 
 // Exec records an exec by pid (after exec, pid == tgid) with what /proc
-// said. When o.Gone, the new image is unknown: exe, cmdline and cwd are
-// left empty and marked missing; what exec keeps (uid, gid, cgroup, the
+// said. When o.Gone, the new image is unknown: exe, cmdline, cwd and comm
+// (which exec sets from the new image's name) are marked missing, exe,
+// cmdline and comm left empty; what exec keeps (uid, gid, cgroup, the
 // parent) stays as the table knew it. stale marks a read that may show a
 // later exec.
 func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
@@ -99,8 +100,8 @@ func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
 	p.Stale = stale
 	switch {
 	case o.Gone:
-		p.Exe, p.Cmdline, p.CmdlineTruncated = "", nil, false
-		p.Missing = appendMissing(p.Missing, FieldExe, FieldCmdline, FieldCwd)
+		p.Exe, p.Cmdline, p.CmdlineTruncated, p.Comm = "", nil, false, ""
+		p.Missing = appendMissing(p.Missing, FieldExe, FieldCmdline, FieldCwd, FieldComm)
 	case ok:
 		applyImage(&p, o)
 	default:

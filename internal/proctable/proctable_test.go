@@ -199,13 +199,13 @@ func sortStrings(in []string) []string {
 
 func TestExecGoneKeepsInherited(t *testing.T) {
 	tb := newTable(0)
-	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/bin/sh", UID: 7, Cgroup: "/c", ContainerID: "x", PodUID: "p"})
+	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/bin/sh", Comm: "sh", UID: 7, Cgroup: "/c", ContainerID: "x", PodUID: "p"})
 	tb.Fork(1, 9, 9, 2e9)
 	p := tb.Exec(9, 9, &Observed{Gone: true}, false)
-	want := []string{FieldExe, FieldCmdline, FieldCwd}
-	if p.Exe != "" || p.PreviousExe != "/bin/sh" || p.UID != 7 || p.Cgroup != "/c" || p.ContainerID != "x" || p.PodUID != "p" ||
+	want := []string{FieldExe, FieldCmdline, FieldCwd, FieldComm}
+	if p.Exe != "" || p.Comm != "" || p.PreviousExe != "/bin/sh" || p.UID != 7 || p.Cgroup != "/c" || p.ContainerID != "x" || p.PodUID != "p" ||
 		!cmp.Equal(p.Missing, want) {
-		t.Errorf("exec of a gone process: got %+v, want exe missing and uid, cgroup, container, pod inherited", p)
+		t.Errorf("exec of a gone process: got %+v, want exe and comm missing and uid, cgroup, container, pod inherited", p)
 	}
 }
 
