@@ -287,6 +287,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 		dst = AppendString(dst, pa.Exe)
 		dst = append(dst, `,"cmdline":`...)
 		dst = appendStrings(dst, pa.Cmdline)
+		if pa.Exited {
+			dst = append(dst, `,"exited":true`...)
+		}
 		dst = append(dst, '}')
 	}
 	if len(en.Ancestors) > 0 {
@@ -300,6 +303,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 			dst = appendUint(dst, `,"pid":`, uint64(a.TGID))
 			dst = append(dst, `,"exe":`...)
 			dst = AppendString(dst, a.Exe)
+			if a.Exited {
+				dst = append(dst, `,"exited":true`...)
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')

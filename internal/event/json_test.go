@@ -12,6 +12,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // testTime is 2024-03-09T12:34:56.000000789Z.
@@ -397,5 +398,35 @@ func TestAppendJSONAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("AppendJSON allocates %v times per run into a preallocated buffer, want 0", allocs)
+	}
+}
+
+// TestAppendJSONLineage: a parent and ancestors that have exited are
+// written as the table remembers them, with "exited": true; live ones
+// without the key.
+func TestAppendJSONLineage(t *testing.T) {
+	init := &proctable.Process{EntityID: "b:1:1", PID: 1, TGID: 1, Exe: "/sbin/init"}
+	parent := &proctable.Process{EntityID: "b:100:7", PID: 100, TGID: 100, PPID: 1, Exe: "/bin/sh", Cmdline: []string{"sh"}, Exited: true, ExitNs: 5}
+	r := procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 101, TGID: 101})
+	r.Enrich = event.EnrichDone
+	r.Enriched = &event.Enrichment{
+		Process:   &proctable.Process{EntityID: "b:101:8", PID: 101, TGID: 101, PPID: 100, Exe: "/bin/true"},
+		Parent:    parent,
+		Ancestors: []*proctable.Process{parent, init},
+	}
+	got := decodeLine(t, event.NewEncoder("h").AppendJSON(nil, &r))
+	want := map[string]any{"entity_id": "b:100:7", "pid": n(100), "exe": "/bin/sh", "cmdline": []any{"sh"}, "exited": true}
+	if diff := cmp.Diff(want, got["parent"]); diff != "" {
+		t.Errorf("parent (-want +got):\n%s", diff)
+	}
+	wantA := []any{
+		map[string]any{"entity_id": "b:100:7", "pid": n(100), "exe": "/bin/sh", "exited": true},
+		map[string]any{"entity_id": "b:1:1", "pid": n(1), "exe": "/sbin/init"},
+	}
+	if diff := cmp.Diff(wantA, got["ancestors"]); diff != "" {
+		t.Errorf("ancestors (-want +got):\n%s", diff)
+	}
+	if _, ok := got["process"].(map[string]any)["exited"]; ok {
+		t.Error("process has an exited key")
 	}
 }
