@@ -24,6 +24,7 @@ func TestExecGoneBeforeRead(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	begin := monoNs(t)
 	cmd := exec.Command("/bin/true", "gone-before-read")
 	err := cmd.Run()
 	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
@@ -35,7 +36,12 @@ func TestExecGoneBeforeRead(t *testing.T) {
 	pid := cmd.Process.Pid
 	var fork, ex *line
 	waitFor(t, 10*time.Second, "the child's fork and exec", func() bool {
-		ls := linesOf(t, out, pid)
+		var ls []line // this life of the pid: from the fork on, its first exec
+		for _, l := range linesOf(t, out, pid) {
+			if ts, _ := l.Proc["timestamp_ns"].(float64); ts >= begin {
+				ls = append(ls, l)
+			}
+		}
 		fork, ex = eventOf(ls, "fork"), eventOf(ls, "exec")
 		return fork != nil && ex != nil
 	})

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +26,24 @@ type lineageLine struct {
 	Parent    map[string]any   `json:"parent"`
 	Ancestors []map[string]any `json:"ancestors"`
 	raw       string
+}
+
+// monoNs is CLOCK_MONOTONIC now, the clock of proc.timestamp_ns: lines
+// stamped before a test's processes started are of earlier holders of
+// their pids (pids come round fast when other work churns them).
+func monoNs(t *testing.T) float64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return float64(ts.Nano())
+}
+
+// after reports whether l is stamped at or after ns.
+func (l lineageLine) after(ns float64) bool {
+	ts, _ := l.Proc["timestamp_ns"].(float64)
+	return ts >= ns
 }
 
 func lineageLines(t *testing.T, path string) []lineageLine {
@@ -102,6 +122,7 @@ func TestOrphanAfterPidReuse(t *testing.T) {
 			release()
 		}
 	})
+	begin := monoNs(t)
 	parent := exec.Command("/bin/sh", "-c", `/bin/sh -c "read x <`+fifo+`; exec /bin/sleep 0.2" >/dev/null 2>&1 & echo $!`)
 	got, err := parent.Output()
 	if err != nil {
@@ -129,10 +150,11 @@ func TestOrphanAfterPidReuse(t *testing.T) {
 	waitFor(t, 10*time.Second, "the orphan's exit and the newcomer's exec", func() bool {
 		pID, nID, cExecs, cExit = "", "", nil, nil
 		for _, l := range lineageLines(t, out) {
-			if l.Proc == nil || l.Process == nil {
+			if l.Proc == nil || l.Process == nil || !l.after(begin) {
 				continue
 			}
 			switch {
+			case cExit != nil: // C's pid may come round after its exit
 			case l.Proc["event"] == "fork" && l.Proc["child_pid"] == float64(pPid) && pID == "":
 				pID, _ = l.Process["entity_id"].(string)
 			case l.Proc["event"] == "exec" && l.Proc["pid"] == float64(pPid) && fmt.Sprint(l.Process["cmdline"]) == "[sleep 3.25]":
@@ -185,17 +207,19 @@ func TestOrphanAfterPidReuse(t *testing.T) {
 }
 
 // leaderExitHelper is the process TestLeaderExitsFirst starts (the test
-// binary, run with CNBRIDGED_TEST_HELPER=leader-exit): its leader thread
-// exits alone (SYS_EXIT, as pthread_exit does), leaving the group to its
-// other threads; on a line on stdin one of them renames itself (a comm
-// event of a thread, not the leader) and then the process exits
-// (exit_group).
+// binary, run with CNBRIDGED_TEST_HELPER=leader-exit). On a first line on
+// stdin (once the daemon has described its exec: a zombie leader's /proc
+// shows no image) its leader thread exits alone (SYS_EXIT, as
+// pthread_exit does), leaving the group to its other threads; on a second
+// line one of them renames itself (a comm event of a thread, not the
+// leader) and then the process exits (exit_group).
 func leaderExitHelper() {
 	runtime.LockOSThread() // init runs on the leader thread: keep main there
+	in := bufio.NewReader(os.Stdin)
+	in.ReadString('\n')
 	go func() {
 		runtime.LockOSThread()
-		b := make([]byte, 1)
-		os.Stdin.Read(b)
+		in.ReadString('\n')
 		os.WriteFile("/proc/thread-self/comm", []byte("leaderless"), 0)
 		os.Exit(0)
 	}()
@@ -228,6 +252,7 @@ func TestLeaderExitsFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	self, _ = filepath.EvalSymlinks(self)
+	begin := monoNs(t)
 	cmd := exec.Command(self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "CNBRIDGED_TEST_HELPER=leader-exit")
 	stdin, err := cmd.StdinPipe()
@@ -239,15 +264,20 @@ func TestLeaderExitsFirst(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	pid := float64(cmd.Process.Pid)
+	end := math.Inf(1) // once the helper has been reaped, its pid may come round
 	ofGroup := func() []lineageLine {
 		var ls []lineageLine
 		for _, l := range lineageLines(t, out) {
-			if l.Proc != nil && l.Proc["tgid"] == pid {
+			if l.Proc != nil && l.Proc["tgid"] == pid && l.after(begin) && !l.after(end) {
 				ls = append(ls, l)
 			}
 		}
 		return ls
 	}
+	waitFor(t, 10*time.Second, "the helper's exec", func() bool {
+		return slices.ContainsFunc(ofGroup(), func(l lineageLine) bool { return l.Proc["event"] == "exec" })
+	})
+	stdin.Write([]byte("\n"))
 	waitFor(t, 10*time.Second, "the helper's leader exit", func() bool {
 		return slices.ContainsFunc(ofGroup(), func(l lineageLine) bool { return l.Proc["event"] == "exit" && l.Proc["pid"] == pid })
 	})
@@ -255,6 +285,7 @@ func TestLeaderExitsFirst(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}
+	end = monoNs(t)
 	var id any
 	var comm *lineageLine
 	var threadExits []lineageLine
@@ -262,7 +293,7 @@ func TestLeaderExitsFirst(t *testing.T) {
 		id, comm, threadExits = nil, nil, nil
 		for _, l := range ofGroup() {
 			switch {
-			case l.Proc["event"] == "exec":
+			case l.Proc["event"] == "exec" && id == nil:
 				id = l.Process["entity_id"]
 			case l.Proc["event"] == "comm" && l.Proc["comm"] == "leaderless":
 				comm = &l
