@@ -146,6 +146,9 @@ func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
 		counters := d.sinkMet.Counters(name)
 		s, err := d.newSink(name, sc, counters)
 		if err != nil {
+			if !had {
+				d.sinkMet.Forget(name) // never started: not in the stop summary
+			}
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
 		var flush time.Duration
