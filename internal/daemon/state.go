@@ -16,6 +16,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/filelock"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/statefile"
@@ -115,14 +116,48 @@ func startTrace(dir string, log *zap.Logger) (*restartTrace, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := filelock.Lock(lock); err != nil {
 		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errors.New("another cnbridged uses this state_dir")
+		if errors.Is(err, filelock.ErrHeld) {
+			return nil, fmt.Errorf("another cnbridged uses this state_dir: %w", err)
 		}
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, err
 	}
 	return &restartTrace{dir: dir, boot: boot, log: log, lock: lock, saveErrs: ratelog.New(time.Minute, 1)}, nil
+}
+
+// ProbeStateDir does to dir what the restart trace does at start —
+// create it, take its lock, write a file in it the way state.json is
+// written, and open seqs.bin for writing if it exists — without changing
+// the trace a previous daemon left (cnbridged check). It leaves the
+// directory and its .lock, if it created them, for the caller to remove.
+func ProbeStateDir(dir string) error {
+	t, err := startTrace(dir, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer t.lock.Close()
+	f, err := os.CreateTemp(dir, ".check-*.tmp")
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	_, err = f.Write(statefile.Encode(statefile.State{BootID: t.boot, Time: time.Now()}))
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	os.Remove(f.Name())
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	seqs, err := os.OpenFile(filepath.Join(dir, statefile.SeqsName), os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		seqs.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("seq table: %w", err)
+	}
+	return nil
 }
 
 func (t *restartTrace) saveEvery(interval time.Duration) {
