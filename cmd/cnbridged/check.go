@@ -351,7 +351,7 @@ func checkStateDir(c *checker, dir string) {
 		c.ok("state_dir", "disabled (state_dir is empty): no restart trace, no gap record after a restart")
 		return
 	}
-	err := probe(filepath.Join(dir, ".lock"), func() error { return daemon.ProbeStateDir(dir) })
+	err := probe(filepath.Join(dir, daemon.StateLockName), func() error { return daemon.ProbeStateDir(dir) })
 	var held *filelock.HeldError
 	switch {
 	case err == nil:

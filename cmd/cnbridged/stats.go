@@ -28,7 +28,8 @@ func newStatsCmd() *cobra.Command {
 		Short: "Print rates, loss, drops and sink queues of the running daemon",
 		Long: `Scrape the running daemon's metrics twice, --interval apart, and print rates,
 loss, drops and sink queues. The endpoint is --url, or else metrics.listen
-from the config (same flags as run).`,
+from the config (same flags as run): first the address the running daemon
+recorded in its state_dir, then metrics.listen, as health does.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
@@ -36,17 +37,22 @@ from the config (same flags as run).`,
 				if err != nil {
 					return configError(err)
 				}
-				base, err := metricsURL(cfg.Metrics.Listen)
+				eps, err := daemonEndpoints(cfg, cmd.ErrOrStderr())
 				if err != nil {
 					return runtimeError(err)
 				}
-				url = base + "/metrics"
+				resp, u, err := eps.get("/metrics", 5*time.Second)
+				if err != nil {
+					return runtimeError(fmt.Errorf("scrape: %w", err))
+				}
+				resp.Body.Close()
+				url = u
 			}
 			return runtimeError(cmdStats(cmd.OutOrStdout(), url, interval))
 		},
 	}
 	cf.add(cmd.Flags())
-	cmd.Flags().StringVar(&url, "url", "", "the daemon's metrics endpoint (default: http://<metrics.listen>/metrics from the config)")
+	cmd.Flags().StringVar(&url, "url", "", "the daemon's metrics endpoint (default: the running daemon's address from its state_dir, else http://<metrics.listen>/metrics from the config)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between the two scrapes used for rates")
 	return cmd
 }

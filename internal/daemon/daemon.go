@@ -219,10 +219,11 @@ func (d *Daemon) registerListenerMetrics() {
 
 // serveMetrics serves /metrics, /healthz, /readyz and /debug/proctable (a
 // read-only copy of the process table: pids and start ticks).
-func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
+// It returns the address it is bound to.
+func (d *Daemon) serveMetrics(addr string) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: %w", err)
+		return nil, "", fmt.Errorf("metrics.listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -254,7 +255,7 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 		}
 	}()
 	d.log.Info("serving metrics", zap.String("listen", ln.Addr().String()))
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }
 
 // Ready returns nil when the socket is subscribed and every sink is ready.

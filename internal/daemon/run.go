@@ -240,10 +240,11 @@ func (d *Daemon) startMetrics(_ context.Context, cfg *config.Config) (func(), er
 	if cfg.Metrics.Listen == "" {
 		return nil, nil
 	}
-	srv, err := d.serveMetrics(cfg.Metrics.Listen)
+	srv, addr, err := d.serveMetrics(cfg.Metrics.Listen)
 	if err != nil {
 		return nil, err
 	}
+	d.trace.setMetrics(addr) // where health and stats find this daemon
 	return func() { shutdownHTTP(srv) }, nil
 }
 
