@@ -81,13 +81,17 @@ func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
 		return fmt.Sprintf("%.0f", (now-before)/interval.Seconds())
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "ID\tRECEIVED\tRATE/s\tLOST\tRESETS\tDUPLICATES\n")
+	// LOST is loss while listening; NOT LISTENING the restart gap (seqs
+	// numbered while no cnbridged read them).
+	fmt.Fprintf(w, "ID\tRECEIVED\tRATE/s\tLOST\tNOT LISTENING\tRESETS\tDUPLICATES\n")
 	for _, id := range labelPairs(b, "cnbridged_messages_received_total", "idx", "val") {
 		sel := map[string]string{"idx": id[0], "val": id[1]}
+		when := func(w string) map[string]string { return map[string]string{"idx": id[0], "val": id[1], "when": w} }
 		rx := value(b, "cnbridged_messages_received_total", sel)
-		fmt.Fprintf(w, "%s.%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
+		fmt.Fprintf(w, "%s.%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
 			rate(rx, value(a, "cnbridged_messages_received_total", sel)),
-			value(b, "cnbridged_messages_lost_total", sel),
+			value(b, "cnbridged_messages_lost_total", when("listening")),
+			value(b, "cnbridged_messages_lost_total", when("not_listening")),
 			value(b, "cnbridged_seq_resets_total", sel),
 			value(b, "cnbridged_messages_duplicate_total", sel))
 	}

@@ -119,3 +119,19 @@ func TestRenderNoDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestLostWhileListeningOnly: top's LOST is loss while listening; the
+// restart gap (when="not_listening") is not counted.
+func TestLostWhileListeningOnly(t *testing.T) {
+	const prom = `# TYPE cnbridged_messages_lost_total counter
+cnbridged_messages_lost_total{idx="1",val="1",when="listening"} 3
+cnbridged_messages_lost_total{idx="1",val="1",when="not_listening"} 493167
+`
+	s, err := ParseMetrics(strings.NewReader(prom), "web1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Lost["web1"]; got != 3 {
+		t.Errorf("lost got %v, want 3", got)
+	}
+}
