@@ -11,7 +11,7 @@ import (
 
 // TestFatalStartLoggedFirst: a stage that cannot start is the first log
 // line, at error level, with its cause; the stop summary stays the last
-// line and the error is not printed a third time.
+// line, marked fatal, and the error is not printed again.
 func TestFatalStartLoggedFirst(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -36,10 +36,10 @@ func TestFatalStartLoggedFirst(t *testing.T) {
 	if first["level"] != "error" || first["msg"] != "cannot start" || first["stage"] != "sinks" || !strings.HasPrefix(first["error"].(string), cause) {
 		t.Errorf("first line: got %v, want level error, msg \"cannot start\", stage sinks and an error starting %q", lines[0], cause)
 	}
-	if last["msg"] != "cnbridged stopped" {
-		t.Errorf("last line: got %v, want the stop summary", lines[len(lines)-1])
+	if last["msg"] != "cnbridged stopped" || last["fatal"] != true {
+		t.Errorf("last line: got %v, want the stop summary, fatal", lines[len(lines)-1])
 	}
-	if n := strings.Count(string(out), cause); n != 2 {
-		t.Errorf("the cause appears %d times, want twice (first line and summary):\n%s", n, out)
+	if n := strings.Count(string(out), cause); n != 1 {
+		t.Errorf("the cause appears %d times, want once (the first line):\n%s", n, out)
 	}
 }

@@ -131,7 +131,8 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // is empty and drains the sinks, all within shutdown_timeout; what cannot
 // be delivered in time is counted. It returns nil whatever was dropped:
 // only a fatal error (the socket failing, a sink with on_error: exit) is
-// returned. Its last log line is one summary of the whole run.
+// returned, logged once as it happens (one line at error level with its
+// cause). Its last log line is one summary of the whole run.
 func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 	err := d.run(ctx, reloads)
 	sum := d.summary
@@ -143,7 +144,8 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 	}
 	fields := sum.Fields()
 	if err != nil {
-		d.log.Error("cnbridged stopped", append(fields, zap.Error(err))...)
+		// run logged the error as it happened, with its cause: not again.
+		d.log.Error("cnbridged stopped", append(fields, zap.Bool("fatal", true))...)
 	} else {
 		d.log.Info("cnbridged stopped", fields...)
 	}

@@ -61,8 +61,8 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	for _, s := range d.stages() {
 		var stop func()
 		if stop, err = s.start(ctx, cfg); err != nil {
-			// The cause first, on its own line: the stop summary that
-			// ends the log repeats it among its counters.
+			// The cause first, on its own line, before the stop
+			// sequence; the stop summary that ends the log says fatal.
 			d.log.Error("cannot start", zap.String("stage", s.name), zap.Error(err))
 			break
 		}
@@ -106,8 +106,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	for i := len(stops) - 1; i >= 0; i-- {
 		stops[i]()
 	}
-	if err == nil {
+	if err == nil && d.stopErr != nil {
 		err = d.stopErr
+		d.log.Error("reading the connector socket failed", zap.Error(err))
 	}
 	return err
 }
