@@ -125,13 +125,14 @@ func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (
 
 // ProbeFile does what a file sink does to its path when it starts —
 // create the missing directories and the file, open it for appending and
-// take its lock — then closes it again, changing nothing in the file
-// (cnbridged check). It leaves what it created for the caller to remove.
+// take its lock — then closes it again, changing nothing in the file, not
+// even its mode (cnbridged check). It leaves what it created for the
+// caller to remove.
 func ProbeFile(cfg FileConfig) error {
 	if cfg.Mode == 0 {
 		cfg.Mode = 0o640
 	}
-	f, _, err := openLocked(cfg.Path, cfg.Mode)
+	f, _, err := openLocked(cfg.Path, cfg.Mode, false)
 	if err != nil {
 		return err
 	}
@@ -139,9 +140,10 @@ func ProbeFile(cfg FileConfig) error {
 }
 
 // openLocked opens path as the sink does: its directories created, the
-// file created with mode (whatever the umask is), for appending, a regular
-// file (not through a symlink) and locked.
-func openLocked(path string, mode os.FileMode) (*os.File, os.FileInfo, error) {
+// file created with mode, for appending, a regular file (not through a
+// symlink) and locked. With chmod, an empty file is given mode whatever
+// the umask is.
+func openLocked(path string, mode os.FileMode, chmod bool) (*os.File, os.FileInfo, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, nil, fmt.Errorf("file sink: %w", err)
 	}
@@ -163,7 +165,7 @@ func openLocked(path string, mode os.FileMode) (*os.File, os.FileInfo, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("file sink: %w: two writers would interleave their lines", err)
 	}
-	if st.Size() == 0 && st.Mode().Perm() != mode {
+	if chmod && st.Size() == 0 && st.Mode().Perm() != mode {
 		// A new file: set the mode whatever the umask is.
 		if err := f.Chmod(mode); err != nil {
 			f.Close()
@@ -173,23 +175,24 @@ func openLocked(path string, mode os.FileMode) (*os.File, os.FileInfo, error) {
 	return f, st, nil
 }
 
-// setFile makes f (of size bytes) the file written; nil closes nothing
-// and forgets it. Only the writing goroutine calls it.
+// setFile makes f (of size bytes) the file written. Only the writing
+// goroutine calls it.
 func (s *File) setFile(f *os.File, size int64) {
 	s.mu.Lock()
 	s.f, s.size = f, size
 	s.mu.Unlock()
 }
 
-// closeFile closes the file written, if any.
+// closeFile closes the file written, if any (under mu: share may be
+// duplicating it).
 func (s *File) closeFile() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil
 	}
 	err := s.f.Close()
-	s.mu.Lock()
 	s.f = nil
-	s.mu.Unlock()
 	return err
 }
 
@@ -214,7 +217,7 @@ func (s *File) share(path string) *os.File {
 }
 
 func (s *File) open() error {
-	f, st, err := openLocked(s.cfg.Path, s.cfg.Mode)
+	f, st, err := openLocked(s.cfg.Path, s.cfg.Mode, true)
 	if err != nil {
 		return err
 	}
