@@ -36,7 +36,12 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 	if sc.Settings == nil {
 		return nil, fmt.Errorf("unknown type %q", sc.Type)
 	}
+	running := make([]sinks.Sink, 0, len(d.sinks))
+	for _, e := range d.sinks {
+		running = append(running, e.runner.Sink())
+	}
 	return sc.Settings.New(sinks.Env{
+		Running:     running,
 		Name:        name,
 		Host:        d.cfg.Host,
 		Encoder:     d.enc,
@@ -132,6 +137,9 @@ func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
 		counters := d.sinkMet.Counters(name)
 		s, err := d.newSink(name, sc, counters)
 		if err != nil {
+			if !had {
+				d.sinkMet.Forget(name) // never started: not in the stop summary
+			}
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
 		var flush time.Duration

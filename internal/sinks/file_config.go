@@ -61,7 +61,13 @@ func (c *FileSinkConfig) QueueDefaults() (int, int) { return DefaultQueueSize, D
 
 // New implements TypeConfig.
 func (c *FileSinkConfig) New(env Env) (Sink, error) {
-	return NewFile(c.FileConfig(), env.Encoder, env.Counters, env.Log)
+	fc := c.FileConfig()
+	for _, s := range env.Running {
+		if f, ok := s.(*File); ok && f.cfg.Path == c.Path {
+			fc.Takeover = f // a reload's sink for the same path takes its file over
+		}
+	}
+	return NewFile(fc, env.Encoder, env.Counters, env.Log)
 }
 
 // FlushEvery implements Flusher: flush_interval.

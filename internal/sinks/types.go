@@ -74,6 +74,10 @@ type Env struct {
 	Text   event.TextFormatter
 	// NATSMetrics are the connection metrics every NATS sink reports in.
 	NATSMetrics *NATSMetrics
+	// Running are the sinks the daemon runs now: a reload's new or
+	// changed sink may take over what one of them holds (a file sink the
+	// file, and its lock, of the sink writing the same path).
+	Running []Sink
 }
 
 // Flusher is implemented by configs whose sink wants its runner to call
@@ -83,11 +87,17 @@ type Flusher interface {
 }
 
 // Probe is one finding of a check of a sink's destination before the
-// daemon runs (cnbridged check).
+// daemon runs (cnbridged check): a result (OK, Detail, Advice), or a path
+// for the check to try (Path, Try).
 type Probe struct {
 	OK     bool
-	Detail string // what was found, or what is wrong
-	Advice string // what to do about a failure
+	Detail string // what was found, or what is wrong; with Try: what success means
+	Advice string // what to do about a failure; with Try: the config change that avoids the path
+	// Try does to Path what the sink does when it starts (creating it and
+	// the directories above it). The check runs it, removes what it
+	// created, and words the advice from the error and the path.
+	Path string
+	Try  func() error
 }
 
 // Prober is implemented by configs whose destination can be checked
