@@ -16,5 +16,6 @@ func (d *Daemon) newNATS(name string, sc *sinks.NATSSinkConfig, c *sinks.Counter
 	}
 	cfg := sc.NATSConfig(name, d.cfg.Host)
 	cfg.Context = d.sinkCtx
+	cfg.Body.Product = d.product
 	return sinks.NewNATS(cfg, d.enc, c, d.natsMet, log)
 }

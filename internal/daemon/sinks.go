@@ -38,9 +38,11 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 		if t.Format == sinks.FormatText {
 			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
-		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
+		return sinks.NewStreamBody(d.opts.Stdout, d.enc, sinks.Body{Schema: t.Schema, Product: d.product}, c), nil
 	case *sinks.FileSinkConfig:
-		return sinks.NewFile(t.FileConfig(), d.enc, c, log)
+		fc := t.FileConfig()
+		fc.Body.Product = d.product
+		return sinks.NewFile(fc, d.enc, c, log)
 	case *sinks.NATSSinkConfig:
 		return d.newNATS(name, t, c, log)
 	}
