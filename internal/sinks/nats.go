@@ -36,10 +36,10 @@ type NATSConfig struct {
 	URL     string // one or several servers, comma-separated
 	Subject string // template over {host} {idx} {val} {event} {cpu} {container}
 	Format  string // "json" (the JSON line) or "raw" (the cn_msg payload)
+	Host    string // {host}, Cn-Host and the Nats-Msg-Id
 	// Body is what a format json message holds: the native line or a
 	// schema's document.
 	Body Body
-	Host string // {host}, Cn-Host and the Nats-Msg-Id
 
 	// JetStream publishes with acknowledgements: at most MaxInFlight
 	// unacknowledged, each retried with the same Nats-Msg-Id until it is
