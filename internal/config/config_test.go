@@ -299,7 +299,7 @@ func TestValidateErrors(t *testing.T) {
 		{"sink without type", "sinks:\n  a:\n    queue_size: 5\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
 			[]string{"sinks.a.type: required"}},
 		{"unknown sink type", "sinks:\n  a:\n    type: kafka\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
-			[]string{`sinks.a.type: "kafka" is not stdout, file or nats`}},
+			[]string{`sinks.a.type: "kafka" is not stdout, file, nats or otlp`}},
 		{"bad sink name", "sinks:\n  _a:\n    type: stdout\nroutes:\n  - match: \"1.1\"\n    sinks: [_a]\n", nil,
 			[]string{"sinks._a: sink name must match"}},
 		{"receive buffer", minimal, []string{"listener.receive_buffer_bytes=1024"},

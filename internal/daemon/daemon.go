@@ -70,6 +70,7 @@ type Daemon struct {
 	slots   [router.MaxSinks]*sinks.Runner
 	sinkMet *sinks.Metrics
 	natsMet *sinks.NATSMetrics // created with the first NATS sink
+	otlpMet *sinks.OTLPMetrics // created with the first OTLP sink
 	enc     *event.Encoder
 	product schema.Product // this build, named in schema documents (OCSF metadata.product, OTLP service.version)
 

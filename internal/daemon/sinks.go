@@ -45,6 +45,8 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 		return sinks.NewFile(fc, d.enc, c, log)
 	case *sinks.NATSSinkConfig:
 		return d.newNATS(name, t, c, log)
+	case *sinks.OTLPSinkConfig:
+		return d.newOTLP(name, t, c, log)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
 }

@@ -186,6 +186,9 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	if s.raw && r.Kind != event.KindLoss {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
+		if s.body == nil { // a sink built without NewNATS (tests)
+			s.body = newBodyEncoder(s.enc, s.cfg.Body)
+		}
 		e.body = s.body.appendObject(e.body[:0], r)
 	}
 	e.msg.Data = e.body

@@ -53,13 +53,23 @@ func newBodyEncoder(enc *event.Encoder, b Body) *bodyEncoder {
 
 // appendObject appends r as one JSON object, without a newline.
 func (b *bodyEncoder) appendObject(dst []byte, r *event.Record) []byte {
+	if b.body.Schema == schema.Native {
+		dst = b.enc.AppendJSONCached(dst, r, &b.tc)
+		return dst[:len(dst)-1]
+	}
+	b.enc.Fields(r, &b.rec)
+	return b.appendFields(dst, r, &b.rec)
+}
+
+// appendFields is appendObject for a record whose field model rec the
+// caller built (event.Encoder.Fields): a schema's document is written
+// from rec, the native line from r.
+func (b *bodyEncoder) appendFields(dst []byte, r *event.Record, rec *fields.Record) []byte {
 	switch b.body.Schema {
 	case schema.ECS:
-		b.enc.Fields(r, &b.rec)
-		return schema.AppendECS(dst, &b.rec)
+		return schema.AppendECS(dst, rec)
 	case schema.OCSF:
-		b.enc.Fields(r, &b.rec)
-		return schema.AppendOCSF(dst, &b.rec, b.body.Product)
+		return schema.AppendOCSF(dst, rec, b.body.Product)
 	}
 	dst = b.enc.AppendJSONCached(dst, r, &b.tc)
 	return dst[:len(dst)-1]
