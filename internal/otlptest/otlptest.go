@@ -37,6 +37,7 @@ type Receiver struct {
 	Addr     string // host:port it listens on
 
 	consume func(context.Context, plog.Logs) error
+	cfg     *otlpreceiver.Config // nil: config()
 	mu      sync.Mutex
 	rcv     receiver.Logs
 }
@@ -73,9 +74,10 @@ func (r *Receiver) Endpoint() string {
 	return r.Addr
 }
 
-func (r *Receiver) start() error {
-	f := otlpreceiver.NewFactory()
-	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
+// config is the receiver's config for r.Protocol on r.Addr: the
+// receiver's defaults with that one protocol enabled.
+func (r *Receiver) config() (*otlpreceiver.Config, error) {
+	cfg := otlpreceiver.NewFactory().CreateDefaultConfig().(*otlpreceiver.Config)
 	switch r.Protocol {
 	case GRPC:
 		g := configgrpc.NewDefaultServerConfig()
@@ -90,7 +92,34 @@ func (r *Receiver) start() error {
 		cfg.Protocols.HTTP = configoptional.Some(hc)
 		cfg.Protocols.GRPC = configoptional.None[configgrpc.ServerConfig]()
 	default:
-		return fmt.Errorf("otlptest: protocol %q is not grpc or http", r.Protocol)
+		return nil, fmt.Errorf("otlptest: protocol %q is not grpc or http", r.Protocol)
+	}
+	return cfg, nil
+}
+
+// StartConfig starts a receiver with cfg as a Collector would run it (a
+// config file's receivers.otlp section), handing every export to consume.
+func StartConfig(cfg *otlpreceiver.Config, consume func(context.Context, plog.Logs) error) (*Receiver, error) {
+	r := &Receiver{consume: consume, cfg: cfg}
+	if g := cfg.Protocols.GRPC.Get(); g != nil {
+		r.Protocol, r.Addr = GRPC, g.NetAddr.Endpoint
+	} else if h := cfg.Protocols.HTTP.Get(); h != nil {
+		r.Protocol, r.Addr = HTTP, h.ServerConfig.NetAddr.Endpoint
+	}
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Receiver) start() error {
+	f := otlpreceiver.NewFactory()
+	cfg := r.cfg
+	if cfg == nil {
+		var err error
+		if cfg, err = r.config(); err != nil {
+			return err
+		}
 	}
 	next, err := consumer.NewLogs(r.consume)
 	if err != nil {

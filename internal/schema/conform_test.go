@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cnbridged/cnbridged/internal/schema"
+	"github.com/cnbridged/cnbridged/internal/schema/schematest"
 )
 
 // TestECSConformsToSchema validates the document of every sample against
@@ -16,7 +17,7 @@ func TestECSConformsToSchema(t *testing.T) {
 			if !json.Valid(doc) {
 				t.Fatalf("not JSON: %s", doc)
 			}
-			for _, e := range validateECS(doc) {
+			for _, e := range schematest.ValidateECS(doc) {
 				t.Error(e)
 			}
 			if t.Failed() {
@@ -36,7 +37,7 @@ func TestOCSFConformsToSchema(t *testing.T) {
 			if !json.Valid(doc) {
 				t.Fatalf("not JSON: %s", doc)
 			}
-			errs, deprecated := validateOCSF(doc)
+			errs, deprecated := schematest.ValidateOCSF(doc)
 			for _, e := range errs {
 				t.Error(e)
 			}

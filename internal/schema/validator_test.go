@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cnbridged/cnbridged/internal/schema"
+	"github.com/cnbridged/cnbridged/internal/schema/schematest"
 )
 
 // edit rewrites a member of an encoded sample with the strings old → new.
@@ -32,7 +33,7 @@ func TestECSValidatorRejects(t *testing.T) {
 		{"missing @timestamp", `"@timestamp":`, `"time":`, "@timestamp: missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			errs := validateECS(edit(t, doc, tc.old, tc.new))
+			errs := schematest.ValidateECS(edit(t, doc, tc.old, tc.new))
 			if !strings.Contains(strings.Join(errs, "\n"), tc.want) {
 				t.Errorf("errors %q, want one containing %q", errs, tc.want)
 			}
@@ -59,7 +60,7 @@ func TestOCSFValidatorRejects(t *testing.T) {
 		{"at least one", `"actor":{"process":{"pid":1779,"uid":"2761f572-1620-42ee-aba7-50e6c1c3f2f5:1779:142175","name":"dash","file":{"path":"/usr/bin/dash","name":"dash","type_id":1,"type":"Regular File"}}}`, `"actor":{}`, "actor: actor needs at least one of"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			errs, _ := validateOCSF(edit(t, doc, tc.old, tc.new))
+			errs, _ := schematest.ValidateOCSF(edit(t, doc, tc.old, tc.new))
 			if !strings.Contains(strings.Join(errs, "\n"), tc.want) {
 				t.Errorf("errors %q, want one containing %q", errs, tc.want)
 			}

@@ -1,11 +1,19 @@
-package schema_test
+// Package schematest holds documents to the official definitions of the
+// schemas cnbridged writes: ECS 9.4.0 (ecs_flat.yml), OCSF 1.8.0 (the
+// dictionary, the classes and objects) and the OpenTelemetry semantic
+// conventions 1.44.0 (the attribute registry). The definitions are kept
+// verbatim, or trimmed by whole entries, in testdata (its README.md says
+// where from and how), embedded here for the tests of every package that
+// writes a schema, the daemon's end-to-end tests included.
+package schematest
 
 import (
+	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,9 +25,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The official schema definitions the tests hold the encoders to are in
-// testdata, with their source and how they were trimmed in
-// testdata/README.md. The validators below read them as they are.
+//go:embed all:testdata
+var defs embed.FS
 
 // ecsField is an entry of ECS's ecs_flat.yml.
 type ecsField struct {
@@ -33,7 +40,7 @@ type ecsField struct {
 }
 
 var ecsDefs = sync.OnceValues(func() (map[string]ecsField, error) {
-	b, err := os.ReadFile("testdata/ecs-9.4.0/ecs_flat.yml")
+	b, err := fs.ReadFile(defs, "testdata/ecs-9.4.0/ecs_flat.yml")
 	if err != nil {
 		return nil, err
 	}
@@ -44,11 +51,11 @@ var ecsDefs = sync.OnceValues(func() (map[string]ecsField, error) {
 	return m, nil
 })
 
-// ecsCustom is the custom field set "cnbridged" (README "Schemas"): the
+// ECSCustom is the custom field set "cnbridged" (README "Schemas"): the
 // members ECS has no field for, by their names on the line, with the ECS
-// data type each is written as. Custom fields are not ECS's; the
-// validator holds them to this list instead.
-var ecsCustom = map[string]string{
+// data type each is written as. Custom fields are not ECS's; ValidateECS
+// holds them to this list instead.
+var ECSCustom = map[string]string{
 	"cnbridged.proc.cpu":                  "long",
 	"cnbridged.proc.timestamp_ns":         "long",
 	"cnbridged.proc.tracer_pid":           "long",
@@ -98,12 +105,12 @@ var ecsCustom = map[string]string{
 	"cnbridged.marker.to":                 "date",
 }
 
-// validateECS checks every field of doc against ECS 9.4.0: the name is
+// ValidateECS checks every field of doc against ECS 9.4.0: the name is
 // defined (or in the custom set), the JSON type fits the field's data
 // type, a field ECS normalizes to an array is one, values of fields with
 // allowed values are allowed (event.type among those its category
 // expects), and the fields every document needs are there.
-func validateECS(doc []byte) []string {
+func ValidateECS(doc []byte) []string {
 	defs, err := ecsDefs()
 	if err != nil {
 		return []string{err.Error()}
@@ -165,7 +172,7 @@ func validateECS(doc []byte) []string {
 					}
 				}
 			}
-		} else if t, ok := ecsCustom[name]; ok {
+		} else if t, ok := ECSCustom[name]; ok {
 			typ = t
 		} else if strings.HasPrefix(name, "labels.") && defs["labels"].ObjectType == "keyword" {
 			typ = "keyword"
@@ -299,13 +306,13 @@ type ocsfResolved struct {
 
 const ocsfDir = "testdata/ocsf-1.8.0"
 
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(filepath.Join(ocsfDir, path))
+func readJSON(p string, v any) error {
+	b, err := fs.ReadFile(defs, path.Join(ocsfDir, p))
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
 }
@@ -321,7 +328,7 @@ var ocsfDefs = sync.OnceValues(func() (*ocsfSchema, error) {
 		return nil, err
 	}
 	s := &ocsfSchema{dict: dict.Attributes, types: dict.Types.Attributes, objects: map[string]*ocsfResolved{}, classes: map[int]*ocsfResolved{}}
-	entries, err := os.ReadDir(filepath.Join(ocsfDir, "objects"))
+	entries, err := fs.ReadDir(defs, path.Join(ocsfDir, "objects"))
 	if err != nil {
 		return nil, err
 	}
@@ -466,14 +473,14 @@ func mergeAttr(attrs map[string]ocsfAttr, k string, raw json.RawMessage, profile
 	return nil
 }
 
-// validateOCSF checks an event against OCSF 1.8.0: its class, each
+// ValidateOCSF checks an event against OCSF 1.8.0: its class, each
 // attribute defined for the class or object it is in, of the type the
 // dictionary gives (arrays where is_array; strings matching their type's
 // regex; integer_t within 32 bits), enum values defined, captions equal
 // to the enum's caption for their id, required attributes present,
 // at-least-one constraints met, and the profiles whose attributes are
 // used listed in metadata.profiles.
-func validateOCSF(doc []byte) (errs []string, deprecated []string) {
+func ValidateOCSF(doc []byte) (errs []string, deprecated []string) {
 	s, err := ocsfDefs()
 	if err != nil {
 		return []string{err.Error()}, nil
@@ -656,4 +663,83 @@ func validateOCSF(doc []byte) (errs []string, deprecated []string) {
 func toFloat(v any) float64 {
 	f, _ := v.(float64)
 	return f
+}
+
+var semconvTypes = sync.OnceValues(func() (map[string]string, error) {
+	files, err := fs.Glob(defs, "testdata/semconv-1.44.0/*.yaml")
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("semantic conventions: %v", err)
+	}
+	types := map[string]string{}
+	for _, f := range files {
+		b, err := fs.ReadFile(defs, f)
+		if err != nil {
+			return nil, err
+		}
+		var doc struct {
+			Groups []struct {
+				Attributes []struct {
+					ID   string    `yaml:"id"`
+					Type yaml.Node `yaml:"type"`
+				} `yaml:"attributes"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, g := range doc.Groups {
+			for _, a := range g.Attributes {
+				t := a.Type.Value
+				if a.Type.Kind == yaml.MappingNode {
+					t = "string" // an enum's members are strings
+				}
+				types[a.ID] = t
+			}
+		}
+	}
+	return types, nil
+})
+
+// ValidateSemconv checks OpenTelemetry attributes (as pdata's
+// Map.AsRaw gives them: string, int64, bool, float64, []any) against the
+// semantic conventions' registry: each name is defined and its value of
+// the registry's type.
+func ValidateSemconv(attrs map[string]any) []string {
+	types, err := semconvTypes()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var errs []string
+	for k, v := range attrs {
+		want, ok := types[k]
+		if !ok {
+			errs = append(errs, fmt.Sprintf("%s: not a semantic-convention attribute", k))
+			continue
+		}
+		got := ""
+		switch v := v.(type) {
+		case string:
+			got = "string"
+		case int64:
+			got = "int"
+		case bool:
+			got = "boolean"
+		case float64:
+			got = "double"
+		case []any:
+			got = "string[]"
+			for _, e := range v {
+				if _, ok := e.(string); !ok {
+					got = "mixed[]"
+				}
+			}
+		default:
+			got = fmt.Sprintf("%T", v)
+		}
+		if got != want && !(want == "template[string]" && got == "string") {
+			errs = append(errs, fmt.Sprintf("%s: %s value, the registry says %s", k, got, want))
+		}
+	}
+	sort.Strings(errs)
+	return errs
 }
