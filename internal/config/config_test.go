@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/schema"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -173,11 +174,12 @@ func TestMainExampleConfig(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	q := sinks.QueueConfig{QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: sinks.DropNewest}
+	native := sinks.SchemaConfig{Schema: schema.Native}
 	want := map[string]*config.Sink{
-		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
+		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json", SchemaConfig: native}},
 		"archive": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
 			Path: "/var/log/cnbridged/events.jsonl", Mode: 0o640, FlushInterval: time.Second,
-			MaxFiles: 5, OnError: sinks.OnErrorDrop,
+			MaxFiles: 5, OnError: sinks.OnErrorDrop, SchemaConfig: native,
 		}},
 	}
 	if diff := cmp.Diff(want, c.Sinks, ignoreCompiled); diff != "" {

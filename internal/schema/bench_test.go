@@ -100,3 +100,42 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeRatio interleaves the three encodings of each record in
+// blocks of 256, so that a noisy machine weighs on all of them alike, and
+// reports each one's ns per record and the schemas' ratios to native
+// (ecs/native, ocsf/native) from the same run.
+func BenchmarkEncodeRatio(b *testing.B) {
+	enc := event.NewEncoder("bench-host")
+	prod := schema.Product{Version: "1.0.0"}
+	for _, c := range benchRecords() {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 4096)
+			var rec fields.Record
+			ways := []func(){
+				func() { buf = enc.AppendJSON(buf[:0], c.r) },
+				func() { enc.Fields(c.r, &rec); buf = schema.AppendECS(buf[:0], &rec) },
+				func() { enc.Fields(c.r, &rec); buf = schema.AppendOCSF(buf[:0], &rec, prod) },
+			}
+			var spent [3]time.Duration
+			const block = 256
+			n := 0
+			for b.Loop() {
+				for i, f := range ways {
+					t := time.Now()
+					for range block {
+						f()
+					}
+					spent[i] += time.Since(t)
+				}
+				n += block
+			}
+			per := func(i int) float64 { return float64(spent[i].Nanoseconds()) / float64(n) }
+			b.ReportMetric(per(0), "native-ns/rec")
+			b.ReportMetric(per(1), "ecs-ns/rec")
+			b.ReportMetric(per(2), "ocsf-ns/rec")
+			b.ReportMetric(per(1)/per(0), "ecs/native")
+			b.ReportMetric(per(2)/per(0), "ocsf/native")
+		})
+	}
+}
