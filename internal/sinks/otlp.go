@@ -84,6 +84,7 @@ type OTLP struct {
 
 	// Used by Write, Flush and Close only (the runner's goroutine).
 	cur   *otlpBatch
+	bytes int // the bodies' size in cur, to keep a request under receivers' limits
 	buf   []byte
 	names map[string]string // event names, interned
 
@@ -222,11 +223,22 @@ func (s *OTLP) Write(r *event.Record) error {
 		s.cur = s.newBatch()
 	}
 	s.fill(s.cur.recs.AppendEmpty(), r)
-	if s.cur.recs.Len() >= s.cfg.BatchSize {
+	s.bytes += len(s.buf) + otlpRecordOverhead
+	if s.cur.recs.Len() >= s.cfg.BatchSize || s.bytes >= otlpMaxBatchBytes {
 		s.seal()
 	}
 	return nil
 }
+
+// A request stays under otlpMaxBatchBytes of bodies (plus a rough
+// allowance per record for its attributes and framing): the Collector's
+// gRPC receiver refuses requests over 4 MiB by default
+// (max_recv_msg_size_mib), and 512 records with long command lines could
+// pass it.
+const (
+	otlpMaxBatchBytes  = 2 << 20
+	otlpRecordOverhead = 512
+)
 
 // newBatch starts an export: the resource (host.name, service.name,
 // service.version) and the scope that every LogRecord shares.
@@ -288,7 +300,7 @@ func (s *OTLP) seal() {
 		return
 	}
 	b := s.cur
-	s.cur = nil
+	s.cur, s.bytes = nil, 0
 	s.mu.Lock()
 	s.ready = append(s.ready, b)
 	s.mu.Unlock()

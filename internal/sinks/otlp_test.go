@@ -451,3 +451,29 @@ func cmpMap(want, got map[string]any) string {
 	}
 	return b.String()
 }
+
+// TestOTLPBatchBytes: a batch is sealed before its bodies pass
+// otlpMaxBatchBytes, whatever batch_size allows, so that long command
+// lines do not make a request the receiver refuses for its size.
+func TestOTLPBatchBytes(t *testing.T) {
+	leakCheck(t)
+	rec := &otlptest.Recorder{}
+	r := startReceiver(t, OTLPGRPC, rec)
+	cfg := otlpConfig(OTLPGRPC, r.Endpoint())
+	cfg.BatchSize = 512
+	c := testCountersFor()
+	s := newOTLPForTest(t, cfg, c, zaptest.NewLogger(t))
+	long := []byte(strings.Repeat("x", 8<<10))
+	const n = 600 // 600 × 8 KiB+ bodies: about 6.6 MiB, over 4 MiB in one batch
+	for i := range n {
+		r := event.Record{Time: time.Now().UnixNano(), Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 99, Val: 1}, Seq: uint32(i), Len: uint16(len(long)), Data: long}}
+		if err := s.Write(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeSink(t, s)
+	checkCounts(t, c, counts{sent: n})
+	if got := s.exports[otlpOK].Load(); got < 4 {
+		t.Errorf("%d exports, want 4 or more (2 MiB each)", got)
+	}
+}
