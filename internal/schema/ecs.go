@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/cnbridged/cnbridged/internal/fields"
@@ -410,23 +411,32 @@ func ecsCustomProcess(w *w, r *fields.Record) {
 	}
 }
 
-// ecsCustomOther keeps what a marker of a type this version does not know
-// carries in the model (its counts and times among them) under its type's
-// name, so that nothing it says is dropped.
+// ecsCustomOther keeps a record of a type this version has no mapping for
+// (a marker type added to the line later) whole: every member the field
+// model carries for it, counts and times included, under
+// cnbridged.marker (a flattened object: its members are not mapped).
 func ecsCustomOther(w *w, r *fields.Record) {
-	m := w.open("marker")
-	w.str("type", r.Type.V)
-	otherMembers(w, r)
-	w.close(m)
+	w.key("marker")
+	w.b = appendMembers(w.b, r)
 }
 
-// otherMembers writes the members of the model a marker may carry.
-func otherMembers(w *w, r *fields.Record) {
-	w.optInt("idx", r.Idx)
-	w.optInt("val", r.Val)
-	w.optInt("lost", r.Lost)
-	w.optInt("dropped", r.Dropped)
-	w.optStr("reason", r.Reason)
-	w.optStr("from", r.From)
-	w.optStr("to", r.To)
+// appendMembers appends, as one JSON object, every member of r but time
+// and host, by the line's names. It goes through encoding/json and
+// allocates: it serves only record types the encoders do not know.
+func appendMembers(dst []byte, r *fields.Record) []byte {
+	b, err := json.Marshal(r)
+	var m map[string]json.RawMessage
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return append(dst, "{}"...)
+	}
+	delete(m, "time")
+	delete(m, "host")
+	b, err = json.Marshal(m) // keys sorted
+	if err != nil {
+		return append(dst, "{}"...)
+	}
+	return append(dst, b...)
 }

@@ -455,8 +455,13 @@ func ocsfUnmapped(w *w, r *fields.Record, k kind) {
 		w.optInt("sender", r.Sender)
 		w.optStr("data", r.Data)
 	default:
-		w.str("type", r.Type.V)
-		otherMembers(w, r)
+		// Every member the model carries for a type this version has no
+		// mapping for (appendMembers), type included.
+		w.b = w.b[:m.pos]
+		w.need = m.need
+		w.key("unmapped")
+		w.b = appendMembers(w.b, r)
+		return
 	}
 	w.close(m)
 }

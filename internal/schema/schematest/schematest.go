@@ -95,14 +95,9 @@ var ECSCustom = map[string]string{
 	"cnbridged.connector.len":             "long",
 	"cnbridged.connector.sender":          "long",
 	"cnbridged.connector.data":            "keyword",
-	"cnbridged.marker.type":               "keyword",
-	"cnbridged.marker.idx":                "long",
-	"cnbridged.marker.val":                "long",
-	"cnbridged.marker.lost":               "long",
-	"cnbridged.marker.dropped":            "long",
-	"cnbridged.marker.reason":             "keyword",
-	"cnbridged.marker.from":               "date",
-	"cnbridged.marker.to":                 "date",
+	// A record type the encoders have no mapping for, kept whole: an
+	// object whose members are not mapped.
+	"cnbridged.marker": "flattened",
 }
 
 // ValidateECS checks every field of doc against ECS 9.4.0: the name is
@@ -127,6 +122,10 @@ func ValidateECS(doc []byte) []string {
 		switch v := v.(type) {
 		case map[string]any:
 			if f, ok := defs[prefix]; ok && (f.Type == "object" || f.Type == "flattened") {
+				leaves[prefix] = v
+				return
+			}
+			if ECSCustom[prefix] == "flattened" {
 				leaves[prefix] = v
 				return
 			}
