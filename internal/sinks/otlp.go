@@ -87,6 +87,7 @@ type OTLP struct {
 	bytes int // the bodies' size in cur, to keep a request under receivers' limits
 	buf   []byte
 	names map[string]string // event names, interned
+	keys  map[string]string // body member names, interned
 
 	mu    sync.Mutex
 	ready []*otlpBatch // sealed, in export order; ready[0] may be being exported
@@ -154,6 +155,7 @@ func NewOTLP(cfg OTLPConfig, enc *event.Encoder, c *Counters, m *OTLPMetrics, lo
 		ctx:    cfg.Context,
 		warned: ratelog.New(time.Minute, 64),
 		names:  make(map[string]string),
+		keys:   make(map[string]string),
 		room:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -274,7 +276,7 @@ func (s *OTLP) fill(lr plog.LogRecord, r *event.Record) {
 	lr.SetEventName(s.eventName(rec))
 	otlpAttributes(lr.Attributes(), rec)
 	s.buf = s.body.appendFields(s.buf[:0], r, rec)
-	if err := setJSONBody(lr.Body(), s.buf); err != nil {
+	if err := setJSONBodyKeys(lr.Body(), s.buf, s.keys); err != nil {
 		lr.Body().SetStr(string(s.buf)) // not reached: the encoders write JSON
 	}
 }

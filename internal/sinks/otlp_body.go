@@ -16,7 +16,14 @@ import (
 // It reads b directly into the pdata value, with none of
 // encoding/json's intermediate maps.
 func setJSONBody(v pcommon.Value, b []byte) error {
-	d := jsonDec{b: b}
+	return setJSONBodyKeys(v, b, nil)
+}
+
+// setJSONBodyKeys is setJSONBody taking member names from keys, and
+// adding those it lacks (up to a bound): the names repeat from record to
+// record, so a sink that keeps keys allocates none for them.
+func setJSONBodyKeys(v pcommon.Value, b []byte, keys map[string]string) error {
+	d := jsonDec{b: b, keys: keys}
 	if err := d.value(v); err != nil {
 		return err
 	}
@@ -29,10 +36,14 @@ func setJSONBody(v pcommon.Value, b []byte) error {
 var errJSONSyntax = errors.New("body: not one JSON value")
 
 type jsonDec struct {
-	b   []byte
-	i   int
-	str []byte // scratch for strings with escapes
+	b    []byte
+	i    int
+	str  []byte            // scratch for strings with escapes
+	keys map[string]string // interned member names, or nil
 }
+
+// maxInternedKeys bounds a sink's interned member names.
+const maxInternedKeys = 4096
 
 func (d *jsonDec) value(v pcommon.Value) error {
 	if d.i >= len(d.b) {
@@ -83,7 +94,7 @@ func (d *jsonDec) object(m pcommon.Map) error {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return errJSONSyntax
 		}
-		k, err := d.string()
+		k, err := d.key()
 		if err != nil {
 			return err
 		}
@@ -132,6 +143,30 @@ func (d *jsonDec) array(s pcommon.Slice) error {
 			return errJSONSyntax
 		}
 	}
+}
+
+// key reads a member name, interned when it has no escapes.
+func (d *jsonDec) key() (string, error) {
+	if d.keys == nil {
+		return d.string()
+	}
+	start := d.i + 1
+	end := start
+	for end < len(d.b) && d.b[end] != '"' && d.b[end] != '\\' {
+		end++
+	}
+	if end >= len(d.b) || d.b[end] != '"' {
+		return d.string() // escapes: not interned
+	}
+	d.i = end + 1
+	if k, ok := d.keys[string(d.b[start:end])]; ok {
+		return k, nil
+	}
+	k := string(d.b[start:end])
+	if len(d.keys) < maxInternedKeys {
+		d.keys[k] = k
+	}
+	return k, nil
 }
 
 // string reads a string; one without escapes is converted once.

@@ -56,17 +56,25 @@ func viaEncodingJSON(t testing.TB, b []byte) map[string]any {
 	return m.AsRaw()
 }
 
-// TestSetJSONBody: the body reader gives what encoding/json gives.
+// TestSetJSONBody: the body reader gives what encoding/json gives, with
+// member names interned (twice over the cases, as a sink reads them) or
+// not.
 func TestSetJSONBody(t *testing.T) {
-	for _, c := range bodyCases {
-		v := pcommon.NewValueEmpty()
-		if err := setJSONBody(v, []byte(c)); err != nil {
-			t.Errorf("%s: %v", c, err)
-			continue
+	keys := map[string]string{}
+	for _, interned := range []map[string]string{nil, keys, keys} {
+		for _, c := range bodyCases {
+			v := pcommon.NewValueEmpty()
+			if err := setJSONBodyKeys(v, []byte(c), interned); err != nil {
+				t.Errorf("%s: %v", c, err)
+				continue
+			}
+			if diff := cmp.Diff(viaEncodingJSON(t, []byte(c)), v.Map().AsRaw()); diff != "" {
+				t.Errorf("%s (-encoding/json +setJSONBody):\n%s", c, diff)
+			}
 		}
-		if diff := cmp.Diff(viaEncodingJSON(t, []byte(c)), v.Map().AsRaw()); diff != "" {
-			t.Errorf("%s (-encoding/json +setJSONBody):\n%s", c, diff)
-		}
+	}
+	if keys["proc"] != "proc" {
+		t.Errorf("member names not interned: %v", keys)
 	}
 	for _, bad := range []string{``, `{`, `{"a"}`, `{"a":1,}`, `{"a":"\x"}`, `{"a":tru}`, `{"a":1}x`, `{"a":"\u12"}`} {
 		if err := setJSONBody(pcommon.NewValueEmpty(), []byte(bad)); err == nil {
@@ -83,7 +91,7 @@ func FuzzSetJSONBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v := pcommon.NewValueEmpty()
-		err := setJSONBody(v, b)
+		err := setJSONBodyKeys(v, b, map[string]string{})
 		var probe map[string]any
 		if json.Unmarshal(b, &probe) != nil {
 			return
