@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/cnbridged/cnbridged/internal/fields"
@@ -11,6 +12,7 @@ import (
 const (
 	ecsKindEvent         = "event"
 	ecsKindPipelineError = "pipeline_error" // data may be missing: loss, gap
+	ecsKindMetric        = "metric"
 	ecsModule            = "cnbridged"
 )
 
@@ -46,7 +48,7 @@ func AppendECS(dst []byte, r *fields.Record) []byte {
 	w.str("name", r.Host)
 	w.close(m)
 	switch k {
-	case kindProc, kindExitLost:
+	case kindProc, kindExitLost, kindLife:
 		ecsProcess(&w, r)
 	}
 	ecsMessage(&w, r, k)
@@ -59,6 +61,8 @@ func ecsEvent(w *w, r *fields.Record, k kind) {
 	switch k {
 	case kindLoss, kindGap, kindTapDropped:
 		w.str("kind", ecsKindPipelineError)
+	case kindSuppressed:
+		w.str("kind", ecsKindMetric) // a count of records over a time
 	default:
 		w.str("kind", ecsKindEvent)
 	}
@@ -75,6 +79,13 @@ func ecsEvent(w *w, r *fields.Record, k kind) {
 	case kindMsg:
 		w.raw("type", `["info"]`)
 		w.str("action", "message")
+	case kindLife:
+		if r.Life.V.End.Set {
+			w.raw("type", `["end"]`) // sent at the process's exit
+		} else {
+			w.raw("type", `["info"]`) // an open life: alive at stop, or evicted
+		}
+		w.str("action", r.Type.V)
 	default:
 		w.raw("type", `["info"]`)
 		w.str("action", r.Type.V)
@@ -84,27 +95,44 @@ func ecsEvent(w *w, r *fields.Record, k kind) {
 	switch k {
 	case kindProc:
 		if p := &r.Proc.V; p.Event == "exit" {
-			n, need := len(w.b), w.need
-			w.key("reason")
-			if b, ok := appendExitReason(w.b, p); ok {
-				w.b = b
-			} else {
-				w.b, w.need = w.b[:n], need // nothing to say: no member
-			}
+			w.exitReason(exitOf(p))
+		}
+	case kindLife:
+		if r.Life.V.End.Set {
+			w.exitReason(lifeExit(&r.Life.V))
 		}
 	case kindExitLost:
 		w.str("reason", "the exit event was lost; the process was found gone")
 	case kindGap:
 		w.optStr("reason", r.Reason)
-		w.optStr("start", r.From)
-		w.optStr("end", r.To)
-		if from, ok := unixNano(r.From.V); ok && r.From.Set && r.To.Set {
-			if to, ok := unixNano(r.To.V); ok && to >= from {
-				w.int("duration", to-from)
-			}
-		}
+		ecsSpan(w, r)
+	case kindSuppressed:
+		ecsSpan(w, r)
 	}
 	w.close(m)
+}
+
+// exitReason writes reason, how a process ended, when the record says.
+func (w *w) exitReason(e exit) {
+	n, need := len(w.b), w.need
+	w.key("reason")
+	if b, ok := appendExitReason(w.b, e); ok {
+		w.b = b
+	} else {
+		w.b, w.need = w.b[:n], need // nothing to say: no member
+	}
+}
+
+// ecsSpan writes event.start, end and duration from a record's from and
+// to.
+func ecsSpan(w *w, r *fields.Record) {
+	w.optStr("start", r.From)
+	w.optStr("end", r.To)
+	if from, ok := unixNano(r.From.V); ok && r.From.Set && r.To.Set {
+		if to, ok := unixNano(r.To.V); ok && to >= from {
+			w.int("duration", to-from)
+		}
+	}
 }
 
 // ecsProcess writes process.*, container.* and orchestrator.*: from the
@@ -144,10 +172,32 @@ func ecsProcess(w *w, r *fields.Record) {
 		}
 		w.str("end", r.Time)
 	}
-	if en && pr.DurationNs.Set {
+	l := &r.Life.V
+	if r.Life.Set && l.End.Set {
+		if c, ok := shellExitCode(lifeExit(l)); ok {
+			w.int("exit_code", c)
+		}
+		w.str("end", l.End.V)
+	}
+	switch {
+	case r.Life.Set && l.DurationNs.Set:
+		w.int("uptime", l.DurationNs.V/1e9)
+	case en && pr.DurationNs.Set:
 		w.int("uptime", pr.DurationNs.V/1e9)
 	}
-	if en && pr.PreviousExe.Set {
+	switch {
+	case r.Life.Set && len(l.Execs) > 1:
+		// The images before the last, which process.* describes.
+		a := w.openArray("previous")
+		for _, im := range l.Execs[:len(l.Execs)-1] {
+			w.elem()
+			w.str("executable", im.Exe)
+			w.strs("args", im.Cmdline)
+			w.int("args_count", int64(len(im.Cmdline)))
+			w.closeElem()
+		}
+		w.closeArray(a)
+	case en && pr.PreviousExe.Set:
 		a := w.openArray("previous")
 		w.elem()
 		w.str("executable", pr.PreviousExe.V)
@@ -317,6 +367,17 @@ func ecsMessage(w *w, r *fields.Record, k kind) {
 		b := append(w.b, '"')
 		b = strconv.AppendInt(b, r.Dropped.V, 10)
 		w.b = append(b, ` lines not sent to a slow tap client"`...)
+	case kindSuppressed:
+		w.key("message")
+		b := append(w.b, '"')
+		b = strconv.AppendInt(b, r.Count.V, 10)
+		b = append(b, " records not sent by route "...)
+		b = strconv.AppendInt(b, r.Route.V, 10)
+		b = append(b, "'s rate limit"...)
+		if r.Overflow.V {
+			b = append(b, " (keys beyond max_keys)"...)
+		}
+		w.b = append(b, '"')
 	}
 }
 
@@ -344,6 +405,15 @@ func ecsCustom(w *w, r *fields.Record, k kind) {
 		ecsCustomProcess(w, r)
 	case kindExitLost:
 		ecsCustomProcess(w, r)
+	case kindLife:
+		ecsCustomProcess(w, r)
+		lm := w.open("life")
+		lifeMembers(w, &r.Life.V)
+		w.close(lm)
+	case kindSuppressed:
+		sm := w.open("suppressed")
+		suppressedMembers(w, r)
+		w.close(sm)
 	case kindLoss:
 		lm := w.open("loss")
 		w.optInt("idx", r.Idx)
@@ -439,4 +509,59 @@ func appendMembers(dst []byte, r *fields.Record) []byte {
 		return append(dst, "{}"...)
 	}
 	return append(dst, b...)
+}
+
+// suppressedMembers writes a suppression record's members by the line's
+// names: route, count, overflow, and the key (path → value, paths in
+// order).
+func suppressedMembers(w *w, r *fields.Record) {
+	w.optInt("route", r.Route)
+	w.optInt("count", r.Count)
+	w.optBool("overflow", r.Overflow)
+	if r.Key.Set {
+		w.key("key")
+		w.b = append(w.b, '{')
+		w.need = false
+		keys := make([]string, 0, len(r.Key.V))
+		for k := range r.Key.V {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			w.key(k)
+			w.b = appendString(w.b, r.Key.V[k])
+		}
+		w.b = append(w.b, '}') // {} for the overflow key, as on the line
+		w.need = true
+	}
+}
+
+// lifeMembers writes a life's members by the line's names.
+func lifeMembers(w *w, l *fields.Life) {
+	w.optStr("start", l.Start)
+	w.optStr("end", l.End)
+	w.optInt("duration_ns", l.DurationNs)
+	w.bool("forked", l.Forked)
+	if len(l.Execs) > 0 {
+		a := w.openArray("execs")
+		for _, im := range l.Execs {
+			w.elem()
+			w.str("time", im.Time)
+			w.str("exe", im.Exe)
+			w.strs("cmdline", im.Cmdline)
+			w.closeElem()
+		}
+		w.closeArray(a)
+	}
+	w.optInt("execs_dropped", l.ExecsDropped)
+	w.int("events", l.Events)
+	w.optInt("exit_code", l.ExitCode)
+	w.optInt("exit_status", l.ExitStatus)
+	if l.Signal.Set {
+		w.str("signal", string(l.Signal.V))
+	}
+	w.optBool("core_dumped", l.CoreDumped)
+	w.optBool("open", l.Open)
+	w.optBool("evicted", l.Evicted)
+	w.optBool("exit_lost", l.ExitLost)
 }

@@ -169,6 +169,26 @@ func TestECSMapping(t *testing.T) {
 		{"message", map[string]any{"event.kind": "event", "event.action": "message", "cnbridged.connector.idx": 3.0, "cnbridged.connector.data": "AQIDBA==", "event.sequence": 5.0},
 			[]string{"event.category", "process.pid"}},
 		{"unknown type", map[string]any{"event.action": "future_marker", "cnbridged.marker.type": "future_marker", "cnbridged.marker.lost": 3.0}, nil},
+		{"suppressed", map[string]any{
+			"event.kind": "metric", "event.type": strs("info"), "event.action": "suppressed",
+			"event.start": "2026-11-30T16:08:30.000000000Z", "event.end": "2026-11-30T16:08:39.500000000Z", "event.duration": 9.5e9,
+			"message":                    "1234 records not sent by route 1's rate limit",
+			"cnbridged.suppressed.count": 1234.0, "cnbridged.suppressed.route": 1.0,
+			"cnbridged.suppressed.key.process.exe": "/usr/bin/cc", "cnbridged.suppressed.key.process.uid": "1000",
+		}, []string{"process.pid", "cnbridged.suppressed.overflow"}},
+		{"suppressed overflow", map[string]any{"cnbridged.suppressed.overflow": true, "cnbridged.suppressed.count": 7.0,
+			"message": "7 records not sent by route 0's rate limit (keys beyond max_keys)"}, nil},
+		{"life", map[string]any{
+			"event.kind": "event", "event.type": strs("end"), "event.action": "life", "event.reason": "exit status 1",
+			"process.pid": 4717.0, "process.executable": "/usr/bin/sleep", "process.start": "2026-11-30T16:08:40.790000000Z",
+			"process.end": "2026-11-30T16:08:41.000000000Z", "process.exit_code": 1.0, "process.uptime": 0.0,
+			"process.previous[0].executable": "/usr/bin/dash", "process.previous[0].args": strs("sh", "-c", "exec sleep 0.2"),
+			"process.parent.pid":    4716.0,
+			"cnbridged.life.events": 4.0, "cnbridged.life.forked": true, "cnbridged.life.execs[1].exe": "/usr/bin/sleep",
+			"cnbridged.life.duration_ns": 210000789.0,
+		}, []string{"process.previous[1].executable"}},
+		{"life open", map[string]any{"event.type": strs("info"), "cnbridged.life.open": true, "process.pid": 4720.0},
+			[]string{"process.end", "process.exit_code", "event.reason", "process.previous"}},
 	}
 	runMapping(t, cases, func(t *testing.T, name string) []byte { return schema.AppendECS(nil, sample(t, name)) })
 }
@@ -236,6 +256,18 @@ func TestOCSFMapping(t *testing.T) {
 		{"tap_dropped", map[string]any{"class_uid": 0.0, "severity_id": 2.0, "count": 12.0}, nil},
 		{"message", map[string]any{"class_uid": 0.0, "activity_name": "message", "unmapped.data": "AQIDBA=="}, nil},
 		{"unknown type", map[string]any{"class_uid": 0.0, "activity_name": "future_marker", "unmapped.type": "future_marker", "unmapped.lost": 3.0}, nil},
+		{"suppressed", map[string]any{
+			"class_uid": 0.0, "activity_id": 99.0, "activity_name": "suppressed", "severity_id": 1.0, "count": 1234.0,
+			"start_time": 1796054910000.0, "end_time": 1796054919500.0, "duration": 9500.0,
+			"unmapped.route": 1.0, "unmapped.key.process.exe": "/usr/bin/cc", "metadata.profiles": strs("host"),
+		}, nil},
+		{"life", map[string]any{
+			"class_uid": 1007.0, "activity_id": 2.0, "activity_name": "Terminate", "exit_code": 1.0,
+			"process.pid": 4717.0, "process.created_time": 1796054920790.0, "process.terminated_time": 1796054921000.0,
+			"actor.process.pid": 4717.0, "unmapped.life.events": 4.0, "unmapped.life.execs[0].exe": "/usr/bin/dash",
+		}, nil},
+		{"life open", map[string]any{"class_uid": 1007.0, "activity_id": 99.0, "activity_name": "life", "unmapped.life.open": true},
+			[]string{"exit_code", "process.terminated_time"}},
 	}
 	runMapping(t, cases, func(t *testing.T, name string) []byte {
 		return schema.AppendOCSF(nil, sample(t, name), schema.Product{Version: "1.2.3"})

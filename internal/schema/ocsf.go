@@ -87,6 +87,16 @@ func AppendOCSF(dst []byte, r *fields.Record, prod Product) []byte {
 		}
 		w.int("status_id", ocsfStatusSuccess)
 		w.str("status", "Success")
+	case kindLife:
+		if r.Life.V.End.Set {
+			ocsfClass(&w, ocsfClassProcess, ocsfTerminate, ocsfSeverityInfo)
+		} else { // an open life: alive at stop, or evicted
+			ocsfClass(&w, ocsfClassProcess, ocsfActivity{ocsfActivityOther, r.Type.V}, ocsfSeverityInfo)
+		}
+		w.int("status_id", ocsfStatusSuccess)
+		w.str("status", "Success")
+	case kindSuppressed:
+		ocsfClass(&w, ocsfClassBase, ocsfActivity{ocsfActivityOther, r.Type.V}, ocsfSeverityInfo)
 	case kindExitLost:
 		ocsfClass(&w, ocsfClassProcess, ocsfTerminate, ocsfSeverityInfo)
 		w.int("status_id", ocsfStatusUnknown)
@@ -124,6 +134,21 @@ func AppendOCSF(dst []byte, r *fields.Record, prod Product) []byte {
 	case kindExitLost:
 		ocsfProcess(&w, "process", r, nil)
 		ocsfActor(&w, r, nil)
+	case kindLife:
+		ocsfProcess(&w, "process", r, nil)
+		ocsfActor(&w, r, nil)
+		if l := &r.Life.V; l.End.Set {
+			if c, ok := shellExitCode(lifeExit(l)); ok {
+				w.int("exit_code", c)
+			}
+		}
+	case kindSuppressed:
+		w.optInt("count", r.Count)
+		ocsfSpan(&w, r)
+		w.key("message")
+		w.b = append(w.b, '"')
+		w.b = strconv.AppendInt(w.b, r.Count.V, 10)
+		w.b = append(w.b, ` records not sent by a route's rate limit"`...)
 	case kindLoss:
 		w.optInt("count", r.Lost)
 		w.key("message")
@@ -131,19 +156,25 @@ func AppendOCSF(dst []byte, r *fields.Record, prod Product) []byte {
 		w.b = strconv.AppendInt(w.b, r.Lost.V, 10)
 		w.b = append(w.b, ` connector messages lost"`...)
 	case kindGap:
-		if from, ok := unixMilli(r.From.V); ok && r.From.Set {
-			w.int("start_time", from)
-			if to, ok := unixMilli(r.To.V); ok && r.To.Set {
-				w.int("end_time", to)
-				w.int("duration", to-from)
-			}
-		}
+		ocsfSpan(&w, r)
 		w.str("message", "cnbridged was not listening")
 	case kindTapDropped:
 		w.optInt("count", r.Dropped)
 	}
 	ocsfUnmapped(&w, r, k)
 	return append(w.b, '}')
+}
+
+// ocsfSpan writes start_time, end_time and duration (ms) from a
+// record's from and to.
+func ocsfSpan(w *w, r *fields.Record) {
+	if from, ok := unixMilli(r.From.V); ok && r.From.Set {
+		w.int("start_time", from)
+		if to, ok := unixMilli(r.To.V); ok && r.To.Set {
+			w.int("end_time", to)
+			w.int("duration", to-from)
+		}
+	}
 }
 
 // ocsfClass writes the classification: class, category, activity, type
@@ -207,7 +238,7 @@ func ocsfMetadata(w *w, r *fields.Record, k kind, prod Product) {
 	// Event's device (System Activity classes have device of their own),
 	// container for process.container.
 	switch {
-	case k != kindProc && k != kindExitLost:
+	case k != kindProc && k != kindExitLost && k != kindLife: // a Base Event
 		w.raw("profiles", `["host"]`)
 	case r.Process.Set && (r.Process.V.ContainerID.Set || r.Process.V.PodUID.Set):
 		w.raw("profiles", `["container"]`)
@@ -247,6 +278,11 @@ func ocsfProcess(w *w, key string, r *fields.Record, p *fields.Proc) {
 	}
 	if p != nil && p.Event == "exit" {
 		if ms, ok := unixMilli(r.Time); ok {
+			w.int("terminated_time", ms)
+		}
+	}
+	if l := &r.Life.V; r.Life.Set && l.End.Set {
+		if ms, ok := unixMilli(l.End.V); ok {
 			w.int("terminated_time", ms)
 		}
 	}
@@ -430,6 +466,13 @@ func ocsfUnmapped(w *w, r *fields.Record, k kind) {
 		ocsfUnmappedProcess(w, r)
 	case kindExitLost:
 		ocsfUnmappedProcess(w, r)
+	case kindLife:
+		ocsfUnmappedProcess(w, r)
+		lm := w.open("life")
+		lifeMembers(w, &r.Life.V)
+		w.close(lm)
+	case kindSuppressed:
+		suppressedMembers(w, r)
 	case kindLoss:
 		w.optInt("idx", r.Idx)
 		w.optInt("val", r.Val)

@@ -85,6 +85,8 @@ const (
 	kindGap                    // a time cnbridged was not listening
 	kindExitLost               // an exit the kernel's event for was lost
 	kindTapDropped             // written by the tap server only
+	kindSuppressed             // records a route's rate limit did not send, counted
+	kindLife                   // a process's life folded into one record
 	kindOther                  // a marker type this version does not know
 )
 
@@ -99,6 +101,10 @@ func kindOf(r *fields.Record) kind {
 			return kindExitLost
 		case fields.TypeTapDropped:
 			return kindTapDropped
+		case fields.TypeSuppressed:
+			return kindSuppressed
+		case fields.TypeLife:
+			return kindLife
 		}
 		return kindOther
 	}
@@ -181,11 +187,30 @@ func baseName(p string) string {
 // the exit status of a normal exit, 128 + the signal's number for a
 // process a signal killed. ok is false when the record has neither.
 func exitCode(p *fields.Proc) (int64, bool) {
-	if p.ExitStatus.Set {
-		return p.ExitStatus.V, true
+	return shellExitCode(exitOf(p))
+}
+
+// exit is how a process ended, from an exit event or a life record.
+type exit struct {
+	status, code optional[int64]
+	signal       optional[fields.Signal]
+	coreDumped   optional[bool]
+}
+
+func exitOf(p *fields.Proc) exit {
+	return exit{status: p.ExitStatus, code: p.ExitCode, signal: p.Signal, coreDumped: p.CoreDumped}
+}
+
+func lifeExit(l *fields.Life) exit {
+	return exit{status: l.ExitStatus, code: l.ExitCode, signal: l.Signal, coreDumped: l.CoreDumped}
+}
+
+func shellExitCode(e exit) (int64, bool) {
+	if e.status.Set {
+		return e.status.V, true
 	}
-	if p.Signal.Set && p.ExitCode.Set {
-		return 128 + p.ExitCode.V&0x7f, true
+	if e.signal.Set && e.code.Set {
+		return 128 + e.code.V&0x7f, true
 	}
 	return 0, false
 }
@@ -193,14 +218,14 @@ func exitCode(p *fields.Proc) (int64, bool) {
 // appendExitReason appends, as a JSON string, how a process ended:
 // "exit status 1", "killed by SIGSEGV (core dumped)", "killed by signal
 // 40". ok is false when the record does not say.
-func appendExitReason(dst []byte, p *fields.Proc) (_ []byte, ok bool) {
+func appendExitReason(dst []byte, p exit) (_ []byte, ok bool) {
 	switch {
-	case p.ExitStatus.Set:
+	case p.status.Set:
 		dst = append(dst, `"exit status `...)
-		dst = strconv.AppendInt(dst, p.ExitStatus.V, 10)
-	case p.Signal.Set:
+		dst = strconv.AppendInt(dst, p.status.V, 10)
+	case p.signal.Set:
 		dst = append(dst, `"killed by `...)
-		name := string(p.Signal.V)
+		name := string(p.signal.V)
 		if name != "" && name[0] >= '0' && name[0] <= '9' {
 			dst = append(dst, "signal "...)
 		}
@@ -208,7 +233,7 @@ func appendExitReason(dst []byte, p *fields.Proc) (_ []byte, ok bool) {
 		dst = appendString(dst, name)
 		copy(dst[n:], dst[n+1:len(dst)-1]) // without its quotes
 		dst = dst[:len(dst)-2]
-		if p.CoreDumped.V {
+		if p.coreDumped.V {
 			dst = append(dst, " (core dumped)"...)
 		}
 	default:

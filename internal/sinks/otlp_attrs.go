@@ -109,8 +109,12 @@ func otlpAttributes(m pcommon.Map, r *fields.Record) {
 	if pr.Cwd.Set && pr.Cwd.V != "" {
 		m.PutStr(attrWorkingDirectory, pr.Cwd.V)
 	}
-	if pr.StartTime.Set {
+	l := &r.Life.V
+	switch {
+	case pr.StartTime.Set:
 		m.PutStr(attrCreationTime, pr.StartTime.V)
+	case r.Life.Set && l.Start.Set:
+		m.PutStr(attrCreationTime, l.Start.V)
 	}
 	if p != nil && p.Event == "exit" {
 		switch {
@@ -120,6 +124,15 @@ func otlpAttributes(m pcommon.Map, r *fields.Record) {
 			m.PutInt(attrExitCode, 128+p.ExitCode.V&0x7f) // as a shell reports it
 		}
 		m.PutStr(attrExitTime, r.Time)
+	}
+	if r.Life.Set && l.End.Set { // a closed life: its exit
+		switch {
+		case l.ExitStatus.Set:
+			m.PutInt(attrExitCode, l.ExitStatus.V)
+		case l.Signal.Set && l.ExitCode.Set:
+			m.PutInt(attrExitCode, 128+l.ExitCode.V&0x7f)
+		}
+		m.PutStr(attrExitTime, l.End.V)
 	}
 	if pr.Cgroup.Set && pr.Cgroup.V != "" {
 		m.PutStr(attrLinuxCgroup, pr.Cgroup.V)
