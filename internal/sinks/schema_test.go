@@ -17,13 +17,20 @@ import (
 	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
-// schemaView reads back what the conformance suite looks at (seq, data)
-// from a document of schema s, checking that it is one.
+// schemaView reads back what the conformance suite looks at (seq and
+// data when the record has them; type, for a record that is not a message
+// of the kernel or of another connector id) from a document of schema s,
+// checking that it is one.
 func schemaView(t *testing.T, s schema.Name, objs []map[string]any) []map[string]any {
 	t.Helper()
 	out := make([]map[string]any, len(objs))
 	for i, o := range objs {
-		var at map[string]any
+		at := map[string]any{}
+		put := func(k string, v any) {
+			if v != nil {
+				at[k] = v
+			}
+		}
 		switch s {
 		case schema.ECS:
 			if ecs, _ := o["ecs"].(map[string]any); ecs["version"] != schema.ECSVersion {
@@ -32,13 +39,22 @@ func schemaView(t *testing.T, s schema.Name, objs []map[string]any) []map[string
 			ev, _ := o["event"].(map[string]any)
 			cb, _ := o["cnbridged"].(map[string]any)
 			conn, _ := cb["connector"].(map[string]any)
-			at = map[string]any{"seq": ev["sequence"], "data": conn["data"]}
+			put("seq", ev["sequence"])
+			put("data", conn["data"])
+			if cb["proc"] == nil && conn == nil {
+				put("type", ev["action"])
+			}
 		case schema.OCSF:
-			if md, _ := o["metadata"].(map[string]any); md["version"] != schema.OCSFVersion {
+			md, _ := o["metadata"].(map[string]any)
+			if md["version"] != schema.OCSFVersion {
 				t.Fatalf("not an OCSF %s event: %v", schema.OCSFVersion, o)
 			}
 			um, _ := o["unmapped"].(map[string]any)
-			at = map[string]any{"seq": um["seq"], "data": um["data"]}
+			put("seq", um["seq"])
+			put("data", um["data"])
+			if um["proc"] == nil && md["event_code"] != "message" {
+				put("type", md["event_code"])
+			}
 		}
 		out[i] = at
 	}
