@@ -451,7 +451,7 @@ func ecsCustom(w *w, r *fields.Record, k kind) {
 }
 
 func ecsCustomProcess(w *w, r *fields.Record) {
-	if !r.Process.Set && len(r.Ancestors) == 0 {
+	if !r.Process.Set && !r.Parent.Set && len(r.Ancestors) == 0 {
 		return
 	}
 	pr := &r.Process.V
@@ -467,6 +467,11 @@ func ecsCustomProcess(w *w, r *fields.Record) {
 	w.optBool("skipped", pr.Skipped)
 	w.optInt("duration_ns", pr.DurationNs)
 	w.close(m)
+	if r.Parent.Set && r.Parent.V.Exited.Set {
+		pm := w.open("parent")
+		w.bool("exited", r.Parent.V.Exited.V)
+		w.close(pm)
+	}
 	if len(r.Ancestors) > 0 {
 		a := w.openArray("ancestors")
 		for i := range r.Ancestors {
@@ -475,6 +480,7 @@ func ecsCustomProcess(w *w, r *fields.Record) {
 			w.optStr("entity_id", an.EntityID)
 			w.optInt("pid", an.PID)
 			w.optStr("exe", an.Exe)
+			w.optBool("exited", an.Exited)
 			w.closeElem()
 		}
 		w.closeArray(a)

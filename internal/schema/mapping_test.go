@@ -114,6 +114,8 @@ func TestECSMapping(t *testing.T) {
 			"cnbridged.proc.cpu":         0.0,
 			"cnbridged.ancestors[1].exe": "/usr/bin/bash",
 		}, []string{"process.exit_code", "process.end", "process.thread.id", "event.reason", "message"}},
+		{"exec exited parent", map[string]any{"process.parent.pid": 1789.0, "cnbridged.parent.exited": true,
+			"cnbridged.ancestors[0].exited": true}, []string{"cnbridged.ancestors[1].exited"}},
 		{"exec plain", map[string]any{"event.type": strs("start"), "process.pid": 4711.0, "cnbridged.proc.timestamp_ns": 1014044163569.0},
 			[]string{"process.entity_id", "process.executable", "process.parent.pid", "process.user.id", "container.id"}},
 		{"exit", map[string]any{
@@ -218,6 +220,8 @@ func TestOCSFMapping(t *testing.T) {
 			"unmapped.seq":                  268841.0,
 			"unmapped.process.previous_exe": "/usr/bin/dash",
 		}, []string{"exit_code", "process.terminated_time", "count"}},
+		{"exec exited parent", map[string]any{"process.parent_process.pid": 1789.0, "unmapped.parent.exited": true,
+			"unmapped.ancestors[0].exited": true, "unmapped.ancestors[1].pid": 1.0}, nil},
 		{"exec plain", map[string]any{"activity_id": 1.0, "process.pid": 4711.0, "actor.process.pid": 4711.0},
 			[]string{"process.uid", "process.file.path", "process.parent_process", "metadata.profiles"}},
 		{"exit", map[string]any{

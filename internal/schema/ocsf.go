@@ -510,6 +510,21 @@ func ocsfUnmapped(w *w, r *fields.Record, k kind) {
 }
 
 func ocsfUnmappedProcess(w *w, r *fields.Record) {
+	if r.Parent.Set && r.Parent.V.Exited.Set {
+		pm := w.open("parent")
+		w.bool("exited", r.Parent.V.Exited.V)
+		w.close(pm)
+	}
+	if exitedAncestors(r) > 0 {
+		a := w.openArray("ancestors")
+		for i := range r.Ancestors {
+			w.elem()
+			w.optInt("pid", r.Ancestors[i].PID)
+			w.optBool("exited", r.Ancestors[i].Exited)
+			w.closeElem()
+		}
+		w.closeArray(a)
+	}
 	if !r.Process.Set {
 		return
 	}
@@ -531,4 +546,15 @@ func ocsfUnmappedProcess(w *w, r *fields.Record) {
 	w.optBool("gone", pr.Gone)
 	w.optBool("skipped", pr.Skipped)
 	w.close(m)
+}
+
+// exitedAncestors counts the ancestors the table marks exited.
+func exitedAncestors(r *fields.Record) int {
+	n := 0
+	for i := range r.Ancestors {
+		if r.Ancestors[i].Exited.V {
+			n++
+		}
+	}
+	return n
 }

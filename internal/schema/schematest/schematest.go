@@ -77,6 +77,8 @@ var ECSCustom = map[string]string{
 	"cnbridged.ancestors.entity_id":       "keyword",
 	"cnbridged.ancestors.pid":             "long",
 	"cnbridged.ancestors.exe":             "keyword",
+	"cnbridged.ancestors.exited":          "boolean",
+	"cnbridged.parent.exited":             "boolean",
 	"cnbridged.loss.idx":                  "long",
 	"cnbridged.loss.val":                  "long",
 	"cnbridged.loss.cpu":                  "long",
