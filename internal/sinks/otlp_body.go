@@ -155,8 +155,8 @@ func (d *jsonDec) key() (string, error) {
 	for end < len(d.b) && d.b[end] != '"' && d.b[end] != '\\' {
 		end++
 	}
-	if end >= len(d.b) || d.b[end] != '"' {
-		return d.string() // escapes: not interned
+	if end >= len(d.b) || d.b[end] != '"' || !utf8.Valid(d.b[start:end]) {
+		return d.string() // escapes or invalid UTF-8: not interned
 	}
 	d.i = end + 1
 	if k, ok := d.keys[string(d.b[start:end])]; ok {
@@ -169,18 +169,26 @@ func (d *jsonDec) key() (string, error) {
 	return k, nil
 }
 
-// string reads a string; one without escapes is converted once.
+// string reads a string; one without escapes or invalid UTF-8 is
+// converted once.
 func (d *jsonDec) string() (string, error) {
 	d.i++ // "
 	start := d.i
 	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case '"':
+		switch c := d.b[d.i]; {
+		case c == '"':
 			s := string(d.b[start:d.i])
 			d.i++
 			return s, nil
-		case '\\':
+		case c == '\\':
 			return d.escaped(start)
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(d.b[d.i:])
+			if r == utf8.RuneError && size == 1 {
+				return d.escaped(start) // replaced there, as encoding/json does
+			}
+			d.i += size
+			continue
 		}
 		d.i++
 	}
@@ -196,6 +204,18 @@ func (d *jsonDec) escaped(start int) (string, error) {
 			d.i++
 			d.str = out
 			return string(out), nil
+		case c >= utf8.RuneSelf:
+			// Valid UTF-8 as it is, each byte of an invalid sequence as
+			// U+FFFD (protobuf strings must be UTF-8; encoding/json reads
+			// them so too).
+			r, size := utf8.DecodeRune(d.b[d.i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, d.b[d.i:d.i+size]...)
+			}
+			d.i += size
+			continue
 		case c != '\\':
 			out = append(out, c)
 			d.i++
