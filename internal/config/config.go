@@ -297,7 +297,7 @@ func (s *Sink) validate(key, name string, d sinks.DaemonKeys) []error {
 	return errs
 }
 
-// typeList is "file, nats or stdout": the sink types.
+// typeList is "file, nats, otlp or stdout": the sink types.
 func typeList() string {
 	t := sinks.TypeNames()
 	return strings.Join(t[:len(t)-1], ", ") + " or " + t[len(t)-1]

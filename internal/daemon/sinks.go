@@ -50,7 +50,9 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 		Context:     d.sinkCtx,
 		Stdout:      d.opts.Stdout,
 		Text:        event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth},
+		Product:     d.product,
 		NATSMetrics: d.natsMet,
+		OTLPMetrics: d.otlpMet,
 	})
 }
 

@@ -16,6 +16,7 @@ type FileSinkConfig struct {
 	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"`
 	MaxFiles      int           `mapstructure:"max_files"`
 	OnError       OnError       `mapstructure:"on_error"` // drop, block, exit
+	SchemaConfig  `mapstructure:",squash"`
 }
 
 // File sink defaults.
@@ -53,6 +54,9 @@ func (c *FileSinkConfig) Validate(DaemonKeys) error {
 	if c.MaxFiles < 1 {
 		errs = append(errs, fmt.Errorf("max_files: %d: must be at least 1", c.MaxFiles))
 	}
+	if err := c.validateWith(true, ""); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -62,6 +66,7 @@ func (c *FileSinkConfig) QueueDefaults() (int, int) { return DefaultQueueSize, D
 // New implements TypeConfig.
 func (c *FileSinkConfig) New(env Env) (Sink, error) {
 	fc := c.FileConfig()
+	fc.Body.Product = env.Product
 	for _, s := range env.Running {
 		if f, ok := s.(*File); ok && f.cfg.Path == c.Path {
 			fc.Takeover = f // a reload's sink for the same path takes its file over
@@ -81,6 +86,7 @@ func (c *FileSinkConfig) FileConfig() FileConfig {
 		MaxSizeBytes: c.MaxSizeBytes,
 		MaxFiles:     c.MaxFiles,
 		OnError:      c.OnError,
+		Body:         Body{Schema: c.Schema},
 	}
 }
 

@@ -69,6 +69,7 @@ type confirmer interface {
 type NATS struct {
 	cfg      NATSConfig
 	enc      *event.Encoder
+	body     *bodyEncoder
 	c        *Counters
 	met      *NATSMetrics
 	log      *zap.Logger
@@ -85,7 +86,6 @@ type NATS struct {
 	scratch    []byte
 	subjects   subjCache
 	ids        event.IDs
-	times      event.TimeCache
 	hostHeader string // Cn-Host, as the client would send it
 
 	mu       sync.Mutex
@@ -136,6 +136,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 	s := &NATS{
 		cfg:        cfg,
 		enc:        enc,
+		body:       newBodyEncoder(enc, Body{Schema: cfg.Schema, Product: cfg.Product}),
 		c:          c,
 		met:        m,
 		log:        log,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
 // NATSConfig is a NATS sink's configuration: the keys of its section of
@@ -46,12 +48,17 @@ type NATSConfig struct {
 	CredsFile    string      `mapstructure:"creds_file"`
 	TLS          NATSTLS     `mapstructure:"tls"`
 	Stream       *NATSStream `mapstructure:"stream"` // created or updated on connect when set
+	// SchemaConfig: the document a format json message holds (the native
+	// line, or a schema's).
+	SchemaConfig `mapstructure:",squash"`
 
 	// Not keys of the config file: set by whoever builds the sink (New
 	// from its Env; tests).
 
 	Name string `mapstructure:"-"` // the sink's name: metrics label and connection name
 	Host string `mapstructure:"-"` // {host}, Cn-Host and the Nats-Msg-Id
+	// Product is this build, named in schema documents.
+	Product schema.Product `mapstructure:"-"`
 	// ReconnectWait is the first pause between reconnect rounds.
 	ReconnectWait time.Duration `mapstructure:"-"`
 	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
@@ -159,7 +166,7 @@ func (c *NATSConfig) QueueDefaults() (int, int) {
 // New implements TypeConfig.
 func (c *NATSConfig) New(env Env) (Sink, error) {
 	cfg := *c
-	cfg.Name, cfg.Host, cfg.Context = env.Name, env.Host, env.Context
+	cfg.Name, cfg.Host, cfg.Context, cfg.Product = env.Name, env.Host, env.Context, env.Product
 	return NewNATS(cfg, env.Encoder, env.Counters, env.NATSMetrics, env.Log)
 }
 
@@ -181,6 +188,9 @@ func (c *NATSConfig) Validate(d DaemonKeys) error {
 	}
 	if c.Format != "json" && c.Format != "raw" {
 		bad("format", "%q is not %s", c.Format, natsFormatAccepted)
+	}
+	if err := c.validateWith(c.Format != "raw", "this nats sink has format: raw, which publishes the connector payload (set format: json)"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxInFlight < 1 {
 		bad("max_in_flight", "%d: must be at least 1", c.MaxInFlight)

@@ -124,8 +124,10 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	if s.raw && r.Kind == event.KindMessage {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
-		e.body = s.enc.AppendJSONCached(e.body[:0], r, &s.times)
-		e.body = e.body[:len(e.body)-1] // the line without its newline
+		if s.body == nil { // a sink built without NewNATS (tests)
+			s.body = newBodyEncoder(s.enc, Body{Schema: s.cfg.Schema, Product: s.cfg.Product})
+		}
+		e.body = s.body.appendObject(e.body[:0], r)
 	}
 
 	h := append(e.hdr[:0], hdrLine...)

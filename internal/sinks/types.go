@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
 // Types is the table of sink types: a type's name (the "type" key) and
@@ -22,6 +23,7 @@ func Types() map[string]func() TypeConfig {
 		"stdout": func() TypeConfig { return &StdoutConfig{} },
 		"file":   func() TypeConfig { return &FileSinkConfig{} },
 		"nats":   func() TypeConfig { return &NATSConfig{} },
+		"otlp":   func() TypeConfig { return &OTLPSinkConfig{} },
 	}
 }
 
@@ -72,8 +74,13 @@ type Env struct {
 	// (format: text).
 	Stdout io.Writer
 	Text   event.TextFormatter
-	// NATSMetrics are the connection metrics every NATS sink reports in.
+	// Product is this build, named in schema documents (OCSF
+	// metadata.product, OTLP service.version).
+	Product schema.Product
+	// NATSMetrics and OTLPMetrics are the metrics every NATS or OTLP sink
+	// reports in.
 	NATSMetrics *NATSMetrics
+	OTLPMetrics *OTLPMetrics
 	// Running are the sinks the daemon runs now: a reload's new or
 	// changed sink may take over what one of them holds (a file sink the
 	// file, and its lock, of the sink writing the same path).

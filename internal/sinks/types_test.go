@@ -24,9 +24,10 @@ func TestTypes(t *testing.T) {
 		"stdout": func(TypeConfig) {},
 		"file":   func(c TypeConfig) { c.(*FileSinkConfig).Path = filepath.Join(t.TempDir(), "out.jsonl") },
 		"nats":   func(c TypeConfig) { c.(*NATSConfig).URL = srv.ClientURL() },
+		"otlp":   func(c TypeConfig) { c.(*OTLPSinkConfig).Endpoint = "127.0.0.1:1" }, // nothing listens: it connects when it exports
 	}
 	types := Types()
-	if got := strings.Join(TypeNames(), " "); got != "file nats stdout" {
+	if got := strings.Join(TypeNames(), " "); got != "file nats otlp stdout" {
 		t.Errorf("TypeNames() = %q", got)
 	}
 	for name, newConfig := range types {
