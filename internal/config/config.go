@@ -112,11 +112,11 @@ type Sink struct {
 }
 
 // File returns a file sink's settings (nil for other types).
-func (s *Sink) File() *sinks.FileSinkConfig {
+func (s *Sink) File() *sinks.FileConfig {
 	if s == nil {
 		return nil
 	}
-	c, _ := s.Settings.(*sinks.FileSinkConfig)
+	c, _ := s.Settings.(*sinks.FileConfig)
 	return c
 }
 

@@ -176,7 +176,7 @@ func TestMainExampleConfig(t *testing.T) {
 	native := sinks.SchemaConfig{Schema: schema.Native}
 	want := map[string]*config.Sink{
 		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json", SchemaConfig: native}},
-		"archive": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
+		"archive": {Type: "file", QueueConfig: q, Settings: &sinks.FileConfig{
 			Path: "/var/log/cnbridged/events.jsonl", Mode: 0o640, FlushInterval: time.Second,
 			MaxFiles: 5, OnError: sinks.OnErrorDrop, SchemaConfig: native,
 		}},
@@ -646,7 +646,7 @@ routes:
 	}
 	want := map[string]*config.Sink{
 		"out": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
-		"f": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
+		"f": {Type: "file", QueueConfig: q, Settings: &sinks.FileConfig{
 			Path: "/var/log/x.jsonl", Mode: 0o640, FlushInterval: time.Second, MaxFiles: 5, OnError: sinks.OnErrorDrop,
 		}},
 		"n":  {Type: "nats", QueueConfig: nq, Settings: &nats},

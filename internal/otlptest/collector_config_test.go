@@ -105,13 +105,13 @@ func TestCollectorConfig(t *testing.T) {
 			}
 			defer r.Stop()
 
-			sc := sinks.OTLPSinkConfig{Protocol: proto, Endpoint: endpoint}
+			sc := sinks.OTLPConfig{Protocol: proto, Endpoint: endpoint, Name: "otlp", Host: "h"}
 			sc.SetDefaults(sinks.DaemonKeys{})
 			if err := sc.Validate(sinks.DaemonKeys{}); err != nil {
 				t.Fatal(err)
 			}
 			c := sinks.NewMetrics(prometheus.NewRegistry()).Counters("otlp")
-			s, err := sinks.NewOTLP(sc.OTLPConfig("otlp", "h"), event.NewEncoder("h"), c, nil, zaptest.NewLogger(t))
+			s, err := sinks.NewOTLP(sc, event.NewEncoder("h"), c, nil, zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

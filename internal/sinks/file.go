@@ -45,25 +45,6 @@ func ParseOnError(s string) (OnError, error) {
 	return 0, fmt.Errorf("on_error %q is not drop, block or exit", s)
 }
 
-// FileConfig configures a File sink.
-type FileConfig struct {
-	Path         string
-	Mode         os.FileMode
-	MaxSizeBytes int64 // rotate when a write would pass it; 0 never rotates
-	MaxFiles     int   // rotated files kept: path.1 … path.N
-	OnError      OnError
-	// RetryInterval is the pause between attempts under OnErrorBlock.
-	RetryInterval time.Duration
-	// Body is what each line holds: the native line or a schema's
-	// document (the daemon fills in Body.Product).
-	Body Body
-	// Takeover is a sink of this daemon that writes Path now and that
-	// this one replaces (a reload changed or renamed it): the new sink
-	// shares its open file, and so its lock, instead of being refused
-	// by it. Nil for none.
-	Takeover *File
-}
-
 // File appends JSON lines to a file. Every line in the file is complete:
 // when a write is cut short (ENOSPC), the partial line is truncated away.
 //
@@ -100,13 +81,14 @@ type File struct {
 
 // NewFile opens (creating it and its directory) the file to append to.
 func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (*File, error) {
-	if cfg.Mode == 0 {
-		cfg.Mode = 0o640
+	cfg.SetDefaults(DaemonKeys{})
+	if err := cfg.Validate(DaemonKeys{}); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	if cfg.RetryInterval <= 0 {
-		cfg.RetryInterval = 500 * time.Millisecond
+	if cfg.RetryInterval <= 0 { // not a key
+		cfg.RetryInterval = defaultFileRetryInterval
 	}
-	s := &File{cfg: cfg, enc: enc, body: newBodyEncoder(enc, cfg.Body), counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
+	s := &File{cfg: cfg, enc: enc, body: newBodyEncoder(enc, Body{Schema: cfg.Schema, Product: cfg.Product}), counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
 	if t := cfg.Takeover; t != nil {
 		s.cfg.Takeover = nil // only for this first open
 		if f := t.share(cfg.Path); f != nil {
@@ -133,9 +115,9 @@ func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (
 // caller to remove.
 func ProbeFile(cfg FileConfig) error {
 	if cfg.Mode == 0 {
-		cfg.Mode = 0o640
+		cfg.Mode = DefaultFileMode
 	}
-	f, _, err := openLocked(cfg.Path, cfg.Mode, false)
+	f, _, err := openLocked(cfg.Path, os.FileMode(cfg.Mode), false)
 	if err != nil {
 		return err
 	}
@@ -220,7 +202,7 @@ func (s *File) share(path string) *os.File {
 }
 
 func (s *File) open() error {
-	f, st, err := openLocked(s.cfg.Path, s.cfg.Mode, true)
+	f, st, err := openLocked(s.cfg.Path, os.FileMode(s.cfg.Mode), true)
 	if err != nil {
 		return err
 	}

@@ -3,20 +3,39 @@ package sinks
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
-// FileSinkConfig is a file sink's own config, as the config file gives it.
-type FileSinkConfig struct {
+// FileConfig is a file sink's configuration: the keys of its section of
+// the config file, decoded, defaulted and validated here, and what NewFile
+// takes. A new key is a field here, its default in SetDefaults and its
+// check in Validate.
+type FileConfig struct {
 	Path          string        `mapstructure:"path"`
 	Mode          FileMode      `mapstructure:"mode"` // octal string, e.g. "0640"
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
-	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"`
-	MaxFiles      int           `mapstructure:"max_files"`
-	OnError       OnError       `mapstructure:"on_error"` // drop, block, exit
-	SchemaConfig  `mapstructure:",squash"`
+	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"` // rotate when a write would pass it; 0 never rotates
+	MaxFiles      int           `mapstructure:"max_files"`      // rotated files kept: path.1 … path.N
+	OnError       OnError       `mapstructure:"on_error"`       // drop, block, exit
+	// SchemaConfig: the document each line holds (the native line, or a
+	// schema's).
+	SchemaConfig `mapstructure:",squash"`
+
+	// Not keys of the config file: set by whoever builds the sink (New
+	// from its Env; tests).
+
+	// Product is this build, named in schema documents.
+	Product schema.Product `mapstructure:"-"`
+	// RetryInterval is the pause between attempts under OnErrorBlock.
+	RetryInterval time.Duration `mapstructure:"-"`
+	// Takeover is a sink of this daemon that writes Path now and that
+	// this one replaces (a reload changed or renamed it): the new sink
+	// shares its open file, and so its lock, instead of being refused
+	// by it. Nil for none.
+	Takeover *File `mapstructure:"-"`
 }
 
 // File sink defaults.
@@ -24,10 +43,11 @@ const (
 	DefaultFileMode          FileMode = 0o640
 	DefaultFileFlushInterval          = time.Second
 	DefaultFileMaxFiles               = 5
+	defaultFileRetryInterval          = 500 * time.Millisecond
 )
 
 // SetDefaults implements TypeConfig.
-func (c *FileSinkConfig) SetDefaults(DaemonKeys) {
+func (c *FileConfig) SetDefaults(DaemonKeys) {
 	if c.Mode == 0 {
 		c.Mode = DefaultFileMode
 	}
@@ -40,7 +60,7 @@ func (c *FileSinkConfig) SetDefaults(DaemonKeys) {
 }
 
 // Validate implements TypeConfig.
-func (c *FileSinkConfig) Validate(DaemonKeys) error {
+func (c *FileConfig) Validate(DaemonKeys) error {
 	var errs []error
 	if c.Path == "" {
 		errs = append(errs, errors.New("path: required for a file sink"))
@@ -61,34 +81,22 @@ func (c *FileSinkConfig) Validate(DaemonKeys) error {
 }
 
 // QueueDefaults implements TypeConfig.
-func (c *FileSinkConfig) QueueDefaults() (int, int) { return DefaultQueueSize, DefaultQueueMaxBytes }
+func (c *FileConfig) QueueDefaults() (int, int) { return DefaultQueueSize, DefaultQueueMaxBytes }
 
 // New implements TypeConfig.
-func (c *FileSinkConfig) New(env Env) (Sink, error) {
-	fc := c.FileConfig()
-	fc.Body.Product = env.Product
+func (c *FileConfig) New(env Env) (Sink, error) {
+	cfg := *c
+	cfg.Product = env.Product
 	for _, s := range env.Running {
 		if f, ok := s.(*File); ok && f.cfg.Path == c.Path {
-			fc.Takeover = f // a reload's sink for the same path takes its file over
+			cfg.Takeover = f // a reload's sink for the same path takes its file over
 		}
 	}
-	return NewFile(fc, env.Encoder, env.Counters, env.Log)
+	return NewFile(cfg, env.Encoder, env.Counters, env.Log)
 }
 
 // FlushEvery implements Flusher: flush_interval.
-func (c *FileSinkConfig) FlushEvery() time.Duration { return c.FlushInterval }
-
-// FileConfig returns what NewFile takes.
-func (c *FileSinkConfig) FileConfig() FileConfig {
-	return FileConfig{
-		Path:         c.Path,
-		Mode:         os.FileMode(c.Mode),
-		MaxSizeBytes: c.MaxSizeBytes,
-		MaxFiles:     c.MaxFiles,
-		OnError:      c.OnError,
-		Body:         Body{Schema: c.Schema},
-	}
-}
+func (c *FileConfig) FlushEvery() time.Duration { return c.FlushInterval }
 
 // FileMode is a file's permission bits, given in the config as an octal
 // string ("0640").

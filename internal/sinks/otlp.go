@@ -26,38 +26,7 @@ import (
 //	otlp_attrs.go   semantic-convention attributes of a record
 //	otlp_body.go    the body: the schema's JSON object as a pdata map
 //	otlp_metrics.go export metrics
-//	otlp_config.go  the typed configuration section
-
-// OTLPConfig configures an OTLP sink.
-type OTLPConfig struct {
-	Name     string // the sink's name: metrics label
-	Host     string // host.name of the resource
-	Protocol string // OTLPGRPC or OTLPHTTP
-	Target   string // gRPC: host:port; HTTP: the URL exports are posted to
-	TLS      bool
-	TLSFiles NATSTLS // CA, client certificate and key, when TLS
-	Headers  map[string]string
-	Gzip     bool
-	// Timeout bounds one export attempt.
-	Timeout time.Duration
-	// BatchSize is the most records one export carries. MaxInFlight is
-	// the most the sink holds without an outcome; Write waits for room.
-	BatchSize   int
-	MaxInFlight int
-	// DrainTimeout bounds Close's wait for outstanding answers.
-	DrainTimeout time.Duration
-	// RetryWait is the pause after a failed attempt; it doubles up to
-	// MaxRetryWait, with up to 25 % jitter, unless the receiver asks for
-	// a longer one (RetryInfo, Retry-After).
-	RetryWait    time.Duration
-	MaxRetryWait time.Duration
-	// Body is what each LogRecord's body holds (the daemon fills in
-	// Body.Product, which is also the resource's service.version).
-	Body Body
-	// Context ends Write's waits: a Write blocked on a full sink counts
-	// its record as dropped (reason shutdown) once it ends. Nil: never.
-	Context context.Context
-}
+//	otlp_config.go  the configuration: keys, defaults, validation
 
 // OTLP exports records as OTLP logs, one LogRecord each.
 //
@@ -73,6 +42,7 @@ type OTLPConfig struct {
 // (at most BatchSize duplicates per such attempt).
 type OTLP struct {
 	cfg    OTLPConfig
+	target string // cfg.Endpoint as exports are sent: gRPC's host:port, HTTP's URL
 	enc    *event.Encoder
 	body   *bodyEncoder
 	c      *Counters
@@ -124,31 +94,26 @@ type otlpBatch struct {
 // NewOTLP returns the sink; it connects when it first exports. It fails
 // only for configuration problems: a bad endpoint, an unreadable TLS file.
 func NewOTLP(cfg OTLPConfig, enc *event.Encoder, c *Counters, m *OTLPMetrics, log *zap.Logger) (*OTLP, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultOTLPTimeout
+	cfg.SetDefaults(DaemonKeys{})
+	if err := cfg.Validate(DaemonKeys{}); err != nil {
+		return nil, fmt.Errorf("otlp sink: %w", err)
 	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = DefaultOTLPBatchSize
-	}
-	if cfg.MaxInFlight < cfg.BatchSize {
-		cfg.MaxInFlight = max(DefaultOTLPMaxInFlight, cfg.BatchSize)
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultOTLPDrainTimeout
-	}
+	// Knobs that are not keys.
 	if cfg.RetryWait <= 0 {
-		cfg.RetryWait = 250 * time.Millisecond
+		cfg.RetryWait = defaultOTLPRetryWait
 	}
 	if cfg.MaxRetryWait < cfg.RetryWait {
-		cfg.MaxRetryWait = max(cfg.RetryWait, 5*time.Second)
+		cfg.MaxRetryWait = max(cfg.RetryWait, defaultOTLPMaxRetryWait)
 	}
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
+	target, tlsOn, _ := cfg.target() // Validate checked it
 	s := &OTLP{
 		cfg:    cfg,
+		target: target,
 		enc:    enc,
-		body:   newBodyEncoder(enc, cfg.Body),
+		body:   newBodyEncoder(enc, Body{Schema: cfg.Schema, Product: cfg.Product}),
 		c:      c,
 		met:    m,
 		log:    log,
@@ -161,7 +126,7 @@ func NewOTLP(cfg OTLPConfig, enc *event.Encoder, c *Counters, m *OTLPMetrics, lo
 		done:   make(chan struct{}),
 	}
 	var err error
-	s.exp, err = newOTLPExporter(cfg)
+	s.exp, err = newOTLPExporter(cfg, target, tlsOn)
 	if err != nil {
 		return nil, fmt.Errorf("otlp sink: %w", err)
 	}
@@ -174,19 +139,22 @@ func NewOTLP(cfg OTLPConfig, enc *event.Encoder, c *Counters, m *OTLPMetrics, lo
 	return s, nil
 }
 
-func newOTLPExporter(cfg OTLPConfig) (otlpExporter, error) {
+// newOTLPExporter returns the exporter of cfg's protocol, sending to
+// target (cfg.target's), over TLS when tlsOn.
+func newOTLPExporter(cfg OTLPConfig, target string, tlsOn bool) (otlpExporter, error) {
 	var tc *tls.Config
-	if cfg.TLS {
+	if tlsOn {
 		var err error
-		if tc, err = tlsConfig(cfg.TLSFiles); err != nil {
+		if tc, err = tlsConfig(NATSTLS(cfg.TLS)); err != nil {
 			return nil, err
 		}
 	}
+	gzip := cfg.Compression == "gzip"
 	switch cfg.Protocol {
-	case OTLPGRPC, "":
-		return newGRPCExporter(cfg, tc)
+	case OTLPGRPC:
+		return newGRPCExporter(target, cfg.Headers, gzip, tc)
 	case OTLPHTTP:
-		return newHTTPExporter(cfg, tc), nil
+		return newHTTPExporter(target, cfg.Headers, gzip, tc), nil
 	}
 	return nil, fmt.Errorf("protocol %q is not %s", cfg.Protocol, otlpProtocolAccepted)
 }
@@ -250,12 +218,12 @@ func (s *OTLP) newBatch() *otlpBatch {
 	ra := rl.Resource().Attributes()
 	ra.PutStr(attrHostName, s.cfg.Host)
 	ra.PutStr(attrServiceName, otlpServiceName)
-	if v := s.cfg.Body.Product.Version; v != "" {
+	if v := s.cfg.Product.Version; v != "" {
 		ra.PutStr(attrServiceVersion, v)
 	}
 	sl := rl.ScopeLogs().AppendEmpty()
 	sl.Scope().SetName(otlpScopeName)
-	sl.Scope().SetVersion(s.cfg.Body.Product.Version)
+	sl.Scope().SetVersion(s.cfg.Product.Version)
 	recs := sl.LogRecords()
 	recs.EnsureCapacity(s.cfg.BatchSize)
 	return &otlpBatch{logs: logs, recs: recs}
@@ -354,7 +322,7 @@ func (s *OTLP) run() {
 			if rejected > 0 {
 				s.exports[otlpPartial].Add(1)
 				s.warnEvery("partial", "the OTLP receiver rejected records of an export; counted as failed",
-					zap.String("endpoint", s.cfg.Target), zap.Int("rejected", rejected), zap.Int("of", n), zap.String("message", res.msg))
+					zap.String("endpoint", s.target), zap.Int("rejected", rejected), zap.Int("of", n), zap.String("message", res.msg))
 			} else {
 				s.exports[otlpOK].Add(1)
 			}
@@ -364,8 +332,8 @@ func (s *OTLP) run() {
 			d := wait + rand.N(wait/4+1)
 			wait = min(2*wait, s.cfg.MaxRetryWait)
 			d = max(d, res.throttle)
-			s.setStall(fmt.Errorf("otlp export to %s failed, retrying in %s: %w", s.cfg.Target, d.Round(time.Millisecond), res.err))
-			s.warnEvery("retry", "OTLP export failed; retrying the batch", zap.String("endpoint", s.cfg.Target), zap.Int("records", n), zap.Duration("in", d), zap.Error(res.err))
+			s.setStall(fmt.Errorf("otlp export to %s failed, retrying in %s: %w", s.target, d.Round(time.Millisecond), res.err))
+			s.warnEvery("retry", "OTLP export failed; retrying the batch", zap.String("endpoint", s.target), zap.Int("records", n), zap.Duration("in", d), zap.Error(res.err))
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -379,8 +347,8 @@ func (s *OTLP) run() {
 			}
 			s.exports[otlpFailed].Add(1)
 			s.warnEvery("failed", "the OTLP receiver refused an export; its records are counted as failed",
-				zap.String("endpoint", s.cfg.Target), zap.Int("records", n), zap.Error(res.err))
-			s.finish(0, n, fmt.Errorf("otlp receiver at %s refuses exports: %w", s.cfg.Target, res.err))
+				zap.String("endpoint", s.target), zap.Int("records", n), zap.Error(res.err))
+			s.finish(0, n, fmt.Errorf("otlp receiver at %s refuses exports: %w", s.target, res.err))
 		}
 	}
 }

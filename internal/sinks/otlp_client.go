@@ -74,17 +74,17 @@ type grpcExporter struct {
 	callOps []grpc.CallOption
 }
 
-func newGRPCExporter(cfg OTLPConfig, tc *tls.Config) (*grpcExporter, error) {
+func newGRPCExporter(target string, headers map[string]string, gzip bool, tc *tls.Config) (*grpcExporter, error) {
 	creds := insecure.NewCredentials()
 	if tc != nil {
 		creds = credentials.NewTLS(tc)
 	}
-	cc, err := grpc.NewClient(cfg.Target, grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", cfg.Target, err)
+		return nil, fmt.Errorf("endpoint %s: %w", target, err)
 	}
-	e := &grpcExporter{cc: cc, client: plogotlp.NewGRPCClient(cc), md: metadata.New(cfg.Headers)}
-	if cfg.Gzip {
+	e := &grpcExporter{cc: cc, client: plogotlp.NewGRPCClient(cc), md: metadata.New(headers)}
+	if gzip {
 		e.callOps = append(e.callOps, grpc.UseCompressor(grpcgzip.Name))
 	}
 	return e, nil
@@ -117,14 +117,14 @@ type httpExporter struct {
 	zw      *gzip.Writer
 }
 
-func newHTTPExporter(cfg OTLPConfig, tc *tls.Config) *httpExporter {
+func newHTTPExporter(url string, headers map[string]string, gz bool, tc *tls.Config) *httpExporter {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if tc != nil {
 		tr.TLSClientConfig = tc
 	}
 	tr.MaxIdleConnsPerHost = 4
-	e := &httpExporter{url: cfg.Target, client: &http.Client{Transport: tr}, headers: cfg.Headers, gzip: cfg.Gzip}
-	if cfg.Gzip {
+	e := &httpExporter{url: url, client: &http.Client{Transport: tr}, headers: headers, gzip: gz}
+	if gz {
 		e.zw = gzip.NewWriter(&e.buf)
 	}
 	return e

@@ -1,17 +1,23 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
-// OTLPSinkConfig is an otlp sink's own config, as the config file gives
-// it: OTLP logs to an OpenTelemetry Collector (or any OTLP receiver).
-type OTLPSinkConfig struct {
+// OTLPConfig is an otlp sink's configuration (OTLP logs to an
+// OpenTelemetry Collector, or any OTLP receiver): the keys of its section
+// of the config file, decoded, defaulted and validated here, and what
+// NewOTLP takes. A new key is a field here, its default in SetDefaults and
+// its check in Validate.
+type OTLPConfig struct {
 	Protocol    string            `mapstructure:"protocol"`    // grpc (default), http
 	Endpoint    string            `mapstructure:"endpoint"`    // grpc: host:port or http(s)://host:port; http: http(s)://host:port[/path]
 	Headers     map[string]string `mapstructure:"headers"`     // sent with every export (authentication)
@@ -25,7 +31,25 @@ type OTLPSinkConfig struct {
 	BatchSize    int           `mapstructure:"batch_size"`
 	MaxInFlight  int           `mapstructure:"max_in_flight"`
 	DrainTimeout time.Duration `mapstructure:"drain_timeout"` // Close waits at most this long for answers
+	// SchemaConfig: the document each LogRecord's body holds.
 	SchemaConfig `mapstructure:",squash"`
+
+	// Not keys of the config file: set by whoever builds the sink (New
+	// from its Env; tests).
+
+	Name string `mapstructure:"-"` // the sink's name: metrics label
+	Host string `mapstructure:"-"` // host.name of the resource
+	// Product is this build, named in schema documents and as the
+	// resource's service.version.
+	Product schema.Product `mapstructure:"-"`
+	// RetryWait is the pause after a failed attempt; it doubles up to
+	// MaxRetryWait, with up to 25 % jitter, unless the receiver asks for
+	// a longer one (RetryInfo, Retry-After). Zero: 250 ms and 5 s.
+	RetryWait    time.Duration `mapstructure:"-"`
+	MaxRetryWait time.Duration `mapstructure:"-"`
+	// Context ends Write's waits: a Write blocked on a full sink counts
+	// its record as dropped (reason shutdown) once it ends. Nil: never.
+	Context context.Context `mapstructure:"-"`
 }
 
 // OTLPTLSConfig is an otlp sink's tls section. TLS is used when the
@@ -64,10 +88,12 @@ const (
 	DefaultOTLPQueueSize     = DefaultNATSQueueSize
 	DefaultOTLPQueueMaxBytes = DefaultNATSQueueMaxBytes
 	otlpHTTPLogsPath         = "/v1/logs"
+	defaultOTLPRetryWait     = 250 * time.Millisecond
+	defaultOTLPMaxRetryWait  = 5 * time.Second
 )
 
 // SetDefaults implements TypeConfig.
-func (c *OTLPSinkConfig) SetDefaults(DaemonKeys) {
+func (c *OTLPConfig) SetDefaults(DaemonKeys) {
 	if c.Protocol == "" {
 		c.Protocol = OTLPGRPC
 	}
@@ -97,14 +123,14 @@ func (c *OTLPSinkConfig) SetDefaults(DaemonKeys) {
 
 // QueueDefaults implements TypeConfig: the NATS sink's, which hold a
 // 5 s outage at 10 000 records/s.
-func (c *OTLPSinkConfig) QueueDefaults() (int, int) {
+func (c *OTLPConfig) QueueDefaults() (int, int) {
 	return DefaultOTLPQueueSize, DefaultOTLPQueueMaxBytes
 }
 
 // Validate implements TypeConfig. It checks what NewOTLP would reject:
 // the endpoint's form for the protocol, and that TLS files are readable
 // (the key not by group or others).
-func (c *OTLPSinkConfig) Validate(DaemonKeys) error {
+func (c *OTLPConfig) Validate(DaemonKeys) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
@@ -163,7 +189,7 @@ func (c *OTLPSinkConfig) Validate(DaemonKeys) error {
 
 // target returns where exports go: gRPC's host:port, or HTTP's URL (with
 // /v1/logs when the endpoint has no path), and whether TLS is on.
-func (c *OTLPSinkConfig) target() (string, bool, error) {
+func (c *OTLPConfig) target() (string, bool, error) {
 	e := c.Endpoint
 	tlsOn := c.TLS.Enabled()
 	if c.Protocol == OTLPGRPC {
@@ -189,29 +215,8 @@ func (c *OTLPSinkConfig) target() (string, bool, error) {
 }
 
 // New implements TypeConfig.
-func (c *OTLPSinkConfig) New(env Env) (Sink, error) {
-	cfg := c.OTLPConfig(env.Name, env.Host)
-	cfg.Context = env.Context
-	cfg.Body.Product = env.Product
+func (c *OTLPConfig) New(env Env) (Sink, error) {
+	cfg := *c
+	cfg.Name, cfg.Host, cfg.Context, cfg.Product = env.Name, env.Host, env.Context, env.Product
 	return NewOTLP(cfg, env.Encoder, env.Counters, env.OTLPMetrics, env.Log)
-}
-
-// OTLPConfig returns what NewOTLP takes for the sink name on host.
-func (c *OTLPSinkConfig) OTLPConfig(name, host string) OTLPConfig {
-	target, tlsOn, _ := c.target()
-	return OTLPConfig{
-		Name:         name,
-		Host:         host,
-		Protocol:     c.Protocol,
-		Target:       target,
-		TLS:          tlsOn,
-		TLSFiles:     NATSTLS{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, InsecureSkipVerify: c.TLS.InsecureSkipVerify},
-		Headers:      c.Headers,
-		Gzip:         c.Compression == "gzip",
-		Timeout:      c.Timeout,
-		BatchSize:    c.BatchSize,
-		MaxInFlight:  c.MaxInFlight,
-		DrainTimeout: c.DrainTimeout,
-		Body:         Body{Schema: c.Schema},
-	}
 }

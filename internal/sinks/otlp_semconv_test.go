@@ -37,7 +37,7 @@ func TestSemconvValidatorRejects(t *testing.T) {
 
 // TestOTLPResourceSemconv: the resource's attributes are the registry's.
 func TestOTLPResourceSemconv(t *testing.T) {
-	s := &OTLP{cfg: OTLPConfig{Host: "h", BatchSize: 1, Body: Body{Product: schema.Product{Version: "1"}}}}
+	s := &OTLP{cfg: OTLPConfig{Host: "h", BatchSize: 1, Product: schema.Product{Version: "1"}}}
 	b := s.newBatch()
 	for _, e := range validateSemconv(t, b.logs.ResourceLogs().At(0).Resource().Attributes()) {
 		t.Error(e)

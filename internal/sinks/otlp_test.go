@@ -39,9 +39,8 @@ var _ Pender = (*OTLP)(nil)
 var _ Readier = (*OTLP)(nil)
 
 func otlpConfig(protocol, endpoint string) OTLPConfig {
-	c := OTLPSinkConfig{Protocol: protocol, Endpoint: endpoint}
-	c.SetDefaults(DaemonKeys{})
-	cfg := c.OTLPConfig("otlp", "h1")
+	cfg := OTLPConfig{Protocol: protocol, Endpoint: endpoint, Name: "otlp", Host: "h1"}
+	cfg.SetDefaults(DaemonKeys{})
 	cfg.Timeout = 2 * time.Second
 	cfg.DrainTimeout = 5 * time.Second
 	cfg.RetryWait = 20 * time.Millisecond
@@ -135,7 +134,7 @@ func TestOTLPLogRecord(t *testing.T) {
 	rec := &otlptest.Recorder{}
 	r := startReceiver(t, OTLPGRPC, rec)
 	cfg := otlpConfig(OTLPGRPC, r.Endpoint())
-	cfg.Body = Body{Schema: schema.ECS, Product: schema.Product{Version: "1.2.3"}}
+	cfg.Schema, cfg.Product = schema.ECS, schema.Product{Version: "1.2.3"}
 	c := testCountersFor()
 	s := newOTLPForTest(t, cfg, c, zaptest.NewLogger(t))
 	recs := otlpRecords()
@@ -293,7 +292,7 @@ func TestOTLPPartialSuccess(t *testing.T) {
 			cfg := otlpConfig(proto, endpoint)
 			cfg.BatchSize = 10
 			cfg.Headers = map[string]string{"X-Tenant": "blue"}
-			cfg.Gzip = true
+			cfg.Compression = "gzip"
 			s := newOTLPForTest(t, cfg, c, zap.New(core))
 			writeN(t, s, 0, 25) // batches of 10, 10 and 5: 3 rejected of each
 			closeSink(t, s)

@@ -82,7 +82,7 @@ func TestSchemaConformance(t *testing.T) {
 		t.Run("file/"+string(s), func(t *testing.T) {
 			conformance{open: func(t *testing.T, c *Counters) (Sink, func() []map[string]any) {
 				path := filepath.Join(t.TempDir(), "out.jsonl")
-				f, err := NewFile(FileConfig{Path: path, Body: body}, event.NewEncoder("h"), c, zaptest.NewLogger(t))
+				f, err := NewFile(FileConfig{Path: path, SchemaConfig: SchemaConfig{Schema: s}, Product: body.Product}, event.NewEncoder("h"), c, zaptest.NewLogger(t))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -23,10 +23,10 @@ func TestStdoutConfig(t *testing.T) {
 	}
 }
 
-func TestFileSinkConfig(t *testing.T) {
-	var c FileSinkConfig
+func TestFileConfig(t *testing.T) {
+	var c FileConfig
 	c.SetDefaults(DaemonKeys{})
-	want := FileSinkConfig{Mode: 0o640, FlushInterval: time.Second, MaxFiles: 5}
+	want := FileConfig{Mode: 0o640, FlushInterval: time.Second, MaxFiles: 5}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -43,10 +43,6 @@ func TestFileSinkConfig(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantErrs, got); diff != "" {
 		t.Errorf("Validate (-want +got):\n%s", diff)
-	}
-	c = FileSinkConfig{Path: "/x", Mode: 0o600, OnError: OnErrorExit}
-	if fc := c.FileConfig(); fc.Path != "/x" || fc.Mode != 0o600 || fc.OnError != OnErrorExit {
-		t.Errorf("FileConfig() got %+v", fc)
 	}
 }
 
@@ -92,10 +88,10 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func TestOTLPSinkConfig(t *testing.T) {
-	var c OTLPSinkConfig
+func TestOTLPConfig(t *testing.T) {
+	var c OTLPConfig
 	c.SetDefaults(DaemonKeys{})
-	want := OTLPSinkConfig{Protocol: "grpc", Endpoint: "localhost:4317", Compression: "none", Timeout: 10 * time.Second,
+	want := OTLPConfig{Protocol: "grpc", Endpoint: "localhost:4317", Compression: "none", Timeout: 10 * time.Second,
 		BatchSize: 512, MaxInFlight: 8192, DrainTimeout: 10 * time.Second}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -103,7 +99,7 @@ func TestOTLPSinkConfig(t *testing.T) {
 	if err := c.Validate(DaemonKeys{}); err != nil {
 		t.Errorf("Validate of the defaults: %v", err)
 	}
-	h := OTLPSinkConfig{Protocol: "http"}
+	h := OTLPConfig{Protocol: "http"}
 	h.SetDefaults(DaemonKeys{})
 	if h.Endpoint != "http://localhost:4318" {
 		t.Errorf("http default endpoint %q", h.Endpoint)
@@ -122,7 +118,7 @@ func TestOTLPSinkConfig(t *testing.T) {
 		{"http", "https://collector/otlp/v1/logs", false, "https://collector/otlp/v1/logs", ""},
 		{"http", "collector:4318", false, "", `"collector:4318" is not an http:// or https:// URL`},
 	} {
-		c := OTLPSinkConfig{Protocol: tt.protocol, Endpoint: tt.endpoint}
+		c := OTLPConfig{Protocol: tt.protocol, Endpoint: tt.endpoint}
 		if tt.tls {
 			c.TLS.InsecureSkipVerify = true
 		}
@@ -135,7 +131,7 @@ func TestOTLPSinkConfig(t *testing.T) {
 			t.Errorf("%s %s: tls %v, want %v", tt.protocol, tt.endpoint, tlsOn, wantTLS)
 		}
 	}
-	bad := OTLPSinkConfig{Protocol: "udp", Compression: "zstd", Timeout: -1, BatchSize: 10, MaxInFlight: 5,
+	bad := OTLPConfig{Protocol: "udp", Compression: "zstd", Timeout: -1, BatchSize: 10, MaxInFlight: 5,
 		Headers: map[string]string{"bad name": "x"}, TLS: OTLPTLSConfig{CertFile: "/c"}}
 	wantErrs := []string{
 		`protocol: "udp" is not grpc or http`,

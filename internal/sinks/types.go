@@ -21,9 +21,9 @@ import (
 func Types() map[string]func() TypeConfig {
 	return map[string]func() TypeConfig{
 		"stdout": func() TypeConfig { return &StdoutConfig{} },
-		"file":   func() TypeConfig { return &FileSinkConfig{} },
+		"file":   func() TypeConfig { return &FileConfig{} },
 		"nats":   func() TypeConfig { return &NATSConfig{} },
-		"otlp":   func() TypeConfig { return &OTLPSinkConfig{} },
+		"otlp":   func() TypeConfig { return &OTLPConfig{} },
 	}
 }
 

@@ -22,9 +22,9 @@ func TestTypes(t *testing.T) {
 	defer srv.Shutdown()
 	minimal := map[string]func(TypeConfig){
 		"stdout": func(TypeConfig) {},
-		"file":   func(c TypeConfig) { c.(*FileSinkConfig).Path = filepath.Join(t.TempDir(), "out.jsonl") },
+		"file":   func(c TypeConfig) { c.(*FileConfig).Path = filepath.Join(t.TempDir(), "out.jsonl") },
 		"nats":   func(c TypeConfig) { c.(*NATSConfig).URL = srv.ClientURL() },
-		"otlp":   func(c TypeConfig) { c.(*OTLPSinkConfig).Endpoint = "127.0.0.1:1" }, // nothing listens: it connects when it exports
+		"otlp":   func(c TypeConfig) { c.(*OTLPConfig).Endpoint = "127.0.0.1:1" }, // nothing listens: it connects when it exports
 	}
 	types := Types()
 	if got := strings.Join(TypeNames(), " "); got != "file nats otlp stdout" {
