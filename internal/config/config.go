@@ -82,7 +82,11 @@ type Listener struct {
 	ProcEventSet router.EventSet  `mapstructure:"-"` // ProcEvents
 }
 
-// Ledger configures sequence-gap accounting.
+// Ledger is the ledger: section, the settings of the sequence-gap ledger:
+// the sequence tracker (seqtrack.Tracker) that checks every stream's
+// sequence numbers and books each gap as lost messages
+// (cnbridged_messages_lost_total, loss markers). It is not the sinks'
+// accounting (sent, dropped, failed) nor a NATS sink's in-flight table.
 type Ledger struct {
 	ReorderWindow int `mapstructure:"reorder_window"`
 	MaxStreams    int `mapstructure:"max_streams"`

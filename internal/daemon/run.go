@@ -199,7 +199,7 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	}, nil
 }
 
-// startTrace reads the restart trace (seeding the ledger, sending the gap
+// startTrace reads the restart trace (seeding the sequence tracker, sending the gap
 // record) before the first batch is read. Its stop, after the reader's,
 // writes the clean stop's state.
 func (d *Daemon) startTrace(_ context.Context, cfg *config.Config) (func(), error) {

@@ -55,7 +55,7 @@ type restartTrace struct {
 }
 
 // openRestartTrace reads what a previous daemon of this boot left in dir,
-// hands it to b (ledger seeds and the gap record), and starts saving this
+// hands it to b (sequence tracker seeds and the gap record), and starts saving this
 // daemon's state. A missing, foreign-boot or corrupt trace is logged once
 // and is no error; nor is a state_dir that cannot be used (the daemon runs
 // without a trace then). Call it before the reader starts.

@@ -1,5 +1,5 @@
 // Package lru is a bounded map that evicts its least recently used entry.
-// It is the one LRU list of the project: the sequence ledger and the
+// It is the one LRU list of the project: the sequence tracker and the
 // process table both keep their entries in one.
 //
 // Entries live in a slice of slots linked into a recency list by index, so

@@ -4,8 +4,8 @@ import "math/bits"
 
 // PendingForTest returns how many holes of stream k are still inside the
 // reorder window (neither late nor lost yet).
-func (l *Ledger) PendingForTest(k Key) int {
-	s, ok := l.streams.Peek(k)
+func (t *Tracker) PendingForTest(k Key) int {
+	s, ok := t.streams.Peek(k)
 	if !ok {
 		return 0
 	}

@@ -15,7 +15,7 @@ type model struct {
 	lost, late uint64
 }
 
-// FuzzObserve drives a Ledger with arbitrary operations and checks, after
+// FuzzObserve drives a Tracker with arbitrary operations and checks, after
 // every one, the invariants the package promises:
 //   - no panic; Streams() never exceeds MaxStreams, evictions are LRU;
 //   - the kind follows from the signed distance to the expected seq;

@@ -1,4 +1,4 @@
-// Package seqtrack is a ledger of sequence-number gaps: it is fed the
+// Package seqtrack tracks sequence-number gaps: its Tracker is fed the
 // (stream, seq) of every received connector message and says, per message,
 // whether it was in order, followed a gap (and how many messages that gap
 // lost), was a duplicate, arrived late, or showed that the sender restarted.
@@ -24,7 +24,7 @@
 //   - d == 0: InOrder.
 //   - d > 0: Gap. The d seqs last+1 .. seq-1 are missing (FromSeq..ToSeq,
 //     inclusive, u32 arithmetic). A forward jump of up to 2^31-1 is therefore
-//     a gap, never a restart: the ledger cannot tell a sender that restarted
+//     a gap, never a restart: the tracker cannot tell a sender that restarted
 //     at a number just ahead of where it was from one whose messages were
 //     lost, and it counts the loss.
 //   - d < 0: the seq is behind. Its distance back from last is b = last-seq
@@ -56,7 +56,7 @@
 // W > 0; with W = 0 a Reset never reports loss.
 //
 // A message behind last that is beyond the window but within the duplicate
-// horizon is reported Duplicate: the ledger only remembers holes inside the
+// horizon is reported Duplicate: the tracker only remembers holes inside the
 // window, so it cannot tell a true duplicate from a lost message that turned
 // up after it was already counted. Its loss is not taken back.
 //
@@ -70,7 +70,7 @@
 //
 // # Concurrency and cost
 //
-// A Ledger is not safe for concurrent use: one goroutine owns it (normally
+// A Tracker is not safe for concurrent use: one goroutine owns it (normally
 // the one that reads the socket). Observe is O(1) and does not allocate for a
 // stream that already exists.
 package seqtrack
@@ -151,7 +151,7 @@ type Result struct {
 	FromSeq, ToSeq uint32
 }
 
-// Options configures a Ledger. The zero value is valid.
+// Options configures a Tracker. The zero value is valid.
 type Options struct {
 	// ReorderWindow: how many seqs behind the highest seen a late message
 	// may arrive and still be accepted (0..64, default 0 = kernel streams,
@@ -188,9 +188,9 @@ type stream struct {
 	holes uint64
 }
 
-// Ledger tracks the sequence numbers of many streams. It is not safe for
+// Tracker tracks the sequence numbers of many streams. It is not safe for
 // concurrent use; one goroutine owns it.
-type Ledger struct {
+type Tracker struct {
 	window     uint32
 	windowMask uint64
 
@@ -201,9 +201,9 @@ type Ledger struct {
 	evictions uint64
 }
 
-// New returns an empty Ledger. It panics if o is invalid (see
+// New returns an empty Tracker. It panics if o is invalid (see
 // Options.Validate); callers holding user configuration validate it first.
-func New(o Options) *Ledger {
+func New(o Options) *Tracker {
 	if err := o.Validate(); err != nil {
 		panic(err)
 	}
@@ -216,22 +216,22 @@ func New(o Options) *Ledger {
 	if w > 0 {
 		mask = ^uint64(0) >> (64 - w)
 	}
-	return &Ledger{window: w, windowMask: mask, streams: lru.New[Key, stream](maxStreams)}
+	return &Tracker{window: w, windowMask: mask, streams: lru.New[Key, stream](maxStreams)}
 }
 
 // Observe records message seq of stream k and classifies it.
-func (l *Ledger) Observe(k Key, seq uint32) Result {
-	s, ok := l.streams.Ref(k) // marks it most recently observed
+func (t *Tracker) Observe(k Key, seq uint32) Result {
+	s, ok := t.streams.Ref(k) // marks it most recently observed
 	if !ok {
-		if _, _, evicted := l.streams.Put(k, stream{last: seq}); evicted {
-			l.evictions++
+		if _, _, evicted := t.streams.Put(k, stream{last: seq}); evicted {
+			t.evictions++
 		}
 		return Result{Kind: First}
 	}
 
 	expected := s.last + 1
 	if d := int32(seq - expected); d >= 0 {
-		return l.advance(s, seq, uint32(d))
+		return t.advance(s, seq, uint32(d))
 	}
 
 	back := s.last - seq // 0 for a repeat of last; < 2^31 here
@@ -241,7 +241,7 @@ func (l *Ledger) Observe(k Key, seq uint32) Result {
 		s.holes = 0
 		return Result{Kind: Reset, Lost: lost}
 	}
-	if back >= 1 && back <= l.window {
+	if back >= 1 && back <= t.window {
 		bit := uint64(1) << (back - 1)
 		if s.holes&bit != 0 {
 			s.holes &^= bit
@@ -253,12 +253,12 @@ func (l *Ledger) Observe(k Key, seq uint32) Result {
 
 // advance moves stream s forward to seq, which is d seqs past the expected
 // one (d < 2^31).
-func (l *Ledger) advance(s *stream, seq, d uint32) Result {
+func (t *Tracker) advance(s *stream, seq, d uint32) Result {
 	r := Result{Kind: InOrder}
 	if d > 0 {
 		r = Result{Kind: Gap, FromSeq: s.last + 1, ToSeq: seq - 1}
 	}
-	if l.window == 0 {
+	if t.window == 0 {
 		r.Lost = d
 		s.last = seq
 		return r
@@ -269,18 +269,18 @@ func (l *Ledger) advance(s *stream, seq, d uint32) Result {
 	// holes are at bits < window <= 64, so this is holes >> (window-n).
 	var lost uint32
 	n := d + 1
-	if n >= l.window {
+	if n >= t.window {
 		lost = uint32(bits.OnesCount64(s.holes))
 		s.holes = 0
 	} else {
-		lost = uint32(bits.OnesCount64(s.holes >> (l.window - n)))
-		s.holes = (s.holes << n) & l.windowMask
+		lost = uint32(bits.OnesCount64(s.holes >> (t.window - n)))
+		s.holes = (s.holes << n) & t.windowMask
 	}
 	// The new holes last+1 .. seq-1 are at bits d-1 .. 0; those that would
 	// be at bit >= window are lost at once.
-	if d >= l.window {
-		lost += d - l.window
-		s.holes |= l.windowMask
+	if d >= t.window {
+		lost += d - t.window
+		s.holes |= t.windowMask
 	} else {
 		s.holes |= uint64(1)<<d - 1
 	}
@@ -291,11 +291,17 @@ func (l *Ledger) advance(s *stream, seq, d uint32) Result {
 
 // Forget drops stream k (e.g. its sender is gone). Its next message is First.
 // Holes pending in its reorder window are dropped uncounted.
-func (l *Ledger) Forget(k Key) { l.streams.Remove(k) }
+func (t *Tracker) Forget(k Key) { t.streams.Remove(k) }
 
 // Streams returns the number of streams currently tracked.
-func (l *Ledger) Streams() int { return l.streams.Len() }
+func (t *Tracker) Streams() int { return t.streams.Len() }
 
 // Evictions returns how many streams were forgotten to stay within
 // MaxStreams.
-func (l *Ledger) Evictions() uint64 { return l.evictions }
+func (t *Tracker) Evictions() uint64 { return t.evictions }
+
+// Ledger is Tracker's old name.
+//
+// Deprecated: use Tracker. It stays until internal/bridge (bridge.go,
+// being reshaped with the enricher's move) names Tracker.
+type Ledger = Tracker

@@ -10,7 +10,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
 
-// step is one message fed to a Ledger.
+// step is one message fed to a Tracker.
 type step struct {
 	key seqtrack.Key
 	seq uint32
@@ -31,7 +31,7 @@ func seqs(k seqtrack.Key, ss ...uint32) []step {
 	return out
 }
 
-func feed(l *seqtrack.Ledger, steps []step) []seqtrack.Result {
+func feed(l *seqtrack.Tracker, steps []step) []seqtrack.Result {
 	out := make([]seqtrack.Result, len(steps))
 	for i, s := range steps {
 		out[i] = l.Observe(s.key, s.seq)

@@ -162,7 +162,7 @@ var conformanceCases = []conformanceCase{
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			l := readLedger(c)
+			l := readCounts(c)
 			if l.sent+l.failed+l.dropped != n {
 				t.Errorf("sent %v + failed %v + dropped %v = %v, want the %d offered", l.sent, l.failed, l.dropped, l.sent+l.failed+l.dropped, n)
 			}
@@ -182,7 +182,7 @@ var conformanceCases = []conformanceCase{
 				t.Errorf("Flush: %v", err)
 			}
 			closeSink(t, s)
-			l := readLedger(c)
+			l := readCounts(c)
 			if l.sent != 0 || l.failed+l.dropped != 50 {
 				t.Errorf("counts %+v, want the 50 records failed or dropped", l)
 			}
@@ -419,7 +419,7 @@ func checkSeqs(t *testing.T, got []map[string]any, from, n int) {
 
 func checkCounts(t *testing.T, c *Counters, want counts) {
 	t.Helper()
-	if got := readLedger(c); got != want {
+	if got := readCounts(c); got != want {
 		t.Errorf("counts %+v, want %+v", got, want)
 	}
 }

@@ -70,7 +70,7 @@ func BenchmarkSinkCPU(b *testing.B) {
 		s := newSink(b, baseConfig(url), c, zap.NewNop())
 		waitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 		run(b, s)
-		if got := readLedger(c).sent; got != float64(b.N) {
+		if got := readCounts(c).sent; got != float64(b.N) {
 			b.Errorf("sent %v, want %d", got, b.N)
 		}
 	})

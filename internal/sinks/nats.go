@@ -21,7 +21,7 @@ import (
 //
 //	nats.go           the sink: Write, Flush, Close, Ready
 //	nats_pump.go      the pump: publishes held messages, resends, retries
-//	nats_ledger.go    the in-flight ledger (pure: every message until counted)
+//	nats_inflight.go  the in-flight table (pure: every message until counted)
 //	nats_core.go      core NATS: confirmation by PING round trips
 //	nats_jetstream.go JetStream: acknowledgements, the stream
 //	nats_conn.go      connection options, authentication, TLS, state handlers
@@ -45,7 +45,7 @@ type confirmer interface {
 	holdsWhileDown() bool
 	// ackDeadline returns when a message published at now is overdue
 	// (zero: never by time). It is called for every successful publish,
-	// before the ledger records it, and may note that the window starts
+	// before the in-flight table records it, and may note that the window starts
 	// waiting.
 	ackDeadline(now time.Time) time.Time
 	// publishedLocked is told that messages were published.
@@ -89,7 +89,7 @@ type NATS struct {
 	hostHeader string // Cn-Host, as the client would send it
 
 	mu       sync.Mutex
-	l        *ledger[natsMsg]
+	l        *inflight[natsMsg]
 	streamOK bool
 	stall    error // why publishing does not progress (JetStream)
 	closing  bool
@@ -147,7 +147,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		urls:       RedactURLs(cfg.URL),
 		subjects:   make(subjCache),
 		hostHeader: headerValue(cfg.Host),
-		l:          newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
+		l:          newInflight[natsMsg](cfg.MaxInFlight, cfg.JetStream),
 		warned:     ratelog.New(time.Minute, 64),
 		room:       make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),

@@ -79,7 +79,7 @@ func TestNATSJetStreamCluster(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	l := readLedger(c)
+	l := readCounts(c)
 
 	nc, err := nats.Connect(cl.URLs())
 	if err != nil {
@@ -137,6 +137,6 @@ func TestNATSJetStreamCluster(t *testing.T) {
 		t.Errorf("stream holds %d messages (%d distinct), want each of %d once", info.State.Msgs, len(seen), total)
 	}
 	if l != (counts{sent: float64(info.State.Msgs)}) {
-		t.Errorf("sink ledger %+v, want sent = %d stored and nothing failed or dropped", l, info.State.Msgs)
+		t.Errorf("sink counts %+v, want sent = %d stored and nothing failed or dropped", l, info.State.Msgs)
 	}
 }

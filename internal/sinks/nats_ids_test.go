@@ -112,8 +112,8 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 				t.Errorf("stored per host (-want +got):\n%s", diff)
 			}
 			for i, h := range hosts {
-				if l := readLedger(counters[i]); l != (counts{sent: float64(stored[h])}) {
-					t.Errorf("host %s: ledger %+v, want sent = %d stored", h, l, stored[h])
+				if l := readCounts(counters[i]); l != (counts{sent: float64(stored[h])}) {
+					t.Errorf("host %s: counts %+v, want sent = %d stored", h, l, stored[h])
 				}
 			}
 		})
@@ -185,11 +185,11 @@ func TestNATSDupInProcessRetried(t *testing.T) {
 				}
 			}
 			waitFor(t, 10*time.Second, "every message answered", func() bool {
-				l := readLedger(c)
+				l := readCounts(c)
 				return l.sent+l.failed+l.dropped == n
 			})
-			if l := readLedger(c); l != tc.want {
-				t.Errorf("ledger %+v, want %+v", l, tc.want)
+			if l := readCounts(c); l != tc.want {
+				t.Errorf("counts %+v, want %+v", l, tc.want)
 			}
 			if tc.reason != "" {
 				if got := testutil.ToFloat64(m.failures.WithLabelValues("nats", tc.reason)); got != n {
@@ -255,8 +255,8 @@ func TestNATSJetStreamForeignDuplicate(t *testing.T) {
 		}
 	}
 	closeSink(t, s)
-	if l := readLedger(c); l != (counts{sent: 1, failed: 1}) {
-		t.Errorf("ledger %+v, want 1 sent (the exit) and 1 failed (the exec, whose id the stream held)", l)
+	if l := readCounts(c); l != (counts{sent: 1, failed: 1}) {
+		t.Errorf("counts %+v, want 1 sent (the exit) and 1 failed (the exec, whose id the stream held)", l)
 	}
 	if got := testutil.ToFloat64(m.failures.WithLabelValues("nats", FailDuplicate)); got != 1 {
 		t.Errorf("failed{reason=duplicate_id} = %v, want 1", got)

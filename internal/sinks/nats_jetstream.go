@@ -184,7 +184,7 @@ func plainAck(d []byte) bool {
 
 // backoffLocked holds e back for a retry after 100 ms, doubling per
 // attempt up to 2 s.
-func backoffLocked(l *ledger[natsMsg], e *entry, now time.Time) {
+func backoffLocked(l *inflight[natsMsg], e *entry, now time.Time) {
 	d := 100 * time.Millisecond
 	for i := 1; i < e.attempts && d < 2*time.Second; i++ {
 		d *= 2

@@ -61,7 +61,7 @@ func (c subjCache) get(b []byte) string {
 	return s
 }
 
-// natsMsg is a message the sink holds (the payload of its ledger entry):
+// natsMsg is a message the sink holds (the payload of its in-flight entry):
 // encoded once, sent again as is.
 type natsMsg struct {
 	subject string
@@ -87,7 +87,7 @@ func (m *natsMsg) msgID() string {
 	return string(v)
 }
 
-// entry is one message in the sink's in-flight ledger.
+// entry is one message in the sink's in-flight table.
 type entry = held[natsMsg]
 
 // Header encoding, as the client encodes a nats.Msg's Header: the version

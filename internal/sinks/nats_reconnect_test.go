@@ -151,7 +151,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "every held message confirmed", func() bool {
 		sink.Flush(context.Background())
-		return readLedger(c).sent == held
+		return readCounts(c).sent == held
 	})
 	if err := sink.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	if distinct != held || total != held {
 		t.Errorf("subscriber got %d messages, %d distinct; want each of the %d held messages once", total, distinct, held)
 	}
-	if l := readLedger(c); l != (counts{sent: held}) {
-		t.Errorf("ledger %+v, want %d sent", l, held)
+	if l := readCounts(c); l != (counts{sent: held}) {
+		t.Errorf("counts %+v, want %d sent", l, held)
 	}
 }

@@ -92,7 +92,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	pool := event.NewPool()
 	var seq uint32
 	offerN(run, pool, &seq, 500)
-	waitFor(t, 10*time.Second, "the first 500 acknowledged", func() bool { return readLedger(c).sent == 500 })
+	waitFor(t, 10*time.Second, "the first 500 acknowledged", func() bool { return readCounts(c).sent == 500 })
 	if err := s.Ready(); err != nil {
 		t.Fatalf("Ready = %v while acknowledged", err)
 	}
@@ -122,8 +122,8 @@ func TestNATSStalledWindow(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if l := readLedger(c); l != (counts{sent: 1500}) {
-		t.Errorf("ledger %+v, want 1500 sent", l)
+	if l := readCounts(c); l != (counts{sent: 1500}) {
+		t.Errorf("counts %+v, want 1500 sent", l)
 	}
 	if g := gauge(); g != 0 {
 		t.Errorf("queue length %v after the runner finished, want 0", g)

@@ -54,7 +54,7 @@ func testCounters() (*Metrics, *Counters) {
 
 type counts struct{ sent, failed, dropped float64 }
 
-func readLedger(c *Counters) counts {
+func readCounts(c *Counters) counts {
 	return counts{testutil.ToFloat64(c.Sent), testutil.ToFloat64(c.Failed), testutil.ToFloat64(c.dropped)}
 }
 
@@ -306,8 +306,8 @@ func TestNATSFormats(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(counts{sent: 5}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
-				t.Errorf("ledger (-want +got):\n%s", diff)
+			if diff := cmp.Diff(counts{sent: 5}, readCounts(c), cmp.AllowUnexported(counts{})); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
 			}
 			var msgs []got
 			for range 5 {
@@ -468,8 +468,8 @@ func TestNATSJetStreamOutage(t *testing.T) {
 	defer srv.Shutdown()
 	srvMu.Unlock()
 
-	if diff := cmp.Diff(counts{sent: total}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
-		t.Errorf("ledger (-want +got):\n%s", diff)
+	if diff := cmp.Diff(counts{sent: total}, readCounts(c), cmp.AllowUnexported(counts{})); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
 	}
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -520,7 +520,7 @@ func TestNATSJetStreamOutage(t *testing.T) {
 }
 
 // TestNATSCoreOutage: a core NATS sink at 10 000 msg/s through a server
-// outage. The ledger is exact (distinct messages received + dropped = all)
+// outage. The accounting is exact (distinct messages received + dropped = all)
 // and the duplicates a subscriber sees are bounded by the unconfirmed
 // window (max_in_flight): what went out on the broken connection without
 // a confirmation is sent again, nothing else. CNBRIDGED_TEST_OUTAGE_RUNS=N
@@ -606,12 +606,12 @@ func coreOutageRun(t *testing.T, outage time.Duration) (dups, window int) {
 	}
 	ids.settle(t, "cn.settle")
 
-	l := readLedger(c)
+	l := readCounts(c)
 	unique, received := ids.counts()
 	dups = received - unique
 	t.Logf("sent %d: received %d distinct (%d duplicates), dropped %v, sink sent %v, failed %v", total, unique, dups, l.dropped, l.sent, l.failed)
 	if l.failed != 0 || l.sent+l.dropped != total {
-		t.Errorf("ledger: sent %v + dropped %v + failed %v, want %d sent+dropped and 0 failed", l.sent, l.dropped, l.failed, total)
+		t.Errorf("counts: sent %v + dropped %v + failed %v, want %d sent+dropped and 0 failed", l.sent, l.dropped, l.failed, total)
 	}
 	if float64(unique)+l.dropped != total {
 		t.Errorf("received %d distinct + dropped %v = %v, want %d", unique, l.dropped, float64(unique)+l.dropped, total)
@@ -704,8 +704,8 @@ func TestNATSCloseCountsFailed(t *testing.T) {
 	cctx, ccancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer ccancel()
 	s.Close(cctx)
-	if diff := cmp.Diff(counts{failed: 5, dropped: 1}, readLedger(c), cmp.AllowUnexported(counts{})); diff != "" {
-		t.Errorf("ledger (-want +got):\n%s", diff)
+	if diff := cmp.Diff(counts{failed: 5, dropped: 1}, readCounts(c), cmp.AllowUnexported(counts{})); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
 	}
 }
 
@@ -725,9 +725,9 @@ func TestNATSOutageBufferCore(t *testing.T) {
 	cctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	s.Close(cctx)
-	l := readLedger(c)
+	l := readCounts(c)
 	if l.failed != float64(held) || l.dropped != 1000-float64(held) || held == 0 || held > 200 {
-		t.Errorf("held %d; ledger %+v", held, l)
+		t.Errorf("held %d; counts %+v", held, l)
 	}
 	if got := testutil.ToFloat64(c.drops.WithLabelValues(DropOutage)); got != l.dropped {
 		t.Errorf("dropped{reason=%s} = %v, want %v", DropOutage, got, l.dropped)
@@ -925,7 +925,7 @@ func TestNATSAuth(t *testing.T) {
 
 // TestNATSAllocs measures what encoding and publishing one message costs
 // in allocations: the sink encodes the headers into the entry's own
-// buffer, so none but a new ledger entry when confirmations lag (the
+// buffer, so none but a new in-flight entry when confirmations lag (the
 // client allocated per publish to encode a nats.Msg's Header map: 3 to 4
 // allocations per Write before, measured 0 to 1 now).
 func TestNATSAllocs(t *testing.T) {
@@ -948,7 +948,7 @@ func TestNATSAllocs(t *testing.T) {
 	})
 	t.Logf("%.1f allocations per Write", allocs)
 	if allocs > 1.5 {
-		t.Errorf("%.1f allocations per Write, want at most 1: a ledger entry while confirmations lag behind the writes (entries are reused once confirmed), and the in-process server's", allocs)
+		t.Errorf("%.1f allocations per Write, want at most 1: an in-flight entry while confirmations lag behind the writes (entries are reused once confirmed), and the in-process server's", allocs)
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 
 // The OTLP sink is in parts:
 //
-//	otlp.go         the sink: batches, the exporter loop, the ledger
+//	otlp.go         the sink: batches, the exporter loop, the accounting
 //	otlp_client.go  the gRPC and HTTP exporters and their answers
 //	otlp_attrs.go   semantic-convention attributes of a record
 //	otlp_body.go    the body: the schema's JSON object as a pdata map

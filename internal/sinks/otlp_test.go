@@ -330,7 +330,7 @@ func TestOTLPRefused(t *testing.T) {
 			if err := s.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "the refusal counted", func() bool { return readLedger(c).failed == 10 })
+			waitFor(t, 10*time.Second, "the refusal counted", func() bool { return readCounts(c).failed == 10 })
 			if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "refuses exports") {
 				t.Errorf("Ready() = %v, want the refusal", err)
 			}
@@ -407,7 +407,7 @@ func TestOTLPOutage(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			l := readLedger(c)
+			l := readCounts(c)
 			if l.sent+l.failed+l.dropped != float64(offered) {
 				t.Errorf("sent %v + failed %v + dropped %v ≠ %d offered", l.sent, l.failed, l.dropped, offered)
 			}

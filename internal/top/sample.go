@@ -31,7 +31,7 @@ type Sink struct {
 type Sample struct {
 	Time   time.Time
 	Events map[Key]float64
-	// Lost is messages lost per host (sequence gaps the ledger counted, or
+	// Lost is messages lost per host (sequence gaps counted, or
 	// the loss markers' counts).
 	Lost map[string]float64
 	// Sinks and KernelDrops are known for a local daemon only.

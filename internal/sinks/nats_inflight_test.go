@@ -17,7 +17,7 @@ func ids(hs []*held[int]) []uint64 {
 }
 
 // holdN holds n messages of size 10 and returns them.
-func holdN(l *ledger[int], n int) []*held[int] {
+func holdN(l *inflight[int], n int) []*held[int] {
 	var hs []*held[int]
 	for range n {
 		h := l.get()
@@ -27,17 +27,17 @@ func holdN(l *ledger[int], n int) []*held[int] {
 	return hs
 }
 
-func TestLedgerConfirm(t *testing.T) {
+func TestInflightConfirm(t *testing.T) {
 	tests := []struct {
 		name string
 		// run publishes and confirms; it returns the ids it expects
 		// confirm to finish.
-		run  func(l *ledger[int], hs []*held[int]) (got int, want int)
+		run  func(l *inflight[int], hs []*held[int]) (got int, want int)
 		live int
 	}{
 		{
 			name: "a round confirms what went out on its connection before its PING",
-			run: func(l *ledger[int], hs []*held[int]) (int, int) {
+			run: func(l *inflight[int], hs []*held[int]) (int, int) {
 				for _, h := range hs[:3] {
 					l.published(h, 1, time.Time{})
 				}
@@ -49,7 +49,7 @@ func TestLedgerConfirm(t *testing.T) {
 		},
 		{
 			name: "a round on a new connection confirms nothing sent on the old one",
-			run: func(l *ledger[int], hs []*held[int]) (int, int) {
+			run: func(l *inflight[int], hs []*held[int]) (int, int) {
 				for _, h := range hs {
 					l.published(h, 1, time.Time{})
 				}
@@ -59,7 +59,7 @@ func TestLedgerConfirm(t *testing.T) {
 		},
 		{
 			name: "a message sent again on the new connection is confirmed there",
-			run: func(l *ledger[int], hs []*held[int]) (int, int) {
+			run: func(l *inflight[int], hs []*held[int]) (int, int) {
 				for _, h := range hs {
 					l.published(h, 1, time.Time{})
 				}
@@ -71,7 +71,7 @@ func TestLedgerConfirm(t *testing.T) {
 		},
 		{
 			name: "unsent and retried messages are not confirmed",
-			run: func(l *ledger[int], hs []*held[int]) (int, int) {
+			run: func(l *inflight[int], hs []*held[int]) (int, int) {
 				l.published(hs[0], 1, time.Time{})
 				l.published(hs[1], 1, time.Time{})
 				l.retry(hs[1], time.Time{})
@@ -82,7 +82,7 @@ func TestLedgerConfirm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newLedger[int](8, false)
+			l := newInflight[int](8, false)
 			hs := holdN(l, 5)
 			got, want := tt.run(l, hs)
 			if got != want {
@@ -91,13 +91,13 @@ func TestLedgerConfirm(t *testing.T) {
 			if l.live != tt.live {
 				t.Errorf("live %d, want %d", l.live, tt.live)
 			}
-			checkLedger(t, l)
+			checkInflight(t, l)
 		})
 	}
 }
 
-func TestLedgerFinishOnce(t *testing.T) {
-	l := newLedger[int](8, true)
+func TestInflightFinishOnce(t *testing.T) {
+	l := newInflight[int](8, true)
 	hs := holdN(l, 3)
 	l.published(hs[0], 0, time.Now())
 	if !l.finish(hs[0]) {
@@ -118,16 +118,16 @@ func TestLedgerFinishOnce(t *testing.T) {
 	if l.live != 0 || l.sent != 0 || l.bytes != 0 || len(l.pending()) != 0 {
 		t.Errorf("after finishAll: live %d sent %d bytes %d pending %d, want all 0", l.live, l.sent, l.bytes, len(l.pending()))
 	}
-	if unindexed := newLedger[int](8, false); unindexed.lookup(1) != nil {
-		t.Error("an unindexed ledger found a message by id")
+	if unindexed := newInflight[int](8, false); unindexed.lookup(1) != nil {
+		t.Error("an unindexed table found a message by id")
 	}
 }
 
-// TestLedgerReuse: finished messages at the head are recycled, up to
+// TestInflightReuse: finished messages at the head are recycled, up to
 // maxFree of them, and a slow message does not keep a growing queue of
 // finished ones behind it.
-func TestLedgerReuse(t *testing.T) {
-	l := newLedger[int](4, false)
+func TestInflightReuse(t *testing.T) {
+	l := newInflight[int](4, false)
 	hs := holdN(l, 10)
 	for _, h := range hs {
 		l.finish(h)
@@ -148,10 +148,10 @@ func TestLedgerReuse(t *testing.T) {
 	if diff := cmp.Diff([]uint64{slow.id}, ids(livePending(l))); diff != "" {
 		t.Errorf("live (-want +got):\n%s", diff)
 	}
-	checkLedger(t, l)
+	checkInflight(t, l)
 }
 
-func livePending(l *ledger[int]) []*held[int] {
+func livePending(l *inflight[int]) []*held[int] {
 	var out []*held[int]
 	for _, h := range l.pending() {
 		if h.state != stDone {
@@ -161,8 +161,8 @@ func livePending(l *ledger[int]) []*held[int] {
 	return out
 }
 
-// checkLedger verifies the ledger's counts against its queue.
-func checkLedger(t *testing.T, l *ledger[int]) {
+// checkInflight verifies the table's counts against its queue.
+func checkInflight(t *testing.T, l *inflight[int]) {
 	t.Helper()
 	live, sent, bytes := 0, 0, 0
 	for _, h := range l.pending() {
@@ -186,17 +186,17 @@ func checkLedger(t *testing.T, l *ledger[int]) {
 	}
 }
 
-// FuzzLedger drives a ledger with an arbitrary sequence of operations
+// FuzzInflight drives an in-flight table with an arbitrary sequence of operations
 // and checks after each: the counts equal the queue; every message held
 // is finished at most once; a round trip confirms only messages that went
 // out on its connection before it, and a round covering every publish
 // confirms all of them; in the end every message is finished exactly once.
-func FuzzLedger(f *testing.F) {
+func FuzzInflight(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 9, 17, 4, 5, 1, 4, 6, 7})
 	f.Add([]byte{0, 8, 16, 1, 1, 1, 5, 2, 1, 12, 3, 6, 4})
 	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 1, 2, 10, 5, 9, 17, 4, 6, 255})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		l := newLedger[int](4, true)
+		l := newInflight[int](4, true)
 		finished := map[uint64]int{}
 		all := map[uint64]*held[int]{}
 		var conn uint64
@@ -280,7 +280,7 @@ func FuzzLedger(f *testing.F) {
 					l.finishAll()
 				}
 			}
-			checkLedger(t, l)
+			checkInflight(t, l)
 			for id, n := range finished {
 				if n > 1 {
 					t.Fatalf("message %d finished %d times", id, n)

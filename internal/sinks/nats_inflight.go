@@ -2,7 +2,7 @@ package sinks
 
 import "time"
 
-// Message states in the in-flight ledger.
+// Message states in the in-flight table.
 const (
 	stUnsent = iota // waiting to be published (again)
 	stSent          // published, waiting for its acknowledgement or confirmation
@@ -10,7 +10,7 @@ const (
 )
 
 // held is one message the NATS sink holds until it has an outcome: the
-// ledger's bookkeeping and the sink's payload P (the encoded message, sent
+// in-flight table's bookkeeping and the sink's payload P (the encoded message, sent
 // again as is).
 type held[P any] struct {
 	P        P
@@ -23,7 +23,7 @@ type held[P any] struct {
 	size     int
 }
 
-// ledger is the NATS sink's in-flight ledger: every message from the
+// inflight is the NATS sink's in-flight table: every message from the
 // moment the sink holds it until it is counted, in publish order. It is
 // pure (no I/O, no clock, no locks: the sink serializes access) so that
 // its rules can be tested alone:
@@ -32,7 +32,7 @@ type held[P any] struct {
 //   - confirm(conn, upto) finishes exactly the messages whose latest
 //     publish went out on connection conn before publish number upto;
 //   - live, sent and bytes always equal what the queue holds.
-type ledger[P any] struct {
+type inflight[P any] struct {
 	q       []*held[P] // publish order; finished messages are skipped
 	head    int
 	live    int                 // messages not finished
@@ -45,10 +45,10 @@ type ledger[P any] struct {
 	pubSeq  uint64 // publishes so far: the next publish's number
 }
 
-// newLedger returns an empty ledger that keeps up to maxFree finished
+// newInflight returns an empty table that keeps up to maxFree finished
 // messages for reuse and, when indexed, finds live messages by id.
-func newLedger[P any](maxFree int, indexed bool) *ledger[P] {
-	l := &ledger[P]{maxFree: maxFree}
+func newInflight[P any](maxFree int, indexed bool) *inflight[P] {
+	l := &inflight[P]{maxFree: maxFree}
 	if indexed {
 		l.byID = make(map[uint64]*held[P])
 	}
@@ -56,7 +56,7 @@ func newLedger[P any](maxFree int, indexed bool) *ledger[P] {
 }
 
 // get returns a message to fill, with a new id; it is not held until hold.
-func (l *ledger[P]) get() *held[P] {
+func (l *inflight[P]) get() *held[P] {
 	var h *held[P]
 	if n := len(l.free); n > 0 {
 		h = l.free[n-1]
@@ -70,14 +70,14 @@ func (l *ledger[P]) get() *held[P] {
 }
 
 // discard gives back a message from get that is not held.
-func (l *ledger[P]) discard(h *held[P]) {
+func (l *inflight[P]) discard(h *held[P]) {
 	if len(l.free) < l.maxFree {
 		l.free = append(l.free, h)
 	}
 }
 
 // hold appends h, of size bytes, as unsent.
-func (l *ledger[P]) hold(h *held[P], size int) {
+func (l *inflight[P]) hold(h *held[P], size int) {
 	h.state, h.attempts, h.due, h.size, h.conn, h.pubSeq = stUnsent, 0, time.Time{}, size, 0, 0
 	l.q = append(l.q, h)
 	if l.byID != nil {
@@ -89,11 +89,11 @@ func (l *ledger[P]) hold(h *held[P], size int) {
 
 // lookup returns the live message with id, or nil (always nil unless
 // indexed).
-func (l *ledger[P]) lookup(id uint64) *held[P] { return l.byID[id] }
+func (l *inflight[P]) lookup(id uint64) *held[P] { return l.byID[id] }
 
 // published records that h went out on connection conn; due is its
 // acknowledgement deadline (zero when confirmations are by round trip).
-func (l *ledger[P]) published(h *held[P], conn uint64, due time.Time) {
+func (l *inflight[P]) published(h *held[P], conn uint64, due time.Time) {
 	if h.state == stDone {
 		return
 	}
@@ -106,7 +106,7 @@ func (l *ledger[P]) published(h *held[P], conn uint64, due time.Time) {
 }
 
 // retry makes h unsent again, to be published not before due.
-func (l *ledger[P]) retry(h *held[P], due time.Time) {
+func (l *inflight[P]) retry(h *held[P], due time.Time) {
 	if h.state == stDone {
 		return
 	}
@@ -118,7 +118,7 @@ func (l *ledger[P]) retry(h *held[P], due time.Time) {
 
 // finish retires h; it reports false when h was already finished, so that
 // the caller counts each message once.
-func (l *ledger[P]) finish(h *held[P]) bool {
+func (l *inflight[P]) finish(h *held[P]) bool {
 	if h.state == stDone {
 		return false
 	}
@@ -136,7 +136,7 @@ func (l *ledger[P]) finish(h *held[P]) bool {
 // connection conn before publish number upto, and returns how many. A
 // message published again after a failure sits at its old place in the
 // queue, out of publish order: it waits for a later round.
-func (l *ledger[P]) confirm(conn, upto uint64) int {
+func (l *inflight[P]) confirm(conn, upto uint64) int {
 	n := 0
 	for _, h := range l.q[l.head:] {
 		if h.state != stSent || h.conn != conn {
@@ -154,10 +154,10 @@ func (l *ledger[P]) confirm(conn, upto uint64) int {
 
 // pending returns the queue from its first live message: the caller may
 // publish, retry or finish the messages, not reorder them.
-func (l *ledger[P]) pending() []*held[P] { return l.q[l.head:] }
+func (l *inflight[P]) pending() []*held[P] { return l.q[l.head:] }
 
 // finishAll finishes every live message and returns how many there were.
-func (l *ledger[P]) finishAll() int {
+func (l *inflight[P]) finishAll() int {
 	n := 0
 	for _, h := range l.q[l.head:] {
 		if l.finish(h) {
@@ -170,7 +170,7 @@ func (l *ledger[P]) finishAll() int {
 
 // advance recycles finished messages at the head of the queue and
 // compacts it when finished messages pile up behind a slow one.
-func (l *ledger[P]) advance() {
+func (l *inflight[P]) advance() {
 	for l.head < len(l.q) && l.q[l.head].state == stDone {
 		l.discard(l.q[l.head])
 		l.q[l.head] = nil
