@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/viper"
 
-	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/ratelimit"
+	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 	"github.com/cnbridged/cnbridged/internal/where"
@@ -25,15 +25,15 @@ const DefaultPath = "/etc/cnbridged/cnbridged.yaml"
 
 // Config is the whole configuration.
 type Config struct {
-	Host     string           `mapstructure:"host"`
-	Log      Log              `mapstructure:"log"`
-	Listener Listener         `mapstructure:"listener"`
-	Ledger   Ledger           `mapstructure:"ledger"`
-	Metrics  Metrics          `mapstructure:"metrics"`
-	Tap      Tap              `mapstructure:"tap"`
-	Sinks    map[string]*Sink `mapstructure:"-"` // decoded per type by Load
-	Routes   []Route          `mapstructure:"routes"`
-	Requests []Request        `mapstructure:"requests"`
+	Host     string            `mapstructure:"host"`
+	Log      Log               `mapstructure:"log"`
+	Listener Listener          `mapstructure:"listener"`
+	Ledger   Ledger            `mapstructure:"ledger"`
+	Metrics  Metrics           `mapstructure:"metrics"`
+	Tap      Tap               `mapstructure:"tap"`
+	Sinks    map[string]*Sink  `mapstructure:"-"` // decoded per type by Load
+	Routes   []Route           `mapstructure:"routes"`
+	Requests []requests.Config `mapstructure:"requests"`
 
 	// Process enrichment (routes with enrich: true).
 	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
@@ -167,23 +167,6 @@ func (r Route) ThreadsOn() bool { return r.Threads == nil || *r.Threads }
 // LossMarkersOn reports the route's loss_markers setting (default on).
 func (r Route) LossMarkersOn() bool { return r.LossMarkers == nil || *r.LossMarkers }
 
-// Request maps a NATS subject to a connector id that may be sent to.
-type Request struct {
-	Subject   string        `mapstructure:"subject"`
-	ID        string        `mapstructure:"id"`
-	Group     int           `mapstructure:"group"`
-	Timeout   time.Duration `mapstructure:"timeout"`
-	Sink      string        `mapstructure:"sink"` // the nats sink whose connection serves requests
-	Format    string        `mapstructure:"format"`
-	RateLimit float64       `mapstructure:"rate_limit"` // requests per second
-	Burst     int           `mapstructure:"burst"`
-	Users     []string      `mapstructure:"users"`
-
-	// Parsed by Validate.
-	CnID        cnmsg.ID `mapstructure:"-"` // ID
-	NATSSubject string   `mapstructure:"-"` // Subject with {host} filled in
-}
-
 // MaxAncestors bounds a route's ancestors.
 const MaxAncestors = 64
 
@@ -241,19 +224,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.Requests {
-		r := &c.Requests[i]
-		if r.Timeout == 0 {
-			r.Timeout = 2 * time.Second
-		}
-		if r.Format == "" {
-			r.Format = "raw"
-		}
-		if r.RateLimit == 0 {
-			r.RateLimit = 10
-		}
-		if r.Burst == 0 {
-			r.Burst = 10
-		}
+		c.Requests[i].SetDefaults()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/schema"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
@@ -21,7 +22,7 @@ import (
 // keys (compiled templates, patterns, event sets).
 var ignoreCompiled = cmp.Options{
 	cmpopts.IgnoreFields(config.Route{}, "Pattern", "EventSet", "HasEvents"),
-	cmpopts.IgnoreFields(config.Request{}, "CnID", "NATSSubject"),
+	cmpopts.IgnoreFields(requests.Config{}, "CnID", "NATSSubject"),
 	cmpopts.IgnoreFields(config.Listener{}, "Trusted", "ProcEventSet"),
 }
 
@@ -353,7 +354,7 @@ func TestValidateNilSink(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	c.Sinks["n"] = nil
-	c.Requests = []config.Request{{Subject: "req.x", ID: "5.5", Group: 5, Sink: "n", Timeout: time.Second, Format: "raw", Burst: 1}}
+	c.Requests = []requests.Config{{Subject: "req.x", ID: "5.5", Group: 5, Sink: "n", Timeout: time.Second, Format: "raw", Burst: 1}}
 	err = c.Validate()
 	if err == nil {
 		t.Fatal("Validate succeeded, want an error")
@@ -783,7 +784,7 @@ requests:
     group: 5
     sink: n
 `)
-	want := []config.Request{{
+	want := []requests.Config{{
 		Subject: "req.x", ID: "5.5", Group: 5, Sink: "n",
 		Timeout: 2 * time.Second, Format: "raw", RateLimit: 10, Burst: 10,
 	}}

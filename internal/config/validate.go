@@ -321,31 +321,15 @@ func firstUnder(paths []string, root string) string {
 // validateRequests checks requests[*] and sets their parsed fields (CnID,
 // NATSSubject).
 func (c *Config) validateRequests(v *validation) {
-	for i, r := range c.Requests {
-		key := fmt.Sprintf("requests[%d]", i)
-		if r.Subject == "" {
-			v.bad(key+".subject", "empty")
+	natsSink := func(name string) bool {
+		s := c.Sinks[name]
+		return s != nil && s.Type == "nats"
+	}
+	for i := range c.Requests {
+		r := &c.Requests[i]
+		for _, err := range flatten(r.Validate(natsSink)) {
+			v.errs = append(v.errs, fmt.Errorf("requests[%d].%w", i, err))
 		}
-		if p, err := router.ParsePattern(r.ID); err != nil || p.AnyIdx || p.AnyVal {
-			v.bad(key+".id", "%q: want an exact idx.val", r.ID)
-		} else {
-			c.Requests[i].CnID = cnmsg.ID{Idx: p.Idx, Val: p.Val}
-		}
-		c.Requests[i].NATSSubject = strings.ReplaceAll(r.Subject, "{host}", sinks.SubjectToken(c.Host))
-		if r.Group < 1 || r.Group > 32 {
-			v.bad(key+".group", "%d is outside 1..32", r.Group)
-		}
-		if r.Timeout <= 0 {
-			v.bad(key+".timeout", "must be positive")
-		}
-		if s := c.Sinks[r.Sink]; s == nil || s.Type != "nats" {
-			v.bad(key+".sink", "%q is not a nats sink", r.Sink)
-		}
-		if r.Format != "raw" && r.Format != "json" {
-			v.bad(key+".format", "%q is not raw or json", r.Format)
-		}
-		if r.RateLimit < 0 || r.Burst < 1 {
-			v.bad(key+".rate_limit", "rate must be >= 0 and burst >= 1")
-		}
+		r.NATSSubject = strings.ReplaceAll(r.Subject, "{host}", sinks.SubjectToken(c.Host))
 	}
 }

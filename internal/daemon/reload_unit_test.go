@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/requests"
 )
 
 // TestSplitKey: reload failure lines are logged with their key, whether
@@ -35,7 +36,7 @@ func TestRequestsUnchanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Requests = []config.Request{{Subject: "r", ID: "1.1", Group: 1, Sink: "bus"}}
+		c.Requests = []requests.Config{{Subject: "r", ID: "1.1", Group: 1, Sink: "bus"}}
 		return c
 	}
 	old := load("")

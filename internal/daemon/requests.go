@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/requests"
@@ -35,7 +33,6 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 	if len(cfg.Requests) == 0 {
 		return func() {}, nil
 	}
-	var entries []requests.Entry
 	conn := ""
 	d.mu.Lock()
 	var nc *sinks.NATS
@@ -51,20 +48,9 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 			return nil, fmt.Errorf("requests[%d].sink: every request must use the same nats sink (%s)", i, conn)
 		}
 		nc, conn = n, rc.Sink
-		id := rc.CnID
-		entries = append(entries, requests.Entry{
-			Subject: rc.NATSSubject,
-			ID:      id,
-			Group:   rc.Group,
-			Timeout: rc.Timeout,
-			Format:  rc.Format,
-			Rate:    rc.RateLimit,
-			Burst:   rc.Burst,
-			AckOnly: id.IsProc(),
-		})
 		if len(rc.Users) > 0 {
 			d.log.Info("connector requests are meant for these NATS users; enforce it with NATS permissions",
-				zap.String("subject", entries[len(entries)-1].Subject), zap.Strings("users", rc.Users))
+				zap.String("subject", rc.NATSSubject), zap.Strings("users", rc.Users))
 		}
 	}
 	d.mu.Unlock()
@@ -72,7 +58,7 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 	if err != nil {
 		return nil, fmt.Errorf("requests: %w", err)
 	}
-	srv, err := requests.New(entries, nc.Conn(), em, d.enc, d.reg, d.log)
+	srv, err := requests.New(cfg.Requests, nc.Conn(), em, d.enc, d.reg, d.log)
 	if err != nil {
 		em.Close()
 		return nil, err
@@ -87,16 +73,7 @@ func (d *Daemon) startRequests(ctx context.Context, cfg *config.Config) (stop fu
 		done <- struct{}{}
 	}()
 	go func() {
-		// Replies sent to the request socket's own port id.
-		err := em.ReadUnicast(rctx, func(dg []byte, sender uint32) {
-			if sender != 0 {
-				return
-			}
-			if m, err := cnmsg.Decode(dg); err == nil {
-				srv.Offer(m, time.Now())
-			}
-		})
-		if err != nil {
+		if err := srv.ReadReplies(rctx, em); err != nil {
 			d.log.Warn("reading unicast replies stopped", zap.Error(err))
 		}
 		done <- struct{}{}

@@ -9,6 +9,12 @@
 // Requests are sent from a socket of their own, so that a request such as
 // the process connector's IGNORE changes that socket's subscription, never
 // the listener's.
+//
+// The feature lives here whole: config.go is the requests: section (its
+// keys, defaults and validation), requests.go the server, and the
+// subpackage reqtable the pure table that matches replies to pending
+// requests. The daemon only wires it in (internal/daemon/requests.go: the
+// NATS sink's connection, the request socket, the reply groups).
 package requests
 
 import (
@@ -31,29 +37,22 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/reqtable"
+	"github.com/cnbridged/cnbridged/internal/requests/reqtable"
 )
 
 // MaxPayload is the largest request body: a connector message holds at most
 // CONNECTOR_MAX_MSG_SIZE bytes with its header.
 const MaxPayload = cnmsg.MaxMsgSize - cnmsg.HeaderLen
 
-// Entry maps one NATS subject to one connector id.
-type Entry struct {
-	Subject string // exact subject ({host} already replaced)
-	ID      cnmsg.ID
-	Group   int // the group replies are multicast to (the listener joins it)
-	Timeout time.Duration
-	Format  string  // raw: body is the payload; json: {"data":"<base64>","flags":N}
-	Rate    float64 // requests per second; 0: unlimited
-	Burst   int
-	// AckOnly matches replies by ack + 1 alone, for the process connector.
-	AckOnly bool
-}
-
 // Sender sends a datagram to the kernel (netlink port id 0).
 type Sender interface {
 	SendKernel(datagram []byte) error
+}
+
+// UnicastReader reads the datagrams sent to its socket's own port id (the
+// replies to what it sent), calling h for each until ctx ends.
+type UnicastReader interface {
+	ReadUnicast(ctx context.Context, h func(datagram []byte, sender uint32)) error
 }
 
 // Header names.
@@ -92,8 +91,9 @@ type pending struct {
 }
 
 type entryState struct {
-	Entry
-	lim *rate.Limiter
+	*Config
+	lim     *rate.Limiter
+	ackOnly bool
 }
 
 // Server serves the configured request subjects.
@@ -129,8 +129,9 @@ type reply struct {
 // MaxPending bounds the requests waiting for replies.
 const MaxPending = 4096
 
-// New returns a server; Run subscribes.
-func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg prometheus.Registerer, log *zap.Logger) (*Server, error) {
+// New returns a server for entries (validated, with NATSSubject set);
+// Run subscribes.
+func New(entries []Config, nc *nats.Conn, snd Sender, enc *event.Encoder, reg prometheus.Registerer, log *zap.Logger) (*Server, error) {
 	s := &Server{
 		nc: nc, snd: snd, enc: enc, log: log.Named("requests"),
 		table:   reqtable.New[pending](MaxPending),
@@ -153,29 +154,29 @@ func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg pro
 	}
 	seen := map[string]bool{}
 	for _, e := range entries {
-		if seen[e.Subject] {
-			return nil, fmt.Errorf("requests: subject %s configured twice", e.Subject)
+		if seen[e.NATSSubject] {
+			return nil, fmt.Errorf("requests: subject %s configured twice", e.NATSSubject)
 		}
-		seen[e.Subject] = true
-		st := &entryState{Entry: e, lim: rate.NewLimiter(rate.Inf, 0)}
+		seen[e.NATSSubject] = true
+		st := &entryState{Config: &e, lim: rate.NewLimiter(rate.Inf, 0), ackOnly: e.ackOnly()}
 		// Every result is exported from the start, at zero.
-		s.sent.WithLabelValues(e.Subject)
+		s.sent.WithLabelValues(e.NATSSubject)
 		for _, r := range []string{"replied", ErrTimeout, ErrTooLarge, ErrRateLimited, ErrIDNotAllow,
 			ErrBadRequest, ErrBusy, ErrSend, ErrNoReplyTo, ErrShutdown} {
-			s.results.WithLabelValues(e.Subject, r)
+			s.results.WithLabelValues(e.NATSSubject, r)
 		}
-		if e.Rate > 0 {
-			st.lim = rate.NewLimiter(rate.Limit(e.Rate), max(e.Burst, 1))
+		if e.RateLimit > 0 {
+			st.lim = rate.NewLimiter(rate.Limit(e.RateLimit), max(e.Burst, 1))
 		}
 		s.entries = append(s.entries, st)
-		if i := slices.Index(s.ids, e.ID); i >= 0 {
-			if s.ackOnly[i] != e.AckOnly {
-				return nil, fmt.Errorf("requests: id %d.%d is matched both by seq and ack and by ack alone", e.ID.Idx, e.ID.Val)
+		if i := slices.Index(s.ids, e.CnID); i >= 0 {
+			if s.ackOnly[i] != st.ackOnly {
+				return nil, fmt.Errorf("requests: id %d.%d is matched both by seq and ack and by ack alone", e.CnID.Idx, e.CnID.Val)
 			}
 			continue
 		}
-		s.ids = append(s.ids, e.ID)
-		s.ackOnly = append(s.ackOnly, e.AckOnly)
+		s.ids = append(s.ids, e.CnID)
+		s.ackOnly = append(s.ackOnly, st.ackOnly)
 	}
 	reg.MustRegister(s.results, s.sent, s.rtt)
 	return s, nil
@@ -186,16 +187,16 @@ func New(entries []Entry, nc *nats.Conn, snd Sender, enc *event.Encoder, reg pro
 func (s *Server) Run(ctx context.Context) error {
 	var subs []*nats.Subscription
 	for _, e := range s.entries {
-		sub, err := s.nc.Subscribe(e.Subject, func(m *nats.Msg) { s.handle(e, m) })
+		sub, err := s.nc.Subscribe(e.NATSSubject, func(m *nats.Msg) { s.handle(e, m) })
 		if err != nil {
 			for _, sb := range subs {
 				sb.Unsubscribe()
 			}
-			return fmt.Errorf("requests: subscribe %s: %w", e.Subject, err)
+			return fmt.Errorf("requests: subscribe %s: %w", e.NATSSubject, err)
 		}
 		subs = append(subs, sub)
-		s.log.Info("serving connector requests", zap.String("subject", e.Subject),
-			zap.Uint32("idx", e.ID.Idx), zap.Uint32("val", e.ID.Val), zap.Duration("timeout", e.Timeout))
+		s.log.Info("serving connector requests", zap.String("subject", e.NATSSubject),
+			zap.Uint32("idx", e.CnID.Idx), zap.Uint32("val", e.CnID.Val), zap.Duration("timeout", e.Timeout))
 	}
 	defer func() {
 		for _, sb := range subs {
@@ -234,7 +235,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.mu.Unlock()
 			for _, x := range expired {
 				s.fail(x.Value.entry, x.Value.reply, ErrTimeout)
-				s.log.Info("connector request timed out", zap.String("subject", x.Value.entry.Subject),
+				s.log.Info("connector request timed out", zap.String("subject", x.Value.entry.NATSSubject),
 					zap.Uint32("seq", x.Key.Seq), zap.Uint32("ack", x.Key.Ack))
 			}
 		}
@@ -263,12 +264,12 @@ func (s *Server) handle(e *entryState, m *nats.Msg) {
 		s.fail(e, m.Reply, ErrRateLimited)
 		return
 	}
-	id := reqtable.ID{Idx: e.ID.Idx, Val: e.ID.Val}
+	id := reqtable.ID{Idx: e.CnID.Idx, Val: e.CnID.Val}
 	s.mu.Lock()
 	k, err := s.seqs.Next(id, s.table)
 	if err == nil {
 		tk := k
-		if e.AckOnly {
+		if e.ackOnly {
 			tk.Seq = k.Ack // the table is keyed by ack for ack-only ids
 		}
 		err = s.table.Add(tk, pending{reply: m.Reply, entry: e, start: start, seq: k.Seq, ack: k.Ack}, start.Add(e.Timeout))
@@ -286,24 +287,24 @@ func (s *Server) handle(e *entryState, m *nats.Msg) {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	dg := cnmsg.AppendMessage(nil, k.Seq, 0, cnmsg.Header{ID: e.ID, Seq: k.Seq, Ack: k.Ack, Flags: flags}, data)
-	s.log.Info("connector request", zap.String("subject", e.Subject), zap.Uint32("idx", e.ID.Idx),
-		zap.Uint32("val", e.ID.Val), zap.Uint32("seq", k.Seq), zap.Uint32("ack", k.Ack), zap.Int("len", len(data)))
+	dg := cnmsg.AppendMessage(nil, k.Seq, 0, cnmsg.Header{ID: e.CnID, Seq: k.Seq, Ack: k.Ack, Flags: flags}, data)
+	s.log.Info("connector request", zap.String("subject", e.NATSSubject), zap.Uint32("idx", e.CnID.Idx),
+		zap.Uint32("val", e.CnID.Val), zap.Uint32("seq", k.Seq), zap.Uint32("ack", k.Ack), zap.Int("len", len(data)))
 	err = s.snd.SendKernel(dg)
 	if err == nil {
-		s.sent.WithLabelValues(e.Subject).Inc()
+		s.sent.WithLabelValues(e.NATSSubject).Inc()
 	}
 	if err != nil {
 		s.mu.Lock()
 		tk := k
-		if e.AckOnly {
+		if e.ackOnly {
 			tk.Seq = k.Ack
 		}
 		if _, ok := s.table.Remove(tk); ok {
 			s.npend.Add(-1)
 		}
 		s.mu.Unlock()
-		s.log.Warn("sending a connector request failed", zap.String("subject", e.Subject), zap.Error(err))
+		s.log.Warn("sending a connector request failed", zap.String("subject", e.NATSSubject), zap.Error(err))
 		s.fail(e, m.Reply, ErrSend)
 	}
 }
@@ -312,7 +313,7 @@ func idAllowed(e *entryState, m *nats.Msg) bool {
 	for _, h := range []struct {
 		name string
 		want uint32
-	}{{HdrIdx, e.ID.Idx}, {HdrVal, e.ID.Val}} {
+	}{{HdrIdx, e.CnID.Idx}, {HdrVal, e.CnID.Val}} {
 		if v := m.Header.Get(h.name); v != "" {
 			n, err := strconv.ParseUint(v, 10, 32)
 			if err != nil || uint32(n) != h.want {
@@ -343,6 +344,19 @@ func decodeBody(format string, m *nats.Msg) (data []byte, flags uint16, err erro
 		flags = uint16(n)
 	}
 	return m.Data, flags, nil
+}
+
+// ReadReplies offers the server every kernel message r reads (the
+// replies sent to the request socket's own port id) until ctx ends.
+func (s *Server) ReadReplies(ctx context.Context, r UnicastReader) error {
+	return r.ReadUnicast(ctx, func(dg []byte, sender uint32) {
+		if sender != 0 {
+			return // not the kernel's
+		}
+		if m, err := cnmsg.Decode(dg); err == nil {
+			s.Offer(m, time.Now())
+		}
+	})
 }
 
 // IDs returns the ids requests are sent to.
@@ -408,7 +422,7 @@ func (s *Server) publishReply(r reply) {
 		out.Data = r.msg.Data
 	}
 	if err := s.nc.PublishMsg(out); err != nil {
-		s.log.Warn("publishing a connector reply failed", zap.String("subject", e.Subject), zap.Error(err))
+		s.log.Warn("publishing a connector reply failed", zap.String("subject", e.NATSSubject), zap.Error(err))
 		s.count(e, ErrSend)
 		return
 	}
@@ -421,10 +435,10 @@ func (s *Server) fail(e *entryState, replyTo, code string) {
 	out := nats.NewMsg(replyTo)
 	out.Header.Set(HdrError, code)
 	if err := s.nc.PublishMsg(out); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		s.log.Warn("publishing a request error failed", zap.String("subject", e.Subject), zap.Error(err))
+		s.log.Warn("publishing a request error failed", zap.String("subject", e.NATSSubject), zap.Error(err))
 	}
 }
 
 func (s *Server) count(e *entryState, result string) {
-	s.results.WithLabelValues(e.Subject, result).Inc()
+	s.results.WithLabelValues(e.NATSSubject, result).Inc()
 }

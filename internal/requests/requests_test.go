@@ -50,7 +50,7 @@ func (k *echoKernel) SendKernel(dg []byte) error {
 	return nil
 }
 
-func setup(t *testing.T, entries []Entry) (*nats.Conn, *echoKernel) {
+func setup(t *testing.T, entries []Config) (*nats.Conn, *echoKernel) {
 	t.Helper()
 	ns := natstest.Run(t)
 	nc, err := nats.Connect(ns.ClientURL())
@@ -73,10 +73,10 @@ func setup(t *testing.T, entries []Entry) (*nats.Conn, *echoKernel) {
 }
 
 func TestRequestFormatsAndRules(t *testing.T) {
-	nc, k := setup(t, []Entry{
-		{Subject: "rq.raw", ID: cnmsg.ID{Idx: 7, Val: 1}, Timeout: time.Second, Format: "raw"},
-		{Subject: "rq.json", ID: cnmsg.ID{Idx: 7, Val: 2}, Timeout: time.Second, Format: "json"},
-		{Subject: "rq.limited", ID: cnmsg.ID{Idx: 7, Val: 3}, Timeout: time.Second, Format: "raw", Rate: 1, Burst: 2},
+	nc, k := setup(t, []Config{
+		{NATSSubject: "rq.raw", CnID: cnmsg.ID{Idx: 7, Val: 1}, Timeout: time.Second, Format: "raw"},
+		{NATSSubject: "rq.json", CnID: cnmsg.ID{Idx: 7, Val: 2}, Timeout: time.Second, Format: "json"},
+		{NATSSubject: "rq.limited", CnID: cnmsg.ID{Idx: 7, Val: 3}, Timeout: time.Second, Format: "raw", RateLimit: 1, Burst: 2},
 	})
 	t.Run("raw", func(t *testing.T) {
 		m, err := nc.Request("rq.raw", []byte("ping"), 2*time.Second)
