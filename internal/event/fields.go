@@ -232,3 +232,13 @@ func validStrings(ss []string) []string {
 	}
 	return ss
 }
+
+// TableRow sets dst to one row of the process table as fleet queries
+// answer it: the time the table was read, the encoder's host, and the
+// process, its parent and its ancestors (the parent first, as on an
+// enriched event) described exactly as an enriched event describes them.
+// parent and ancestors may be nil.
+func (e *Encoder) TableRow(timeNs int64, p, parent *proctable.Process, ancestors []*proctable.Process, dst *fields.Record) {
+	*dst = fields.Record{Time: formatTime(timeNs), Host: e.host}
+	enrichmentFields(&Enrichment{Process: p, Parent: parent, Ancestors: ancestors}, cnmsg.ProcNone, dst)
+}
