@@ -152,6 +152,7 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newEmitCmd(),
 		newTapCmd(),
 		newTopCmd(),
+		newQueryCmd(),
 		newVersionCmd(),
 		newManCmd(root),
 	)

@@ -17,6 +17,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // SnapshotFunc returns a snapshot of the process table and, when the table
@@ -468,4 +469,20 @@ func (q *question) lineage() {
 		}
 	}
 	q.walk(q.children(), p, q.parentOf(p), 0, &full)
+}
+
+// WhereCompiler returns the CompileFunc of the where language (routes'
+// where, tap --where): one environment for every question.
+func WhereCompiler() (CompileFunc, error) {
+	env, err := where.NewEnv()
+	if err != nil {
+		return nil, err
+	}
+	return func(src string) (Filter, bool, error) {
+		x, err := env.Compile(src)
+		if err != nil {
+			return nil, false, err
+		}
+		return x, x.Reads("ancestors") || x.Reads(where.RecordVar), nil
+	}, nil
 }

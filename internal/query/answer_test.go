@@ -331,3 +331,46 @@ func TestInfoAndState(t *testing.T) {
 		t.Errorf("info without a table: code %d, table %+v; want an answer saying off", a.Code, a.Table)
 	}
 }
+
+// TestPSWhereLanguage: ps takes the where language of routes and tap
+// --where, over the rows' names, ancestors included.
+func TestPSWhereLanguage(t *testing.T) {
+	compile, err := WhereCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newTestResponder(t, testTable(t), "")
+	r.cfg.Compile = compile
+	tests := []struct {
+		where      string
+		want       []int64
+		evalErrors int
+		err        string
+	}{
+		{`process.exe.endsWith("/nc") && "4444" in process.cmdline`, []int64{31}, 0, ""},
+		{`ancestors.exists(a, a.exe == "/usr/sbin/sshd")`, []int64{20, 30, 31}, 0, ""},
+		{`has(process.seeded)`, []int64{1, 10, 11, 20}, 0, ""},
+		{`parent.pid == 1`, []int64{10, 11}, 1, ""}, // init has no parent: an evaluation error
+		{`has(record.proc)`, nil, 0, ""},            // rows carry no event
+		{`process.exee == "x"`, nil, 0, "where: column 8: undefined field 'exee'"},
+		{`process.exe`, nil, 0, "want bool"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.where, func(t *testing.T) {
+			body, _ := json.Marshal(Request{Where: tt.where})
+			a := ask(t, r, OpPS, string(body))
+			if tt.err != "" {
+				if a.Code != CodeBadRequest || !strings.Contains(a.Error, tt.err) {
+					t.Errorf("got %d %q, want 400 with %q", a.Code, a.Error, tt.err)
+				}
+				return
+			}
+			if a.Error != "" {
+				t.Fatal(a.Error)
+			}
+			if diff := cmp.Diff(tt.want, pids(rows(t, a))); diff != "" || a.EvalErrors != tt.evalErrors {
+				t.Errorf("eval errors %d (%s), want %d; pids (-want +got):\n%s", a.EvalErrors, a.EvalError, tt.evalErrors, diff)
+			}
+		})
+	}
+}

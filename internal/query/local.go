@@ -48,6 +48,13 @@ func LocalHandler(r *Responder) func(ctx context.Context, line []byte) []byte {
 	}
 }
 
+// Unavailable is the answer line over the tap socket when no question can
+// be answered (the daemon is starting or stopping).
+func Unavailable(host, why string) []byte {
+	b, _ := json.Marshal(localAnswer{Type: typeAnswer, Answer: &Answer{Host: host, Error: why, Code: CodeUnavailable}})
+	return b
+}
+
 // AskLocal asks the daemon behind the tap socket at path.
 func AskLocal(ctx context.Context, path, op string, req Request) (*Answer, error) {
 	var d net.Dialer

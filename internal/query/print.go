@@ -141,8 +141,11 @@ func (p *Printer) Footer(w io.Writer, res *Result, timeout time.Duration) {
 	if len(answered) > 0 {
 		line += ": " + strings.Join(answered, " ")
 	}
-	if res.Elapsed > 0 {
+	switch {
+	case res.Elapsed > 0 && res.Bytes > 0:
 		line += fmt.Sprintf(" (last after %s, %d bytes)", res.Elapsed.Round(100*time.Microsecond), res.Bytes)
+	case res.Elapsed > 0:
+		line += fmt.Sprintf(" (after %s)", res.Elapsed.Round(100*time.Microsecond))
 	}
 	fmt.Fprintln(w, line)
 	switch {
