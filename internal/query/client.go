@@ -237,9 +237,17 @@ func (k *Asker) Inventory(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	kv, err := js.KeyValue(ctx, k.Bucket)
+	// The last entry of every key, read with an ordered consumer the
+	// server removes by itself (a querier needs no right to delete
+	// consumers, and waits for no deletion).
+	stream := "KV_" + k.Bucket
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{"$KV." + k.Bucket + ".>"},
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		InactiveThreshold: 5 * time.Second,
+	})
 	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, fmt.Errorf("%w: bucket %s not found (no host keeps a heartbeat there)", ErrNoInventory, k.Bucket)
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
 		errors.Is(err, nats.ErrNoResponders):
@@ -247,25 +255,36 @@ func (k *Asker) Inventory(ctx context.Context) ([]string, error) {
 	case err != nil:
 		return nil, fmt.Errorf("inventory bucket %s: %w", k.Bucket, err)
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	info, err := cons.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("inventory bucket %s: %w", k.Bucket, err)
 	}
-	defer w.Stop()
 	var hosts []string
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil {
-				slices.Sort(hosts)
-				return slices.Compact(hosts), nil // every entry read
+	for left := int(info.NumPending); left > 0; {
+		wait := time.Second
+		if d, ok := ctx.Deadline(); ok {
+			wait = max(time.Until(d), time.Millisecond)
+		}
+		batch, err := cons.Fetch(min(left, 1000), jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return nil, fmt.Errorf("inventory bucket %s: %w", k.Bucket, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if op := m.Headers().Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+				continue
 			}
 			var hb Heartbeat
-			if json.Unmarshal(e.Value(), &hb) == nil && hb.Host != "" {
+			if json.Unmarshal(m.Data(), &hb) == nil && hb.Host != "" {
 				hosts = append(hosts, hb.Host)
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("inventory bucket %s: %w", k.Bucket, ctx.Err())
 		}
+		if err := batch.Error(); err != nil || n == 0 {
+			return nil, fmt.Errorf("inventory bucket %s: %d entries not read: %w", k.Bucket, left, errors.Join(err, ctx.Err()))
+		}
+		left -= n
 	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts), nil
 }

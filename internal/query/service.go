@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
+	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -25,6 +26,7 @@ type Service struct {
 	r    *Responder
 	log  *zap.Logger
 	opts []nats.Option
+	warn *ratelog.Limiter
 }
 
 // NewService checks the connection's credentials and TLS files (as a NATS
@@ -34,7 +36,7 @@ func NewService(cfg Config, r *Responder, log *zap.Logger, extra ...nats.Option)
 	if err != nil {
 		return nil, fmt.Errorf("query.nats: %w", err)
 	}
-	s := &Service{cfg: cfg, r: r, log: log.Named("query")}
+	s := &Service{cfg: cfg, r: r, log: log.Named("query"), warn: ratelog.New(time.Minute, 16)}
 	s.opts = append([]nats.Option{
 		nats.Name("cnbridged query " + r.Host()),
 		nats.MaxReconnects(-1),
@@ -49,6 +51,11 @@ func NewService(cfg Config, r *Responder, log *zap.Logger, extra ...nats.Option)
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("query service disconnected from NATS", zap.Error(err))
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if s.warn.Allow(err.Error(), time.Now()) {
+				s.log.Warn("query service: NATS error", zap.Error(err))
 			}
 		}),
 	}, auth...)
