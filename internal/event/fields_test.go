@@ -178,7 +178,7 @@ func TestTableRow(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			var row, ev fields.Record
-			enc.TableRow(r.Time, en.Process, en.Parent, en.Ancestors, &row)
+			enc.TableRow(event.FormatTime(r.Time), en.Process, en.Parent, en.Ancestors, &row)
 			enc.Fields(r, &ev)
 			ev.Process.V.PreviousExe = fields.Opt[string]{}
 			want := fields.Record{Time: ev.Time, Host: ev.Host, Process: ev.Process, Parent: ev.Parent, Ancestors: ev.Ancestors}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,7 +148,7 @@ func (r *Responder) Answer(ctx context.Context, op string, body []byte, maxBytes
 		return fail(a, CodeUnavailable, fmt.Errorf("process table: %w", err))
 	}
 	now := time.Now()
-	a.Time = now.UTC().Format(timeLayout)
+	a.Time = event.FormatTime(now.UnixNano())
 	a.Table = tableState(snap, incomplete)
 	if op == OpInfo {
 		a.Info = r.info(snap)
@@ -156,7 +157,7 @@ func (r *Responder) Answer(ctx context.Context, op string, body []byte, maxBytes
 	if incomplete == "off" {
 		return fail(a, CodeUnavailable, errors.New("no process table: no route has enrich: true"))
 	}
-	q := &question{r: r, ctx: ctx, a: a, req: req, snap: snap, now: now.UnixNano(),
+	q := &question{r: r, ctx: ctx, a: a, req: req, snap: snap,
 		maxRows: r.cfg.MaxRows, maxBytes: maxBytes, filter: filter, needAncestors: needAncestors}
 	if req.MaxRows > 0 {
 		q.maxRows = min(q.maxRows, req.MaxRows)
@@ -252,7 +253,6 @@ type question struct {
 	a             *Answer
 	req           Request
 	snap          *proctable.Snapshot
-	now           int64
 	maxRows       int
 	maxBytes      int
 	size          int // bytes of the answer so far (an estimate of the envelope plus the rows)
@@ -268,7 +268,13 @@ type question struct {
 // late reports, every checkEvery calls, whether the asker's timeout has
 // passed.
 func (q *question) late(i int) bool {
-	return i%checkEvery == checkEvery-1 && q.ctx.Err() != nil
+	if i%checkEvery != checkEvery-1 {
+		return false
+	}
+	// Let the reader, the enricher and the sinks run: an answer over a
+	// big table is work in the background, not theirs to wait for.
+	runtime.Gosched()
+	return q.ctx.Err() != nil
 }
 
 // truncate marks the answer cut by why.
@@ -285,7 +291,7 @@ func (q *question) emit(p, parent *proctable.Process) bool {
 		q.truncate("max_rows")
 		return false
 	}
-	q.r.enc.TableRow(q.now, p, parent, nil, &q.rec)
+	q.r.enc.TableRow(q.a.Time, p, parent, nil, &q.rec)
 	q.buf.Reset()
 	if q.jenc == nil {
 		q.jenc = json.NewEncoder(&q.buf)
@@ -306,9 +312,6 @@ func (q *question) emit(p, parent *proctable.Process) bool {
 	q.a.Rows = append(q.a.Rows, json.RawMessage(bytes.Clone(row)))
 	return true
 }
-
-// timeLayout is the line's time format (fixed width, as event writes it).
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // envelope is room kept for an answer's members besides its rows.
 const envelope = 1024
@@ -351,7 +354,7 @@ func (q *question) ps() {
 			if q.needAncestors {
 				anc = q.ancestors(anc, e.P, maxAncestors)
 			}
-			q.r.enc.TableRow(q.now, e.P, e.Parent, anc, &q.rec)
+			q.r.enc.TableRow(q.a.Time, e.P, e.Parent, anc, &q.rec)
 			ok, err := q.filter.Eval(&q.rec)
 			if err != nil {
 				if q.a.EvalErrors == 0 {

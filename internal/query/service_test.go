@@ -51,7 +51,7 @@ func startService(t *testing.T, url, host string, snap SnapshotFunc, inv Invento
 
 // waitServices waits until n query services answer $SRV.PING: their
 // subscriptions are in place.
-func waitServices(t *testing.T, nc *nats.Conn, n int) {
+func waitServices(t testing.TB, nc *nats.Conn, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -79,9 +79,9 @@ func tableSnap(tb *proctable.Table) SnapshotFunc {
 	return func(context.Context) (*proctable.Snapshot, string, error) { return tb.Snapshot(), "", nil }
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.CustomInboxPrefix(InboxPrefix))
+	nc, err := nats.Connect(url, nats.CustomInboxPrefix(InboxPrefix), nats.Timeout(20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
