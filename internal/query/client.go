@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -128,6 +129,10 @@ func (k *Asker) Ask(ctx context.Context, q Question, onAnswer func(*Answer)) (*R
 		subjects = []string{AllSubject(q.Op)}
 		q.Req.Host = q.Hosts
 	}
+	known = make(map[string]bool, len(res.Known))
+	for _, h := range res.Known {
+		known[h] = true
+	}
 	deadline, _ := ctx.Deadline()
 	q.Req.TimeoutMs = max(time.Until(deadline).Milliseconds(), 1)
 	body, err := json.Marshal(q.Req)
@@ -135,16 +140,51 @@ func (k *Asker) Ask(ctx context.Context, q Question, onAnswer func(*Answer)) (*R
 		return nil, err
 	}
 
+	// Answers are handled on the subscription's goroutine as they come,
+	// behind a queue without bounds: a channel would drop what arrives
+	// while it is full (10 000 hosts answer in a burst).
+	var (
+		mu       sync.Mutex
+		finished bool
+		answered = map[string]bool{}
+		waiting  = len(res.Known) // known hosts that have not answered
+		done     = make(chan struct{})
+	)
+	start := time.Now()
 	inbox := k.NC.NewInbox()
-	msgs := make(chan *nats.Msg, 1024)
-	sub, err := k.NC.ChanSubscribe(inbox, msgs)
+	sub, err := k.NC.Subscribe(inbox, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if finished {
+			return
+		}
+		res.Bytes += len(m.Data)
+		res.Elapsed = time.Since(start)
+		a := parseAnswer(m)
+		if a == nil {
+			res.Unreadable++
+			return
+		}
+		if !answered[a.Host] && known[a.Host] {
+			waiting--
+		}
+		answered[a.Host] = true
+		res.Answers = append(res.Answers, a)
+		if onAnswer != nil {
+			onAnswer(a)
+		}
+		if len(res.Known) > 0 && !q.Wait && waiting == 0 {
+			finished = true
+			close(done)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to the answers: %w", err)
 	}
 	defer sub.Unsubscribe()
-	// Answers queue here rather than slow the connection down.
-	sub.SetPendingLimits(-1, -1)
-	start := time.Now()
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, err
+	}
 	for _, subj := range subjects {
 		if err := k.NC.PublishRequest(subj, inbox, body); err != nil {
 			return nil, fmt.Errorf("asking on %s: %w", subj, err)
@@ -153,32 +193,13 @@ func (k *Asker) Ask(ctx context.Context, q Question, onAnswer func(*Answer)) (*R
 	if err := k.NC.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
 		return nil, fmt.Errorf("asking: %w", err)
 	}
-	answered := map[string]bool{}
-	for {
-		if len(res.Known) > 0 && !q.Wait && allAnswered(res.Known, answered) {
-			break
-		}
-		var m *nats.Msg
-		select {
-		case m = <-msgs:
-		case <-ctx.Done():
-		}
-		if m == nil {
-			break
-		}
-		res.Bytes += len(m.Data)
-		res.Elapsed = time.Since(start)
-		a := parseAnswer(m)
-		if a == nil {
-			res.Unreadable++
-			continue
-		}
-		answered[a.Host] = true
-		res.Answers = append(res.Answers, a)
-		if onAnswer != nil {
-			onAnswer(a)
-		}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	finished = true
 	for _, h := range res.Known {
 		if !answered[h] {
 			res.Silent = append(res.Silent, h)
@@ -198,15 +219,6 @@ func parseAnswer(m *nats.Msg) *Answer {
 		return &Answer{Host: "?", Error: desc, Code: CodeUnavailable}
 	}
 	return nil
-}
-
-func allAnswered(known []string, answered map[string]bool) bool {
-	for _, h := range known {
-		if !answered[h] {
-			return false
-		}
-	}
-	return true
 }
 
 func hasMeta(glob string) bool { return strings.ContainsAny(glob, `*?[\`) }

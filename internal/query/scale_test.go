@@ -2,11 +2,14 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/natstest"
@@ -99,4 +102,70 @@ func cpuTime() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkInventory reads an inventory of 10 000 hosts' heartbeats, as
+// every fleet question does first.
+func BenchmarkInventory(b *testing.B) {
+	srv := natstest.Run(b, natstest.JetStream(b.TempDir()))
+	nc := connect(b, srv.ClientURL())
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultBucket, TTL: time.Hour, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 10_000
+	for i := range n {
+		host := fmt.Sprintf("host-%05d.example.com", i)
+		v, _ := json.Marshal(Heartbeat{Host: host, Version: "1.2.3", ServiceID: "0123456789abcdefghijkl", Time: time.Now().UTC().Format(time.RFC3339)})
+		if _, err := kv.Put(ctx, KVKey(host), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	k := &Asker{NC: nc, Bucket: DefaultBucket}
+	for b.Loop() {
+		hosts, err := k.Inventory(ctx)
+		if err != nil || len(hosts) != n {
+			b.Fatalf("%d hosts, %v", len(hosts), err)
+		}
+	}
+}
+
+// BenchmarkGather is the asker's side of a question to 10 000 hosts: one
+// subscriber on the fan-out subject answers it 10 000 times, as 10 000
+// hosts would (info-sized answers, about 330 bytes each), and the asker
+// waits for all of them. What it measures is the server's and the asker's
+// cost of the answers, without the hosts' work.
+func BenchmarkGather(b *testing.B) {
+	const n = 10_000
+	srv := natstest.Run(b)
+	fleet := connect(b, srv.ClientURL())
+	var hosts []string
+	var answers [][]byte
+	for i := range n {
+		h := fmt.Sprintf("host-%05d", i)
+		hosts = append(hosts, h)
+		a, _ := json.Marshal(&Answer{Host: h, Version: "1.2.3", Time: "2026-12-07T01:00:00.000000000Z",
+			Table: &TableState{State: "ok", Processes: 312}, Info: &Info{Version: "1.2.3", Processes: 312, Threads: 40, MaxEntries: 65536, Seeded: 300, Observed: 12}})
+		answers = append(answers, a)
+	}
+	if _, err := fleet.Subscribe(AllSubject(OpInfo), func(m *nats.Msg) {
+		for _, a := range answers {
+			fleet.Publish(m.Reply, a)
+		}
+	}); err != nil {
+		b.Fatal(err)
+	}
+	fleet.Flush()
+	k := &Asker{NC: connect(b, srv.ClientURL())}
+	bytes := 0
+	for b.Loop() {
+		res, err := k.Ask(context.Background(), Question{Op: OpInfo, Expect: hosts, Timeout: 30 * time.Second}, nil)
+		if err != nil || len(res.Answers) != n {
+			b.Fatalf("%d answers (%v)", len(res.Answers), err)
+		}
+		bytes = res.Bytes
+	}
+	b.ReportMetric(float64(bytes), "answer-bytes/op")
 }
