@@ -69,12 +69,17 @@ type ResponderConfig struct {
 // most MaxPerSecond answers a second, one answer worked on at a time (so a
 // question costs at most one CPU, never the enricher's or the reader's
 // time: the table is read from a snapshot), and never past the asker's
-// timeout. It is safe for concurrent use.
+// timeout. The walk over the table runs on a thread at the lowest CPU
+// priority (nice 19 on Linux) and yields the CPU every 256 rows. It is
+// safe for concurrent use.
 type Responder struct {
 	cfg     ResponderConfig
 	enc     *event.Encoder
 	limiter *rate.Limiter
 	busy    chan struct{}
+	// normalPriority walks the table at the caller's priority instead of
+	// the lowest (BenchmarkReaderDuringPS compares the two).
+	normalPriority bool
 }
 
 // NewResponder returns a Responder.
@@ -162,13 +167,17 @@ func (r *Responder) Answer(ctx context.Context, op string, body []byte, maxBytes
 	if req.MaxRows > 0 {
 		q.maxRows = min(q.maxRows, req.MaxRows)
 	}
+	walk := q.lineage
 	switch op {
 	case OpPS:
-		q.ps()
+		walk = q.ps
 	case OpTree:
-		q.tree()
-	case OpLineage:
-		q.lineage()
+		walk = q.tree
+	}
+	if r.normalPriority {
+		walk()
+	} else {
+		atLowPriority(walk)
 	}
 	return a
 }

@@ -1,4 +1,4 @@
-package bridge_test
+package query
 
 import (
 	"context"
@@ -19,7 +19,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/proctable"
-	"github.com/cnbridged/cnbridged/internal/query"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/sinks"
@@ -73,14 +72,15 @@ func quantile(d []time.Duration, q float64) time.Duration {
 
 // BenchmarkReaderDuringPS measures what a ps over a 65 536-entry process
 // table costs the event path: the reader handles fork and exit events at
-// 20 000 a second (batches of 64) into an enriching route while, in every
-// other 2 s phase, a query goroutine answers ps with a where expression
-// over the whole table as fast as it can (one answer at a time, as the
-// daemon does). Interleaved phases, three of each. Reported: the reader's
+// 20 000 a second (batches of 64) into an enriching route while, in two of
+// every three 2 s phases, a query goroutine answers ps with a where
+// expression over the whole table as fast as it can (one answer at a time,
+// as the daemon does). Interleaved phases, three of each. Reported: the reader's
 // time per batch (Handle: what the kernel socket waits for) and the time
 // from the reader to the sink (the enricher's delay, which the snapshot
-// adds to), p50 and p99, without and with the queries, and the ps answers
-// given. Run it alone: -bench ReaderDuringPS -benchtime 1x.
+// adds to), p50 and p99, without the queries, with them at the reader's
+// priority, and with them at the lowest (nice 19, as the daemon answers),
+// and how long a ps took. Run it alone: -bench ReaderDuringPS -benchtime 1x.
 func BenchmarkReaderDuringPS(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	log := zap.NewNop()
@@ -145,24 +145,28 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	sink.take()
-	compile, err := query.WhereCompiler()
+	compile, err := WhereCompiler()
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp := query.NewResponder(query.ResponderConfig{Host: "h", Snapshot: snapshot, Compile: compile, MaxRows: 1000, MaxPerSecond: 1 << 20})
-	body, _ := json.Marshal(query.Request{Where: `process.exe.endsWith("/nc") || "--token" in process.cmdline`, TimeoutMs: 30_000})
+	resp := NewResponder(ResponderConfig{Host: "h", Snapshot: snapshot, Compile: compile, MaxRows: 1000, MaxPerSecond: 1 << 20})
+	body, _ := json.Marshal(Request{Where: `process.exe.endsWith("/nc") || "--token" in process.cmdline`, TimeoutMs: 30_000})
 
 	type phase struct {
 		handle, sink []time.Duration
 		answers      int
 		answerTime   time.Duration
 	}
-	var idle, busy phase
+	// Phases in turn: no ps, ps at the caller's priority, ps at the
+	// lowest (as the daemon answers).
+	var phases [3]phase
 	child := uint32(5_000_000)
 	b.ResetTimer()
 	for range b.N {
-		for round := range 6 {
-			querying := round%2 == 1
+		for round := range 9 {
+			kind := round % 3
+			querying := kind > 0
+			resp.normalPriority = kind == 1
 			var stop atomic.Bool
 			done := make(chan phase, 1)
 			if querying {
@@ -170,7 +174,7 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 					var p phase
 					for !stop.Load() {
 						start := time.Now()
-						if a := resp.Answer(context.Background(), query.OpPS, body, 1<<20); a.Error != "" || a.Table.Processes < 60_000 {
+						if a := resp.Answer(context.Background(), OpPS, body, 1<<20); a.Error != "" || a.Table.Processes < 60_000 {
 							panic(fmt.Sprintf("ps: %+v", a))
 						}
 						p.answers++
@@ -195,10 +199,9 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 			}
 			tick.Stop()
 			stop.Store(true)
-			p := &idle
+			p := &phases[kind]
 			if querying {
 				q := <-done
-				p = &busy
 				p.answers += q.answers
 				p.answerTime += q.answerTime
 			}
@@ -210,20 +213,18 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 	}
 	b.StopTimer()
 	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
-	b.ReportMetric(us(quantile(idle.handle, 0.5)), "handle-p50-µs")
-	b.ReportMetric(us(quantile(idle.handle, 0.99)), "handle-p99-µs")
-	b.ReportMetric(us(quantile(busy.handle, 0.5)), "handle-p50-µs-ps")
-	b.ReportMetric(us(quantile(busy.handle, 0.99)), "handle-p99-µs-ps")
-	b.ReportMetric(us(quantile(idle.sink, 0.5)), "sink-p50-µs")
-	b.ReportMetric(us(quantile(idle.sink, 0.99)), "sink-p99-µs")
-	b.ReportMetric(us(quantile(busy.sink, 0.5)), "sink-p50-µs-ps")
-	b.ReportMetric(us(quantile(busy.sink, 0.99)), "sink-p99-µs-ps")
+	for i, name := range []string{"", "-ps", "-ps-nice"} {
+		p := &phases[i]
+		b.ReportMetric(us(quantile(p.handle, 0.5)), "handle-p50-µs"+name)
+		b.ReportMetric(us(quantile(p.handle, 0.99)), "handle-p99-µs"+name)
+		b.ReportMetric(us(quantile(p.sink, 0.5)), "sink-p50-µs"+name)
+		b.ReportMetric(us(quantile(p.sink, 0.99)), "sink-p99-µs"+name)
+		if p.answers > 0 {
+			b.ReportMetric(float64(p.answerTime.Milliseconds())/float64(p.answers), "ps-ms"+name)
+		}
+		b.Logf("phase %q: %d events, %d reader batches, %d ps answers", name, len(p.sink), len(p.handle), p.answers)
+	}
 	snapMu.Lock()
 	b.ReportMetric(us(quantile(snapTime, 0.5)), "snapshot-p50-µs")
 	snapMu.Unlock()
-	if busy.answers > 0 {
-		b.ReportMetric(float64(busy.answers), "ps-answers")
-		b.ReportMetric(float64(busy.answerTime.Milliseconds())/float64(busy.answers), "ps-ms")
-	}
-	b.Logf("events: %d without ps, %d with; reader batches %d and %d", len(idle.sink), len(busy.sink), len(idle.handle), len(busy.handle))
 }
