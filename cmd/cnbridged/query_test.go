@@ -236,7 +236,8 @@ func requestsSeen(t *testing.T, nc *nats.Conn, host string) int {
 }
 
 // TestLocalQuery: without --nats, the local daemon answers over its tap
-// socket (mode 0600), and a bad question gets its error and exit 1.
+// socket (mode 0600); arguments are redacted as in events, so a where
+// cannot find what was redacted; a bad question gets its error and exit 1.
 func TestLocalQuery(t *testing.T) {
 	needRoot(t)
 	p := startDaemon(t, `
@@ -244,6 +245,7 @@ sinks:
   out: {type: file, path: %DIR%/out.jsonl}
 routes:
   - {match: "1.1", enrich: true, sinks: [out]}
+enrich_redact: ['(?i)(?:password|token)[=:](\S+)']
 `)
 	socket := p.dir + "/tap.sock"
 	run := func(args ...string) (string, int) {
@@ -263,6 +265,22 @@ routes:
 	})
 	if !strings.Contains(out, "STATE") || !strings.Contains(out, "live") || !strings.Contains(out, "answered: 1 host(s)") {
 		t.Errorf("local ps:\n%s", out)
+	}
+	secret := exec.Command("sh", "-c", "sleep 30; true", "qsecret", "--token=hunter2")
+	if err := secret.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { secret.Process.Kill(); secret.Wait() }()
+	pid := strconv.Itoa(secret.Process.Pid)
+	waitFor(t, 10*time.Second, "the shell with a token in the local table", func() bool {
+		out, _ = run("--format", "json", "ps", "--where", "process.pid == "+pid)
+		return strings.Contains(out, `"qsecret","--token=*****"]`)
+	})
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("the token is in the answer: %s", out)
+	}
+	if out, _ = run("--format", "json", "ps", "--where", `"--token=hunter2" in process.cmdline`); strings.Contains(out, `"pid":`+pid) {
+		t.Errorf("a where found the redacted token: %s", out)
 	}
 	out, code := run("ps", "--where", "process.pidd == 1")
 	if code != 1 || !strings.Contains(out, "error 400: where: column 8: undefined field 'pidd'") {

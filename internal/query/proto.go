@@ -105,7 +105,7 @@ type Answer struct {
 	// Truncated: the answer holds fewer rows than matched, cut by
 	// TruncatedBy: max_rows, max_bytes (the message size) or time (the
 	// asker's timeout came first; Matched counts what was examined).
-	Truncated   bool   `json:"truncated,omitempty"`
+	Truncated   bool   `json:"truncated"`
 	TruncatedBy string `json:"truncated_by,omitempty"`
 	// EvalErrors counts rows the where expression failed on (a member
 	// the row does not carry, read without has()): they are not selected.
