@@ -169,6 +169,7 @@ func nkeyOption(t *testing.T, host string) nats.Option {
 // keeps its heartbeat in the hub's domain (query.inventory.js_domain: hub)
 // and answers a querier on the hub.
 func TestQueryThroughLeaf(t *testing.T) {
+	t.Parallel()
 	h := newHub(t)
 	lo := loadConf(t, "leaf.conf")
 	lo.Port = -1

@@ -184,6 +184,7 @@ func TestTruncation(t *testing.T) {
 // TestTimeBudget: a where expression that is slow over a big table stops
 // at the asker's timeout and says so, instead of answering too late.
 func TestTimeBudget(t *testing.T) {
+	t.Parallel()
 	tb := proctable.New(proctable.Options{BootID: boot})
 	for pid := uint32(1); pid <= 4096; pid++ {
 		tb.Seed(&proctable.Observed{PID: pid, StartTicks: uint64(pid), Exe: "/bin/x"})
@@ -335,6 +336,7 @@ func TestInfoAndState(t *testing.T) {
 // TestPSWhereLanguage: ps takes the where language of routes and tap
 // --where, over the rows' names, ancestors included.
 func TestPSWhereLanguage(t *testing.T) {
+	t.Parallel()
 	compile, err := WhereCompiler()
 	if err != nil {
 		t.Fatal(err)

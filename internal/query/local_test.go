@@ -15,6 +15,7 @@ import (
 // TestAskLocal: a question over the tap socket gets the same answer as
 // over NATS; a bad one an error answer.
 func TestAskLocal(t *testing.T) {
+	t.Parallel()
 	r := newTestResponder(t, testTable(t), "")
 	path := filepath.Join(t.TempDir(), "tap.sock")
 	s, err := tap.Listen(tap.ServerConfig{Path: path, Mode: 0o600, ClientBuffer: 16, Queries: LocalHandler(r)}, "h1", event.NewEncoder("h1"), zaptest.NewLogger(t))

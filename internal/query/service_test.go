@@ -124,6 +124,7 @@ func answerHosts(res *Result) []string {
 // and not after a clean stop; a host that cannot answer in time is
 // reported silent; $SRV discovery lists the service on every host.
 func TestServiceFleet(t *testing.T) {
+	t.Parallel()
 	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	url := srv.ClientURL()
 	tb := testTable(t)
@@ -230,6 +231,7 @@ func TestServiceFleet(t *testing.T) {
 // TestHeartbeatExpires: the entry of a host that stops without removing it
 // (killed) expires after the bucket's TTL.
 func TestHeartbeatExpires(t *testing.T) {
+	t.Parallel()
 	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	nc := connect(t, srv.ClientURL())
 	js, _ := jetstream.New(nc)
@@ -251,6 +253,7 @@ func TestHeartbeatExpires(t *testing.T) {
 // says once why the host is not in the inventory, and the asker reports
 // that it has none.
 func TestNoJetStream(t *testing.T) {
+	t.Parallel()
 	srv := natstest.Run(t)
 	startService(t, srv.ClientURL(), "h1", tableSnap(testTable(t)), testInventory)
 	k := &Asker{NC: connect(t, srv.ClientURL()), Bucket: testInventory.Bucket}
@@ -265,6 +268,7 @@ func TestNoJetStream(t *testing.T) {
 }
 
 func TestKVKeyAndVersion(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"web-1": "web-1", "web.example.com": "web_example_com", "a b/c": "a_b_c", "": "_"} {
 		if got := KVKey(in); got != want {
 			t.Errorf("KVKey(%q) = %q, want %q", in, got, want)
@@ -282,6 +286,7 @@ func TestKVKeyAndVersion(t *testing.T) {
 // handled, are all kept (a channel subscription dropped what came while
 // it was full: 2 012 of 10 000 in BenchmarkGather).
 func TestAskManyAnswers(t *testing.T) {
+	t.Parallel()
 	const n = 3000
 	srv := natstest.Run(t)
 	fleet := connect(t, srv.ClientURL())
