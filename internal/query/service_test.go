@@ -314,3 +314,20 @@ func TestAskManyAnswers(t *testing.T) {
 		t.Fatalf("%d answers, %d silent (%v); want %d, none", len(res.Answers), len(res.Silent), err, n)
 	}
 }
+
+// TestServiceWaitsForServer: a service started while its server is down
+// connects when the server comes and then answers (the daemon runs
+// meanwhile).
+func TestServiceWaitsForServer(t *testing.T) {
+	t.Parallel()
+	port := natstest.FreePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	startService(t, url, "h1", tableSnap(testTable(t)), Inventory{})
+	natstest.Run(t, natstest.Port(port))
+	k := &Asker{NC: connect(t, url)}
+	waitServices(t, k.NC, 1)
+	res, err := k.Ask(context.Background(), Question{Op: OpInfo, Hosts: "h1", Timeout: 5 * time.Second}, nil)
+	if err != nil || len(res.Answers) != 1 || res.Answers[0].Info == nil {
+		t.Fatalf("answers %+v (%v)", res, err)
+	}
+}
