@@ -72,10 +72,11 @@ func startFleet(t *testing.T) *fleet {
 }
 
 // query runs "cnbridged query" against the hub and returns its stdout,
-// stderr and exit code.
+// stderr and exit code. It waits up to 10 s (the answers end it sooner;
+// a later --timeout wins).
 func (f *fleet) query(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(daemonBinary(t), append([]string{"query", "--nats", f.hub.URLs()}, args...)...)
+	cmd := exec.Command(daemonBinary(t), append([]string{"query", "--nats", f.hub.URLs(), "--timeout", "10s"}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/query"
+	"github.com/cnbridged/cnbridged/internal/ratelimit"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 	"github.com/cnbridged/cnbridged/internal/where"
@@ -145,6 +146,12 @@ type Route struct {
 	// Where is a CEL expression over the record (internal/where): the
 	// route sends only the records it selects.
 	Where string `mapstructure:"where"`
+	// RateLimit holds back, and counts, what goes over a per-key rate
+	// (internal/ratelimit); nil: no limit.
+	RateLimit *ratelimit.Config `mapstructure:"rate_limit"`
+	// Fold: "lifecycle" sends one record per process life (internal/fold)
+	// instead of its fork, exec… and exit; "" (default) sends each.
+	Fold string `mapstructure:"fold"`
 
 	// Parsed by Validate.
 	Pattern   router.Pattern  `mapstructure:"-"` // Match
@@ -239,6 +246,11 @@ func (c *Config) applyDefaults() {
 		}
 		s.Settings.SetDefaults()
 		s.QueueConfig.SetDefaults(s.Settings.QueueDefaults())
+	}
+	for _, r := range c.Routes {
+		if r.RateLimit != nil {
+			r.RateLimit.SetDefaults()
+		}
 	}
 	for i := range c.Requests {
 		r := &c.Requests[i]

@@ -145,7 +145,7 @@ func TestServiceFleet(t *testing.T) {
 	waitInventory(t, k, "h1", "h2", "h3")
 	ctx := context.Background()
 
-	res, err := k.Ask(ctx, Question{Op: OpPS, Req: Request{Where: "exe=nc"}, Timeout: time.Second}, nil)
+	res, err := k.Ask(ctx, Question{Op: OpPS, Req: Request{Where: "exe=nc"}, Timeout: 3 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,25 +170,25 @@ func TestServiceFleet(t *testing.T) {
 	}
 
 	// One host by name: only it is asked, and the others never see it.
-	res, err = k.Ask(ctx, Question{Op: OpInfo, Hosts: "h2", Timeout: time.Second}, nil)
+	res, err = k.Ask(ctx, Question{Op: OpInfo, Hosts: "h2", Timeout: 10 * time.Second}, nil)
 	if err != nil || !slices.Equal(answerHosts(res), []string{"h2"}) || !res.Targeted || len(res.Silent) != 0 {
 		t.Errorf("--host h2: answered %v silent %v targeted %v (%v)", answerHosts(res), res.Silent, res.Targeted, err)
 	}
 	// A glob over the inventory: the hosts it matches, each on its own
 	// subject.
-	res, err = k.Ask(ctx, Question{Op: OpInfo, Hosts: "h[12]", Timeout: time.Second}, nil)
+	res, err = k.Ask(ctx, Question{Op: OpInfo, Hosts: "h[12]", Timeout: 10 * time.Second}, nil)
 	if err != nil || !slices.Equal(answerHosts(res), []string{"h1", "h2"}) || !res.Targeted || !slices.Equal(res.Known, []string{"h1", "h2"}) {
 		t.Errorf("--host h[12]: answered %v known %v targeted %v (%v)", answerHosts(res), res.Known, res.Targeted, err)
 	}
 	// Without an inventory the glob goes to every host: those it does not
 	// match stay silent, and nobody can tell who should have answered.
 	bare := &Asker{NC: k.NC}
-	res, err = bare.Ask(ctx, Question{Op: OpInfo, Hosts: "h[12]", Timeout: 500 * time.Millisecond}, nil)
+	res, err = bare.Ask(ctx, Question{Op: OpInfo, Hosts: "h[12]", Timeout: 2 * time.Second}, nil)
 	if err != nil || !slices.Equal(answerHosts(res), []string{"h1", "h2"}) || res.Targeted || len(res.Known) != 0 {
 		t.Errorf("--host h[12] without inventory: answered %v known %v targeted %v (%v)", answerHosts(res), res.Known, res.Targeted, err)
 	}
 	// --expect names hosts the inventory does not know.
-	res, _ = bare.Ask(ctx, Question{Op: OpInfo, Expect: []string{"h1", "h9"}, Timeout: 500 * time.Millisecond}, nil)
+	res, _ = bare.Ask(ctx, Question{Op: OpInfo, Expect: []string{"h1", "h9"}, Timeout: 2 * time.Second}, nil)
 	if !slices.Equal(res.Silent, []string{"h9"}) || res.Inventory != "expect" {
 		t.Errorf("--expect h1,h9: silent %v inventory %q, want [h9] expect", res.Silent, res.Inventory)
 	}
@@ -258,7 +258,7 @@ func TestNoJetStream(t *testing.T) {
 	startService(t, srv.ClientURL(), "h1", tableSnap(testTable(t)), testInventory)
 	k := &Asker{NC: connect(t, srv.ClientURL()), Bucket: testInventory.Bucket}
 	waitServices(t, k.NC, 1)
-	res, err := k.Ask(context.Background(), Question{Op: OpInfo, Timeout: 500 * time.Millisecond}, nil)
+	res, err := k.Ask(context.Background(), Question{Op: OpInfo, Timeout: 2 * time.Second}, nil)
 	if err != nil || !slices.Equal(answerHosts(res), []string{"h1"}) {
 		t.Fatalf("answered %v (%v)", answerHosts(res), err)
 	}

@@ -33,7 +33,8 @@ func TestTextStreamConformance(t *testing.T) {
 			for _, l := range lines[1:] {
 				m := textSeqRE.FindStringSubmatch(l)
 				if m == nil {
-					t.Fatalf("row %q has no seq", l)
+					out = append(out, map[string]any{"row": l}) // a marker or a life
+					continue
 				}
 				seq, _ := strconv.ParseFloat(m[1], 64)
 				out = append(out, map[string]any{"seq": seq})

@@ -16,6 +16,11 @@ type Printer struct {
 	// Unparsed counts lines that were not event JSON (a raw-format sink);
 	// they are skipped.
 	Unparsed int
+	// WhereErrors counts lines the --where expression could not evaluate
+	// (a member they do not carry…); they are not shown. WhereError is
+	// the last such error.
+	WhereErrors int
+	WhereError  error
 }
 
 // NewPrinter returns a printer writing to w. With color, events are
@@ -32,6 +37,13 @@ func (p *Printer) Line(b []byte) error {
 		return nil
 	}
 	if !p.filter.Match(l) {
+		return nil
+	}
+	if ok, err := p.filter.where(l); !ok {
+		if err != nil {
+			p.WhereErrors++
+			p.WhereError = err
+		}
 		return nil
 	}
 	if p.json {
