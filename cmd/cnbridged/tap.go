@@ -71,7 +71,13 @@ consumer).`,
 				return errors.New("--since and --since-seq need --stream")
 			}
 			out := cmd.OutOrStdout()
-			p := tap.NewPrinter(out, f, jsonOut, colorOn(out))
+			// On a terminal, colours (unless NO_COLOR) and rows cut to
+			// its width at start, as run does.
+			text := tap.Formatter{Color: colorOn(out)}
+			if o, ok := out.(*os.File); ok && isTerminal(o) {
+				text.Width = terminalWidth(o)
+			}
+			p := tap.NewPrinter(out, f, jsonOut, text)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if natsURL != "" {

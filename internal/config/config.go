@@ -294,13 +294,15 @@ func (s *Sink) validate(key, name string) []error {
 			errs = append(errs, fmt.Errorf("%s.%w", key, e))
 		}
 	}
-	prefix(s.QueueConfig.Validate())
+	// Without a known type there are no type defaults (queue_size and
+	// queue_max_bytes among them): the type is the one problem to name.
 	switch {
 	case s.Type == "":
 		errs = append(errs, fmt.Errorf("%s.type: required: %s", key, typeList()))
 	case s.Settings == nil:
 		errs = append(errs, fmt.Errorf("%s.type: %q is not %s", key, s.Type, typeList()))
 	default:
+		prefix(s.QueueConfig.Validate())
 		prefix(s.Settings.Validate())
 	}
 	return errs

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -164,7 +165,16 @@ func (c *Config) validateSinks(v *validation) {
 	if len(c.Sinks) > router.MaxSinks {
 		v.bad("sinks", "%d sinks; at most %d", len(c.Sinks), router.MaxSinks)
 	}
+	paths := map[string]string{} // file sink path → the first sink writing it
 	for _, name := range c.SinkNames() {
+		if f := c.Sinks[name].File(); f != nil && f.Path != "" {
+			p := filepath.Clean(f.Path)
+			if first, ok := paths[p]; ok {
+				v.bad("sinks."+name+".path", "%q is also sinks.%s's file: two writers would interleave their lines (each file sink locks its file)", f.Path, first)
+			} else {
+				paths[p] = name
+			}
+		}
 		serrs := c.Sinks[name].validate("sinks."+name, name)
 		v.errs = append(v.errs, serrs...)
 		if n := c.Sinks[name].NATS(); n != nil && len(serrs) == 0 {

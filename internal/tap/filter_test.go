@@ -204,7 +204,7 @@ func TestWhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	p := NewPrinter(&out, Filter{Where: x}, true, false)
+	p := NewPrinter(&out, Filter{Where: x}, true, Formatter{})
 	for _, k := range lineOrder {
 		if err := p.Line([]byte(testLines[k])); err != nil {
 			t.Fatal(err)
@@ -230,7 +230,7 @@ func TestWhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = NewPrinter(&out, Filter{Where: x}, true, false)
+	p = NewPrinter(&out, Filter{Where: x}, true, Formatter{})
 	for _, k := range lineOrder {
 		if err := p.Line([]byte(testLines[k])); err != nil {
 			t.Fatal(err)

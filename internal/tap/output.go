@@ -23,10 +23,11 @@ type Printer struct {
 	WhereError  error
 }
 
-// NewPrinter returns a printer writing to w. With color, events are
-// coloured (callers enable it on a terminal only, and not with NO_COLOR).
-func NewPrinter(w io.Writer, f Filter, json, color bool) *Printer {
-	return &Printer{w: bufio.NewWriter(w), json: json, filter: f, fmt: Formatter{Color: color}}
+// NewPrinter returns a printer writing to w, as JSON lines or as text's
+// columns (callers colour and cut them on a terminal only, and do not
+// colour with NO_COLOR).
+func NewPrinter(w io.Writer, f Filter, json bool, text Formatter) *Printer {
+	return &Printer{w: bufio.NewWriter(w), json: json, filter: f, fmt: text}
 }
 
 // Line handles one line, flushing it at once (a live view).
