@@ -126,8 +126,10 @@ func (qf *queryFlags) run(cmd *cobra.Command, op string, req query.Request) erro
 		return errors.New("--creds, --host, --expect, --js-domain and --wait need --nats (without it the local daemon answers)")
 	}
 	out := cmd.OutOrStdout()
+	// On a terminal, colours (unless NO_COLOR) and rows cut to its
+	// width, as run and tap do.
 	p := &query.Printer{Out: out, JSON: qf.format == "json", Color: colorOn(out)}
-	if f, ok := out.(*os.File); ok && p.Color {
+	if f, ok := out.(*os.File); ok && isTerminal(f) {
 		p.Width = terminalWidth(f)
 	}
 	foot := out

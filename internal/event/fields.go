@@ -274,8 +274,17 @@ func validStrings(ss []string) []string {
 // answer it: at (the time the table was read, as FormatTime writes it),
 // the encoder's host, and the process, its parent and its ancestors (the
 // parent first, as on an enriched event) described exactly as an enriched
-// event describes them. parent and ancestors may be nil.
+// event describes them; a process the table remembers after its exit is
+// marked exited, with how long it ran when the table saw its fork. parent
+// and ancestors may be nil.
 func (e *Encoder) TableRow(at string, p, parent *proctable.Process, ancestors []*proctable.Process, dst *fields.Record) {
 	*dst = fields.Record{Time: at, Host: e.host}
-	enrichmentFields(&Enrichment{Process: p, Parent: parent, Ancestors: ancestors}, cnmsg.ProcNone, dst)
+	en := Enrichment{Process: p, Parent: parent, Ancestors: ancestors}
+	if p.Exited && p.ForkNs != 0 && p.ExitNs >= p.ForkNs {
+		en.DurationNs, en.HasDuration = int64(p.ExitNs-p.ForkNs), true // exact: both events seen
+	}
+	enrichmentFields(&en, cnmsg.ProcNone, dst)
+	if p.Exited {
+		dst.Process.V.Exited = fields.Some(true)
+	}
 }

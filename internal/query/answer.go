@@ -229,7 +229,7 @@ func parseRequest(op string, body []byte) (Request, error) {
 }
 
 func tableState(s *proctable.Snapshot, incomplete string) *TableState {
-	st := &TableState{State: "ok", Processes: len(s.Entries)}
+	st := &TableState{State: "ok", Processes: s.Stats.Processes}
 	if incomplete != "" {
 		st.State, st.Incomplete = incomplete, true
 	}
@@ -238,14 +238,16 @@ func tableState(s *proctable.Snapshot, incomplete string) *TableState {
 
 func (r *Responder) info(s *proctable.Snapshot) *Info {
 	in := &Info{Version: r.cfg.Version, Commit: r.cfg.Commit, Processes: s.Stats.Processes, Threads: s.Stats.Threads,
-		MaxEntries: s.MaxEntries, Evicted: s.Stats.Evicted}
+		MaxEntries: s.MaxEntries, Evicted: s.Stats.Evicted, Exited: s.Stats.Exited}
 	if !r.cfg.Started.IsZero() {
 		in.Started = r.cfg.Started.UTC().Format(time.RFC3339)
 	}
 	for _, e := range s.Entries {
-		if e.P.Seeded {
+		switch {
+		case e.P.Exited:
+		case e.P.Seeded:
 			in.Seeded++
-		} else {
+		default:
 			in.Observed++
 		}
 	}
@@ -346,15 +348,23 @@ func (q *question) ancestors(dst []*proctable.Process, p *proctable.Process, n i
 	return dst
 }
 
-// ps answers with the processes the where expression selects, by pid.
+// ps answers with the live processes the where expression selects, by
+// pid.
 func (q *question) ps() {
 	entries := q.snap.Entries
 	var matched []proctable.Entry
 	if q.filter == nil {
-		matched = slices.Clone(entries)
+		for _, e := range entries {
+			if !e.P.Exited {
+				matched = append(matched, e)
+			}
+		}
 	} else {
 		var anc []*proctable.Process
 		for i, e := range entries {
+			if e.P.Exited {
+				continue
+			}
 			if q.late(i) {
 				q.truncate("time")
 				break
@@ -404,19 +414,29 @@ func (q *question) find(root string) (*proctable.Process, error) {
 	if perr != nil && strings.Count(root, ":") != 2 {
 		return nil, fmt.Errorf("root: %q is neither a pid nor an entity id (<boot id>:<pid>:<start>)", root)
 	}
+	var exited *proctable.Process // a pid's live process first
 	for _, e := range q.snap.Entries {
 		if (perr == nil && e.P.TGID == uint32(pid)) || e.P.EntityID == root {
-			return e.P, nil
+			if !e.P.Exited {
+				return e.P, nil
+			}
+			exited = e.P
 		}
 	}
-	return nil, nil
+	return exited, nil
 }
 
 // tree answers with the subtree under the root (every tree without one),
-// depth first, children by pid.
+// depth first, children by pid; processes the table remembers after their
+// exit are in it, marked, where they link live ones or were asked for.
 func (q *question) tree() {
 	kids := q.children()
-	roots := kids[nil]
+	var roots []*proctable.Process
+	for _, p := range kids[nil] {
+		if !p.Exited || len(kids[p]) > 0 {
+			roots = append(roots, p)
+		}
+	}
 	if q.req.Root != "" {
 		p, err := q.find(q.req.Root)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -414,5 +415,40 @@ func BenchmarkPS(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/proctable.DefaultMaxEntries, "row-ns")
 		})
+	}
+}
+
+// TestExitedRemembered: a process that exited while a child of it lives
+// on is not in ps, and is in tree and lineage, marked exited, with how
+// long it ran; the child's lineage goes through it.
+func TestExitedRemembered(t *testing.T) {
+	tb := testTable(t)
+	tb.Fork(20, 40, 40, 1_100_000_000+5_000_000)
+	tb.Exec(40, 40, &proctable.Observed{Exe: "/bin/sh", Cmdline: []string{"sh", "-c", "sleep 100 &"}, User: "root"}, false)
+	tb.Fork(40, 41, 41, 1_100_000_000+6_000_000)
+	tb.Exec(41, 41, &proctable.Observed{Exe: "/bin/sleep", Cmdline: []string{"sleep", "100"}, User: "root"}, false)
+	tb.Exit(40, 40, 1_100_000_000+250_000_000) // its child 41 lives on
+	r := newTestResponder(t, tb, "")
+
+	if a := ask(t, r, OpPS, ``); slices.Contains(pids(rows(t, a)), 40) || !slices.Contains(pids(rows(t, a)), 41) {
+		t.Errorf("ps: %v, want 41 and not the exited 40", pids(rows(t, a)))
+	}
+	a := ask(t, r, OpLineage, `{"entity_id":"b00t:41:110"}`)
+	rs := rows(t, a)
+	if got := depths(rs); got != "1@0 10@1 20@2 40@3 41@4" {
+		t.Fatalf("lineage of 41: %q, want through the exited 40", got)
+	}
+	sh := rs[3].Process.V
+	if !sh.Exited.V || sh.DurationNs.V != 245_000_000 || rs[4].Process.V.Exited.Set || !rs[4].Parent.V.Exited.V {
+		t.Errorf("the exited shell %+v (child's parent %+v), want exited after 245 ms and the live child's parent marked", sh, rs[4].Parent.V)
+	}
+	if got := depths(rows(t, ask(t, r, OpTree, `{"root":"20"}`))); got != "20@0 30@1 31@1 40@1 41@2" {
+		t.Errorf("tree under 20: %q, want the exited 40 between 20 and 41", got)
+	}
+	if got := depths(rows(t, ask(t, r, OpTree, `{"root":"40"}`))); got != "40@0 41@1" {
+		t.Errorf("tree under the exited 40 by pid: %q", got)
+	}
+	if in := ask(t, r, OpInfo, ``).Info; in.Exited != 1 || in.Processes != 7 || in.Seeded+in.Observed != 7 {
+		t.Errorf("info %+v, want 7 live processes and 1 exited remembered", in)
 	}
 }

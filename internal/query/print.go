@@ -115,7 +115,7 @@ func stateText(state string) string {
 func (p *Printer) Footer(w io.Writer, res *Result, timeout time.Duration) {
 	if len(p.infos) > 0 {
 		tw := tabwriter.NewWriter(p.Out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "HOST\tVERSION\tTABLE\tPROCESSES\tTHREADS\tSEEDED\tOBSERVED\tEVICTED\tLOST\tSOCKET DROPS\tRESYNCS\tSTARTED")
+		fmt.Fprintln(tw, "HOST\tVERSION\tTABLE\tPROCESSES\tTHREADS\tSEEDED\tOBSERVED\tEXITED\tEVICTED\tLOST\tSOCKET DROPS\tRESYNCS\tSTARTED")
 		slices.SortFunc(p.infos, func(a, b *Answer) int { return strings.Compare(a.Host, b.Host) })
 		for _, a := range p.infos {
 			in := a.Info
@@ -126,8 +126,8 @@ func (p *Printer) Footer(w io.Writer, res *Result, timeout time.Duration) {
 			if a.Table != nil {
 				state = a.Table.State
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", event.QuoteArg(a.Host), event.QuoteArg(in.Version), state,
-				in.Processes, in.MaxEntries, in.Threads, in.Seeded, in.Observed, in.Evicted, in.Loss.MessagesLost, in.Loss.SocketDrops,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", event.QuoteArg(a.Host), event.QuoteArg(in.Version), state,
+				in.Processes, in.MaxEntries, in.Threads, in.Seeded, in.Observed, in.Exited, in.Evicted, in.Loss.MessagesLost, in.Loss.SocketDrops,
 				in.Loss.Resyncs, in.Started)
 		}
 		tw.Flush()

@@ -136,7 +136,7 @@ type TableState struct {
 	State string `json:"state"`
 	// Incomplete is set whenever State is not "ok".
 	Incomplete bool `json:"incomplete,omitempty"`
-	// Processes are the thread groups the table held.
+	// Processes are the live thread groups the table held.
 	Processes int `json:"processes"`
 }
 
@@ -150,6 +150,9 @@ type Info struct {
 	Processes  int `json:"processes"`
 	Threads    int `json:"threads"`
 	MaxEntries int `json:"max_entries"`
+	// Exited: processes the table remembers after their exit, for the
+	// lineage of the others.
+	Exited int `json:"exited"`
 	// Seeded: processes learnt from a /proc scan; Observed: from their
 	// fork event.
 	Seeded   int    `json:"seeded"`
