@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
@@ -101,7 +102,13 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 	// /proc at the enricher's start), up to the bound.
 	self := uint32(os.Getpid())
 	seq := uint32(0)
-	ts := uint64(5_000_000)
+	// Forks are stamped from now on, in the middle of each clock tick
+	// (CLOCK_MONOTONIC; the table's ticks are CLOCK_BOOTTIME, which is
+	// ahead of it by the time suspended: never on this VM), after this
+	// process started, so the table links them to it.
+	var mono unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
+	ts := uint64(mono.Nano()) - uint64(mono.Nano())%10_000_000 + 5_000_000
 	next := func() (uint32, uint64) { seq++; ts += 10_000_000; return seq, ts }
 	batch := make([]listener.Datagram, 0, 64)
 	flush := func() time.Duration {
