@@ -38,7 +38,7 @@ func benchFanout(b *testing.B, n int) {
 		tb.Seed(&proctable.Observed{PID: pid, PPID: 1, StartTicks: uint64(pid), Exe: "/usr/bin/worker",
 			Cmdline: []string{"worker", "--id", fmt.Sprint(pid)}, User: "app"})
 	}
-	snap := func(context.Context) (*proctable.Snapshot, string, error) { return tb.Snapshot(), "", nil }
+	snap := tableSnap(tb) // shared by the responders: one snapshot, read only
 	compile, err := WhereCompiler()
 	if err != nil {
 		b.Fatal(err)

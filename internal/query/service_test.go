@@ -76,8 +76,12 @@ func waitServices(t testing.TB, nc *nats.Conn, n int) {
 	}
 }
 
+// tableSnap serves one snapshot of tb, taken now: a Table is not safe for
+// concurrent use (Snapshot links parents as it reads them), and the
+// daemon takes snapshots on the enricher's goroutine only.
 func tableSnap(tb *proctable.Table) SnapshotFunc {
-	return func(context.Context) (*proctable.Snapshot, string, error) { return tb.Snapshot(), "", nil }
+	s := tb.Snapshot()
+	return func(context.Context) (*proctable.Snapshot, string, error) { return s, "", nil }
 }
 
 func connect(t testing.TB, url string) *nats.Conn {
