@@ -92,6 +92,9 @@ func TestRunningDaemonMetrics(t *testing.T) {
 			for _, r := range []string{"queue_full", "outage_buffer_full", "write_error", "shutdown"} {
 				want["cnbridged_sink_dropped_total"] = append(want["cnbridged_sink_dropped_total"], map[string]string{"sink": sink, "reason": r})
 			}
+			for _, r := range []string{"write_error", "rejected", "duplicate_id", "unconfirmed", "abandoned"} {
+				want["cnbridged_sink_failed_total"] = append(want["cnbridged_sink_failed_total"], map[string]string{"sink": sink, "reason": r})
+			}
 		}
 		for _, r := range []string{"short_nlmsghdr", "bad_nlmsg_len", "short_cn_msg", "cn_len_overflow", "short_proc_event", "truncated", "not_connector"} {
 			want["cnbridged_decode_errors_total"] = append(want["cnbridged_decode_errors_total"], map[string]string{"reason": r})

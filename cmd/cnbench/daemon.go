@@ -58,6 +58,9 @@ func (h *harness) startDaemon(name, cfg string, stdout io.Writer, extra ...strin
 	for _, s := range h.sets {
 		args = append(args, "--set", s)
 	}
+	if h.profileDir != "" {
+		args = append(args, "--cpu-profile", filepath.Join(h.profileDir, name+".pprof"))
+	}
 	args = append(args, extra...)
 	argv := pinned(h.daemonCPU, append([]string{h.bin}, args...)...)
 	d := &daemonProc{url: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(h.tmp, name+".log"), done: make(chan struct{})}

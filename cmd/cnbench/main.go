@@ -9,8 +9,8 @@
 //
 //	go run ./cmd/cnbench            # or: make bench
 //
-// The subcommands send, reader and storm are the worker processes the
-// harness starts (it re-executes itself).
+// The subcommands send, reader, jspub and storm are the worker processes
+// the harness starts (it re-executes itself).
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,8 @@ func main() {
 		err = cmdReader(os.Args[2:])
 	case "storm":
 		err = cmdStorm(os.Args[2:])
+	case "jspub":
+		err = cmdJSPub(os.Args[2:])
 	case "", "run":
 		args := os.Args[1:]
 		if cmd == "run" {
@@ -55,7 +58,7 @@ func main() {
 		}
 		err = cmdRun(args)
 	default:
-		err = fmt.Errorf("unknown command %q (run, send, reader, storm)", cmd)
+		err = fmt.Errorf("unknown command %q (run, send, reader, storm, jspub)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cnbench: %v\n", err)
@@ -69,7 +72,9 @@ type harness struct {
 	sets                 []string
 	dur                  time.Duration
 	rates                []float64
+	jsRates              []float64 // the JetStream ladder (raw publisher and sink)
 	unpacedCount         int
+	profileDir           string // daemons write CPU profiles here (--profile)
 	latencyRate          float64
 	logf                 func(string, ...any)
 	// noStateDir: the daemon run is an older build (--baseline-bin),
@@ -86,6 +91,7 @@ type trial struct {
 	Lost       int64         `json:"lost"`      // sent - delivered
 	Daemon     *daemonCounts `json:"daemon,omitempty"`
 	Reader     *readResult   `json:"reader,omitempty"`
+	JSPub      *jspubResult  `json:"jspub,omitempty"`
 	CPUSecs    float64       `json:"cpu_seconds"`
 	CPUPerM    float64       `json:"cpu_seconds_per_million"`
 	Latency    *latency      `json:"latency,omitempty"`
@@ -106,8 +112,17 @@ type row struct {
 	TargetRatio  float64  `json:"target_ratio,omitempty"`
 	Met          *bool    `json:"met,omitempty"`
 	FirstLoss    float64  `json:"first_loss_rate,omitempty"` // lowest send rate of a trial that lost messages
-	LoadAvg      string   `json:"loadavg_after,omitempty"`
-	Trials       []trial  `json:"trials"`
+	// At 100 000 msg/s and unpaced: the goals of issue 25 compare these.
+	CPUPerMAt100k float64 `json:"cpu_seconds_per_million_at_100k,omitempty"`
+	UnpacedRate   float64 `json:"unpaced_delivered_per_second,omitempty"`
+	// UnpacedShare is the share of what the unpaced sender sent that the
+	// row published: its throughput against the sender's, which varies
+	// from trial to trial on a shared machine (1: it kept up).
+	UnpacedShare   float64 `json:"unpaced_share_delivered,omitempty"`
+	UnpacedCPUPerM float64 `json:"unpaced_cpu_seconds_per_million,omitempty"`
+	UnpacedLost    int64   `json:"unpaced_lost,omitempty"`
+	LoadAvg        string  `json:"loadavg_after,omitempty"`
+	Trials         []trial `json:"trials"`
 }
 
 type report struct {
@@ -120,6 +135,7 @@ type report struct {
 	OTLP     map[string]any   `json:"otlp,omitempty"`
 	Storm    *stormReport     `json:"storm,omitempty"`
 	Enrich   *enrichReport    `json:"enrich,omitempty"`
+	Goals    []goal           `json:"goals,omitempty"`
 	Overload []overloadReport `json:"overload,omitempty"`
 	IdleRSS  *idleReport      `json:"idle_rss,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
@@ -137,10 +153,13 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("cnbench", flag.ContinueOnError)
 	out := fs.String("out", "bench-results/cnbench.json", "JSON result file")
 	ratesF := fs.String("rates", "100000,200000,300000,400000,500000,600000,700000,0", "message rates to try (0: unpaced)")
+	jsRatesF := fs.String("js-rates", "20000,40000,60000,80000,100000,120000,140000,160000,0", "the JetStream ladder: raw publisher and sink, interleaved (0: unpaced)")
+	daemonBin := fs.String("bin", "", "run this cnbridged binary instead of building ./cmd/cnbridged (an older build, to compare)")
+	profile := fs.String("profile", "", "directory: every daemon writes a pprof CPU profile of its run there (<sink>.pprof)")
 	dur := fs.Duration("duration", 2*time.Second, "sending time per trial")
 	unpaced := fs.Int("unpaced-count", 1500000, "messages in an unpaced trial")
 	latRate := fs.Float64("latency-rate", 50000, "rate of the latency trials")
-	only := fs.String("only", "raw,file,stdout,nats,otlp,storm,overload,idle", "parts to run (also: enrich)")
+	only := fs.String("only", "raw,file,stdout,nats,jetstream,otlp,storm,overload,idle", "parts to run (also: enrich)")
 	senderCPU := fs.Int("sender-cpu", 0, "CPU for the sender (-1: not pinned)")
 	daemonCPU := fs.Int("daemon-cpu", 1, "CPU for cnbridged and the bare reader (-1: not pinned)")
 	stormDur := fs.Duration("storm-duration", 5*time.Second, "fork/exec storm length per reader")
@@ -168,7 +187,7 @@ func cmdRun(args []string) error {
 	defer os.RemoveAll(tmp)
 	h := &harness{
 		self: self, tmp: tmp, repo: ".", senderCPU: *senderCPU, daemonCPU: *daemonCPU,
-		sets: sets, dur: *dur, unpacedCount: *unpaced, latencyRate: *latRate,
+		sets: sets, dur: *dur, unpacedCount: *unpaced, latencyRate: *latRate, profileDir: *profile,
 		logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "cnbench: "+f+"\n", a...) },
 	}
 	if runtime.NumCPU() < 2 {
@@ -181,17 +200,36 @@ func cmdRun(args []string) error {
 		}
 		h.rates = append(h.rates, r)
 	}
+	for _, s := range strings.Split(*jsRatesF, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("--js-rates: %w", err)
+		}
+		h.jsRates = append(h.jsRates, r)
+	}
+	if h.profileDir != "" {
+		if err := os.MkdirAll(h.profileDir, 0o755); err != nil {
+			return err
+		}
+		if h.profileDir, err = filepath.Abs(h.profileDir); err != nil {
+			return err
+		}
+	}
 	parts := map[string]bool{}
 	for _, p := range strings.Split(*only, ",") {
 		parts[strings.TrimSpace(p)] = true
 	}
 
-	h.logf("building cnbridged")
-	h.bin = filepath.Join(tmp, "cnbridged")
-	build := exec.Command("go", "build", "-o", h.bin, "./cmd/cnbridged")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the daemon: %w", err)
+	if *daemonBin != "" {
+		h.bin = *daemonBin
+	} else {
+		h.logf("building cnbridged")
+		h.bin = filepath.Join(tmp, "cnbridged")
+		build := exec.Command("go", "build", "-o", h.bin, "./cmd/cnbridged")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building the daemon: %w", err)
+		}
 	}
 	rep := &report{
 		Started: started,
@@ -206,23 +244,54 @@ func cmdRun(args []string) error {
 	}
 	ctx := context.Background()
 
-	var raw *row
-	if parts["raw"] || true { // every ratio needs the baseline
-		raw = h.ladder("bare recvmmsg reader", h.rawTrial)
-		raw.Latency = h.rawLatency()
-		raw.LatencyNote = "send → recvmmsg return in the reader"
-		rep.Rows = append(rep.Rows, raw)
-	}
+	// The bare reader, the file sink and core NATS run interleaved, rate by
+	// rate (their ratios are the goals); stdout and JetStream after.
+	sides := []side{{name: "bare recvmmsg reader", trial: h.rawTrial}}
+	var filePath string
 	if parts["file"] {
-		rep.Rows = append(rep.Rows, h.fileRow())
+		var fs side
+		fs, filePath = h.fileSide()
+		sides = append(sides, fs)
+	}
+	var rig *natsRig
+	var coreStats *lineStats
+	if parts["nats"] || parts["jetstream"] {
+		var err error
+		if rig, err = startNATS(h.tmp); err != nil {
+			h.logf("nats: %v", err)
+		} else {
+			defer rig.close()
+			var unsub func()
+			if coreStats, unsub, err = rig.subscribe("cnbench.>"); err != nil {
+				h.logf("nats: %v", err)
+			} else if parts["nats"] {
+				defer unsub()
+				sides = append(sides, h.coreSide(rig, coreStats))
+			} else {
+				defer unsub()
+			}
+		}
+	}
+	rows := h.interleave(sides)
+	raw := rows[0]
+	raw.Latency = h.rawLatency()
+	raw.LatencyNote = "send → recvmmsg return in the reader"
+	rep.Rows = append(rep.Rows, rows...)
+	for _, r := range rows[1:] {
+		switch r.Name {
+		case "file sink":
+			h.fileLatency(r, filePath)
+		case "nats core":
+			h.coreLatency(r, rig, coreStats)
+		}
 	}
 	if parts["stdout"] {
 		rep.Rows = append(rep.Rows, h.stdoutRow())
 	}
-	if parts["nats"] {
-		rows, info := h.natsRows()
-		rep.Rows = append(rep.Rows, rows...)
-		rep.NATS = info
+	if rig != nil && parts["jetstream"] {
+		rep.NATS = map[string]any{}
+		h.rawNATSInfo(rig, rep.NATS)
+		rep.Rows = append(rep.Rows, h.jetStreamRows(rig, rep.NATS)...)
 	}
 	if parts["otlp"] {
 		r, info := h.otlpRow()
@@ -232,6 +301,7 @@ func cmdRun(args []string) error {
 	for _, r := range rep.Rows[1:] {
 		r.ratios(raw)
 	}
+	rep.Goals = goals(rep.Rows)
 	if parts["storm"] {
 		rep.Storm = h.storm(ctx, *stormDur, *stormWorkers)
 	}
@@ -312,6 +382,27 @@ func (r *row) summarise() {
 			r.FirstLoss = t.SendRate
 		}
 	}
+	// Medians over the trials at 100 000/s (loss-free) and unpaced:
+	// --rates may repeat a rate to give several.
+	var at100k, upRate, upShare, upCPU []float64
+	for _, t := range r.Trials {
+		switch t.TargetRate {
+		case 100000:
+			if t.Lost == 0 && t.CPUPerM > 0 {
+				at100k = append(at100k, t.CPUPerM)
+			}
+		case 0:
+			if t.SendRate > 0 && t.Sent > 0 {
+				secs := float64(t.Sent) / t.SendRate
+				upRate = append(upRate, float64(t.Delivered)/secs)
+				upShare = append(upShare, float64(t.Delivered)/float64(t.Sent))
+				upCPU = append(upCPU, t.CPUPerM)
+			}
+			r.UnpacedLost += t.Lost
+		}
+	}
+	r.CPUPerMAt100k, r.UnpacedRate = median(at100k), median(upRate)
+	r.UnpacedShare, r.UnpacedCPUPerM = median(upShare), median(upCPU)
 	r.LoadAvg = loadavg()
 	if best >= 0 {
 		r.ZeroLossRate = r.Trials[best].SendRate
@@ -428,44 +519,6 @@ func (h *harness) daemonTrial(d *daemonProc, rate float64, delivered func() int6
 	return t, nil
 }
 
-func (h *harness) fileRow() *row {
-	path := filepath.Join(h.tmp, "out.jsonl")
-	d, err := h.startDaemon("file", synthConfig(fmt.Sprintf("{type: file, path: %q}", path)), nil)
-	if err != nil {
-		return &row{Name: "file sink", Skipped: err.Error()}
-	}
-	var off, lines int64
-	delivered := func() int64 {
-		n, size := countLines(path, off)
-		lines += n
-		off = size
-		return lines
-	}
-	r := h.ladder("file sink", func(rate float64) (trial, error) { return h.daemonTrial(d, rate, delivered) })
-	// Latency: tail the file at a moderate rate.
-	st := &lineStats{}
-	st.timing.Store(true)
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- st.tail(path, stop) }()
-	time.Sleep(50 * time.Millisecond)
-	if _, err := h.daemonTrial(d, h.latencyRate, delivered); err == nil {
-		time.Sleep(100 * time.Millisecond)
-		close(stop)
-		<-done
-		hh := st.takeHist()
-		r.Latency = hh.summary()
-	} else {
-		close(stop)
-		<-done
-	}
-	r.LatencyNote = "send → line read back from the file by the harness (100 µs polling)"
-	r.PeakRSSMiB = float64(statusKiB(d.pid, "VmHWM")) / 1024
-	d.stop()
-	os.Remove(path)
-	return r
-}
-
 func (h *harness) stdoutRow() *row {
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -532,4 +585,66 @@ func gitCommit() string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// goal is one of issue 25's ratios, measured within one run.
+type goal struct {
+	Name   string  `json:"name"`
+	Ratio  float64 `json:"ratio"`
+	Want   string  `json:"want"`
+	Met    bool    `json:"met"`
+	Detail string  `json:"detail"`
+}
+
+// goals computes the sink ratios of issue 25 from the rows of one run.
+func goals(rows []*row) []goal {
+	by := map[string]*row{}
+	for _, r := range rows {
+		if r.Skipped == "" {
+			by[r.Name] = r
+		}
+	}
+	var out []goal
+	add := func(name string, num, den float64, atMost bool, limit float64, detail string) {
+		if num <= 0 || den <= 0 {
+			return
+		}
+		g := goal{Name: name, Ratio: num / den, Detail: detail}
+		if atMost {
+			g.Want, g.Met = fmt.Sprintf("≤ %.1f", limit), g.Ratio <= limit
+		} else {
+			g.Want, g.Met = fmt.Sprintf("≥ %.1f", limit), g.Ratio >= limit
+		}
+		out = append(out, g)
+	}
+	bare, file, core := by["bare recvmmsg reader"], by["file sink"], by["nats core"]
+	if bare != nil && file != nil {
+		add("file sink vs bare reader, CPU per message at 100 000/s", file.CPUPerMAt100k, bare.CPUPerMAt100k, true, 1.3,
+			fmt.Sprintf("%.2f vs %.2f CPU s per million", file.CPUPerMAt100k, bare.CPUPerMAt100k))
+		add("file sink vs bare reader, unpaced throughput", file.UnpacedShare, bare.UnpacedShare, false, 0.9,
+			fmt.Sprintf("published %.3f vs %.3f of what the unpaced sender sent (%.0f vs %.0f delivered/s; lost %d vs %d)",
+				file.UnpacedShare, bare.UnpacedShare, file.UnpacedRate, bare.UnpacedRate, file.UnpacedLost, bare.UnpacedLost))
+		add("file sink vs bare reader, CPU per message unpaced", file.UnpacedCPUPerM, bare.UnpacedCPUPerM, true, 1.3,
+			fmt.Sprintf("%.2f vs %.2f CPU s per million", file.UnpacedCPUPerM, bare.UnpacedCPUPerM))
+	}
+	if core != nil && file != nil {
+		add("core NATS vs file sink, CPU per message at 100 000/s", core.CPUPerMAt100k, file.CPUPerMAt100k, true, 1.3,
+			fmt.Sprintf("%.2f vs %.2f CPU s per million", core.CPUPerMAt100k, file.CPUPerMAt100k))
+	}
+	if raw, js := by["raw jetstream publisher"], by["jetstream (file, async)"]; raw != nil && js != nil {
+		add("JetStream sink vs raw jetstream publisher, zero-loss rate", js.ZeroLossRate, raw.ZeroLossRate, false, 0.9,
+			fmt.Sprintf("%.0f vs %.0f msg/s", js.ZeroLossRate, raw.ZeroLossRate))
+	}
+	return out
+}
+
+// median of xs (0 for none).
+func median(xs []float64) float64 {
+	n := len(xs)
+	if n == 0 {
+		return 0
+	}
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return (xs[(n-1)/2] + xs[n/2]) / 2
 }

@@ -64,6 +64,17 @@ func (r *natsRig) subscribe(subject string) (*lineStats, func(), error) {
 	return st, func() { sub.Unsubscribe() }, nil
 }
 
+// createStream creates a file-store stream configured as the daemon's
+// JetStream sink configures its own (duplicate window 2 min, one replica).
+func (r *natsRig) createStream(name, subject string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{subject}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, Replicas: 1,
+	})
+	return err
+}
+
 // streamMsgs returns how many messages stream holds.
 func (r *natsRig) streamMsgs(name string) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -80,8 +91,9 @@ func (r *natsRig) streamMsgs(name string) int64 {
 }
 
 // rawJetStream measures a plain nats.go async publisher (max 4096 pending)
-// into a file-store stream, with a payload the size of the daemon's JSON
-// line: the JetStream ceiling the daemon's sink is compared with.
+// into a file-store stream from inside the harness process, beside the
+// server, with no ids: the figure earlier versions compared the sink with
+// (information only; jspub is the like-with-like baseline).
 func (r *natsRig) rawJetStream(n int, line []byte) (rate float64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

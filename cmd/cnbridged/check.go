@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -302,22 +301,32 @@ func checkFlow(c *checker, events <-chan cnmsg.ProcEvent) {
 	c.ok("events flow", fmt.Sprintf("child %d: fork, exec and exit seen in %s", pid, time.Since(start).Round(time.Millisecond)))
 }
 
+// checkSinks checks each sink's destination the way its type knows how
+// (sinks.Prober: a file sink's file can be created, a NATS sink's servers
+// let it in).
 func checkSinks(c *checker, cfg *config.Config) {
 	for _, name := range cfg.SinkNames() {
 		s := cfg.Sinks[name]
-		switch {
-		case s.File() != nil:
-			fc := s.File().FileConfig()
-			err := probe(fc.Path, func() error { return sinks.ProbeFile(fc) })
-			if err != nil {
-				c.fail("sink "+name, err.Error(), fileAdvice(err, fc.Path, "point sinks."+name+".path elsewhere"))
-			} else {
-				c.ok("sink "+name, fmt.Sprintf("%s: opened for appending and locked as uid %d", fc.Path, os.Geteuid()))
-			}
-		case s.NATS() != nil:
-			checkNATS(c, name, s.NATS())
-		default:
+		p, ok := s.Settings.(sinks.Prober)
+		if !ok {
 			c.ok("sink "+name, s.Type)
+			continue
+		}
+		for _, r := range p.Probe(context.Background(), name) {
+			switch {
+			case r.Try != nil:
+				// A path the sink would create: tried as run would,
+				// and what the try created removed again.
+				if err := probe(r.Path, r.Try); err != nil {
+					c.fail("sink "+name, err.Error(), fileAdvice(err, r.Path, r.Advice))
+				} else {
+					c.ok("sink "+name, r.Detail)
+				}
+			case r.OK:
+				c.ok("sink "+name, r.Detail)
+			default:
+				c.fail("sink "+name, r.Detail, r.Advice)
+			}
 		}
 	}
 }
@@ -441,32 +450,6 @@ func pseudoFS(dir string) string {
 		return "bpffs"
 	}
 	return ""
-}
-
-// checkNATS connects to each server with the sink's credentials and TLS
-// (sinks.AuthOptions: the same options and secret-file checks) and
-// authenticates.
-func checkNATS(c *checker, name string, n *sinks.NATSSinkConfig) {
-	auth, err := sinks.AuthOptions(n.NATSConfig(name, ""))
-	if err != nil {
-		c.fail("sink "+name, err.Error(), "correct sinks."+name+" (run refuses to start this sink as it is)")
-		return
-	}
-	opts := append([]nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}, auth...)
-	for _, u := range strings.Split(n.URL, ",") {
-		u = strings.TrimSpace(u)
-		nc, err := nats.Connect(u, opts...)
-		if err != nil {
-			advice := "start the server or correct sinks." + name + ".url (cnbridged runs meanwhile, reconnecting)"
-			if strings.Contains(strings.ToLower(err.Error()), "authorization") || strings.Contains(strings.ToLower(err.Error()), "authentication") {
-				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
-			}
-			c.fail("sink "+name, sinks.RedactURLs(u)+": "+err.Error(), advice)
-			continue
-		}
-		c.ok("sink "+name, sinks.RedactURLs(u)+" reachable, authenticated (server "+nc.ConnectedServerName()+")")
-		nc.Close()
-	}
 }
 
 // checkMetrics binds the metrics address as run would.

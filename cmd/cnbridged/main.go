@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -199,8 +200,9 @@ func (c *configFlags) options() config.Options {
 // runFlags are run's flags (also the root command's).
 type runFlags struct {
 	configFlags
-	noWatch bool
-	format  formatFlag
+	noWatch    bool
+	format     formatFlag
+	cpuProfile string
 }
 
 // formatFlag is --format: json or text, rejected at parse time otherwise
@@ -221,6 +223,10 @@ func (r *runFlags) add(fs *pflag.FlagSet) {
 	r.configFlags.add(fs)
 	fs.BoolVar(&r.noWatch, "no-watch", false, "do not reload when the config file changes (SIGHUP still reloads)")
 	fs.Var(&r.format, "format", "output format of every stdout sink: json or text (default: the built-in config writes text with enrichment to a terminal, JSON lines otherwise; config files as written)")
+	// For the load harness (cmd/cnbench --profile): a pprof CPU profile of
+	// the whole run, written when the daemon stops.
+	fs.StringVar(&r.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the run to this file")
+	fs.MarkHidden("cpu-profile")
 }
 
 func newLogger(cfg config.Log) (*zap.Logger, error) {
@@ -267,6 +273,17 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if rf.cpuProfile != "" {
+		f, err := os.Create(rf.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,9 +64,15 @@ func seedFile(t *testing.T, host string) string {
 	return p
 }
 
+// seq numbers the test's records: each is a kernel event of its own, with
+// a Nats-Msg-Id of its own (two records with one seq on one CPU are one
+// event to JetStream, which keeps the first).
+var seq atomic.Uint32
+
 func procRecord(what cnmsg.What, pid uint32) *event.Record {
 	r := &event.Record{Time: time.Now().UnixNano(), HasProc: true}
 	r.Msg.ID = cnmsg.ID{Idx: 1, Val: 1}
+	r.Msg.Seq = seq.Add(1)
 	r.Proc = cnmsg.ProcEvent{What: what, PID: pid, TGID: pid}
 	return r
 }

@@ -109,7 +109,7 @@ type Tap struct {
 // its type's own typed config (Settings), which owns that type's keys,
 // defaults and validation (internal/sinks/*_config.go).
 type Sink struct {
-	Type              string `mapstructure:"type"` // stdout, file, nats, otlp
+	Type              string `mapstructure:"type"` // a name in sinks.Types
 	sinks.QueueConfig `mapstructure:",squash"`
 	Settings          sinks.TypeConfig `mapstructure:"-"`
 }
@@ -124,11 +124,11 @@ func (s *Sink) File() *sinks.FileSinkConfig {
 }
 
 // NATS returns a NATS sink's settings (nil for other types).
-func (s *Sink) NATS() *sinks.NATSSinkConfig {
+func (s *Sink) NATS() *sinks.NATSConfig {
 	if s == nil {
 		return nil
 	}
-	c, _ := s.Settings.(*sinks.NATSSinkConfig)
+	c, _ := s.Settings.(*sinks.NATSConfig)
 	return c
 }
 
@@ -241,10 +241,7 @@ func (c *Config) applyDefaults() {
 		if s == nil || s.Settings == nil {
 			continue
 		}
-		if n := s.NATS(); n != nil && n.DrainTimeout == 0 {
-			n.DrainTimeout = c.ShutdownTimeout // bounded by it anyway
-		}
-		s.Settings.SetDefaults()
+		s.Settings.SetDefaults(c.daemonKeys())
 		s.QueueConfig.SetDefaults(s.Settings.QueueDefaults())
 	}
 	for _, r := range c.Routes {
@@ -281,7 +278,12 @@ func (c *Config) SinkNames() []string {
 	return names
 }
 
-func (s *Sink) validate(key, name string) []error {
+// daemonKeys are the daemon-wide keys sink configs depend on.
+func (c *Config) daemonKeys() sinks.DaemonKeys {
+	return sinks.DaemonKeys{Host: c.Host, ShutdownTimeout: c.ShutdownTimeout}
+}
+
+func (s *Sink) validate(key, name string, d sinks.DaemonKeys) []error {
 	if s == nil {
 		return []error{fmt.Errorf("%s: empty sink", key)}
 	}
@@ -303,14 +305,14 @@ func (s *Sink) validate(key, name string) []error {
 		errs = append(errs, fmt.Errorf("%s.type: %q is not %s", key, s.Type, typeList()))
 	default:
 		prefix(s.QueueConfig.Validate())
-		prefix(s.Settings.Validate())
+		prefix(s.Settings.Validate(d))
 	}
 	return errs
 }
 
-// typeList is "stdout, file, nats or otlp".
+// typeList is "file, nats, otlp or stdout": the sink types.
 func typeList() string {
-	t := sinks.Types()
+	t := sinks.TypeNames()
 	return strings.Join(t[:len(t)-1], ", ") + " or " + t[len(t)-1]
 }
 

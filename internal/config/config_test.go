@@ -20,7 +20,6 @@ import (
 // ignoreCompiled leaves out the parsed forms Validate keeps beside the
 // keys (compiled templates, patterns, event sets).
 var ignoreCompiled = cmp.Options{
-	cmpopts.IgnoreUnexported(sinks.NATSSinkConfig{}),
 	cmpopts.IgnoreFields(config.Route{}, "Pattern", "EventSet", "HasEvents"),
 	cmpopts.IgnoreFields(config.Request{}, "CnID", "NATSSubject"),
 	cmpopts.IgnoreFields(config.Listener{}, "Trusted", "ProcEventSet"),
@@ -301,7 +300,7 @@ func TestValidateErrors(t *testing.T) {
 		{"sink without type", "sinks:\n  a:\n    queue_size: 5\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
 			[]string{"sinks.a.type: required"}},
 		{"unknown sink type", "sinks:\n  a:\n    type: kafka\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
-			[]string{`sinks.a.type: "kafka" is not stdout, file, nats or otlp`}},
+			[]string{`sinks.a.type: "kafka" is not file, nats, otlp or stdout`}},
 		{"bad sink name", "sinks:\n  _a:\n    type: stdout\nroutes:\n  - match: \"1.1\"\n    sinks: [_a]\n", nil,
 			[]string{"sinks._a: sink name must match"}},
 		{"receive buffer", minimal, []string{"listener.receive_buffer_bytes=1024"},
@@ -579,7 +578,7 @@ func TestSinkKeyMisuse(t *testing.T) {
 		{"url on file", "type: file\n    path: /x\n    url: nats://x", "sinks.s.url: applies only to sinks of type nats"},
 		{"subject on stdout", "type: stdout\n    subject: a.b", "sinks.s.subject: applies only to sinks of type nats"},
 		{"raw format on stdout", "type: stdout\n    format: raw", `sinks.s.format: "raw" is not json or text`},
-		{"format on file", "type: file\n    path: /x\n    format: text", "sinks.s.format: applies only to sinks of type stdout or nats"},
+		{"format on file", "type: file\n    path: /x\n    format: text", "sinks.s.format: applies only to sinks of type nats or stdout"},
 		{"jetstream on file", "type: file\n    path: /x\n    jetstream: true", "sinks.s.jetstream: applies only to sinks of type nats"},
 		{"password on stdout", "type: stdout\n    password: pw", "sinks.s.password: applies only to sinks of type nats"},
 		{"tls on stdout", "type: stdout\n    tls:\n      ca_file: /ca", "sinks.s.tls: applies only to sinks of type nats"},
@@ -635,16 +634,15 @@ routes:
 `)
 	q := sinks.QueueConfig{QueueSize: sinks.DefaultQueueSize, QueueMaxBytes: sinks.DefaultQueueMaxBytes}
 	nq := sinks.QueueConfig{QueueSize: sinks.DefaultNATSQueueSize, QueueMaxBytes: sinks.DefaultNATSQueueMaxBytes}
-	nats := sinks.NATSSinkConfig{
-		URL: "nats://127.0.0.1:4222", Subject: sinks.DefaultSubject, Format: "json",
-		MaxInFlight: sinks.DefaultMaxInFlight, AckTimeout: 5 * time.Second,
-		ReconnectBufferBytes: 8 << 20, DrainTimeout: 10 * time.Second,
-	}
-	js := nats
-	js.JetStream = true
-	js.Stream = &sinks.NATSStreamConfig{
-		Name: "CN", Subjects: []string{"cn.>"}, Storage: "file",
-		DuplicateWindow: 2 * time.Minute, Replicas: 1,
+	// The keys given, with the type's defaults (sinks tests them): a key
+	// added to a sink type changes nothing here.
+	daemon := sinks.DaemonKeys{Host: c.Host, ShutdownTimeout: c.ShutdownTimeout}
+	nats := sinks.NATSConfig{URL: "nats://127.0.0.1:4222"}
+	nats.SetDefaults(daemon)
+	js := sinks.NATSConfig{URL: "nats://127.0.0.1:4222", JetStream: true, Stream: &sinks.NATSStream{Name: "CN", Subjects: []string{"cn.>"}}}
+	js.SetDefaults(daemon)
+	if js.DrainTimeout != c.ShutdownTimeout || js.Stream.Storage != "file" {
+		t.Errorf("nats defaults: drain_timeout %s (want shutdown_timeout %s), stream.storage %q (want file)", js.DrainTimeout, c.ShutdownTimeout, js.Stream.Storage)
 	}
 	want := map[string]*config.Sink{
 		"out": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
@@ -821,14 +819,14 @@ requests:
 
 func TestTLSEnabled(t *testing.T) {
 	tests := []struct {
-		tls  sinks.NATSTLSConfig
+		tls  sinks.NATSTLS
 		want bool
 	}{
-		{sinks.NATSTLSConfig{}, false},
-		{sinks.NATSTLSConfig{CAFile: "/ca"}, true},
-		{sinks.NATSTLSConfig{CertFile: "/c"}, true},
-		{sinks.NATSTLSConfig{KeyFile: "/k"}, true},
-		{sinks.NATSTLSConfig{InsecureSkipVerify: true}, true},
+		{sinks.NATSTLS{}, false},
+		{sinks.NATSTLS{CAFile: "/ca"}, true},
+		{sinks.NATSTLS{CertFile: "/c"}, true},
+		{sinks.NATSTLS{KeyFile: "/k"}, true},
+		{sinks.NATSTLS{InsecureSkipVerify: true}, true},
 	}
 	for _, tt := range tests {
 		if got := tt.tls.Enabled(); got != tt.want {

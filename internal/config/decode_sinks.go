@@ -65,17 +65,19 @@ func (ld *loader) decodeSinks(raw any, c *Config) {
 			}
 		}
 		ld.decodeInto(queue, &s.QueueConfig, key, true, nil)
-		tc, known := sinks.NewTypeConfig(s.Type)
+		types := sinks.Types()
+		newConfig, known := types[s.Type]
 		if !known {
 			continue // validation names the type problem
 		}
+		tc := newConfig()
 		s.Settings = tc
 		typ := s.Type
 		ld.decodeInto(own, tc, key, true, func(k string) string {
 			short := k[strings.LastIndexByte(k, '.')+1:]
 			var others []string
-			for _, other := range sinks.Types() {
-				if oc, _ := sinks.NewTypeConfig(other); other != typ && slices.Contains(keysOf(oc), short) {
+			for _, other := range sinks.TypeNames() {
+				if other != typ && slices.Contains(keysOf(types[other]()), short) {
 					others = append(others, other)
 				}
 			}

@@ -121,17 +121,11 @@ func (c *Config) validateEnrich(v *validation) {
 	}
 }
 
-// validateDaemon checks shutdown_timeout (and the sinks' drain_timeout
-// against it), ledger.*, metrics.* and tap.*.
+// validateDaemon checks shutdown_timeout, ledger.*, metrics.* and tap.*
+// (each sink's drain_timeout against shutdown_timeout is its own check).
 func (c *Config) validateDaemon(v *validation) {
 	if c.ShutdownTimeout <= 0 {
 		v.bad("shutdown_timeout", "must be positive")
-	}
-	for _, name := range c.SinkNames() {
-		if n := c.Sinks[name].NATS(); n != nil && n.DrainTimeout > c.ShutdownTimeout && c.ShutdownTimeout > 0 {
-			v.bad("sinks."+name+".drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
-				n.DrainTimeout, c.ShutdownTimeout)
-		}
 	}
 	if c.Ledger.ReorderWindow < 0 || c.Ledger.ReorderWindow > 64 {
 		v.bad("ledger.reorder_window", "%d is outside 0..64", c.Ledger.ReorderWindow)
@@ -156,8 +150,7 @@ func (c *Config) validateDaemon(v *validation) {
 	}
 }
 
-// validateSinks checks sinks.*, each by its type's own validation, and
-// resolves the NATS subject templates.
+// validateSinks checks sinks.*, each by its type's own validation.
 func (c *Config) validateSinks(v *validation) {
 	if len(c.Sinks) == 0 {
 		v.bad("sinks", "no sinks defined")
@@ -175,13 +168,7 @@ func (c *Config) validateSinks(v *validation) {
 				paths[p] = name
 			}
 		}
-		serrs := c.Sinks[name].validate("sinks."+name, name)
-		v.errs = append(v.errs, serrs...)
-		if n := c.Sinks[name].NATS(); n != nil && len(serrs) == 0 {
-			if err := n.Resolve(c.Host); err != nil {
-				v.bad("sinks."+name+".subject", "%v", err)
-			}
-		}
+		v.errs = append(v.errs, c.Sinks[name].validate("sinks."+name, name, c.daemonKeys())...)
 	}
 }
 

@@ -70,8 +70,8 @@ type Daemon struct {
 	sinks   map[string]*sinkEntry
 	slots   [router.MaxSinks]*sinks.Runner
 	sinkMet *sinks.Metrics
-	natsMet *sinks.NATSMetrics // created with the first NATS sink
-	otlpMet *sinks.OTLPMetrics // created with the first OTLP sink
+	natsMet *sinks.NATSMetrics // every NATS sink's connection metrics
+	otlpMet *sinks.OTLPMetrics // every OTLP sink's export metrics
 	enc     *event.Encoder
 	product schema.Product // this build, named in schema documents (OCSF metadata.product, OTLP service.version)
 

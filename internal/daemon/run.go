@@ -52,6 +52,8 @@ func (d *Daemon) stages() []stage {
 func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	cfg := d.cfg
 	d.sinkMet = sinks.NewMetrics(d.reg)
+	d.natsMet = sinks.NewNATSMetrics(d.reg)
+	d.otlpMet = sinks.NewOTLPMetrics(d.reg)
 	d.enc = event.NewEncoder(cfg.Host)
 	d.reload = newReloadMetrics(d.reg)
 	d.sinkCtx, d.cancelSinks = context.WithCancel(context.Background())

@@ -30,40 +30,30 @@ func (d *Daemon) Reopen() {
 	d.log.Info("file sinks will reopen their files")
 }
 
-// newSink builds the sink a config section describes.
+// newSink builds the sink a config section describes: its type's config
+// builds it (sinks.Types), from what the daemon shares with every sink.
 func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks.Sink, error) {
-	log := d.log.Named("sink").With(zap.String("sink", name))
-	switch t := sc.Settings.(type) {
-	case *sinks.StdoutConfig:
-		if t.Format == sinks.FormatText {
-			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
-		}
-		return sinks.NewStreamBody(d.opts.Stdout, d.enc, sinks.Body{Schema: t.Schema, Product: d.product}, c), nil
-	case *sinks.FileSinkConfig:
-		fc := t.FileConfig()
-		fc.Body.Product = d.product
-		fc.Takeover = d.fileWriting(t.Path)
-		return sinks.NewFile(fc, d.enc, c, log)
-	case *sinks.NATSSinkConfig:
-		return d.newNATS(name, t, c, log)
-	case *sinks.OTLPSinkConfig:
-		return d.newOTLP(name, t, c, log)
+	if sc.Settings == nil {
+		return nil, fmt.Errorf("unknown type %q", sc.Type)
 	}
-	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
-}
-
-// fileWriting returns the running file sink that writes path, if any: a
-// reload's new or changed sink for the same path takes its open file (and
-// lock) over instead of being refused by it. d.mu is held.
-func (d *Daemon) fileWriting(path string) *sinks.File {
+	running := make([]sinks.Sink, 0, len(d.sinks))
 	for _, e := range d.sinks {
-		if fc := e.cfg.File(); fc != nil && fc.Path == path {
-			if f, ok := e.runner.Sink().(*sinks.File); ok {
-				return f
-			}
-		}
+		running = append(running, e.runner.Sink())
 	}
-	return nil
+	return sc.Settings.New(sinks.Env{
+		Running:     running,
+		Name:        name,
+		Host:        d.cfg.Host,
+		Encoder:     d.enc,
+		Counters:    c,
+		Log:         d.log.Named("sink").With(zap.String("sink", name)),
+		Context:     d.sinkCtx,
+		Stdout:      d.opts.Stdout,
+		Text:        event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth},
+		Product:     d.product,
+		NATSMetrics: d.natsMet,
+		OTLPMetrics: d.otlpMet,
+	})
 }
 
 // sinkChange is what a config needs of the sinks, built before anything
@@ -155,8 +145,8 @@ func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
 		var flush time.Duration
-		if f := sc.File(); f != nil {
-			flush = f.FlushInterval
+		if f, ok := sc.Settings.(sinks.Flusher); ok {
+			flush = f.FlushEvery()
 		}
 		r := sinks.NewRunner(sinks.RunnerConfig{
 			Name:          name,

@@ -35,6 +35,9 @@ const (
 	// KindLife is a process's life folded into one record (a route's
 	// fold: lifecycle). Life describes it.
 	KindLife
+	// numKinds counts the kinds; a new kind goes above it, with its name
+	// (Kind.String) and its id rule (IDs).
+	numKinds
 )
 
 // Life is a folded process life: the process as its last event described

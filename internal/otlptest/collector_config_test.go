@@ -106,8 +106,8 @@ func TestCollectorConfig(t *testing.T) {
 			defer r.Stop()
 
 			sc := sinks.OTLPSinkConfig{Protocol: proto, Endpoint: endpoint}
-			sc.SetDefaults()
-			if err := sc.Validate(); err != nil {
+			sc.SetDefaults(sinks.DaemonKeys{})
+			if err := sc.Validate(sinks.DaemonKeys{}); err != nil {
 				t.Fatal(err)
 			}
 			c := sinks.NewMetrics(prometheus.NewRegistry()).Counters("otlp")

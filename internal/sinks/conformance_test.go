@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/fields"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // conformance is the Sink contract (sink.go) as a suite of named cases,
@@ -187,6 +189,35 @@ var conformanceCases = []conformanceCase{
 		},
 	},
 	{
+		name: "every-kind",
+		rule: "a record of every kind (connector messages, loss markers, gap and exit_lost records, and any kind added later) is published once and counted sent, also several of one kind with one receive time",
+		run: func(t *testing.T, cf conformance) {
+			recs := everyKind(t)
+			c := testCountersFor()
+			s, read := cf.open(t, c)
+			want := map[string]int{}
+			for i := range recs {
+				if err := s.Write(&recs[i]); err != nil {
+					t.Fatalf("Write %s: %v", recs[i].Kind, err)
+				}
+				want[recs[i].Kind.String()]++
+			}
+			closeSink(t, s)
+			got := map[string]int{}
+			for _, o := range read() {
+				typ, _ := o["type"].(string)
+				if typ == "" {
+					typ = event.KindMessage.String()
+				}
+				got[typ]++
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("records published per kind (-want +got):\n%s", diff)
+			}
+			checkCounts(t, c, counts{sent: float64(len(recs))})
+		},
+	},
+	{
 		name: "concurrent-observers",
 		rule: "Ready and Pending may be called from any goroutine at any time, also during Write, Flush and Close",
 		run: func(t *testing.T, cf conformance) {
@@ -292,6 +323,47 @@ func testThroughRunner(t *testing.T, cf conformance) {
 		want++
 	}
 	checkCounts(t, c, counts{sent: float64(sent)})
+}
+
+// everyKind returns records of every kind, several of each with one
+// receive time, each about a different fact (as a daemon restarted three
+// times sends three gap records, a resync several exit_lost records). It
+// fails the test when a kind has none: a new kind adds its records here.
+func everyKind(t *testing.T) []event.Record {
+	t.Helper()
+	const now = 1700000000000000000
+	proc := cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}
+	byKind := map[event.Kind][]event.Record{}
+	for i := range uint32(3) {
+		byKind[event.KindMessage] = append(byKind[event.KindMessage],
+			event.Record{Time: now, Targets: 1, HasProc: true, Proc: cnmsg.ProcEvent{What: cnmsg.ProcExec, CPU: i, PID: 100 + i, TGID: 100 + i},
+				Msg: cnmsg.Message{ID: proc, Seq: 10, Len: 40, Data: make([]byte, 40)}},
+			event.Record{Time: now, Targets: 1, Sender: 4242, Msg: cnmsg.Message{ID: cnmsg.ID{Idx: 99, Val: 1}, Len: 4, Data: []byte("ping")}})
+		byKind[event.KindLoss] = append(byKind[event.KindLoss], event.Record{Kind: event.KindLoss, Time: now, Targets: 1, Msg: cnmsg.Message{ID: proc},
+			Loss: event.Loss{CPU: i, HasCPU: true, FromSeq: 4, ToSeq: 6, Lost: 3}})
+		byKind[event.KindGap] = append(byKind[event.KindGap], event.Record{Kind: event.KindGap, Time: now, Targets: 1, Msg: cnmsg.Message{ID: proc},
+			Gap: &event.Gap{From: now - int64(i+1)*1e9, To: now - int64(i)*1e9, PIDsAllocated: 20}})
+	}
+	for i := range uint32(5) {
+		p := &proctable.Process{PID: 200 + i, TGID: 200 + i, StartTicks: 1000, Exe: "/usr/bin/sleep", EntityID: proctable.EntityID(testBoot, 200+i, 1000)}
+		byKind[event.KindExitLost] = append(byKind[event.KindExitLost], event.Record{Kind: event.KindExitLost, Time: now, Targets: 1, EnrichTargets: 1,
+			Msg: cnmsg.Message{ID: proc}, Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: p}})
+	}
+	for i := range int64(2) {
+		byKind[event.KindSuppressed] = append(byKind[event.KindSuppressed], event.Record{Kind: event.KindSuppressed, Time: now, Targets: 1,
+			Suppressed: &event.Suppressed{Route: 1, Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 9, From: now - (i+2)*1e9, To: now - (i+1)*1e9}})
+		byKind[event.KindLife] = append(byKind[event.KindLife], event.Record{Kind: event.KindLife, Time: now, Targets: 1, Life: &event.Life{
+			Process: fields.Some(fields.Process{EntityID: fields.Some(proctable.EntityID(testBoot, uint32(300+i), 1000)), Exe: fields.Some("/usr/bin/sleep")}),
+			Life:    fields.Life{Events: 3, Forked: true, ExitStatus: fields.Some[int64](0)}}})
+	}
+	var out []event.Record
+	for _, k := range event.Kinds() {
+		if len(byKind[k]) == 0 {
+			t.Fatalf("no sample records of kind %s: add them to everyKind", k)
+		}
+		out = append(out, byKind[k]...)
+	}
+	return out
 }
 
 func testCountersFor() *Counters { return NewMetrics(prometheus.NewRegistry()).Counters("s") }

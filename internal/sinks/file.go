@@ -338,7 +338,10 @@ func (s *File) writeOut(b []byte, n int) error {
 	for len(b) > 0 {
 		written, err := s.write(b)
 		if written > 0 {
-			k := bytes.Count(b[:written], []byte{'\n'})
+			k := n // all of b: its n lines, no need to count them
+			if written < len(b) {
+				k = bytes.Count(b[:written], []byte{'\n'})
+			}
 			s.counters.Sent.Add(float64(k))
 			b, n = b[written:], n-k
 		}
@@ -352,11 +355,11 @@ func (s *File) writeOut(b []byte, n int) error {
 		s.logFailure(err)
 		switch s.cfg.OnError {
 		case OnErrorExit:
-			s.counters.Failed.Add(float64(n))
+			s.counters.Fail(FailWrite, n)
 			return fmt.Errorf("%w: %w", ErrFatal, err)
 		case OnErrorBlock:
 			if s.ctx.Err() != nil {
-				s.counters.Failed.Add(float64(n))
+				s.counters.Fail(FailWrite, n)
 				return nil
 			}
 			time.Sleep(s.cfg.RetryInterval)

@@ -27,7 +27,7 @@ const (
 )
 
 // SetDefaults implements TypeConfig.
-func (c *FileSinkConfig) SetDefaults() {
+func (c *FileSinkConfig) SetDefaults(DaemonKeys) {
 	if c.Mode == 0 {
 		c.Mode = DefaultFileMode
 	}
@@ -40,7 +40,7 @@ func (c *FileSinkConfig) SetDefaults() {
 }
 
 // Validate implements TypeConfig.
-func (c *FileSinkConfig) Validate() error {
+func (c *FileSinkConfig) Validate(DaemonKeys) error {
 	var errs []error
 	if c.Path == "" {
 		errs = append(errs, errors.New("path: required for a file sink"))
@@ -62,6 +62,21 @@ func (c *FileSinkConfig) Validate() error {
 
 // QueueDefaults implements TypeConfig.
 func (c *FileSinkConfig) QueueDefaults() (int, int) { return DefaultQueueSize, DefaultQueueMaxBytes }
+
+// New implements TypeConfig.
+func (c *FileSinkConfig) New(env Env) (Sink, error) {
+	fc := c.FileConfig()
+	fc.Body.Product = env.Product
+	for _, s := range env.Running {
+		if f, ok := s.(*File); ok && f.cfg.Path == c.Path {
+			fc.Takeover = f // a reload's sink for the same path takes its file over
+		}
+	}
+	return NewFile(fc, env.Encoder, env.Counters, env.Log)
+}
+
+// FlushEvery implements Flusher: flush_interval.
+func (c *FileSinkConfig) FlushEvery() time.Duration { return c.FlushInterval }
 
 // FileConfig returns what NewFile takes.
 func (c *FileSinkConfig) FileConfig() FileConfig {

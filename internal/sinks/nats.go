@@ -28,69 +28,7 @@ import (
 //	nats_msg.go       encoding: subject, headers, Nats-Msg-Id
 //	nats_subject.go   the subject template
 //	nats_metrics.go   connection metrics
-//	nats_config.go    the typed configuration section
-
-// NATSConfig configures a NATS sink.
-type NATSConfig struct {
-	Name    string // the sink's name: metrics label and connection name
-	URL     string // one or several servers, comma-separated
-	Subject string // template over {host} {idx} {val} {event} {cpu} {container}
-	Format  string // "json" (the JSON line) or "raw" (the cn_msg payload)
-	Host    string // {host}, Cn-Host and the Nats-Msg-Id
-	// Body is what a format json message holds: the native line or a
-	// schema's document.
-	Body Body
-
-	// JetStream publishes with acknowledgements: at most MaxInFlight
-	// unacknowledged, each retried with the same Nats-Msg-Id until it is
-	// acknowledged. Without it the sink publishes to core NATS and confirms
-	// delivery to the server with PING round trips while messages are
-	// unconfirmed, waiting for them only when MaxInFlight are.
-	JetStream   bool
-	MaxInFlight int
-	AckTimeout  time.Duration // per attempt; also bounds a confirmation round trip
-	// ReconnectBufferBytes bounds, in message bytes, what the sink holds
-	// while it cannot publish. Core NATS: what does not fit is dropped
-	// (reason outage_buffer_full). JetStream: Write waits for room, and the
-	// runner's queue holds the rest.
-	ReconnectBufferBytes int
-	DrainTimeout         time.Duration // Close waits at most this long for acks
-	// ReconnectWait is the first pause between reconnect rounds; it doubles
-	// up to MaxReconnectWait, with up to 25 % jitter.
-	ReconnectWait    time.Duration
-	MaxReconnectWait time.Duration
-
-	User, Password string
-	Token          string
-	NkeySeedFile   string
-	CredsFile      string
-	TLS            NATSTLS
-	Stream         *NATSStream // created or updated on connect when set
-
-	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
-	// /proc/sys/kernel/random/boot_id.
-	BootID string
-	// Context ends the sink's waits: a Write blocked on a full in-flight
-	// window counts its record as dropped (reason shutdown) once it ends.
-	// The daemon passes its sinks' context, cancelled when draining runs
-	// out of time. Nil means never.
-	Context context.Context
-	// Options are appended to the connection options (tests use a custom
-	// dialer).
-	Options []nats.Option
-
-	// compiled is Subject compiled for Host by NATSSinkConfig.Resolve.
-	compiled *subjectTemplate
-}
-
-// NATSStream is the stream a JetStream sink creates or updates.
-type NATSStream struct {
-	Name            string
-	Subjects        []string
-	Storage         string // file, memory
-	DuplicateWindow time.Duration
-	Replicas        int
-}
+//	nats_config.go    the configuration: keys, defaults, validation
 
 // bootIDPath is where the kernel publishes the boot id.
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
@@ -145,10 +83,10 @@ type NATS struct {
 	urls     string // redacted, for logs and errors
 
 	// Used by Write only (under mu).
-	scratch  []byte
-	subjects subjCache
-	nums     strCache
-	userIDs  userIDs
+	scratch    []byte
+	subjects   subjCache
+	ids        event.IDs
+	hostHeader string // Cn-Host, as the client would send it
 
 	mu       sync.Mutex
 	l        *ledger[natsMsg]
@@ -176,39 +114,16 @@ type NATS struct {
 // configuration problems: an unreadable or group/other-readable secret
 // file, a bad template, an invalid TLS file.
 func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, log *zap.Logger) (*NATS, error) {
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = DefaultAckTimeout
-	}
-	if cfg.ReconnectBufferBytes <= 0 {
-		cfg.ReconnectBufferBytes = DefaultReconnectBufferSize
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = DefaultNATSDrainTimeout
-	}
-	if cfg.ReconnectWait <= 0 {
-		cfg.ReconnectWait = 250 * time.Millisecond
-	}
-	if cfg.MaxReconnectWait < cfg.ReconnectWait {
-		cfg.MaxReconnectWait = max(cfg.ReconnectWait, 2*time.Second)
+	cfg.SetDefaults(DaemonKeys{})
+	if err := cfg.Validate(DaemonKeys{Host: cfg.Host}); err != nil {
+		return nil, fmt.Errorf("nats sink: %w", err)
 	}
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
-	if cfg.Format == "" {
-		cfg.Format = "json"
-	}
-	if cfg.Format != "json" && cfg.Format != "raw" {
-		return nil, fmt.Errorf("nats sink: format %q is not %s", cfg.Format, natsFormatAccepted)
-	}
-	subj := cfg.compiled
-	if subj == nil {
-		var err error
-		if subj, err = compileSubject(cfg.Subject, cfg.Host); err != nil {
-			return nil, fmt.Errorf("nats sink: %w", err)
-		}
+	subj, err := compileSubject(cfg.Subject, cfg.Host)
+	if err != nil {
+		return nil, fmt.Errorf("nats sink: %w", err)
 	}
 	bootID := cfg.BootID
 	if bootID == "" {
@@ -219,25 +134,25 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 		bootID = strings.TrimSpace(string(b))
 	}
 	s := &NATS{
-		cfg:      cfg,
-		enc:      enc,
-		body:     newBodyEncoder(enc, cfg.Body),
-		c:        c,
-		met:      m,
-		log:      log,
-		ctx:      cfg.Context,
-		subj:     subj,
-		raw:      cfg.Format == "raw",
-		idPrefix: msgIDPrefix(bootID, cfg.Host, cfg.Name),
-		urls:     RedactURLs(cfg.URL),
-		subjects: make(subjCache),
-		nums:     make(strCache),
-		l:        newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
-		warned:   ratelog.New(time.Minute, 64),
-		room:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		streamOK: cfg.Stream == nil,
+		cfg:        cfg,
+		enc:        enc,
+		body:       newBodyEncoder(enc, Body{Schema: cfg.Schema, Product: cfg.Product}),
+		c:          c,
+		met:        m,
+		log:        log,
+		ctx:        cfg.Context,
+		subj:       subj,
+		raw:        cfg.Format == "raw",
+		idPrefix:   msgIDPrefix(bootID, cfg.Host, cfg.Name),
+		urls:       RedactURLs(cfg.URL),
+		subjects:   make(subjCache),
+		hostHeader: headerValue(cfg.Host),
+		l:          newLedger[natsMsg](cfg.MaxInFlight, cfg.JetStream),
+		warned:     ratelog.New(time.Minute, 64),
+		room:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		streamOK:   cfg.Stream == nil,
 	}
 	opts, err := s.options()
 	if err != nil {
@@ -368,39 +283,42 @@ func (s *NATS) connNum() uint64 { return s.nc.Stats().Reconnects }
 // when needed (a core publish that succeeds does not need it).
 func (s *NATS) publishLocked(e *entry, now time.Time) {
 	conn := s.connNum()
-	err := s.nc.PublishMsg(&e.P.msg)
+	err := publishEncoded(s.nc, e.P.subject, e.P.reply, false, e.P.hdr, e.P.body)
 	if now.IsZero() && (err != nil || s.cfg.JetStream) {
 		now = time.Now()
 	}
 	switch {
 	case err == nil:
+		e.P.copies++
 		s.l.published(e, conn, s.conf.ackDeadline(now))
 	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrInvalidMsg):
-		s.warnEvery("pub:"+err.Error(), "NATS refused a message; counting it as failed", zap.String("subject", e.P.msg.Subject), zap.Error(err))
-		s.finishLocked(e, false)
+		s.warnEvery("pub:"+err.Error(), "NATS refused a message; counting it as failed", zap.String("subject", e.P.subject), zap.Error(err))
+		s.finishLocked(e, FailRejected)
 	default: // disconnected meanwhile, not yet connected: later
 		s.l.retry(e, now.Add(100*time.Millisecond))
 	}
 }
 
-// finishLocked counts e (sent when ok, else failed) unless it was counted
-// already, and wakes a Write waiting for room.
-func (s *NATS) finishLocked(e *entry, ok bool) {
+// finishLocked counts e — sent when failed is "", else failed for that
+// reason — unless it was counted already, and wakes a Write waiting for
+// room.
+func (s *NATS) finishLocked(e *entry, failed string) {
 	if !s.l.finish(e) {
 		return
 	}
-	s.countLocked(1, ok)
+	s.countLocked(1, failed)
 }
 
-// countLocked counts n finished messages.
-func (s *NATS) countLocked(n int, ok bool) {
+// countLocked counts n finished messages: sent when failed is "", else
+// failed for that reason.
+func (s *NATS) countLocked(n int, failed string) {
 	if n == 0 {
 		return
 	}
-	if ok {
+	if failed == "" {
 		s.c.Sent.Add(float64(n))
 	} else {
-		s.c.Failed.Add(float64(n))
+		s.c.Fail(failed, n)
 	}
 	s.held.Store(int64(s.l.live))
 	s.wakeWriter()
@@ -449,7 +367,7 @@ func (s *NATS) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	left := s.l.finishAll()
-	s.countLocked(left, false)
+	s.countLocked(left, FailUnconfirmed)
 	s.mu.Unlock()
 	close(s.done)
 	s.wg.Wait()

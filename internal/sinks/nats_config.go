@@ -1,38 +1,82 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cnbridged/cnbridged/internal/schema"
 )
 
-// NATSSinkConfig is a NATS sink's own config, as the config file gives it.
-type NATSSinkConfig struct {
-	URL                  string            `mapstructure:"url"`
-	Subject              string            `mapstructure:"subject"`
-	Format               string            `mapstructure:"format"` // json, raw
-	JetStream            bool              `mapstructure:"jetstream"`
-	MaxInFlight          int               `mapstructure:"max_in_flight"`
-	AckTimeout           time.Duration     `mapstructure:"ack_timeout"`
-	ReconnectBufferBytes int               `mapstructure:"reconnect_buffer_bytes"`
-	DrainTimeout         time.Duration     `mapstructure:"drain_timeout"`
-	User                 string            `mapstructure:"user"`
-	Password             string            `mapstructure:"password"`
-	Token                string            `mapstructure:"token"`
-	NkeySeedFile         string            `mapstructure:"nkey_seed_file"`
-	CredsFile            string            `mapstructure:"creds_file"`
-	TLS                  NATSTLSConfig     `mapstructure:"tls"`
-	Stream               *NATSStreamConfig `mapstructure:"stream"`
-	SchemaConfig         `mapstructure:",squash"`
+// NATSConfig is a NATS sink's configuration: the keys of its section of
+// the config file, decoded, defaulted and validated here, and what NewNATS
+// takes. A new key is a field here, its default in SetDefaults and its
+// check in Validate.
+type NATSConfig struct {
+	URL     string `mapstructure:"url"`     // one or several servers, comma-separated
+	Subject string `mapstructure:"subject"` // template over {host} {idx} {val} {event} {cpu} {container}
+	Format  string `mapstructure:"format"`  // "json" (the JSON line) or "raw" (the cn_msg payload)
 
-	// subject is Subject compiled for the host by Resolve.
-	subject *subjectTemplate
+	// JetStream publishes with acknowledgements: at most MaxInFlight
+	// unacknowledged, each retried with the same Nats-Msg-Id until it is
+	// acknowledged. Without it the sink publishes to core NATS and confirms
+	// delivery to the server with PING round trips while messages are
+	// unconfirmed, waiting for them only when MaxInFlight are.
+	JetStream   bool          `mapstructure:"jetstream"`
+	MaxInFlight int           `mapstructure:"max_in_flight"`
+	AckTimeout  time.Duration `mapstructure:"ack_timeout"` // per attempt; also bounds a confirmation round trip
+	// ReconnectBufferBytes bounds, in message bytes, what the sink holds
+	// while it cannot publish. Core NATS: what does not fit is dropped
+	// (reason outage_buffer_full). JetStream: Write waits for room, and the
+	// runner's queue holds the rest.
+	ReconnectBufferBytes int           `mapstructure:"reconnect_buffer_bytes"`
+	DrainTimeout         time.Duration `mapstructure:"drain_timeout"` // Close waits at most this long for acks
+	// MaxReconnectWait caps the pause between reconnect rounds, which
+	// starts at ReconnectWait and doubles, with up to 25 % jitter: a
+	// fleet's hosts spread their reconnects over it after an outage.
+	MaxReconnectWait time.Duration `mapstructure:"max_reconnect_wait"`
+
+	User         string      `mapstructure:"user"`
+	Password     string      `mapstructure:"password"`
+	Token        string      `mapstructure:"token"`
+	NkeySeedFile string      `mapstructure:"nkey_seed_file"`
+	CredsFile    string      `mapstructure:"creds_file"`
+	TLS          NATSTLS     `mapstructure:"tls"`
+	Stream       *NATSStream `mapstructure:"stream"` // created or updated on connect when set
+	// SchemaConfig: the document a format json message holds (the native
+	// line, or a schema's).
+	SchemaConfig `mapstructure:",squash"`
+
+	// Not keys of the config file: set by whoever builds the sink (New
+	// from its Env; tests).
+
+	Name string `mapstructure:"-"` // the sink's name: metrics label and connection name
+	Host string `mapstructure:"-"` // {host}, Cn-Host and the Nats-Msg-Id
+	// Product is this build, named in schema documents.
+	Product schema.Product `mapstructure:"-"`
+	// ReconnectWait is the first pause between reconnect rounds.
+	ReconnectWait time.Duration `mapstructure:"-"`
+	// BootID starts every Nats-Msg-Id (then Host and Name); "" reads
+	// /proc/sys/kernel/random/boot_id.
+	BootID string `mapstructure:"-"`
+	// Context ends the sink's waits: a Write blocked on a full in-flight
+	// window counts its record as dropped (reason shutdown) once it ends.
+	// The daemon passes its sinks' context, cancelled when draining runs
+	// out of time. Nil means never.
+	Context context.Context `mapstructure:"-"`
+	// Options are appended to the connection options (tests use a custom
+	// dialer).
+	Options []nats.Option `mapstructure:"-"`
 }
 
-// NATSTLSConfig is a NATS sink's tls section.
-type NATSTLSConfig struct {
+// NATSTLS is a NATS sink's tls section. When any key is set, the sink
+// connects only over TLS: there is no plaintext fallback.
+type NATSTLS struct {
 	CAFile             string `mapstructure:"ca_file"`
 	CertFile           string `mapstructure:"cert_file"`
 	KeyFile            string `mapstructure:"key_file"`
@@ -40,12 +84,13 @@ type NATSTLSConfig struct {
 }
 
 // Enabled reports whether any TLS key is set.
-func (t NATSTLSConfig) Enabled() bool {
+func (t NATSTLS) Enabled() bool {
 	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
-// NATSStreamConfig is a NATS sink's stream section.
-type NATSStreamConfig struct {
+// NATSStream is a NATS sink's stream section: the stream a JetStream sink
+// creates or updates.
+type NATSStream struct {
 	Name            string        `mapstructure:"name"`
 	Subjects        []string      `mapstructure:"subjects"`
 	Storage         string        `mapstructure:"storage"` // file, memory
@@ -65,10 +110,14 @@ const (
 	DefaultReconnectBufferSize = 8 << 20
 	DefaultNATSDrainTimeout    = 10 * time.Second
 	DefaultDuplicateWindow     = 2 * time.Minute
+	defaultReconnectWait       = 250 * time.Millisecond
+	defaultMaxReconnectWait    = 2 * time.Second
 )
 
-// SetDefaults implements TypeConfig.
-func (c *NATSSinkConfig) SetDefaults() {
+// SetDefaults implements TypeConfig: every key left out gets its default;
+// drain_timeout defaults to the daemon's shutdown_timeout, which bounds
+// it anyway.
+func (c *NATSConfig) SetDefaults(d DaemonKeys) {
 	if c.Subject == "" {
 		c.Subject = DefaultSubject
 	}
@@ -86,6 +135,9 @@ func (c *NATSSinkConfig) SetDefaults() {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultNATSDrainTimeout
+		if d.ShutdownTimeout > 0 {
+			c.DrainTimeout = d.ShutdownTimeout
+		}
 	}
 	if st := c.Stream; st != nil {
 		if st.Storage == "" {
@@ -98,17 +150,30 @@ func (c *NATSSinkConfig) SetDefaults() {
 			st.Replicas = 1
 		}
 	}
+	if c.ReconnectWait <= 0 {
+		c.ReconnectWait = defaultReconnectWait
+	}
+	if c.MaxReconnectWait == 0 {
+		c.MaxReconnectWait = max(c.ReconnectWait, defaultMaxReconnectWait)
+	}
 }
 
 // QueueDefaults implements TypeConfig.
-func (c *NATSSinkConfig) QueueDefaults() (int, int) {
+func (c *NATSConfig) QueueDefaults() (int, int) {
 	return DefaultNATSQueueSize, DefaultNATSQueueMaxBytes
+}
+
+// New implements TypeConfig.
+func (c *NATSConfig) New(env Env) (Sink, error) {
+	cfg := *c
+	cfg.Name, cfg.Host, cfg.Context, cfg.Product = env.Name, env.Host, env.Context, env.Product
+	return NewNATS(cfg, env.Encoder, env.Counters, env.NATSMetrics, env.Log)
 }
 
 // Validate implements TypeConfig. Besides the keys, it checks what NewNATS
 // would reject: secret and TLS files exist, are regular files, and secret
 // files are not readable by group or others.
-func (c *NATSSinkConfig) Validate() error {
+func (c *NATSConfig) Validate(d DaemonKeys) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
@@ -117,6 +182,8 @@ func (c *NATSSinkConfig) Validate() error {
 		bad("url", "required for a nats sink")
 	}
 	if err := CheckSubjectTemplate(c.Subject); err != nil {
+		bad("subject", "%v", err)
+	} else if _, err := compileSubject(c.Subject, d.Host); err != nil {
 		bad("subject", "%v", err)
 	}
 	if c.Format != "json" && c.Format != "raw" {
@@ -133,6 +200,13 @@ func (c *NATSSinkConfig) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain_timeout", "%s: must not be negative", c.DrainTimeout)
+	}
+	if c.DrainTimeout > d.ShutdownTimeout && d.ShutdownTimeout > 0 {
+		bad("drain_timeout", "%s is longer than shutdown_timeout (%s), which bounds every sink's drain: lower it or raise shutdown_timeout",
+			c.DrainTimeout, d.ShutdownTimeout)
+	}
+	if c.MaxReconnectWait < c.ReconnectWait {
+		bad("max_reconnect_wait", "%s: must be at least %s", c.MaxReconnectWait, c.ReconnectWait)
 	}
 	if c.ReconnectBufferBytes < 0 {
 		bad("reconnect_buffer_bytes", "%d: must not be negative", c.ReconnectBufferBytes)
@@ -177,11 +251,18 @@ func (c *NATSSinkConfig) Validate() error {
 			continue
 		}
 		if err := checkConfigFile(f.path, f.secret); err != nil {
-			bad(f.key, "%v", err)
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// secretModeError is a secret file group or others can read; it is an
+// ErrSecretFileMode.
+type secretModeError string
+
+func (e secretModeError) Error() string { return string(e) }
+func (e secretModeError) Unwrap() error { return ErrSecretFileMode }
 
 // checkConfigFile checks that path is a readable regular file and, for a
 // secret, that group and others cannot read it.
@@ -197,7 +278,7 @@ func checkConfigFile(path string, secret bool) error {
 		return fmt.Errorf("%q is not a regular file (%s)", path, st.Mode().Type())
 	}
 	if p := st.Mode().Perm(); secret && p&0o044 != 0 {
-		return fmt.Errorf("%q has mode %04o: a secret must not be readable by group or others; want 0600 or 0400", path, p)
+		return secretModeError(fmt.Sprintf("%q has mode %04o: a secret must not be readable by group or others; want 0600 or 0400", path, p))
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -205,56 +286,6 @@ func checkConfigFile(path string, secret bool) error {
 	}
 	f.Close()
 	return nil
-}
-
-// Resolve compiles the subject template for host, once; NATSConfig hands
-// the result to NewNATS. Validate must have passed.
-func (c *NATSSinkConfig) Resolve(host string) error {
-	t, err := compileSubject(c.Subject, host)
-	if err != nil {
-		return fmt.Errorf("subject: %w", err)
-	}
-	c.subject = t
-	return nil
-}
-
-// NATSConfig returns what NewNATS takes for the sink name on host.
-func (c *NATSSinkConfig) NATSConfig(name, host string) NATSConfig {
-	cfg := NATSConfig{
-		Name:                 name,
-		URL:                  c.URL,
-		Subject:              c.Subject,
-		Format:               c.Format,
-		Host:                 host,
-		JetStream:            c.JetStream,
-		MaxInFlight:          c.MaxInFlight,
-		AckTimeout:           c.AckTimeout,
-		ReconnectBufferBytes: c.ReconnectBufferBytes,
-		DrainTimeout:         c.DrainTimeout,
-		User:                 c.User,
-		Password:             c.Password,
-		Token:                c.Token,
-		NkeySeedFile:         c.NkeySeedFile,
-		CredsFile:            c.CredsFile,
-		TLS: NATSTLS{
-			CAFile:             c.TLS.CAFile,
-			CertFile:           c.TLS.CertFile,
-			KeyFile:            c.TLS.KeyFile,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		},
-		compiled: c.subject,
-		Body:     Body{Schema: c.Schema},
-	}
-	if st := c.Stream; st != nil {
-		cfg.Stream = &NATSStream{
-			Name:            st.Name,
-			Subjects:        st.Subjects,
-			Storage:         st.Storage,
-			DuplicateWindow: st.DuplicateWindow,
-			Replicas:        st.Replicas,
-		}
-	}
-	return cfg
 }
 
 // subjectFields are the names a NATS subject template may use.

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,17 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 )
-
-// NATSTLS configures transport security. When any key is set, the sink
-// connects only over TLS: there is no plaintext fallback.
-type NATSTLS struct {
-	CAFile, CertFile, KeyFile string
-	InsecureSkipVerify        bool
-}
-
-func (t NATSTLS) enabled() bool {
-	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
-}
 
 // ErrSecretFileMode is returned for a credentials, seed or key file that
 // group or others can read.
@@ -89,7 +79,7 @@ func AuthOptions(cfg NATSConfig) ([]nats.Option, error) {
 		}
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
-	if cfg.TLS.enabled() {
+	if cfg.TLS.Enabled() {
 		tc, err := tlsConfig(cfg.TLS)
 		if err != nil {
 			return nil, err
@@ -125,14 +115,11 @@ func tlsConfig(t NATSTLS) (*tls.Config, error) {
 	return tc, nil
 }
 
-// checkSecretFile refuses a file that group or others can read.
+// checkSecretFile refuses a secret file that is missing, not a regular
+// file, or readable by group or others (an ErrSecretFileMode).
 func checkSecretFile(key, path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
+	if err := checkConfigFile(path, true); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
-	}
-	if p := st.Mode().Perm(); p&0o044 != 0 {
-		return fmt.Errorf("%s %s (mode %04o; want 0600 or 0400): %w", key, path, p, ErrSecretFileMode)
 	}
 	return nil
 }
@@ -265,4 +252,31 @@ func (s *NATS) warnEvery(key, msg string, fields ...zap.Field) {
 	if s.warned.Allow(key, time.Now()) {
 		s.log.Warn(msg, fields...)
 	}
+}
+
+// Probe implements Prober: it connects to each server with the sink's
+// credentials and TLS (AuthOptions: the same options and secret-file
+// checks) and authenticates.
+func (c *NATSConfig) Probe(_ context.Context, name string) []Probe {
+	auth, err := AuthOptions(*c)
+	if err != nil {
+		return []Probe{{Detail: err.Error(), Advice: "correct sinks." + name + " (run refuses to start this sink as it is)"}}
+	}
+	opts := append([]nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}, auth...)
+	var out []Probe
+	for u := range strings.SplitSeq(c.URL, ",") {
+		u = strings.TrimSpace(u)
+		nc, err := nats.Connect(u, opts...)
+		if err != nil {
+			advice := "start the server or correct sinks." + name + ".url (cnbridged runs meanwhile, reconnecting)"
+			if msg := strings.ToLower(err.Error()); strings.Contains(msg, "authorization") || strings.Contains(msg, "authentication") {
+				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
+			}
+			out = append(out, Probe{Detail: RedactURLs(u) + ": " + err.Error(), Advice: advice})
+			continue
+		}
+		out = append(out, Probe{OK: true, Detail: RedactURLs(u) + " reachable, authenticated (server " + nc.ConnectedServerName() + ")"})
+		nc.Close()
+	}
+	return out
 }

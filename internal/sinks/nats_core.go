@@ -70,7 +70,7 @@ func (c *coreConfirmer) round(timeout time.Duration) (ok bool, upto uint64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.countLocked(s.l.confirm(conn, upto), true)
+	s.countLocked(s.l.confirm(conn, upto), "")
 	return true, upto
 }
 

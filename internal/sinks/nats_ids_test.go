@@ -11,7 +11,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -119,62 +122,150 @@ func TestNATSJetStreamTwoHosts(t *testing.T) {
 
 // TestNATSDupInProcessRetried (issue 11 item 3): JetStream answers 409,
 // err_code 10158 "duplicate message id is in process" while an earlier
-// copy of a message is still being stored. The sink asks again until the
-// stream answers; the old code counted such messages failed. A core
-// subscriber stands in for the stream to give that answer on demand.
+// copy of a message is still being stored — a retry that crossed a slow
+// acknowledgement. The sink asks again until the stream answers; the old
+// code counted such messages failed. A core subscriber stands in for the
+// stream to give these answers on demand: no answer to the first copy
+// (the ack timeout sends a second), 409 to the second, "duplicate" to the
+// third — the first copy's, which is this sink's own: sent.
+//
+// With "dup-not-ours" the stream answers 409 to the first copy and
+// "duplicate" to the second: no copy of this sink's was ever stored, so
+// the message the stream holds under the id is someone else's (issue 20
+// item 3): failed, reason duplicate_id, never sent.
 func TestNATSDupInProcessRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answers []string // per copy; "" is no answer
+		want    counts
+		reason  string
+	}{
+		{"own-copy", []string{"", dupInProcess, dupAck}, counts{sent: 10}, ""},
+		{"dup-not-ours", []string{dupInProcess, dupAck}, counts{failed: 10}, FailDuplicate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakCheck(t)
+			srv := natstest.Run(t)
+			defer srv.Shutdown()
+			nc, err := nats.Connect(srv.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			var mu sync.Mutex
+			asked := map[string]int{}
+			if _, err := nc.Subscribe("cn.>", func(m *nats.Msg) {
+				id := m.Header.Get(nats.MsgIdHdr)
+				mu.Lock()
+				asked[id]++
+				k := asked[id]
+				mu.Unlock()
+				if k <= len(tc.answers) && tc.answers[k-1] != "" {
+					m.Respond([]byte(tc.answers[k-1]))
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			m, c := testCounters()
+			cfg := baseConfig(srv.ClientURL())
+			cfg.JetStream = true
+			cfg.AckTimeout = 200 * time.Millisecond
+			core, logs := observer.New(zap.WarnLevel)
+			s := newSink(t, cfg, c, zap.New(core))
+			defer s.Close(context.Background())
+			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			const n = 10
+			for i := range uint32(n) {
+				r := procRecord(0, i, cnmsg.ProcExit, 1)
+				if err := s.Write(&r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, 10*time.Second, "every message answered", func() bool {
+				l := readLedger(c)
+				return l.sent+l.failed+l.dropped == n
+			})
+			if l := readLedger(c); l != tc.want {
+				t.Errorf("ledger %+v, want %+v", l, tc.want)
+			}
+			if tc.reason != "" {
+				if got := testutil.ToFloat64(m.failures.WithLabelValues("nats", tc.reason)); got != n {
+					t.Errorf("cnbridged_sink_failed_total{reason=%s} = %v, want %d", tc.reason, got, n)
+				}
+				if logs.FilterMessageSnippet("did not publish").Len() == 0 {
+					t.Error("no warning says why the records failed")
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for id, k := range asked {
+				if k != len(tc.answers) {
+					t.Errorf("%s published %d times, want %d", id, k, len(tc.answers))
+				}
+			}
+		})
+	}
+}
+
+const (
+	dupInProcess = `{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`
+	dupAck       = `{"stream":"CN","seq":1,"duplicate":true}`
+)
+
+// TestNATSJetStreamForeignDuplicate (issue 20 item 3): the stream already
+// holds a message under the id the sink's record gets (another publisher
+// configured with this daemon's host and sink name, within the duplicate
+// window). JetStream acknowledges the record as a duplicate; the sink
+// never published it before, so the record is not in the stream: it is
+// counted failed with reason duplicate_id. The old code counted it sent.
+func TestNATSJetStreamForeignDuplicate(t *testing.T) {
 	leakCheck(t)
-	srv := natstest.Run(t)
+	srv := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var mu sync.Mutex
-	asked := map[string]int{}
-	if _, err := nc.Subscribe("cn.>", func(m *nats.Msg) {
-		id := m.Header.Get(nats.MsgIdHdr)
-		mu.Lock()
-		asked[id]++
-		k := asked[id]
-		mu.Unlock()
-		if k == 1 {
-			m.Respond([]byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`))
-			return
-		}
-		m.Respond([]byte(`{"stream":"CN","seq":1,"duplicate":true}`))
-	}); err != nil {
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CN", Subjects: []string{"cn.>"}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
+	recs := []event.Record{procRecord(0, 1, cnmsg.ProcExec, 7), procRecord(0, 2, cnmsg.ProcExit, 7)}
+	// The other publisher stored the first record's id.
+	var ids event.IDs
+	foreign := nats.NewMsg("cn.h1.1.1")
+	foreign.Header.Set(nats.MsgIdHdr, msgIDPrefix(testBoot, "h1", "nats")+string(ids.Append(nil, &recs[0])))
+	foreign.Data = []byte("someone else's")
+	if _, err := js.PublishMsg(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	_, c := testCounters()
+	m, c := testCounters()
 	cfg := baseConfig(srv.ClientURL())
 	cfg.JetStream = true
-	s := newSink(t, cfg, c, zaptest.NewLogger(t))
-	defer s.Close(context.Background())
-	waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
-	const n = 10
-	for i := range uint32(n) {
-		r := procRecord(0, i, cnmsg.ProcExit, 1)
-		if err := s.Write(&r); err != nil {
+	s := newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
+	for i := range recs {
+		if err := s.Write(&recs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "every message answered", func() bool {
-		l := readLedger(c)
-		return l.sent+l.failed+l.dropped == n
-	})
-	if l := readLedger(c); l != (counts{sent: n}) {
-		t.Errorf("ledger %+v, want %d sent", l, n)
+	closeSink(t, s)
+	if l := readLedger(c); l != (counts{sent: 1, failed: 1}) {
+		t.Errorf("ledger %+v, want 1 sent (the exit) and 1 failed (the exec, whose id the stream held)", l)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for id, k := range asked {
-		if k != 2 {
-			t.Errorf("%s published %d times, want 2 (the 409, then the answer)", id, k)
-		}
+	if got := testutil.ToFloat64(m.failures.WithLabelValues("nats", FailDuplicate)); got != 1 {
+		t.Errorf("failed{reason=duplicate_id} = %v, want 1", got)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("stream holds %d messages, want 2 (the foreign one and the exit)", info.State.Msgs)
 	}
 }

@@ -99,27 +99,43 @@ func (a *jsAcker) onAck(m *nats.Msg) {
 	}
 	switch {
 	case noResponders:
-		s.stall = fmt.Errorf("no JetStream stream answers for subject %s", e.P.msg.Subject)
+		s.stall = fmt.Errorf("no JetStream stream answers for subject %s", e.P.subject)
+		e.P.notStored()
 		backoffLocked(s.l, e, time.Now())
 	case ack.Error != nil && ack.Error.Code == 503:
 		s.stall = fmt.Errorf("jetstream: %s", ack.Error.Description)
+		e.P.notStored()
 		backoffLocked(s.l, e, time.Now())
 	case ack.Error != nil && ack.Error.ErrCode == errCodeDupInProcess:
 		// An earlier copy of this message (same id) is still being stored,
 		// for example a retry that crossed a slow acknowledgement: ask again
 		// until the stream answers "stored" or "duplicate".
+		e.P.notStored()
 		backoffLocked(s.l, e, time.Now())
 	case ack.Error != nil:
-		subject := e.P.msg.Subject
-		s.finishLocked(e, false)
+		subject := e.P.subject
+		s.finishLocked(e, FailRejected)
 		s.l.advance()
 		s.mu.Unlock()
 		s.warnEvery("jserr:"+ack.Error.Description, "JetStream rejected a message; counting it as failed",
 			zap.String("subject", subject), zap.Int("err_code", ack.Error.ErrCode), zap.String("error", ack.Error.Description))
 		return
+	case ack.Duplicate && e.P.copies < 2:
+		// The stream holds a message with this id, and no other copy of
+		// this one could have been stored: it is someone else's — a
+		// publisher sharing this sink's host and name, or a record kind
+		// whose ids collide. This record is not in the stream.
+		subject, msgID := e.P.subject, e.P.msgID()
+		s.stall = nil
+		s.finishLocked(e, FailDuplicate)
+		s.l.advance()
+		s.mu.Unlock()
+		s.warnEvery("jsdup", "JetStream already held a message with this Nats-Msg-Id that this sink did not publish; counting the record as failed",
+			zap.String("subject", subject), zap.String("msg_id", msgID), zap.String("stream", ack.Stream))
+		return
 	default:
 		s.stall = nil
-		s.finishLocked(e, true)
+		s.finishLocked(e, "")
 		s.l.advance()
 	}
 	s.mu.Unlock()
@@ -130,13 +146,16 @@ func (a *jsAcker) onAck(m *nats.Msg) {
 const errCodeDupInProcess = 10158
 
 // jsAck is a JetStream publish acknowledgement. An ack with "duplicate":
-// true counts as sent: Nats-Msg-Ids name the daemon and sink (see
-// appendMsgID), so the stored message with this id is this sink's own
-// earlier copy.
+// true counts as sent only when an earlier copy of the message may have
+// been stored (natsMsg.copies): Nats-Msg-Ids name the daemon and the sink
+// (msgIDPrefix), so the stored message is then this sink's own copy.
+// Otherwise the stream holds someone else's message under the id, and the
+// record is counted failed (FailDuplicate), never sent.
 type jsAck struct {
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"`
-	Error  *struct {
+	Stream    string `json:"stream"`
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate"`
+	Error     *struct {
 		Code        int    `json:"code"`
 		ErrCode     int    `json:"err_code"`
 		Description string `json:"description"`
@@ -155,12 +174,12 @@ func decodeAck(d []byte) (ack jsAck, ok bool) {
 // ({"stream":"NAME","seq":N} with optional "domain" and "duplicate").
 var ackPrefix = []byte(`{"stream":"`)
 
-// plainAck reports whether d is a successful acknowledgement, without the
-// cost of decoding it: a named stream and no error. Anything else is
-// decoded in full.
+// plainAck reports whether d is a successful acknowledgement of a newly
+// stored message, without the cost of decoding it: a named stream, no
+// error, no "duplicate". Anything else is decoded in full.
 func plainAck(d []byte) bool {
 	return len(d) > len(ackPrefix) && bytes.HasPrefix(d, ackPrefix) && d[len(ackPrefix)] != '"' &&
-		!bytes.Contains(d, []byte(`"error"`))
+		!bytes.Contains(d, []byte(`"error"`)) && !bytes.Contains(d, []byte(`"duplicate"`))
 }
 
 // backoffLocked holds e back for a retry after 100 ms, doubling per

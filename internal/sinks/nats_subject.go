@@ -24,7 +24,8 @@ const (
 const (
 	// EventOther is {event} for messages that are not process events.
 	EventOther = "msg"
-	// EventLoss is {event} for loss markers.
+	// EventLoss is {event} for loss markers; the records the bridge adds
+	// itself (gap, exit_lost) have their type (event.Kind.String) there.
 	EventLoss = "loss"
 	// NoCPU is {cpu} for messages that carry no CPU number.
 	NoCPU = "-"
@@ -130,7 +131,7 @@ func (st *subjectTemplate) append(dst []byte, r *event.Record) []byte {
 		case fieldContainer:
 			dst = appendContainer(dst, r)
 		case fieldCPU:
-			if cpu, ok := recordCPU(r); ok {
+			if cpu, ok := r.StreamCPU(); ok {
 				dst = strconv.AppendUint(dst, uint64(cpu), 10)
 			} else {
 				dst = append(dst, NoCPU...)
@@ -146,23 +147,12 @@ func (st *subjectTemplate) append(dst []byte, r *event.Record) []byte {
 // recordEvent is the {event} value of r.
 func recordEvent(r *event.Record) string {
 	switch {
-	case r.Kind == event.KindLoss:
-		return EventLoss
+	case r.Kind != event.KindMessage:
+		return r.Kind.String()
 	case r.HasProc:
 		return r.Proc.What.String()
 	}
 	return EventOther
-}
-
-// recordCPU is the CPU whose sequence stream r belongs to, if any.
-func recordCPU(r *event.Record) (uint32, bool) {
-	switch {
-	case r.Kind == event.KindLoss:
-		return r.Loss.CPU, r.Loss.HasCPU
-	case r.HasProc:
-		return r.Proc.CPU, true
-	}
-	return 0, false
 }
 
 // appendContainer appends {container}: the enriched process's container id

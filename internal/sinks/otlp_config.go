@@ -67,7 +67,7 @@ const (
 )
 
 // SetDefaults implements TypeConfig.
-func (c *OTLPSinkConfig) SetDefaults() {
+func (c *OTLPSinkConfig) SetDefaults(DaemonKeys) {
 	if c.Protocol == "" {
 		c.Protocol = OTLPGRPC
 	}
@@ -104,7 +104,7 @@ func (c *OTLPSinkConfig) QueueDefaults() (int, int) {
 // Validate implements TypeConfig. It checks what NewOTLP would reject:
 // the endpoint's form for the protocol, and that TLS files are readable
 // (the key not by group or others).
-func (c *OTLPSinkConfig) Validate() error {
+func (c *OTLPSinkConfig) Validate(DaemonKeys) error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
@@ -186,6 +186,14 @@ func (c *OTLPSinkConfig) target() (string, bool, error) {
 		u.Path = otlpHTTPLogsPath
 	}
 	return u.String(), tlsOn || u.Scheme == "https", nil
+}
+
+// New implements TypeConfig.
+func (c *OTLPSinkConfig) New(env Env) (Sink, error) {
+	cfg := c.OTLPConfig(env.Name, env.Host)
+	cfg.Context = env.Context
+	cfg.Body.Product = env.Product
+	return NewOTLP(cfg, env.Encoder, env.Counters, env.OTLPMetrics, env.Log)
 }
 
 // OTLPConfig returns what NewOTLP takes for the sink name on host.

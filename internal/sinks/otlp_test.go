@@ -40,7 +40,7 @@ var _ Readier = (*OTLP)(nil)
 
 func otlpConfig(protocol, endpoint string) OTLPConfig {
 	c := OTLPSinkConfig{Protocol: protocol, Endpoint: endpoint}
-	c.SetDefaults()
+	c.SetDefaults(DaemonKeys{})
 	cfg := c.OTLPConfig("otlp", "h1")
 	cfg.Timeout = 2 * time.Second
 	cfg.DrainTimeout = 5 * time.Second

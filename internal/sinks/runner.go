@@ -244,7 +244,7 @@ func (r *Runner) Abandon() int {
 	n := r.q.length()
 	r.drainDropped()
 	if k := r.unwritten.Swap(0); k > 0 {
-		r.counters.Failed.Add(float64(k))
+		r.counters.Fail(FailAbandoned, int(k))
 		n += int(k)
 	}
 	return n

@@ -36,7 +36,7 @@ func (s *recorder) Write(r *event.Record) error {
 	defer s.mu.Unlock()
 	s.writes++
 	if s.writes == s.failAt {
-		s.c.Failed.Inc()
+		s.c.Fail(FailWrite, 1)
 		return errors.Join(ErrFatal, errors.New("disk on fire"))
 	}
 	s.seqs = append(s.seqs, r.Msg.Seq)

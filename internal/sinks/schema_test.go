@@ -154,7 +154,7 @@ func TestNATSSchemaBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := baseConfig(srv.ClientURL())
-	cfg.Body = Body{Schema: schema.OCSF, Product: schema.Product{Version: "9.9"}}
+	cfg.Schema, cfg.Product = schema.OCSF, schema.Product{Version: "9.9"}
 	c := testCountersFor()
 	s := newSink(t, cfg, c, zaptest.NewLogger(t))
 	recs := schemaRecords()

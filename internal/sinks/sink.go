@@ -21,7 +21,7 @@ import (
 // (Counters.Sent once the record is handed on: written to the file or
 // stdout — in the kernel's page cache, not fsynced —, confirmed by a core
 // NATS server's PONG, acknowledged by JetStream), and what it loses
-// (Counters.Failed or Counters.Drop) — every record given to Write ends up
+// (Counters.Fail or Counters.Drop, with a reason) — every record given to Write ends up
 // in exactly one of those. Write returns an error only when the sink cannot
 // go on at all (a file sink with on_error: exit); ordinary failures are
 // counted, not returned. Flush pushes buffered records out; the runner
@@ -55,6 +55,7 @@ type Metrics struct {
 	counters map[string]*Counters // by sink: a sink and its runner share one
 	messages *prometheus.CounterVec
 	drops    *prometheus.CounterVec
+	failures *prometheus.CounterVec
 	queueLen *liveGauge
 	queueCap *prometheus.GaugeVec
 }
@@ -71,6 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "cnbridged_sink_dropped_total",
 			Help: "Dropped records by reason; their sum per sink equals cnbridged_sink_messages_total{result=\"dropped\"}.",
 		}, []string{"sink", "reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cnbridged_sink_failed_total",
+			Help: "Failed records by reason; their sum per sink equals cnbridged_sink_messages_total{result=\"failed\"}.",
+		}, []string{"sink", "reason"}),
 		queueLen: &liveGauge{
 			desc: prometheus.NewDesc("cnbridged_sink_queue_length",
 				"Records waiting for a sink, read when scraped: in its queue, and held by the sink without an outcome yet (NATS: published and not yet acknowledged or confirmed, or held during an outage).",
@@ -82,16 +87,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Records a sink's queue holds at most (queue_size).",
 		}, []string{"sink"}),
 	}
-	reg.MustRegister(m.messages, m.drops, m.queueLen, m.queueCap)
+	reg.MustRegister(m.messages, m.drops, m.failures, m.queueLen, m.queueCap)
 	return m
 }
 
 // Counters is one sink's outcome accounting.
 type Counters struct {
-	Sent    prometheus.Counter
-	Failed  prometheus.Counter
-	dropped prometheus.Counter
-	drops   *prometheus.CounterVec // curried with sink
+	Sent prometheus.Counter
+	// Failed is the sum over the failure reasons: count through Fail.
+	Failed   prometheus.Counter
+	dropped  prometheus.Counter
+	drops    *prometheus.CounterVec // curried with sink
+	failures *prometheus.CounterVec // curried with sink
 	// droppedBy mirrors the drops by reason (in DropReasons' order), for
 	// a sink that tells its reader what it dropped (the text stream).
 	droppedBy [len(dropReasons)]atomic.Uint64
@@ -106,15 +113,19 @@ func (m *Metrics) Counters(sink string) *Counters {
 		return c
 	}
 	c := &Counters{
-		Sent:    m.messages.WithLabelValues(sink, "sent"),
-		Failed:  m.messages.WithLabelValues(sink, "failed"),
-		dropped: m.messages.WithLabelValues(sink, "dropped"),
-		drops:   m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
+		Sent:     m.messages.WithLabelValues(sink, "sent"),
+		Failed:   m.messages.WithLabelValues(sink, "failed"),
+		dropped:  m.messages.WithLabelValues(sink, "dropped"),
+		drops:    m.drops.MustCurryWith(prometheus.Labels{"sink": sink}),
+		failures: m.failures.MustCurryWith(prometheus.Labels{"sink": sink}),
 	}
-	// Every drop reason is exported from the start, at zero, so that
-	// rate() and alerts see the series before the first drop.
+	// Every reason is exported from the start, at zero, so that rate()
+	// and alerts see the series before the first drop or failure.
 	for _, r := range DropReasons {
 		c.drops.WithLabelValues(r)
+	}
+	for _, r := range FailReasons {
+		c.failures.WithLabelValues(r)
 	}
 	m.counters[sink] = c
 	return c
@@ -129,6 +140,7 @@ func (m *Metrics) Forget(sink string) {
 		m.messages.DeleteLabelValues(sink, r)
 	}
 	m.drops.DeletePartialMatch(prometheus.Labels{"sink": sink})
+	m.failures.DeletePartialMatch(prometheus.Labels{"sink": sink})
 	m.queueLen.remove(sink)
 	m.queueCap.DeleteLabelValues(sink)
 }
@@ -155,6 +167,37 @@ func (c *Counters) DroppedBy() (by [len(dropReasons)]uint64) {
 	}
 	return by
 }
+
+// Fail counts n records failed for reason: attempted and not delivered.
+func (c *Counters) Fail(reason string, n int) {
+	if n <= 0 {
+		return
+	}
+	c.Failed.Add(float64(n))
+	c.failures.WithLabelValues(reason).Add(float64(n))
+}
+
+// Failure reasons.
+const (
+	// FailWrite: the file or stream write failed.
+	FailWrite = "write_error"
+	// FailRejected: the server refused the message (JetStream answered
+	// with an error; NATS refused its size or subject).
+	FailRejected = "rejected"
+	// FailDuplicate: JetStream answered "duplicate" for an id no copy of
+	// this sink's could have stored: the stream holds another publisher's
+	// message under it, not this record.
+	FailDuplicate = "duplicate_id"
+	// FailUnconfirmed: Close ran out of time before the message was
+	// acknowledged or confirmed.
+	FailUnconfirmed = "unconfirmed"
+	// FailAbandoned: the sink was stuck in a write at the shutdown
+	// deadline; the records of the batch it had not reached.
+	FailAbandoned = "abandoned"
+)
+
+// FailReasons lists every failure reason.
+var FailReasons = []string{FailWrite, FailRejected, FailDuplicate, FailUnconfirmed, FailAbandoned}
 
 // Drop reasons.
 const (

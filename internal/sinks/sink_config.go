@@ -66,36 +66,3 @@ func (w WhenFull) String() string {
 
 // MarshalText returns the config value.
 func (w WhenFull) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
-
-// TypeConfig is a sink type's own section of a sink's config: its keys,
-// defaults and validation. The config package decodes a sink's keys into
-// its QueueConfig and its type's TypeConfig.
-type TypeConfig interface {
-	// SetDefaults fills in the keys left out.
-	SetDefaults()
-	// Validate reports every problem, each error starting with its key
-	// relative to the sink ("path: …").
-	Validate() error
-	// QueueDefaults are the queue_size and queue_max_bytes this type
-	// defaults to.
-	QueueDefaults() (size, maxBytes int)
-}
-
-// NewTypeConfig returns an empty config for the sink type typ, or false
-// for an unknown type. Types lists the known ones.
-func NewTypeConfig(typ string) (TypeConfig, bool) {
-	switch typ {
-	case "stdout":
-		return &StdoutConfig{}, true
-	case "file":
-		return &FileSinkConfig{}, true
-	case "nats":
-		return &NATSSinkConfig{}, true
-	case "otlp":
-		return &OTLPSinkConfig{}, true
-	}
-	return nil, false
-}
-
-// Types are the sink types, in the order error messages list them.
-func Types() []string { return []string{"stdout", "file", "nats", "otlp"} }

@@ -1,14 +1,11 @@
 package sinks
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Each sink type's config: its defaults, and Validate naming each key. A
@@ -16,19 +13,19 @@ import (
 
 func TestStdoutConfig(t *testing.T) {
 	var c StdoutConfig
-	c.SetDefaults()
+	c.SetDefaults(DaemonKeys{})
 	if c.Format != FormatJSON {
 		t.Errorf("default format got %q, want json", c.Format)
 	}
 	c.Format = "xml"
-	if err := c.Validate(); err == nil || err.Error() != `format: "xml" is not json or text` {
+	if err := c.Validate(DaemonKeys{}); err == nil || err.Error() != `format: "xml" is not json or text` {
 		t.Errorf("Validate got %v, want the format named", err)
 	}
 }
 
 func TestFileSinkConfig(t *testing.T) {
 	var c FileSinkConfig
-	c.SetDefaults()
+	c.SetDefaults(DaemonKeys{})
 	want := FileSinkConfig{Mode: 0o640, FlushInterval: time.Second, MaxFiles: 5}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -37,7 +34,7 @@ func TestFileSinkConfig(t *testing.T) {
 		t.Errorf("queue defaults got %d, %d", size, bytes)
 	}
 	c.MaxFiles, c.MaxSizeBytes, c.FlushInterval = 0, -1, -time.Second
-	got := flattenErr(c.Validate())
+	got := flattenErr(c.Validate(DaemonKeys{}))
 	wantErrs := []string{
 		"path: required for a file sink",
 		"flush_interval: -1s: must be positive",
@@ -74,67 +71,6 @@ func TestTextValues(t *testing.T) {
 	}
 }
 
-func TestNATSSinkConfig(t *testing.T) {
-	c := NATSSinkConfig{Stream: &NATSStreamConfig{}}
-	c.SetDefaults()
-	want := NATSSinkConfig{
-		Subject: DefaultSubject, Format: "json", MaxInFlight: DefaultMaxInFlight, AckTimeout: DefaultAckTimeout,
-		ReconnectBufferBytes: DefaultReconnectBufferSize, DrainTimeout: DefaultNATSDrainTimeout,
-		Stream: &NATSStreamConfig{Storage: "file", DuplicateWindow: DefaultDuplicateWindow, Replicas: 1},
-	}
-	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(NATSSinkConfig{})); diff != "" {
-		t.Errorf("defaults (-want +got):\n%s", diff)
-	}
-
-	dir := t.TempDir()
-	open := filepath.Join(dir, "open.creds")
-	if err := os.WriteFile(open, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.Subject = "cn.{pid}.>"
-	c.Format = "xml"
-	c.User = "u"
-	c.CredsFile = open
-	c.TLS.CertFile = filepath.Join(dir, "absent.pem")
-	got := flattenErr(c.Validate())
-	wantErrs := []string{
-		"url: required for a nats sink",
-		`subject: "cn.{pid}.>": unknown field {pid}; known: host, idx, val, event, cpu, container`,
-		`format: "xml" is not json or raw`,
-		"user: set only one of user/password, token, nkey_seed_file, creds_file",
-		"password: user and password go together",
-		"tls.cert_file: cert_file and key_file go together",
-		"stream: needs jetstream: true",
-		"stream.name: required",
-		`creds_file: "` + open + `" has mode 0644: a secret must not be readable by group or others; want 0600 or 0400`,
-		`tls.cert_file: "` + c.TLS.CertFile + `": no such file or directory`,
-	}
-	if diff := cmp.Diff(wantErrs, got); diff != "" {
-		t.Errorf("Validate (-want +got):\n%s", diff)
-	}
-}
-
-// TestNATSResolve: the subject is compiled once, for the host, and handed
-// to NewNATS through NATSConfig.
-func TestNATSResolve(t *testing.T) {
-	c := NATSSinkConfig{URL: "nats://127.0.0.1:4222"}
-	c.SetDefaults()
-	if err := c.Resolve("web.1"); err != nil {
-		t.Fatal(err)
-	}
-	nc := c.NATSConfig("bus", "web.1")
-	if nc.compiled == nil || nc.Name != "bus" || nc.Host != "web.1" || nc.Subject != DefaultSubject {
-		t.Errorf("NATSConfig got %+v", nc)
-	}
-	var lits []string
-	for _, p := range nc.compiled.parts {
-		lits = append(lits, p.lit)
-	}
-	if got := strings.Join(lits, "|"); !strings.Contains(got, "cn.web_1.") {
-		t.Errorf("compiled literals %q, want the host as one token (cn.web_1.)", got)
-	}
-}
-
 func flattenErr(err error) []string {
 	if err == nil {
 		return nil
@@ -158,17 +94,17 @@ func errString(err error) string {
 
 func TestOTLPSinkConfig(t *testing.T) {
 	var c OTLPSinkConfig
-	c.SetDefaults()
+	c.SetDefaults(DaemonKeys{})
 	want := OTLPSinkConfig{Protocol: "grpc", Endpoint: "localhost:4317", Compression: "none", Timeout: 10 * time.Second,
 		BatchSize: 512, MaxInFlight: 8192, DrainTimeout: 10 * time.Second}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(DaemonKeys{}); err != nil {
 		t.Errorf("Validate of the defaults: %v", err)
 	}
 	h := OTLPSinkConfig{Protocol: "http"}
-	h.SetDefaults()
+	h.SetDefaults(DaemonKeys{})
 	if h.Endpoint != "http://localhost:4318" {
 		t.Errorf("http default endpoint %q", h.Endpoint)
 	}
@@ -210,7 +146,7 @@ func TestOTLPSinkConfig(t *testing.T) {
 		"tls.cert_file: cert_file and key_file go together",
 		`tls.cert_file: "/c": no such file or directory`,
 	}
-	if diff := cmp.Diff(wantErrs, flattenErr(bad.Validate())); diff != "" {
+	if diff := cmp.Diff(wantErrs, flattenErr(bad.Validate(DaemonKeys{}))); diff != "" {
 		t.Errorf("Validate (-want +got):\n%s", diff)
 	}
 }

@@ -38,7 +38,7 @@ func (b *lineBuffer) flush() {
 		return
 	}
 	if _, err := b.w.Write(b.buf); err != nil {
-		b.counters.Failed.Add(float64(b.lines))
+		b.counters.Fail(FailWrite, b.lines)
 	} else {
 		b.counters.Sent.Add(float64(b.lines))
 	}

@@ -18,14 +18,14 @@ const (
 )
 
 // SetDefaults implements TypeConfig.
-func (c *StdoutConfig) SetDefaults() {
+func (c *StdoutConfig) SetDefaults(DaemonKeys) {
 	if c.Format == "" {
 		c.Format = FormatJSON
 	}
 }
 
 // Validate implements TypeConfig.
-func (c *StdoutConfig) Validate() error {
+func (c *StdoutConfig) Validate(DaemonKeys) error {
 	var errs []error
 	if c.Format != FormatJSON && c.Format != FormatText {
 		errs = append(errs, fmt.Errorf("format: %q is not json or text", c.Format))
@@ -38,3 +38,13 @@ func (c *StdoutConfig) Validate() error {
 
 // QueueDefaults implements TypeConfig.
 func (c *StdoutConfig) QueueDefaults() (int, int) { return DefaultQueueSize, DefaultQueueMaxBytes }
+
+// New implements TypeConfig: JSON lines, or (format text) rows for people
+// as env.Text formats them.
+func (c *StdoutConfig) New(env Env) (Sink, error) {
+	if c.Format == FormatText {
+		tf := env.Text
+		return NewTextStream(env.Stdout, env.Encoder, &tf, env.Counters), nil
+	}
+	return NewStreamBody(env.Stdout, env.Encoder, Body{Schema: c.Schema, Product: env.Product}, env.Counters), nil
+}

@@ -46,7 +46,7 @@ func (s *TextStream) Write(r *event.Record) error {
 	if err != nil {
 		// The encoder's own output always parses; count it rather than
 		// stop the sink if that ever changes.
-		s.counters.Failed.Inc()
+		s.counters.Fail(FailWrite, 1)
 		return nil
 	}
 	s.buf = out
