@@ -98,6 +98,7 @@ func cmdCheck(cf configFlags, stdout io.Writer) int {
 		checkSocket(c, cfg, ns)
 		checkSinks(c, cfg)
 		checkTap(c, cfg)
+		checkQuery(c, cfg)
 		checkStateDir(c, cfg.StateDir)
 		checkMetrics(c, cfg.Metrics.Listen)
 	}
@@ -327,6 +328,23 @@ func checkSinks(c *checker, cfg *config.Config) {
 			default:
 				c.fail("sink "+name, r.Detail, r.Advice)
 			}
+		}
+	}
+}
+
+// checkQuery connects to the query service's servers with its
+// credentials, as a NATS sink's are checked (run starts without them and
+// reconnects; questions go unanswered meanwhile).
+func checkQuery(c *checker, cfg *config.Config) {
+	if !cfg.Query.Enabled() {
+		c.ok("query", "no NATS service (query.nats.url is empty); the tap socket answers cnbridged query")
+		return
+	}
+	for _, r := range cfg.Query.NATS.Probe(context.Background(), "query.nats", "the query service") {
+		if r.OK {
+			c.ok("query", r.Detail)
+		} else {
+			c.fail("query", r.Detail, r.Advice)
 		}
 	}
 }

@@ -142,4 +142,20 @@ func TestCheckNATS(t *testing.T) {
 			t.Errorf("password %s: exit %d, want %d with %q:\n%s", tt.password, code, tt.code, tt.want, out.String())
 		}
 	}
+	// The query service's connection is checked the same way.
+	for _, tt := range []struct {
+		password string
+		code     int
+		want     string
+	}{
+		{"wrong", 1, "fix: correct the credentials of query.nats"},
+		{"right", 0, "ok   query"},
+	} {
+		var out bytes.Buffer
+		code := run([]string{"check", "--set", "metrics.listen=", "--set", "tap.socket=", "--set", "state_dir=",
+			"--set", "query.nats.url=" + s.ClientURL(), "--set", "query.nats.user=cn", "--set", "query.nats.password=" + tt.password}, &out, &out)
+		if code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("query password %s: exit %d, want %d with %q:\n%s", tt.password, code, tt.code, tt.want, out.String())
+		}
+	}
 }

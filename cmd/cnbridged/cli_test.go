@@ -69,7 +69,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code := run([]string{"--help"}, &out, &out); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, c := range []string{"run", "validate", "check", "stats", "health", "emit", "version", "completion", "help"} {
+	for _, c := range []string{"run", "validate", "check", "stats", "health", "emit", "query", "version", "completion", "help"} {
 		if !strings.Contains(out.String(), "\n  "+c+" ") {
 			t.Errorf("help lacks command %q:\n%s", c, out.String())
 		}
@@ -87,7 +87,7 @@ func TestManAndCompletion(t *testing.T) {
 	if code := run([]string{"man", dir}, &out, &out); code != 0 {
 		t.Fatalf("man exit %d: %s", code, out.String())
 	}
-	for _, page := range []string{"cnbridged.1", "cnbridged-run.1", "cnbridged-validate.1", "cnbridged-health.1", "cnbridged-completion-bash.1"} {
+	for _, page := range []string{"cnbridged.1", "cnbridged-run.1", "cnbridged-validate.1", "cnbridged-health.1", "cnbridged-completion-bash.1", "cnbridged-query-lineage.1"} {
 		b, err := os.ReadFile(filepath.Join(dir, page))
 		if err != nil {
 			t.Errorf("%v", err)

@@ -153,6 +153,7 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newEmitCmd(),
 		newTapCmd(),
 		newTopCmd(),
+		newQueryCmd(),
 		newVersionCmd(),
 		newManCmd(root),
 	)

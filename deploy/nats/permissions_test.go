@@ -31,6 +31,7 @@ const fleetSubject = "cn.{host}.proc.{event}.{container}"
 func authServer(t *testing.T) *server.Server {
 	t.Helper()
 	t.Setenv("CN_READER_PASSWORD", "reader-secret")
+	t.Setenv("CN_QUERIER_PASSWORD", "querier-secret")
 	o := loadConf(t, "fleet-auth.conf")
 	o.Port = -1
 	o.JetStream, o.StoreDir = true, t.TempDir()

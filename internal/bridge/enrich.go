@@ -89,8 +89,10 @@ type enricher struct {
 	reseed atomic.Bool
 	// done is closed when run returns.
 	done chan struct{}
-	// views carries TableView requests to the enricher goroutine.
+	// views carries TableView requests to the enricher goroutine; snaps,
+	// Snapshot requests.
 	views chan chan TableView
+	snaps chan chan TableSnapshot
 
 	// resync is set by the reader when events may have been lost; the
 	// enricher reconciles the table with /proc before its next batch.
@@ -142,6 +144,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		q:      make(chan *event.Batch, o.QueueSize),
 		done:   make(chan struct{}),
 		views:  make(chan chan TableView),
+		snaps:  make(chan chan TableSnapshot),
 		o:      o,
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		users:  procinfo.Users{Path: o.PasswdPath},
@@ -258,6 +261,8 @@ func (e *enricher) run(ctx context.Context) {
 			e.enrichBatch(b)
 		case c := <-e.views:
 			c <- e.view()
+		case c := <-e.snaps:
+			c <- e.snapshot()
 		case <-tick.C:
 			if len(e.q) == 0 {
 				e.housekeep()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/cnbridged/cnbridged/internal/query"
 	"github.com/cnbridged/cnbridged/internal/ratelimit"
 	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
@@ -34,6 +35,8 @@ type Config struct {
 	Sinks    map[string]*Sink  `mapstructure:"-"` // decoded per type by Load
 	Routes   []Route           `mapstructure:"routes"`
 	Requests []requests.Config `mapstructure:"requests"`
+	// Query is the fleet query service and the bounds of its answers.
+	Query query.Config `mapstructure:"query"`
 
 	// Process enrichment (routes with enrich: true).
 	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
@@ -206,6 +209,16 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)
 	v.SetDefault("state_dir", DefaultStateDir)
+	for _, k := range []string{"url", "user", "password", "token", "nkey_seed_file", "creds_file", "tls.ca_file", "tls.cert_file", "tls.key_file"} {
+		v.SetDefault("query.nats."+k, "")
+	}
+	v.SetDefault("query.nats.tls.insecure_skip_verify", false)
+	v.SetDefault("query.max_rows", query.DefaultMaxRows)
+	v.SetDefault("query.max_per_second", query.DefaultMaxPerSecond)
+	v.SetDefault("query.inventory.bucket", query.DefaultBucket)
+	v.SetDefault("query.inventory.js_domain", "")
+	v.SetDefault("query.inventory.interval", query.DefaultInterval)
+	v.SetDefault("query.inventory.ttl", query.DefaultTTL)
 }
 
 // applyDefaults fills in the per-sink keys that viper cannot default

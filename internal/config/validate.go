@@ -25,6 +25,9 @@ func (c *Config) Validate() error {
 	c.validateSinks(&v)
 	c.validateRoutes(&v)
 	c.validateRequests(&v)
+	for _, err := range flatten(c.Query.Validate()) {
+		v.errs = append(v.errs, fmt.Errorf("query.%w", err))
+	}
 	return errors.Join(v.errs...)
 }
 

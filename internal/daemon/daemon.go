@@ -30,6 +30,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/query"
 	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/schema"
@@ -89,6 +90,9 @@ type Daemon struct {
 	trace       *restartTrace    // nil without state_dir
 	stopErr     error            // a fatal error seen by the stop sequence
 	tap         *sinks.Runner    // the tap socket's runner (tap.go), nil without it
+	// responder answers questions about the process table (query.go),
+	// nil while none can be answered.
+	responder atomic.Pointer[query.Responder]
 	// handling is when the reader entered its handler (Unix ns), 0 when
 	// it is waiting on the socket: the watchdog pings only while the
 	// reader is not stuck.

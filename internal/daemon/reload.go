@@ -255,6 +255,9 @@ func restartKeys(a, b *config.Config) []string {
 	if a.Listener.HandshakeTimeout != b.Listener.HandshakeTimeout {
 		keys = append(keys, "listener.handshake_timeout")
 	}
+	if a.Query != b.Query {
+		keys = append(keys, "query")
+	}
 	if a.StateDir != b.StateDir {
 		keys = append(keys, "state_dir")
 	}

@@ -65,8 +65,9 @@ func TestRestartKeys(t *testing.T) {
 	b.StateDir = "/var/lib/other"
 	b.Listener.HandshakeTimeout = 5
 	b.ProcessTable.ExecReaders = 2
+	b.Query.MaxRows = 5
 	got := strings.Join(restartKeys(&a, &b), " ")
-	if got != "listener.handshake_timeout state_dir enrich_*" {
-		t.Errorf("restartKeys = %q, want listener.handshake_timeout state_dir enrich_*", got)
+	if got != "listener.handshake_timeout query state_dir enrich_*" {
+		t.Errorf("restartKeys = %q, want listener.handshake_timeout query state_dir enrich_*", got)
 	}
 }

@@ -39,6 +39,7 @@ func (d *Daemon) stages() []stage {
 		{"tap", func(_ context.Context, cfg *config.Config) (func(), error) { return d.startTap(cfg), nil }},
 		{"requests", d.startRequests},
 		{"bridge", d.startBridge},
+		{"query", d.startQuery},
 		{"listener", d.startListener},
 		{"restart trace", d.startTrace},
 		{"reader", d.startReader},

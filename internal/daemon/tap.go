@@ -45,6 +45,9 @@ func (d *Daemon) startTap(cfg *config.Config) (stop func()) {
 		Mode:         os.FileMode(cfg.Tap.Mode),
 		ClientBuffer: cfg.Tap.ClientBuffer,
 		Metrics:      met,
+		Queries: func(ctx context.Context, line []byte) []byte {
+			return d.answerLocal(ctx, line, cfg.Host)
+		},
 	}, cfg.Host, d.enc, log)
 	if err != nil {
 		log.Error("tap socket not served; running without it", zap.Error(err))

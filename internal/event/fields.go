@@ -96,6 +96,9 @@ func num[T unsigned](v T) fields.Opt[int64] { return fields.Some(int64(v)) }
 
 func formatTime(ns int64) string { return time.Unix(0, ns).UTC().Format(timeLayout) }
 
+// FormatTime formats a time (Unix nanoseconds) as the line writes it.
+func FormatTime(ns int64) string { return formatTime(ns) }
+
 // procFields mirrors appendProc.
 func procFields(p *cnmsg.ProcEvent) fields.Proc {
 	f := fields.Proc{Event: p.What.String(), CPU: int64(p.CPU), TimestampNs: int64(p.TimestampNs)}
@@ -265,4 +268,23 @@ func validStrings(ss []string) []string {
 		return []string{} // the line writes []
 	}
 	return ss
+}
+
+// TableRow sets dst to one row of the process table as fleet queries
+// answer it: at (the time the table was read, as FormatTime writes it),
+// the encoder's host, and the process, its parent and its ancestors (the
+// parent first, as on an enriched event) described exactly as an enriched
+// event describes them; a process the table remembers after its exit is
+// marked exited, with how long it ran when the table saw its fork. parent
+// and ancestors may be nil.
+func (e *Encoder) TableRow(at string, p, parent *proctable.Process, ancestors []*proctable.Process, dst *fields.Record) {
+	*dst = fields.Record{Time: at, Host: e.host}
+	en := Enrichment{Process: p, Parent: parent, Ancestors: ancestors}
+	if p.Exited && p.ForkNs != 0 && p.ExitNs >= p.ForkNs {
+		en.DurationNs, en.HasDuration = int64(p.ExitNs-p.ForkNs), true // exact: both events seen
+	}
+	enrichmentFields(&en, cnmsg.ProcNone, dst)
+	if p.Exited {
+		dst.Process.V.Exited = fields.Some(true)
+	}
 }

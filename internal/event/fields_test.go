@@ -171,3 +171,38 @@ func BenchmarkFields(b *testing.B) {
 		enc.Fields(r, &dst)
 	}
 }
+
+// TestTableRow: a row of the process table describes the process, its
+// parent and ancestors exactly as an enriched event does (an exec's
+// previous_exe aside: it belongs to the exec), and is a line of the
+// output contract.
+func TestTableRow(t *testing.T) {
+	enc := event.NewEncoder("web-42")
+	for name, r := range fieldsCases() {
+		en := r.Enriched
+		if r.Enrich != event.EnrichDone || en == nil || en.Process == nil || en.HasDuration {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			var row, ev fields.Record
+			enc.TableRow(event.FormatTime(r.Time), en.Process, en.Parent, en.Ancestors, &row)
+			enc.Fields(r, &ev)
+			ev.Process.V.PreviousExe = fields.Opt[string]{}
+			want := fields.Record{Time: ev.Time, Host: ev.Host, Process: ev.Process, Parent: ev.Parent, Ancestors: ev.Ancestors}
+			if diff := cmp.Diff(&want, &row); diff != "" {
+				t.Errorf("row differs from the event's description (-event +row):\n%s", diff)
+			}
+			b, err := json.Marshal(&row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := fields.ParseStrict(b)
+			if err != nil {
+				t.Fatalf("row %s: %v", b, err)
+			}
+			if diff := cmp.Diff(&row, back); diff != "" {
+				t.Errorf("row %s does not read back (-row +read):\n%s", b, diff)
+			}
+		})
+	}
+}

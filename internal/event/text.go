@@ -115,11 +115,83 @@ func (f *TextFormatter) AppendText(dst []byte, line []byte) ([]byte, error) {
 			"(exit lost while events were dropped; last known state)"), nil
 	case l.Type != "":
 		return f.marker(dst, ts, strings.ToUpper(quoteArg(l.Type)), ansiYellow, ""), nil
+	case l.Proc == nil && l.Process != nil:
+		return f.tableRow(dst, ts, &l, 0), nil
 	case l.Proc == nil:
 		// Any other connector id: its header and payload size.
 		return f.marker(dst, ts, "msg", ansiDim, fmt.Sprintf("%d.%d seq %d len %d sender %d", l.Idx, l.Val, l.Seq, l.Len, l.Sender)), nil
 	}
 	return f.row(dst, ts, quoteArg(l.Proc.Event), eventColor(l.Proc), l.Proc, l.Process, l.Parent, ""), nil
+}
+
+// AppendRow appends the text form of a row of the process table (a line
+// with process but neither proc nor type: a fleet query's answer),
+// ending in a newline, with its process indented by depth levels (a
+// tree). The columns are the events': the time the table was read, the
+// host, "live" (or "exited" for a process the table remembers after its
+// exit) in the event column, pid, ppid, user, no exit status, how long
+// the process has run (a live one) or ran (an exited one, when known),
+// and the process. AppendText renders such a line at depth 0.
+func (f *TextFormatter) AppendRow(dst, line []byte, depth int) ([]byte, error) {
+	var l textLine
+	if err := json.Unmarshal(bytes.TrimSpace(line), &l); err != nil {
+		return dst, fmt.Errorf("%w: %w", ErrNotJSONLine, err)
+	}
+	if l.Process == nil || l.Proc != nil || l.Type != "" {
+		return dst, fmt.Errorf("%w: not a row of the process table", ErrNotJSONLine)
+	}
+	host := "-"
+	if l.Host != "" {
+		host = quoteArg(l.Host)
+	}
+	ts := string(f.host(pad(nil, quoteArg(f.clock(l.Time)), wTime), host))
+	return f.tableRow(dst, ts, &l, depth), nil
+}
+
+// tableRow renders a row of the process table.
+func (f *TextFormatter) tableRow(dst []byte, ts string, l *textLine, depth int) []byte {
+	pr := l.Process
+	start := len(dst)
+	dst = append(dst, ts...)
+	state, color := "live", ansiGreen
+	if pr.Exited {
+		state, color = "exited", ansiDim
+	}
+	dst = f.colored(dst, color, func(b []byte) []byte { return pad(b, state, wEvent) })
+	ppid := pr.PPID
+	if ppid == nil && l.Parent != nil {
+		ppid = l.Parent.PID
+	}
+	dst = padLeft(dst, optUint(pr.PID), wPID)
+	dst = padLeft(dst, optUint(ppid), wPPID)
+	user := "-"
+	switch {
+	case pr.User != "":
+		user = quoteArg(pr.User)
+	case pr.UID != nil:
+		user = optUint(pr.UID)
+	}
+	dst = pad(dst, user, wUser)
+	dst = padLeft(dst, "", wExit)
+	age := ""
+	switch {
+	case pr.DurationNs != nil:
+		age = formatDuration(time.Duration(*pr.DurationNs))
+	case !pr.Exited && pr.StartTime != "":
+		t, err1 := time.Parse(time.RFC3339Nano, l.Time)
+		st, err2 := time.Parse(time.RFC3339Nano, pr.StartTime)
+		if err1 == nil && err2 == nil {
+			age = formatDuration(t.Sub(st))
+		}
+	}
+	dst = padLeft(dst, age, wDur)
+	text := strings.Repeat("  ", max(depth, 0)) + processText(&textProc{}, pr)
+	if f.Width > 0 {
+		text = cut(text, f.Width-visibleWidth(dst[start:]))
+	}
+	dst = append(dst, text...)
+	dst = bytes.TrimRight(dst, " ")
+	return append(dst, '\n')
 }
 
 // clock formats the time column; an unparsable time is shown as it came.

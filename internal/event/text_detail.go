@@ -83,6 +83,8 @@ type textProcess struct {
 	Skipped          bool     `json:"skipped"`
 	Stale            bool     `json:"stale"`
 	Missing          []string `json:"missing"`
+	StartTime        string   `json:"start_time"`
+	Exited           bool     `json:"exited"`
 }
 
 type textLife struct {

@@ -229,3 +229,36 @@ func TestTextWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestTableRowText: a row of the process table (a fleet query's answer)
+// gets the events' columns: "live", its age, the process; indented by
+// depth in a tree; and an exited one says so with how long it ran.
+func TestTableRowText(t *testing.T) {
+	const row = `{"time":"2024-03-09T12:34:56.000000789Z","host":"web-1","process":{"entity_id":"b:4711:1","pid":4711,"tgid":4711,"ppid":100,` +
+		`"exe":"/usr/bin/nc","cmdline":["nc","-l","4444"],"cwd":"/","uid":1000,"euid":1000,"gid":1000,"egid":1000,"user":"alice","comm":"nc",` +
+		`"cgroup":"/","start_time":"2024-03-09T12:30:51.000000000Z"},"parent":{"entity_id":"b:100:1","pid":100,"exe":"/usr/bin/bash","cmdline":["bash"]}}`
+	const exited = `{"time":"2024-03-09T12:34:56.000000789Z","host":"web-1","process":{"pid":100,"ppid":1,"exe":"/usr/bin/bash","cmdline":["bash"],` +
+		`"uid":0,"user":"root","start_time":"2024-03-09T12:00:00Z","duration_ns":1500000000,"exited":true}}`
+	f := &event.TextFormatter{Host: true}
+	tests := []struct {
+		line  string
+		depth int
+		want  string
+	}{
+		{row, 0, "12:34:56.000 web-1    live        4711     100 alice                     4m05s /usr/bin/nc -l 4444\n"},
+		{row, 2, "12:34:56.000 web-1    live        4711     100 alice                     4m05s     /usr/bin/nc -l 4444\n"},
+		{exited, 1, "12:34:56.000 web-1    exited       100       1 root                      1.50s   /usr/bin/bash\n"},
+	}
+	for _, tt := range tests {
+		got, err := f.AppendRow(nil, []byte(tt.line), tt.depth)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("AppendRow depth %d:\n got %q (%v)\nwant %q", tt.depth, got, err, tt.want)
+		}
+	}
+	if got, err := f.AppendText(nil, []byte(row)); err != nil || string(got) != tests[0].want {
+		t.Errorf("AppendText of a row: %q (%v)", got, err)
+	}
+	if _, err := f.AppendRow(nil, []byte(`{"time":"x","host":"h","type":"loss"}`), 0); err == nil {
+		t.Error("AppendRow of a loss marker: no error")
+	}
+}

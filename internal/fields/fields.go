@@ -267,6 +267,9 @@ type Process struct {
 	Missing          Opt[[]string] `json:"missing,omitzero"`
 	Gone             Opt[bool]     `json:"gone,omitzero"`
 	Skipped          Opt[bool]     `json:"skipped,omitzero"`
+	// Exited is set on rows of fleet query answers (lineage, tree) for a
+	// process the table remembers after its exit; events never carry it.
+	Exited Opt[bool] `json:"exited,omitzero"`
 }
 
 // Parent is the process's parent as the table knows it; Exited when it

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ func Port(port int) Option { return func(o *server.Options) { o.Port = port } }
 func JetStream(dir string) Option {
 	return func(o *server.Options) { o.JetStream, o.StoreDir = true, dir }
 }
+
+// Domain sets the server's JetStream domain.
+func Domain(d string) Option { return func(o *server.Options) { o.JetStreamDomain = d } }
 
 // Options returns the options every server starts from: loopback, a free
 // port, no logging, no signal handlers.
@@ -100,9 +104,43 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// Leaf runs, for a test, a leaf node server that connects to hubs (the
+// leaf node URLs of a hub or cluster, LeafURLs), and waits until it has
+// connected. It is shut down when the test ends.
+func Leaf(t testing.TB, hubs []string, opts ...Option) *server.Server {
+	t.Helper()
+	o := Options(opts...)
+	var urls []*url.URL
+	for _, h := range hubs {
+		u, err := url.Parse(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls = append(urls, u)
+	}
+	o.LeafNode.Remotes = append(o.LeafNode.Remotes, &server.RemoteLeafOpts{URLs: urls})
+	o.LeafNode.ReconnectInterval = 100 * time.Millisecond
+	s, err := Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for s.NumLeafNodes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("leaf node %s: not connected to %v after 20s", s.Name(), hubs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
 // Cluster is a JetStream cluster of embedded servers on fixed loopback
 // ports, so that a stopped node comes back where its peers and clients
-// expect it, with its store.
+// expect it, with its store. Every node accepts leaf nodes (LeafURLs).
 type Cluster struct {
 	t       testing.TB
 	opts    []*server.Options
@@ -111,15 +149,20 @@ type Cluster struct {
 }
 
 // RunCluster starts an n-node JetStream cluster with its stores under dir
-// and waits until it has a meta leader. It is shut down when the test ends.
-func RunCluster(t testing.TB, n int, dir string) *Cluster {
+// and opts applied to every node, and waits until it has a meta leader. It
+// is shut down when the test ends.
+func RunCluster(t testing.TB, n int, dir string, opts ...Option) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, servers: make([]*server.Server, n)}
-	ports := FreePorts(t, 2*n)
-	routes := ports[n:]
+	ports := FreePorts(t, 3*n)
+	routes, leafs := ports[n:2*n], ports[2*n:]
 	for i := range n {
 		o := Options(Port(ports[i]), JetStream(filepath.Join(dir, fmt.Sprint("n", i))))
 		o.ServerName = fmt.Sprint("n", i)
+		o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", leafs[i]
+		for _, f := range opts {
+			f(o)
+		}
 		o.Cluster = server.ClusterOpts{Name: "cn", Host: "127.0.0.1", Port: routes[i]}
 		for j, p := range routes {
 			if j != i {
@@ -162,6 +205,15 @@ func (c *Cluster) URLs() string {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", o.Port))
 	}
 	return strings.Join(urls, ",")
+}
+
+// LeafURLs returns every node's leaf node URL.
+func (c *Cluster) LeafURLs() []string {
+	var urls []string
+	for _, o := range c.opts {
+		urls = append(urls, fmt.Sprintf("nats-leaf://127.0.0.1:%d", o.LeafNode.Port))
+	}
+	return urls
 }
 
 // Size returns the number of nodes.

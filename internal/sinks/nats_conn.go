@@ -257,10 +257,16 @@ func (s *NATS) warnEvery(key, msg string, fields ...zap.Field) {
 // Probe implements Prober: it connects to each server with the sink's
 // credentials and TLS (AuthOptions: the same options and secret-file
 // checks) and authenticates.
-func (c *NATSConfig) Probe(_ context.Context, name string) []Probe {
+func (c *NATSConfig) Probe(ctx context.Context, name string) []Probe {
+	return c.probe(ctx, "sinks."+name, "this sink")
+}
+
+// probe is Probe for the connection keys under key, which what names in
+// the advice.
+func (c *NATSConfig) probe(_ context.Context, key, what string) []Probe {
 	auth, err := AuthOptions(*c)
 	if err != nil {
-		return []Probe{{Detail: err.Error(), Advice: "correct sinks." + name + " (run refuses to start this sink as it is)"}}
+		return []Probe{{Detail: err.Error(), Advice: "correct " + key + " (run refuses to start " + what + " as it is)"}}
 	}
 	opts := append([]nats.Option{nats.Name("cnbridged check"), nats.Timeout(3 * time.Second), nats.NoReconnect()}, auth...)
 	var out []Probe
@@ -268,9 +274,9 @@ func (c *NATSConfig) Probe(_ context.Context, name string) []Probe {
 		u = strings.TrimSpace(u)
 		nc, err := nats.Connect(u, opts...)
 		if err != nil {
-			advice := "start the server or correct sinks." + name + ".url (cnbridged runs meanwhile, reconnecting)"
+			advice := "start the server or correct " + key + ".url (cnbridged runs meanwhile, reconnecting)"
 			if msg := strings.ToLower(err.Error()); strings.Contains(msg, "authorization") || strings.Contains(msg, "authentication") {
-				advice = "correct the credentials of sinks." + name + " (user/password, token, nkey_seed_file or creds_file)"
+				advice = "correct the credentials of " + key + " (user/password, token, nkey_seed_file or creds_file)"
 			}
 			out = append(out, Probe{Detail: RedactURLs(u) + ": " + err.Error(), Advice: advice})
 			continue

@@ -1,6 +1,8 @@
 package tap
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +32,16 @@ type ServerConfig struct {
 	// Metrics, when set, are the tap metrics to update (else unregistered
 	// ones).
 	Metrics *Metrics
+	// Queries, when set, answers questions about the process table
+	// (cnbridged query without --nats): a client that sends a line gets
+	// no more event lines; its line is handed to Queries, and the answer
+	// (one line) is written after what the client was already sent, then
+	// the connection is closed. Nil: what clients send is ignored.
+	Queries func(ctx context.Context, request []byte) (answer []byte)
 }
+
+// MaxRequest bounds a client's request line.
+const MaxRequest = 64 << 10
 
 // Metrics are the tap socket's metrics.
 type Metrics struct {
@@ -79,6 +90,9 @@ type Server struct {
 	ln   *net.UnixListener
 	ino  uint64 // the socket file's inode: only that file is removed at Close
 
+	// closing ends with Run's context: questions being answered stop.
+	closing context.Context
+
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	nclient atomic.Int32
@@ -98,6 +112,10 @@ type client struct {
 	lines   chan []byte
 	dropped atomic.Uint64
 	done    chan struct{}
+	// asking is set once the client has sent a question: Write skips it,
+	// and answer carries the reply to serve.
+	asking atomic.Bool
+	answer chan []byte
 }
 
 // Listen creates the socket, with cfg.Mode from the start (it is bound
@@ -155,6 +173,7 @@ func (s *Server) Addr() string { return s.cfg.Path }
 // Run accepts clients until ctx ends, then disconnects them and removes
 // the socket file.
 func (s *Server) Run(ctx context.Context) error {
+	s.closing = ctx
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 	for {
@@ -180,7 +199,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) add(conn *net.UnixConn) {
-	c := &client{conn: conn, lines: make(chan []byte, s.cfg.ClientBuffer), done: make(chan struct{})}
+	c := &client{conn: conn, lines: make(chan []byte, s.cfg.ClientBuffer), done: make(chan struct{}), answer: make(chan []byte, 1)}
 	s.mu.Lock()
 	s.clients[c] = struct{}{}
 	s.nclient.Store(int32(len(s.clients)))
@@ -189,14 +208,10 @@ func (s *Server) add(conn *net.UnixConn) {
 	s.log.Info("tap client connected")
 	s.wg.Add(2)
 	go func() {
-		// A client sends nothing; a read returns when it hangs up.
+		// A tap client sends nothing; a read returns when it hangs up.
+		// A query client sends one line.
 		defer s.wg.Done()
-		var b [64]byte
-		for {
-			if _, err := conn.Read(b[:]); err != nil {
-				break
-			}
-		}
+		s.read(c)
 		s.remove(c)
 	}()
 	go func() {
@@ -204,6 +219,43 @@ func (s *Server) add(conn *net.UnixConn) {
 		s.serve(c)
 		s.remove(c)
 	}()
+}
+
+// read reads what c sends until it hangs up: nothing from a tap client,
+// one question from a query client, which it answers.
+func (s *Server) read(c *client) {
+	br := bufio.NewReaderSize(c.conn, 4096)
+	var req []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if s.cfg.Queries == nil {
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+			continue
+		}
+		req = append(req, chunk...)
+		switch {
+		case err == nil:
+			c.asking.Store(true)
+			ctx, cancel := context.WithCancel(context.Background())
+			stop := context.AfterFunc(s.closing, cancel)
+			ans := s.cfg.Queries(ctx, bytes.TrimSpace(req))
+			stop()
+			cancel()
+			c.answer <- append(bytes.TrimRight(ans, "\n"), '\n')
+			// Wait for the client to hang up, or the server to stop.
+			var b [64]byte
+			for {
+				if _, err := c.conn.Read(b[:]); err != nil {
+					return
+				}
+			}
+		case errors.Is(err, bufio.ErrBufferFull) && len(req) <= MaxRequest:
+		default:
+			return
+		}
+	}
 }
 
 func (s *Server) remove(c *client) {
@@ -231,6 +283,10 @@ func (s *Server) serve(c *client) {
 		var line []byte
 		select {
 		case <-c.done:
+			return
+		case ans := <-c.answer:
+			c.conn.Write(ans)
+			c.conn.CloseWrite()
 			return
 		case line = <-c.lines:
 		case <-tick.C:
@@ -284,6 +340,9 @@ func (s *Server) Write(r *event.Record) error {
 	line := append([]byte(nil), s.buf...) // shared read-only by the clients
 	s.mu.Lock()
 	for c := range s.clients {
+		if c.asking.Load() {
+			continue
+		}
 		select {
 		case c.lines <- line:
 			s.mLines.Inc()

@@ -259,3 +259,64 @@ func TestNonRootRefused(t *testing.T) {
 		t.Fatalf("uid 65534: helper exit %d, want 3 (permission denied)", got)
 	}
 }
+
+// TestServerQueries: a client that sends a line gets its answer after the
+// event lines it was already sent, no more event lines, and the end of
+// the connection; tap clients beside it go on getting every line.
+func TestServerQueries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	path := filepath.Join(t.TempDir(), "tap.sock")
+	asked := make(chan string, 1)
+	s, err := Listen(ServerConfig{Path: path, Mode: 0o600, ClientBuffer: 64, Metrics: NewMetrics(reg),
+		Queries: func(_ context.Context, req []byte) []byte {
+			asked <- string(req)
+			return []byte(`{"type":"query_answer","answer":{"host":"h1"}}`)
+		}}, "h1", event.NewEncoder("h1"), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	tapLines := make(chan string, 64)
+	tctx, tcancel := context.WithCancel(context.Background())
+	tdone := make(chan error, 1)
+	go func() { tdone <- ReadSocket(tctx, path, func(b []byte) error { tapLines <- string(b); return nil }) }()
+	waitClients(t, s, 1)
+
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitClients(t, s, 2)
+	s.Write(execRecord(10)) // reaches both before the question
+	if _, err := conn.Write([]byte("{\"query\":\"ps\"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-asked; got != `{"query":"ps"}` {
+		t.Errorf("Queries got %q", got)
+	}
+	s.Write(execRecord(11)) // the tap client's only
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var lines []string
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if n := len(lines); n == 0 || lines[n-1] != `{"type":"query_answer","answer":{"host":"h1"}}` || n > 2 {
+		t.Fatalf("the query client read %q, want at most the first exec, then the answer, then the end", lines)
+	}
+	if len(lines) == 2 && !strings.Contains(lines[0], `"pid":10`) {
+		t.Errorf("the line before the answer is %s, want the exec of 10", lines[0])
+	}
+	for _, pid := range []string{`"pid":10`, `"pid":11`} {
+		if l := <-tapLines; !strings.Contains(l, pid) {
+			t.Errorf("the tap client got %s, want %s", l, pid)
+		}
+	}
+	tcancel()
+	<-tdone
+}

@@ -1,0 +1,63 @@
+package bridge
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/event"
+)
+
+// TestSnapshot: a snapshot is taken on the enricher's goroutine while it
+// runs, holds the table's processes with their parents, says when the
+// table is incomplete (off, resync) and fails once the enricher stopped.
+func TestSnapshot(t *testing.T) {
+	self := uint32(os.Getpid())
+	e := newEnricher(EnrichOptions{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	o, ok := e.observe(self)
+	if !ok {
+		t.Fatal("cannot read this process")
+	}
+	e.table.Seed(&o)
+	enrichNow(e, procBatch(event.NewPool(),
+		cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: 4_000_001, ChildTGID: 4_000_001,
+			TimestampNs: uint64(monotonicNs())}))
+	b := &Bridge{enr: e}
+	b.plan.Store(&Plan{Enrich: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	go e.run(ctx)
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+
+	s, err := b.Snapshot(tctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Incomplete != "" || len(s.Entries) != 2 {
+		t.Fatalf("snapshot: incomplete %q, %d entries; want complete, 2", s.Incomplete, len(s.Entries))
+	}
+	for _, en := range s.Entries {
+		if en.P.TGID == 4_000_001 && (en.Parent == nil || en.Parent.TGID != self) {
+			t.Errorf("the child's parent is %v, want this process", en.Parent)
+		}
+	}
+
+	e.resync.Store(true) // what the reader sets on loss
+	if s, err = b.Snapshot(tctx); err != nil || s.Incomplete != IncompleteResync {
+		t.Errorf("after loss: incomplete %q (%v), want %q", s.Incomplete, err, IncompleteResync)
+	}
+	b.plan.Store(&Plan{})
+	if s, err = b.Snapshot(tctx); err != nil || s.Incomplete != IncompleteOff {
+		t.Errorf("no route enriches: incomplete %q (%v), want %q", s.Incomplete, err, IncompleteOff)
+	}
+	cancel()
+	<-e.done
+	if _, err := b.Snapshot(tctx); err == nil {
+		t.Error("Snapshot after the enricher stopped: no error")
+	}
+}
