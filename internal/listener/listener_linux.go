@@ -8,7 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,9 +44,19 @@ type Listener struct {
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
 	dgrams []Datagram
-	recvFn func(fd uintptr) bool
 	n      int
 	errno  syscall.Errno
+
+	// kick is an eventfd that wakes the reader from poll(2): Wake and
+	// the end of Run write to it. kickMu orders those writes with Close.
+	kick   int
+	kickMu sync.RWMutex
+
+	// base is when the Listener was made; emptyAt is the time after it,
+	// in ns, just before the last receive that found the socket empty
+	// (0: none yet), see EmptyAt.
+	base    time.Time
+	emptyAt atomic.Int64
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
@@ -73,10 +83,14 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 	if err != nil {
 		return nil, &OpError{Op: "dial", Err: err}
 	}
-	l := &Listener{cfg: cfg, log: log.Named("listener"), conn: conn, mask: cfg.ProcMask, ackCh: make(chan struct{}, 1)}
+	l := &Listener{cfg: cfg, log: log.Named("listener"), conn: conn, mask: cfg.ProcMask, ackCh: make(chan struct{}, 1), base: time.Now()}
 	if l.raw, err = conn.SyscallConn(); err != nil {
 		conn.Close()
 		return nil, &OpError{Op: "syscall-conn", Err: err}
+	}
+	if l.kick, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		conn.Close()
+		return nil, &OpError{Op: "eventfd", Err: err}
 	}
 	if cfg.ReceiveBufferBytes > 0 {
 		if err := conn.SetReadBuffer(cfg.ReceiveBufferBytes); err != nil {
@@ -89,7 +103,6 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 		return nil, err
 	}
 	l.allocBuffers(cfg.BatchSize)
-	l.recvFn = l.recv
 	var r [4]byte
 	rand.Read(r[:])
 	l.seq.Store(binary.NativeEndian.Uint32(r[:]))
@@ -274,32 +287,41 @@ func (l *Listener) send(b []byte, group int) error {
 
 // Run receives until ctx ends, handing each batch to h. ENOBUFS is counted
 // and the loop goes on.
+//
+// The reader has an OS thread of its own for Run's life, and waits for
+// datagrams in poll(2) on it rather than in Go's network poller: the
+// kernel then wakes this thread itself when a datagram arrives, so that
+// the thread's priority (Config.ReaderPriority) counts from the wake on.
+// The handler runs on it too. The thread ends with Run (it is never
+// handed back to the runtime with a raised priority).
 func (l *Listener) Run(ctx context.Context, h Handler) error {
-	stop := context.AfterFunc(ctx, func() {
-		l.conn.SetReadDeadline(time.Unix(1, 0))
-	})
+	runtime.LockOSThread() // not undone: the thread exits with the goroutine
+	l.setPriority()
+	stop := context.AfterFunc(ctx, l.kickReader)
 	defer stop()
+	var sock int
+	if err := l.raw.Control(func(fd uintptr) { sock = int(fd) }); err != nil {
+		return &OpError{Op: "recvmmsg", Err: err}
+	}
+	fds := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLIN}, {Fd: int32(l.kick), Events: unix.POLLIN}}
+	var drain [8]byte
 	for {
-		err := l.raw.Read(l.recvFn)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// A Wake. The deadline is cleared before the flag is
-				// taken, so that a Wake after it sets a new one; and ctx
-				// is checked again, since clearing it may have undone the
-				// stop's.
-				l.conn.SetReadDeadline(time.Time{})
-				if ctx.Err() != nil {
-					return nil
-				}
-				if l.wake.Swap(false) {
-					h(nil, time.Now())
-				}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !l.recv(uintptr(sock)) {
+			if l.wake.Swap(false) {
+				h(nil, time.Now())
 				continue
 			}
-			return &OpError{Op: "recvmmsg", Err: err}
+			fds[0].Revents, fds[1].Revents = 0, 0
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+				return &OpError{Op: "poll", Err: err}
+			}
+			if fds[1].Revents != 0 {
+				unix.Read(l.kick, drain[:])
+			}
+			continue
 		}
 		got, err := l.result()
 		switch {
@@ -310,6 +332,35 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 		case got:
 			l.deliver(h)
 		}
+	}
+}
+
+// setPriority gives the calling thread Config.ReaderPriority, logging why
+// when it may not.
+func (l *Listener) setPriority() {
+	prio := l.cfg.ReaderPriority
+	if prio <= 0 {
+		return
+	}
+	err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
+	if err != nil {
+		l.log.Warn("the reader thread may not run at a realtime priority; it reads at the process's priority, "+
+			"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and no "+
+			"RestrictRealtime= in a systemd unit; see listener.reader_priority)",
+			zap.Int("priority", prio), zap.Error(err))
+		return
+	}
+	l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", prio))
+}
+
+// kickReader wakes the reader from poll(2). Safe after Close (it then
+// does nothing).
+func (l *Listener) kickReader() {
+	l.kickMu.RLock()
+	defer l.kickMu.RUnlock()
+	if l.kick >= 0 {
+		one := [8]byte{1}
+		unix.Write(l.kick, one[:])
 	}
 }
 
@@ -335,7 +386,19 @@ func (l *Listener) result() (got bool, err error) {
 // from any goroutine, and after Close (it then does nothing).
 func (l *Listener) Wake() {
 	l.wake.Store(true)
-	l.conn.SetReadDeadline(time.Now())
+	l.kickReader()
+}
+
+// EmptyAt returns a time just before the reader last found the socket
+// empty, having handed every datagram it received before to its handler
+// (the zero Time: not yet). Whatever the kernel queued for the socket
+// before that time has been handled. Safe to call from any goroutine.
+func (l *Listener) EmptyAt() time.Time {
+	ns := l.emptyAt.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return l.base.Add(time.Duration(ns))
 }
 
 // deliver hands the l.n datagrams the last recvmmsg read to h.
@@ -407,12 +470,14 @@ func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, e
 	return n, false, errors.Join(errs...)
 }
 
-// recv is the raw read callback: one non-blocking recvmmsg. It returns
-// false to wait for readability.
+// recv makes one non-blocking recvmmsg. It returns false when the socket
+// is empty, after noting when (see EmptyAt).
 func (l *Listener) recv(fd uintptr) bool {
+	before := time.Since(l.base)
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), uintptr(len(l.hdrs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
+		l.emptyAt.Store(int64(max(before, 1)))
 		return false
 	}
 	l.n, l.errno = int(n), e
@@ -485,5 +550,11 @@ func (l *Listener) Close() error {
 	if err := l.conn.Close(); err != nil {
 		errs = append(errs, &OpError{Op: "close", Err: err})
 	}
+	l.kickMu.Lock()
+	if l.kick >= 0 {
+		unix.Close(l.kick)
+		l.kick = -1
+	}
+	l.kickMu.Unlock()
 	return errors.Join(errs...)
 }

@@ -79,3 +79,6 @@ func (*Listener) Groups() []int { return nil }
 
 // ReceiveBuffer returns ErrUnsupported.
 func (*Listener) ReceiveBuffer() (int, error) { return 0, ErrUnsupported }
+
+// EmptyAt returns the zero Time.
+func (*Listener) EmptyAt() time.Time { return time.Time{} }

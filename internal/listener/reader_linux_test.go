@@ -1,0 +1,128 @@
+package listener
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cnmsg"
+)
+
+// TestReaderThread: Run reads on one OS thread of its own, at the
+// SCHED_FIFO priority asked for (the handler runs on it), and EmptyAt
+// moves past each batch once the reader finds the socket empty again.
+func TestReaderThread(t *testing.T) {
+	needRoot(t)
+	l, err := New(Config{Groups: []int{groupWake}, ReaderPriority: 1}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.EmptyAt().IsZero() {
+		t.Errorf("EmptyAt before Run = %v, want the zero Time", l.EmptyAt())
+	}
+	id := cnmsg.ID{Idx: idxTest, Val: 0x33}
+	type call struct {
+		tid      int
+		policy   uint32
+		priority uint32
+		returned time.Time
+	}
+	calls := make(chan call, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+			for _, d := range batch {
+				if m, err := cnmsg.Decode(d.Data); err == nil && m.ID == id {
+					c := call{tid: unix.Gettid()}
+					if a, err := unix.SchedGetAttr(0, 0); err == nil {
+						c.policy, c.priority = a.Policy, a.Priority
+					}
+					c.returned = time.Now()
+					calls <- c
+				}
+			}
+		})
+	}()
+	em, err := NewEmitter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	var first call
+	for i := range 2 {
+		if err := em.Emit(cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: id, Seq: uint32(i)}, []byte("x")), groupWake); err != nil {
+			t.Fatal(err)
+		}
+		var c call
+		select {
+		case c = <-calls:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d not handled within 5 s", i)
+		}
+		if c.policy != unix.SCHED_FIFO || c.priority != 1 {
+			t.Errorf("message %d handled at policy %d priority %d, want SCHED_FIFO (%d) priority 1", i, c.policy, c.priority, unix.SCHED_FIFO)
+		}
+		if i == 0 {
+			first = c
+		} else if c.tid != first.tid {
+			t.Errorf("handled on thread %d, then %d: want one thread", first.tid, c.tid)
+		}
+		for deadline := time.Now().Add(5 * time.Second); !l.EmptyAt().After(c.returned); {
+			if time.Now().After(deadline) {
+				t.Fatalf("EmptyAt %v not past the handler's return %v within 5 s", l.EmptyAt(), c.returned)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	// The thread ends with Run: none is left at a realtime priority for
+	// the runtime to run other goroutines on. (TestMain keeps Run off the
+	// main thread, which Go never ends but parks for good instead.)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		tid := realtimeThread(t)
+		if tid == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+			t.Fatalf("thread %d (reader %d) still runs at SCHED_FIFO after Run returned: %s", tid, first.tid, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// realtimeThread returns a thread of this process with a realtime policy,
+// 0 if none.
+func realtimeThread(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		if a, err := unix.SchedGetAttr(tid, 0); err == nil && a.Policy == unix.SCHED_FIFO {
+			return tid
+		}
+	}
+	return 0
+}
