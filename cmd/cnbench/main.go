@@ -4,6 +4,8 @@
 // published with a bare recvmmsg reader measured in the same run. It also
 // runs a fork/exec storm (cnbridged, the bare reader and forkstat), an
 // overload test and an idle-memory check, and writes a table and a JSON file.
+// --only coverage counts how many short-lived execs the daemon names, with
+// forkstat beside it (coverage.go).
 //
 // Run it as root from the repository root:
 //
@@ -119,6 +121,7 @@ type report struct {
 	NATS     map[string]any   `json:"nats,omitempty"`
 	Storm    *stormReport     `json:"storm,omitempty"`
 	Enrich   *enrichReport    `json:"enrich,omitempty"`
+	Coverage *coverageReport  `json:"coverage,omitempty"`
 	Overload []overloadReport `json:"overload,omitempty"`
 	IdleRSS  *idleReport      `json:"idle_rss,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
@@ -139,13 +142,20 @@ func cmdRun(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "sending time per trial")
 	unpaced := fs.Int("unpaced-count", 1500000, "messages in an unpaced trial")
 	latRate := fs.Float64("latency-rate", 50000, "rate of the latency trials")
-	only := fs.String("only", "raw,file,stdout,nats,storm,overload,idle", "parts to run (also: enrich)")
+	only := fs.String("only", "raw,file,stdout,nats,storm,overload,idle", "parts to run (also: enrich, coverage)")
 	senderCPU := fs.Int("sender-cpu", 0, "CPU for the sender (-1: not pinned)")
 	daemonCPU := fs.Int("daemon-cpu", 1, "CPU for cnbridged and the bare reader (-1: not pinned)")
 	stormDur := fs.Duration("storm-duration", 5*time.Second, "fork/exec storm length per reader")
 	stormWorkers := fs.Int("storm-workers", 4, "fork/exec loops in the storm")
 	overDur := fs.Duration("overload-duration", 30*time.Second, "overload test length per case")
-	baseline := fs.String("baseline-bin", "", "enrich part: also run this cnbridged binary (e.g. built from an older commit) under the same storm")
+	baseline := fs.String("baseline-bin", "", "enrich and coverage parts: also run this cnbridged binary (e.g. built from an older commit) in the same run")
+	baselineRef := fs.String("baseline-ref", "", "like --baseline-bin, built from this git commit of the repository")
+	covExecs := fs.Int("coverage-execs", 400, "coverage part: /bin/true execs per run")
+	covRounds := fs.Int("coverage-rounds", 3, "coverage part: rounds (each: every daemon, quiet and loaded)")
+	covLoads := fs.String("coverage-loads", "quiet,loaded", "coverage part: loads (quiet; loaded: two busy loops)")
+	var variants, variantSets multiFlag
+	fs.Var(&variants, "variant", "coverage part: also run NAME=BINARY (repeatable; BINARY . is this tree's build)")
+	fs.Var(&variantSets, "variant-set", "coverage part: NAME=key=value, a --set for variant NAME only (repeatable; NAME this-tree for this tree's)")
 	pipeRate := fs.Float64("slow-sink-rate", 5000, "lines/s the overload test's slow (pipe) sink drains")
 	var sets multiFlag
 	fs.Var(&sets, "set", "extra --set key=value for every daemon (repeatable)")
@@ -205,8 +215,13 @@ func cmdRun(args []string) error {
 	}
 	ctx := context.Background()
 
+	if *baselineRef != "" {
+		if *baseline, err = h.buildRef(*baselineRef); err != nil {
+			return err
+		}
+	}
 	var raw *row
-	if parts["raw"] || true { // every ratio needs the baseline
+	if parts["raw"] || parts["file"] || parts["stdout"] || parts["nats"] { // every ratio needs the bare reader
 		raw = h.ladder("bare recvmmsg reader", h.rawTrial)
 		raw.Latency = h.rawLatency()
 		raw.LatencyNote = "send → recvmmsg return in the reader"
@@ -223,7 +238,7 @@ func cmdRun(args []string) error {
 		rep.Rows = append(rep.Rows, rows...)
 		rep.NATS = info
 	}
-	for _, r := range rep.Rows[1:] {
+	for _, r := range rep.Rows[min(1, len(rep.Rows)):] {
 		r.ratios(raw)
 	}
 	if parts["storm"] {
@@ -231,6 +246,13 @@ func cmdRun(args []string) error {
 	}
 	if parts["enrich"] {
 		rep.Enrich = h.enrich(*stormDur, *stormWorkers, *baseline)
+	}
+	if parts["coverage"] {
+		daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets)
+		if err != nil {
+			return err
+		}
+		rep.Coverage = h.coverage(*covExecs, *covRounds, strings.Split(*covLoads, ","), daemons)
 	}
 	if parts["overload"] {
 		rep.Overload = h.overload(rep.Rows, *overDur, *pipeRate)
