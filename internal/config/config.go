@@ -78,7 +78,7 @@ type Listener struct {
 	UserspaceSenders   []string      `mapstructure:"userspace_senders"`
 	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
 	// ReaderPriority is the SCHED_FIFO priority of the reader thread
-	// (1..99; 0: the process's own scheduling).
+	// while a route enriches (1..99; 0: the process's own scheduling).
 	ReaderPriority int      `mapstructure:"reader_priority"`
 	ProcEvents     []string `mapstructure:"proc_events"`
 

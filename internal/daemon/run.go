@@ -171,7 +171,6 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 		BatchSize:          cfg.Listener.BatchSize,
 		HandshakeTimeout:   cfg.Listener.HandshakeTimeout,
 		ProcMask:           mask,
-		ReaderPriority:     cfg.Listener.ReaderPriority,
 	}, d.log)
 	if err != nil {
 		return nil, err
@@ -183,6 +182,7 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 	d.bridge.SetWake(lis.Wake)
 	d.bridge.SetEmptyAt(lis.EmptyAt)
+	lis.SetPriority(readerPriority(cfg))
 	return func() {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))

@@ -27,12 +27,6 @@ type Config struct {
 	// ProcMask selects the process events the kernel sends this socket
 	// (cnmsg.ProcAll: everything). Narrower masks need Linux ≥ 6.6.
 	ProcMask cnmsg.What
-	// ReaderPriority, when above 0, is the SCHED_FIFO priority (1..99)
-	// Run gives its thread: the reader then runs as soon as a datagram
-	// arrives instead of waiting for a busy CPU (see Run). Setting it
-	// needs CAP_SYS_NICE or RLIMIT_RTPRIO; without them Run logs why
-	// and reads at the process's priority.
-	ReaderPriority int
 }
 
 // Datagram is one received datagram. Data is valid only until the handler

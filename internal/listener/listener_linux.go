@@ -52,6 +52,14 @@ type Listener struct {
 	kick   int
 	kickMu sync.RWMutex
 
+	// prioMu guards the reader thread's priority: prio is the one asked
+	// for (SetPriority), tid the reader's thread while Run runs (0:
+	// none), normal its scheduling when Run began.
+	prioMu sync.Mutex
+	prio   int
+	tid    int
+	normal *unix.SchedAttr
+
 	// base is when the Listener was made; emptyAt is the time after it,
 	// in ns, just before the last receive that found the socket empty
 	// (0: none yet), see EmptyAt.
@@ -291,12 +299,14 @@ func (l *Listener) send(b []byte, group int) error {
 // The reader has an OS thread of its own for Run's life, and waits for
 // datagrams in poll(2) on it rather than in Go's network poller: the
 // kernel then wakes this thread itself when a datagram arrives, so that
-// the thread's priority (Config.ReaderPriority) counts from the wake on.
-// The handler runs on it too. The thread ends with Run (it is never
-// handed back to the runtime with a raised priority).
+// the thread's priority (SetPriority) counts from the wake on. The
+// handler runs on it too. The thread ends with Run (it is never handed
+// back to the runtime with a raised priority; Go parks the process's main
+// thread for good instead, should Run have run on it).
 func (l *Listener) Run(ctx context.Context, h Handler) error {
 	runtime.LockOSThread() // not undone: the thread exits with the goroutine
-	l.setPriority()
+	l.startThread()
+	defer l.endThread()
 	stop := context.AfterFunc(ctx, l.kickReader)
 	defer stop()
 	var sock int
@@ -335,22 +345,76 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 	}
 }
 
-// setPriority gives the calling thread Config.ReaderPriority, logging why
-// when it may not.
-func (l *Listener) setPriority() {
-	prio := l.cfg.ReaderPriority
-	if prio <= 0 {
+// SetPriority sets the scheduling of the reader's thread, now if Run
+// runs, else from when it starts: prio 1..99 is SCHED_FIFO at that
+// priority (the reader then runs as soon as a datagram arrives, ahead of
+// the CPU's other work), 0 the scheduling the thread had when Run began.
+// A realtime priority needs CAP_SYS_NICE or RLIMIT_RTPRIO, and a systemd
+// unit without RestrictRealtime= that allows sched_setattr; when it is
+// refused the listener logs why and the reader keeps its scheduling.
+// Safe from any goroutine.
+func (l *Listener) SetPriority(prio int) {
+	l.prioMu.Lock()
+	defer l.prioMu.Unlock()
+	if prio == l.prio {
 		return
 	}
-	err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
-	if err != nil {
-		l.log.Warn("the reader thread may not run at a realtime priority; it reads at the process's priority, "+
-			"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and no "+
-			"RestrictRealtime= in a systemd unit; see listener.reader_priority)",
-			zap.Int("priority", prio), zap.Error(err))
+	l.prio = prio
+	if l.tid != 0 {
+		l.applyPriority()
+	}
+}
+
+// startThread notes the reader's thread and gives it the priority asked
+// for. It runs on that thread.
+func (l *Listener) startThread() {
+	l.prioMu.Lock()
+	defer l.prioMu.Unlock()
+	l.tid = unix.Gettid()
+	l.normal = nil
+	if a, err := unix.SchedGetAttr(0, 0); err == nil {
+		l.normal = a
+	}
+	if l.prio != 0 {
+		l.applyPriority()
+	}
+}
+
+// endThread forgets the reader's thread, which ends with Run: its id may
+// be another thread's afterwards.
+func (l *Listener) endThread() {
+	l.prioMu.Lock()
+	l.tid = 0
+	l.prioMu.Unlock()
+}
+
+// applyPriority gives the reader's thread l.prio. prioMu is held.
+func (l *Listener) applyPriority() {
+	var attr unix.SchedAttr
+	switch {
+	case l.prio > 0:
+		attr = unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(l.prio)}
+	case l.normal != nil:
+		attr = *l.normal
+	default:
+		attr = unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+	}
+	if err := unix.SchedSetAttr(l.tid, &attr, 0); err != nil {
+		if l.prio > 0 {
+			l.log.Warn("the reader thread may not run at a realtime priority; it keeps the process's scheduling, "+
+				"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and, "+
+				"in a systemd unit, no RestrictRealtime= and sched_setattr allowed; see listener.reader_priority)",
+				zap.Int("priority", l.prio), zap.Error(err))
+		} else {
+			l.log.Warn("the reader thread's scheduling could not be restored", zap.Error(err))
+		}
 		return
 	}
-	l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", prio))
+	if l.prio > 0 {
+		l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", l.prio))
+	} else {
+		l.log.Info("reader thread runs at the process's scheduling")
+	}
 }
 
 // kickReader wakes the reader from poll(2). Safe after Close (it then

@@ -15,15 +15,17 @@ import (
 )
 
 // TestReaderThread: Run reads on one OS thread of its own, at the
-// SCHED_FIFO priority asked for (the handler runs on it), and EmptyAt
+// SCHED_FIFO priority asked for before it started (the handler runs on
+// it), then, asked while it runs, back at its own scheduling; EmptyAt
 // moves past each batch once the reader finds the socket empty again.
 func TestReaderThread(t *testing.T) {
 	needRoot(t)
-	l, err := New(Config{Groups: []int{groupWake}, ReaderPriority: 1}, zaptest.NewLogger(t))
+	l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	l.SetPriority(1)
 	if !l.EmptyAt().IsZero() {
 		t.Errorf("EmptyAt before Run = %v, want the zero Time", l.EmptyAt())
 	}
@@ -67,8 +69,11 @@ func TestReaderThread(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("message %d not handled within 5 s", i)
 		}
-		if c.policy != unix.SCHED_FIFO || c.priority != 1 {
+		switch {
+		case i == 0 && (c.policy != unix.SCHED_FIFO || c.priority != 1):
 			t.Errorf("message %d handled at policy %d priority %d, want SCHED_FIFO (%d) priority 1", i, c.policy, c.priority, unix.SCHED_FIFO)
+		case i == 1 && c.policy != unix.SCHED_NORMAL:
+			t.Errorf("message %d handled at policy %d after SetPriority(0), want SCHED_NORMAL", i, c.policy)
 		}
 		if i == 0 {
 			first = c
@@ -81,6 +86,11 @@ func TestReaderThread(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		l.SetPriority(0)
+	}
+	l.SetPriority(1) // for the check that the thread ends with Run
+	if tid := realtimeThread(t); tid != first.tid {
+		t.Errorf("after SetPriority(1) again: the realtime thread is %d, want the reader's %d", tid, first.tid)
 	}
 	cancel()
 	select {
