@@ -59,6 +59,11 @@ type coverageRun struct {
 	Seconds     float64 `json:"seconds"`      // the driver's run time
 	CPUSecs     float64 `json:"cpu_seconds"`  // the daemon's, over the driver's run and until its lines were written
 	ForkstatCPU float64 `json:"forkstat_cpu"` // forkstat's, over the same time
+	// ReaderCPU is the daemon's reader thread's CPU over the same time
+	// (the SCHED_FIFO thread; 0 when there is none); Events the process
+	// events it received meanwhile (the machine's, not only the driver's).
+	ReaderCPU float64 `json:"reader_cpu_seconds,omitempty"`
+	Events    float64 `json:"events"`
 	// Capture is cnbridged_enrich_capture_total by result, and DelayP50/P90
 	// the capture delay's quantiles (µs), from the daemon's metrics (this
 	// tree's build; empty for a build without them).
@@ -186,9 +191,11 @@ routes:
 	}
 	run.LoadAvg = loadavg()
 	cpu0, fcpu0 := cpuSeconds(dm.pid), 0.0
+	rcpu0, reader := readerCPUSeconds(dm.pid)
 	if fs != nil {
 		fcpu0 = cpuSeconds(fs.cmd.Process.Pid)
 	}
+	ev0 := dm.metrics().get("cnbridged_messages_received_total", "idx", "1", "val", "1")
 	start := time.Now()
 	driver := exec.Command("bash", "-c", fmt.Sprintf("for ((i=0; i<%d; i++)); do /bin/true %s-$i; done", execs, tag))
 	derr := driver.Run()
@@ -211,6 +218,10 @@ routes:
 		time.Sleep(50 * time.Millisecond)
 	}
 	run.CPUSecs = cpuSeconds(dm.pid) - cpu0
+	if rcpu, ok := readerCPUSeconds(dm.pid); ok && reader {
+		run.ReaderCPU = rcpu - rcpu0
+	}
+	run.Events = dm.metrics().get("cnbridged_messages_received_total", "idx", "1", "val", "1") - ev0
 	if fs != nil {
 		run.ForkstatCPU = cpuSeconds(fs.cmd.Process.Pid) - fcpu0
 		named, err := fs.stop(tag)
@@ -443,8 +454,8 @@ func histQuantile(m0, m1 metrics, name string, q float64) float64 {
 
 func printCoverage(w io.Writer, c *coverageReport) {
 	fmt.Fprintf(w, "\nexec coverage: %d × /bin/true <unique arg> per run, forkstat -e exec beside the daemon, %d rounds\n", c.Execs, c.Rounds)
-	fmt.Fprintf(w, "%-5s %-6s %-24s %6s %5s %7s %6s %5s %8s %7s %8s %8s %10s  %s\n",
-		"round", "load", "daemon", "named", "late", "missing", "unexpl", "wrong", "forkstat", "loadavg", "CPU ms", "fs CPU", "delay p50/p90 µs", "capture")
+	fmt.Fprintf(w, "%-5s %-6s %-24s %6s %5s %7s %6s %5s %8s %7s %8s %8s %9s %10s  %s\n",
+		"round", "load", "daemon", "named", "late", "missing", "unexpl", "wrong", "forkstat", "loadavg", "CPU ms", "fs CPU", "µs/event", "delay p50/p90 µs", "capture")
 	for _, r := range c.Runs {
 		if r.Skipped != "" {
 			fmt.Fprintf(w, "%-5d %-6s %-24s skipped: %s\n", r.Round, r.Load, r.Daemon, r.Skipped)

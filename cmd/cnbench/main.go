@@ -154,8 +154,8 @@ func cmdRun(args []string) error {
 	covRounds := fs.Int("coverage-rounds", 3, "coverage part: rounds (each: every daemon, quiet and loaded)")
 	covLoads := fs.String("coverage-loads", "quiet,loaded", "coverage part: loads (quiet; loaded: two busy loops)")
 	var variants, variantSets multiFlag
-	fs.Var(&variants, "variant", "coverage part: also run NAME=BINARY (repeatable; BINARY . is this tree's build)")
-	fs.Var(&variantSets, "variant-set", "coverage part: NAME=key=value, a --set for variant NAME only (repeatable; NAME this-tree for this tree's)")
+	fs.Var(&variants, "variant", "enrich and coverage parts: also run NAME=BINARY (repeatable; BINARY . is this tree's build)")
+	fs.Var(&variantSets, "variant-set", "enrich and coverage parts: NAME=key=value, a --set for daemon NAME only (repeatable; NAME this-tree for this tree's)")
 	pipeRate := fs.Float64("slow-sink-rate", 5000, "lines/s the overload test's slow (pipe) sink drains")
 	var sets multiFlag
 	fs.Var(&sets, "set", "extra --set key=value for every daemon (repeatable)")
@@ -244,14 +244,15 @@ func cmdRun(args []string) error {
 	if parts["storm"] {
 		rep.Storm = h.storm(ctx, *stormDur, *stormWorkers)
 	}
+	daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets)
+	if err != nil {
+		return err
+	}
 	if parts["enrich"] {
-		rep.Enrich = h.enrich(*stormDur, *stormWorkers, *baseline)
+		// The baseline first, as before --variant.
+		rep.Enrich = h.enrich(*stormDur, *stormWorkers, append(daemons[1:], daemons[0]))
 	}
 	if parts["coverage"] {
-		daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets)
-		if err != nil {
-			return err
-		}
 		rep.Coverage = h.coverage(*covExecs, *covRounds, strings.Split(*covLoads, ","), daemons)
 	}
 	if parts["overload"] {
