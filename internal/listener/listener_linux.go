@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -52,13 +53,18 @@ type Listener struct {
 	kick   int
 	kickMu sync.RWMutex
 
-	// prioMu guards the reader thread's priority: prio is the one asked
-	// for (SetPriority), tid the reader's thread while Run runs (0:
-	// none), normal its scheduling when Run began.
-	prioMu sync.Mutex
-	prio   int
-	tid    int
-	normal *unix.SchedAttr
+	// want is the reader's realtime priority asked for (SetPriority).
+	// The rest is the reader's own: asked is the one it last acted on, rt
+	// the one in effect (0: none, the goroutine not locked to its
+	// thread), normal the thread's scheduling before; fds, waited and
+	// waitFn are wait's.
+	want   atomic.Int32
+	asked  int
+	rt     int
+	normal unix.SchedAttr
+	fds    [2]unix.PollFd
+	waited bool
+	waitFn func(uintptr) bool
 
 	// base is when the Listener was made; emptyAt is the time after it,
 	// in ns, just before the last receive that found the socket empty
@@ -111,6 +117,7 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 		return nil, err
 	}
 	l.allocBuffers(cfg.BatchSize)
+	l.waitFn = l.waitRead
 	var r [4]byte
 	rand.Read(r[:])
 	l.seq.Store(binary.NativeEndian.Uint32(r[:]))
@@ -296,40 +303,39 @@ func (l *Listener) send(b []byte, group int) error {
 // Run receives until ctx ends, handing each batch to h. ENOBUFS is counted
 // and the loop goes on.
 //
-// The reader has an OS thread of its own for Run's life, and waits for
-// datagrams in poll(2) on it rather than in Go's network poller: the
-// kernel then wakes this thread itself when a datagram arrives, so that
-// the thread's priority (SetPriority) counts from the wake on. The
-// handler runs on it too. The thread ends with Run (it is never handed
-// back to the runtime with a raised priority; Go parks the process's main
-// thread for good instead, should Run have run on it).
+// At the process's own scheduling the reader waits for datagrams in Go's
+// network poller, like any goroutine. Given a realtime priority
+// (SetPriority), it takes an OS thread of its own at that priority and
+// waits in poll(2) on it: the kernel then wakes this very thread when a
+// datagram arrives, and the priority counts from the wake on (in the
+// network poller another thread, at normal priority, would have to run
+// first to notice). That wait costs more per wake-up (the blocking system
+// call hands the thread's P over and back), so it is taken only with the
+// priority. The handler runs on the reader's thread. Before Run returns
+// the thread gets its scheduling back.
 func (l *Listener) Run(ctx context.Context, h Handler) error {
-	runtime.LockOSThread() // not undone: the thread exits with the goroutine
-	l.startThread()
-	defer l.endThread()
-	stop := context.AfterFunc(ctx, l.kickReader)
+	stop := context.AfterFunc(ctx, func() {
+		l.kickReader()
+		l.conn.SetReadDeadline(time.Unix(1, 0))
+	})
 	defer stop()
+	defer l.schedule(0)
 	var sock int
 	if err := l.raw.Control(func(fd uintptr) { sock = int(fd) }); err != nil {
 		return &OpError{Op: "recvmmsg", Err: err}
 	}
-	fds := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLIN}, {Fd: int32(l.kick), Events: unix.POLLIN}}
-	var drain [8]byte
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
+		l.schedule(int(l.want.Load()))
 		if !l.recv(uintptr(sock)) {
 			if l.wake.Swap(false) {
 				h(nil, time.Now())
 				continue
 			}
-			fds[0].Revents, fds[1].Revents = 0, 0
-			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-				return &OpError{Op: "poll", Err: err}
-			}
-			if fds[1].Revents != 0 {
-				unix.Read(l.kick, drain[:])
+			if err := l.wait(ctx, sock); err != nil {
+				return err
 			}
 			continue
 		}
@@ -345,80 +351,112 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 	}
 }
 
-// SetPriority sets the scheduling of the reader's thread, now if Run
-// runs, else from when it starts: prio 1..99 is SCHED_FIFO at that
-// priority (the reader then runs as soon as a datagram arrives, ahead of
-// the CPU's other work), 0 the scheduling the thread had when Run began.
-// A realtime priority needs CAP_SYS_NICE or RLIMIT_RTPRIO, and a systemd
-// unit without RestrictRealtime= that allows sched_setattr; when it is
-// refused the listener logs why and the reader keeps its scheduling.
-// Safe from any goroutine.
+// wait blocks until the socket may have a datagram, a Wake, a
+// SetPriority or the stop: in poll(2) on the reader's own thread while it
+// has a realtime priority, else in Go's network poller.
+func (l *Listener) wait(ctx context.Context, sock int) error {
+	if l.rt > 0 {
+		l.fds[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
+		l.fds[1] = unix.PollFd{Fd: int32(l.kick), Events: unix.POLLIN}
+		if _, err := unix.Poll(l.fds[:], -1); err != nil && err != unix.EINTR {
+			return &OpError{Op: "poll", Err: err}
+		}
+		if l.fds[1].Revents != 0 {
+			var drain [8]byte
+			unix.Read(l.kick, drain[:])
+		}
+		return nil
+	}
+	l.waited = false
+	err := l.raw.Read(l.waitFn)
+	switch {
+	case err == nil, ctx.Err() != nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// A Wake, a SetPriority or the stop. The deadline is cleared
+		// before Run looks at what it was, so that one set after it
+		// stands; Run checks ctx first, since clearing it may have
+		// undone the stop's.
+		l.conn.SetReadDeadline(time.Time{})
+		return nil
+	}
+	return &OpError{Op: "recvmmsg", Err: err}
+}
+
+// waitRead is the network poller's read callback for wait: it asks to
+// wait the first time, and returns once the socket is readable.
+func (l *Listener) waitRead(uintptr) bool {
+	if l.waited {
+		return true
+	}
+	l.waited = true
+	return false
+}
+
+// SetPriority asks for the reader's scheduling: prio 1..99 is SCHED_FIFO
+// at that priority on an OS thread of its own (the reader then runs as
+// soon as a datagram arrives, ahead of the CPU's other work), 0 the
+// process's own scheduling. The reader takes it at once if Run runs
+// (else when it starts). A realtime priority needs CAP_SYS_NICE or
+// RLIMIT_RTPRIO, and in a systemd unit no RestrictRealtime= and
+// sched_setattr allowed; when it is refused the listener logs why and the
+// reader keeps the process's scheduling. Safe from any goroutine.
 func (l *Listener) SetPriority(prio int) {
-	l.prioMu.Lock()
-	defer l.prioMu.Unlock()
-	if prio == l.prio {
+	if int(l.want.Swap(int32(prio))) == prio {
 		return
 	}
-	l.prio = prio
-	if l.tid != 0 {
-		l.applyPriority()
-	}
+	l.kickReader()
+	l.conn.SetReadDeadline(time.Now())
 }
 
-// startThread notes the reader's thread and gives it the priority asked
-// for. It runs on that thread.
-func (l *Listener) startThread() {
-	l.prioMu.Lock()
-	defer l.prioMu.Unlock()
-	l.tid = unix.Gettid()
-	l.normal = nil
-	if a, err := unix.SchedGetAttr(0, 0); err == nil {
-		l.normal = a
+// schedule gives the reader's goroutine prio, on the reader's goroutine:
+// for a realtime priority it locks the goroutine to its thread and raises
+// the thread; for 0 it gives the thread back its scheduling and unlocks
+// it (the thread stays locked, and ends with the goroutine, if that
+// fails: no raised thread goes back to the runtime).
+func (l *Listener) schedule(prio int) {
+	if prio == l.asked {
+		return
 	}
-	if l.prio != 0 {
-		l.applyPriority()
-	}
-}
-
-// endThread forgets the reader's thread, which ends with Run: its id may
-// be another thread's afterwards.
-func (l *Listener) endThread() {
-	l.prioMu.Lock()
-	l.tid = 0
-	l.prioMu.Unlock()
-}
-
-// applyPriority gives the reader's thread l.prio. prioMu is held.
-func (l *Listener) applyPriority() {
-	var attr unix.SchedAttr
-	switch {
-	case l.prio > 0:
-		attr = unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(l.prio)}
-	case l.normal != nil:
-		attr = *l.normal
-	default:
-		attr = unix.SchedAttr{Policy: unix.SCHED_NORMAL}
-	}
-	if err := unix.SchedSetAttr(l.tid, &attr, 0); err != nil {
-		if l.prio > 0 {
-			l.log.Warn("the reader thread may not run at a realtime priority; it keeps the process's scheduling, "+
+	l.asked = prio
+	if prio > 0 {
+		if l.rt == 0 {
+			runtime.LockOSThread()
+			a, err := unix.SchedGetAttr(0, 0)
+			if err != nil {
+				a = &unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+			}
+			l.normal = *a
+		}
+		err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
+		if err != nil {
+			l.log.Warn("the reader may not run at a realtime priority; it keeps the process's scheduling, "+
 				"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and, "+
 				"in a systemd unit, no RestrictRealtime= and sched_setattr allowed; see listener.reader_priority)",
-				zap.Int("priority", l.prio), zap.Error(err))
-		} else {
-			l.log.Warn("the reader thread's scheduling could not be restored", zap.Error(err))
+				zap.Int("priority", prio), zap.Error(err))
+			if l.rt == 0 {
+				runtime.UnlockOSThread()
+			}
+			return
 		}
+		l.rt = prio
+		l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", prio))
 		return
 	}
-	if l.prio > 0 {
-		l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", l.prio))
-	} else {
-		l.log.Info("reader thread runs at the process's scheduling")
+	if l.rt == 0 {
+		return
 	}
+	if err := unix.SchedSetAttr(0, &l.normal, 0); err != nil {
+		l.log.Warn("the reader thread's scheduling could not be restored; it keeps its thread", zap.Error(err))
+		return
+	}
+	l.rt = 0
+	runtime.UnlockOSThread()
+	l.log.Info("reader runs at the process's scheduling")
 }
 
-// kickReader wakes the reader from poll(2). Safe after Close (it then
-// does nothing).
+// kickReader wakes the reader from poll(2) (see wait). Safe after Close
+// (it then does nothing).
 func (l *Listener) kickReader() {
 	l.kickMu.RLock()
 	defer l.kickMu.RUnlock()
@@ -451,6 +489,7 @@ func (l *Listener) result() (got bool, err error) {
 func (l *Listener) Wake() {
 	l.wake.Store(true)
 	l.kickReader()
+	l.conn.SetReadDeadline(time.Now())
 }
 
 // EmptyAt returns a time just before the reader last found the socket

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -28,10 +27,6 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CNBRIDGED_TEST_NOACK") == "1" {
 		os.Exit(noAckChild())
 	}
-	// Keep the main thread to the main goroutine, so that no Run lands on
-	// it: Go never ends the main thread, and TestReaderThread checks that
-	// the reader's thread ends with Run.
-	runtime.LockOSThread()
 	goleak.VerifyTestMain(m)
 }
 
