@@ -41,6 +41,30 @@ func (e *Encoder) Fields(r *Record, dst *fields.Record) {
 			dst.CleanStop = fields.Some(g.CleanStop)
 			return
 		}
+	case KindSuppressed:
+		if s := r.Suppressed; s != nil {
+			dst.Type, dst.Route = fields.Some(fields.TypeSuppressed), fields.Some(int64(s.Route))
+			key := make(map[string]string, len(s.Key))
+			for _, kv := range s.Key {
+				key[validUTF8(kv.Path)] = validUTF8(kv.Value)
+			}
+			dst.Key = fields.Some(key)
+			if s.Overflow {
+				dst.Overflow = fields.Some(true)
+			}
+			dst.Count = fields.Some(int64(s.Count))
+			dst.From, dst.To = fields.Some(formatTime(s.From)), fields.Some(formatTime(s.To))
+			return
+		}
+	case KindLife:
+		if l := r.Life; l != nil {
+			dst.Type = fields.Some(fields.TypeLife)
+			dst.Process, dst.Parent, dst.Ancestors, dst.Life = l.Process, l.Parent, l.Ancestors, fields.Some(l.Life)
+			if dst.Process.Set {
+				dst.Process.V = sanitizeProcess(dst.Process.V)
+			}
+			return
+		}
 	case KindExitLost:
 		dst.Type = fields.Some(fields.TypeExitLost)
 		if r.Enriched != nil && r.Enriched.Process != nil {
