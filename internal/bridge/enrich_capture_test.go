@@ -16,8 +16,9 @@ import (
 
 // TestExecFromCapture: the enricher describes an exec from what the
 // reader captured and reads only what the capture left (its Late), then
-// marks that late; what neither read could see is missing, cgroup and
-// comm staying as the table had them. The fake /proc holds pid 1 (init,
+// marks that late; what neither read could see is missing, the cgroup
+// staying as the table had it and comm left empty (not the inherited
+// name). The fake /proc holds pid 1 (init,
 // /bin/true); pid 7 is known to the table but gone from /proc.
 func TestExecFromCapture(t *testing.T) {
 	all := []string{"cmdline", "exe", "cwd", "cgroup", "comm"}
@@ -46,18 +47,18 @@ func TestExecFromCapture(t *testing.T) {
 		{name: "cmdline and exe captured, the rest read late", pid: 1, capture: &head,
 			want: want{Exe: "/cap", Cmdline: []string{"cap", "x"}, Cgroup: "/", Comm: "init", Late: rest}, result: "read"},
 		{name: "cmdline and exe captured, gone before the late read", pid: 7, capture: &head,
-			want:   want{Exe: "/cap", Cmdline: []string{"cap", "x"}, Cwd: "", Cgroup: "/old.slice", Comm: "old", Missing: rest, Late: rest},
+			want:   want{Exe: "/cap", Cmdline: []string{"cap", "x"}, Cwd: "", Cgroup: "/old.slice", Comm: "", Missing: rest, Late: rest},
 			result: "read"},
 		{name: "cmdline and exe captured, enricher behind", pid: 1, capture: &head, behind: true,
-			want:   want{Exe: "/cap", Cmdline: []string{"cap", "x"}, Cgroup: "/old.slice", Comm: "old", Missing: rest, Late: rest},
+			want:   want{Exe: "/cap", Cmdline: []string{"cap", "x"}, Cgroup: "/old.slice", Comm: "", Missing: rest, Late: rest},
 			result: "backlog"},
 		{name: "nothing captured, read late", pid: 1,
 			want: want{Exe: "/bin/true", Cmdline: []string{"init"}, Cgroup: "/", Comm: "init", Late: all}, result: "read"},
 		{name: "nothing captured, gone before the late read", pid: 7,
-			want:   want{Cwd: "/old", Cgroup: "/old.slice", Comm: "old", Missing: []string{"exe", "cmdline", "cwd"}, Late: all},
+			want:   want{Cwd: "/old", Cgroup: "/old.slice", Comm: "", Missing: []string{"exe", "cmdline", "cwd", "comm"}, Late: all},
 			result: "gone"},
 		{name: "gone at the capture: not read again", pid: 1, capture: &proctable.Observed{Gone: true, Missing: all},
-			want: want{Cwd: "/old", Cgroup: "/old.slice", Comm: "old", Missing: []string{"exe", "cmdline", "cwd"}}, result: "gone"},
+			want: want{Cwd: "/old", Cgroup: "/old.slice", Comm: "", Missing: []string{"exe", "cmdline", "cwd", "comm"}}, result: "gone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

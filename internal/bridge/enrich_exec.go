@@ -243,16 +243,13 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 			Cwd: in.Cwd, Comm: in.Comm, Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
 			Missing: e.fieldNames[missing],
 		}
-		if missing&(procinfo.FieldCgroup|procinfo.FieldComm) != 0 {
-			// What could not be read of these stays as the table had it
-			// (inherited), marked missing.
+		if missing&procinfo.FieldCgroup != 0 {
+			// A cgroup that could not be read stays as the table had it
+			// (inherited), marked missing, as for a process gone before
+			// any read. comm is left empty: exec renames the process, so
+			// the name it inherited is not its own.
 			p := e.table.Get(ev.TGID)
-			if missing&procinfo.FieldCgroup != 0 {
-				o.Cgroup, o.ContainerID, o.PodUID = p.Cgroup, p.ContainerID, p.PodUID
-			}
-			if missing&procinfo.FieldComm != 0 {
-				o.Comm = p.Comm
-			}
+			o.Cgroup, o.ContainerID, o.PodUID = p.Cgroup, p.ContainerID, p.PodUID
 		}
 	}
 	o.Late = e.fieldNames[late]

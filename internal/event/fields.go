@@ -134,6 +134,9 @@ func procFields(p *cnmsg.ProcEvent) fields.Proc {
 	case cnmsg.ProcExit:
 		pid()
 		f.ExitCode, f.ExitSignal = num(p.ExitCode), num(p.ExitSignal)
+		if p.ExitSignal == noSignal {
+			f.ExitSignal = fields.Some(int64(-1))
+		}
 		parent()
 		switch st := DecodeExit(p.ExitCode); {
 		case st.Exited:
@@ -167,13 +170,20 @@ func enrichmentFields(en *Enrichment, what cnmsg.What, dst *fields.Record) {
 	}
 	dst.Process = fields.Some(processFields(en.Process, what, en))
 	if pa := en.Parent; pa != nil {
-		dst.Parent = fields.Some(fields.Parent{EntityID: fields.Some(validUTF8(pa.EntityID)), PID: num(pa.TGID),
-			Exe: fields.Some(validUTF8(pa.Exe)), Cmdline: fields.Some(validStrings(pa.Cmdline))})
+		f := fields.Parent{EntityID: fields.Some(validUTF8(pa.EntityID)), PID: num(pa.TGID),
+			Exe: fields.Some(validUTF8(pa.Exe)), Cmdline: fields.Some(validStrings(pa.Cmdline))}
+		if pa.Exited {
+			f.Exited = fields.Some(true)
+		}
+		dst.Parent = fields.Some(f)
 	}
 	if len(en.Ancestors) > 0 {
 		dst.Ancestors = make([]fields.Ancestor, len(en.Ancestors))
 		for i, a := range en.Ancestors {
 			dst.Ancestors[i] = fields.Ancestor{EntityID: fields.Some(validUTF8(a.EntityID)), PID: num(a.TGID), Exe: fields.Some(validUTF8(a.Exe))}
+			if a.Exited {
+				dst.Ancestors[i].Exited = fields.Some(true)
+			}
 		}
 	}
 }

@@ -169,7 +169,11 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 	case cnmsg.ProcExit:
 		dst = appendPID(dst, p)
 		dst = appendUint(dst, `,"exit_code":`, uint64(p.ExitCode))
-		dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
+		if p.ExitSignal == noSignal {
+			dst = append(dst, `,"exit_signal":-1`...)
+		} else {
+			dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
+		}
 		dst = appendParent(dst, p)
 		dst = appendExitStatus(dst, p.ExitCode)
 		if p.PID != p.TGID {
@@ -180,6 +184,10 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 	}
 	return append(dst, '}')
 }
+
+// noSignal is exit_signal -1 as the kernel sends it (an unsigned field):
+// a thread's exit, which signals no parent.
+const noSignal = 1<<32 - 1
 
 func appendPID(dst []byte, p *cnmsg.ProcEvent) []byte {
 	dst = appendUint(dst, `,"pid":`, uint64(p.PID))
@@ -288,6 +296,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 		dst = AppendString(dst, pa.Exe)
 		dst = append(dst, `,"cmdline":`...)
 		dst = appendStrings(dst, pa.Cmdline)
+		if pa.Exited {
+			dst = append(dst, `,"exited":true`...)
+		}
 		dst = append(dst, '}')
 	}
 	if len(en.Ancestors) > 0 {
@@ -301,6 +312,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 			dst = appendUint(dst, `,"pid":`, uint64(a.TGID))
 			dst = append(dst, `,"exe":`...)
 			dst = AppendString(dst, a.Exe)
+			if a.Exited {
+				dst = append(dst, `,"exited":true`...)
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')

@@ -197,8 +197,8 @@ type Proc struct {
 	TracerPID  Opt[int64]  `json:"tracer_pid,omitzero"`
 	TracerTGID Opt[int64]  `json:"tracer_tgid,omitzero"`
 	Comm       Opt[string] `json:"comm,omitzero"`
-	ExitCode   Opt[int64]  `json:"exit_code,omitzero"` // the wait status
-	ExitSignal Opt[int64]  `json:"exit_signal,omitzero"`
+	ExitCode   Opt[int64]  `json:"exit_code,omitzero"`   // the wait status
+	ExitSignal Opt[int64]  `json:"exit_signal,omitzero"` // -1: none (a thread's exit)
 	ExitStatus Opt[int64]  `json:"exit_status,omitzero"` // exited normally
 	Signal     Opt[Signal] `json:"signal,omitzero"`      // killed by a signal
 	CoreDumped Opt[bool]   `json:"core_dumped,omitzero"`
@@ -270,19 +270,23 @@ type Process struct {
 	Skipped          Opt[bool]     `json:"skipped,omitzero"`
 }
 
-// Parent is the process's parent as the table knows it.
+// Parent is the process's parent as the table knows it; Exited when it
+// has exited (described as the table last knew it).
 type Parent struct {
 	EntityID Opt[string]   `json:"entity_id,omitzero"`
 	PID      Opt[int64]    `json:"pid,omitzero"`
 	Exe      Opt[string]   `json:"exe,omitzero"`
 	Cmdline  Opt[[]string] `json:"cmdline,omitzero"`
+	Exited   Opt[bool]     `json:"exited,omitzero"`
 }
 
-// Ancestor is one of the parent's ancestors, nearest first.
+// Ancestor is one of the parent's ancestors, nearest first (the parent
+// first); Exited as in Parent.
 type Ancestor struct {
 	EntityID Opt[string] `json:"entity_id,omitzero"`
 	PID      Opt[int64]  `json:"pid,omitzero"`
 	Exe      Opt[string] `json:"exe,omitzero"`
+	Exited   Opt[bool]   `json:"exited,omitzero"`
 }
 
 // Parse decodes one JSON line. Members it does not know are ignored, so
