@@ -23,9 +23,7 @@ func TestExecReadersBurst(t *testing.T) {
     sinks: [out]`, `process_table:
   exec_readers: 2
   capture_budget: 0s`))
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	const n = 40
 	want := map[int]string{}
 	for i := range n {
