@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -9,12 +10,26 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/cnbridged/cnbridged/internal/natstest"
+	"github.com/cnbridged/cnbridged/internal/otlptest"
 )
 
 // dashboard is the Grafana dashboard shipped for cnbridged.
 const dashboard = "grafana/cnbridged.json"
+
+// runOTLP starts the Collector's OTLP receiver (gRPC) on loopback, taking
+// everything, and returns its endpoint.
+func runOTLP(t *testing.T) string {
+	t.Helper()
+	r, err := otlptest.Start(otlptest.GRPC, "", func(context.Context, plog.Logs) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop() })
+	return r.Endpoint()
+}
 
 // runNATS starts an embedded NATS server on loopback and returns its URL.
 func runNATS(t *testing.T) string {
@@ -23,7 +38,8 @@ func runNATS(t *testing.T) string {
 }
 
 // metricsConfig uses every kind of component that exports metrics: a file
-// sink, a NATS sink, enrichment and a connector request subject.
+// sink, a NATS sink, an OTLP sink, enrichment and a connector request
+// subject.
 const metricsConfig = `
 host: metrics-test
 metrics: {listen: "{metrics}"}
@@ -31,9 +47,10 @@ tap: {socket: "{dir}/tap.sock"}
 sinks:
   archive: {type: file, path: "{dir}/events.jsonl"}
   bus: {type: nats, url: "{nats}", subject: "deploytest.{host}.{idx}.{val}"}
+  otel: {type: otlp, endpoint: "{otlp}"}
 routes:
   - match: "1.1"
-    sinks: [archive, bus]
+    sinks: [archive, bus, otel]
     enrich: true
 requests:
   - subject: deploytest.request.1.1
@@ -47,7 +64,7 @@ requests:
 // label value), and every series the Grafana dashboard queries exists.
 func TestRunningDaemonMetrics(t *testing.T) {
 	needRoot(t)
-	cfg := strings.NewReplacer("{dir}", t.TempDir(), "{nats}", runNATS(t)).Replace(metricsConfig)
+	cfg := strings.NewReplacer("{dir}", t.TempDir(), "{nats}", runNATS(t), "{otlp}", runOTLP(t)).Replace(metricsConfig)
 	fams := scrape(t, startDaemon(t, cfg))
 
 	t.Run("README metrics present", func(t *testing.T) {
@@ -95,6 +112,9 @@ func TestRunningDaemonMetrics(t *testing.T) {
 			want["cnbridged_messages_lost_total"] = append(want["cnbridged_messages_lost_total"], map[string]string{"idx": "other", "val": "other", "when": w})
 		}
 		want["cnbridged_nats_connected"] = []map[string]string{{"sink": "bus"}}
+		for _, r := range []string{"ok", "partial", "retry", "failed"} {
+			want["cnbridged_otlp_exports_total"] = append(want["cnbridged_otlp_exports_total"], map[string]string{"sink": "otel", "result": r})
+		}
 		for name, sets := range want {
 			for _, labels := range sets {
 				if !hasSeries(fams[name], labels) {

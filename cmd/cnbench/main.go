@@ -119,6 +119,7 @@ type report struct {
 	Setup    map[string]any   `json:"setup"`
 	Rows     []*row           `json:"rows"`
 	NATS     map[string]any   `json:"nats,omitempty"`
+	OTLP     map[string]any   `json:"otlp,omitempty"`
 	Storm    *stormReport     `json:"storm,omitempty"`
 	Enrich   *enrichReport    `json:"enrich,omitempty"`
 	Coverage *coverageReport  `json:"coverage,omitempty"`
@@ -142,7 +143,7 @@ func cmdRun(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "sending time per trial")
 	unpaced := fs.Int("unpaced-count", 1500000, "messages in an unpaced trial")
 	latRate := fs.Float64("latency-rate", 50000, "rate of the latency trials")
-	only := fs.String("only", "raw,file,stdout,nats,storm,overload,idle", "parts to run (also: enrich, coverage)")
+	only := fs.String("only", "raw,file,stdout,nats,otlp,storm,overload,idle", "parts to run (also: enrich, coverage)")
 	senderCPU := fs.Int("sender-cpu", 0, "CPU for the sender (-1: not pinned)")
 	daemonCPU := fs.Int("daemon-cpu", 1, "CPU for cnbridged and the bare reader (-1: not pinned)")
 	stormDur := fs.Duration("storm-duration", 5*time.Second, "fork/exec storm length per reader")
@@ -221,7 +222,7 @@ func cmdRun(args []string) error {
 		}
 	}
 	var raw *row
-	if parts["raw"] || parts["file"] || parts["stdout"] || parts["nats"] { // every ratio needs the bare reader
+	if parts["raw"] || parts["file"] || parts["stdout"] || parts["nats"] || parts["otlp"] { // every ratio needs the bare reader
 		raw = h.ladder("bare recvmmsg reader", h.rawTrial)
 		raw.Latency = h.rawLatency()
 		raw.LatencyNote = "send → recvmmsg return in the reader"
@@ -237,6 +238,11 @@ func cmdRun(args []string) error {
 		rows, info := h.natsRows()
 		rep.Rows = append(rep.Rows, rows...)
 		rep.NATS = info
+	}
+	if parts["otlp"] {
+		r, info := h.otlpRow()
+		rep.Rows = append(rep.Rows, r)
+		rep.OTLP = info
 	}
 	for _, r := range rep.Rows[min(1, len(rep.Rows)):] {
 		r.ratios(raw)
@@ -267,7 +273,8 @@ func cmdRun(args []string) error {
 		"CPU: utime+stime of the process from /proc/<pid>/stat (10 ms ticks) over the trial, per million delivered messages, at the zero-loss rate",
 		"latency (file): payload send time (CLOCK_REALTIME in the sender) → the line read back by the harness tailing the file (100 µs polling): an upper bound on send → written",
 		"latency (stdout): same, with stdout a pipe read by the harness (latency trial only; throughput trials write to /dev/null)",
-		"latency (nats): send time → delivery to a core NATS subscriber in the harness process")
+		"latency (nats): send time → delivery to a core NATS subscriber in the harness process",
+		"otlp: the Collector's OTLP receiver (gRPC) in the harness process; target_ratio is the sink's zero-loss rate over a bare OTLP exporter's rate into it (the pdata gRPC client, ready-made batches of 512, one export at a time)")
 	printReport(os.Stdout, rep)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err

@@ -497,6 +497,9 @@ func printReport(w io.Writer, rep *report) {
 		}
 		fmt.Fprintf(w, "%-26s %12.0f %7s %10s %9.2f %7s %8s %9s %9s  %s\n", r.Name, r.ZeroLossRate, ratio, first, r.CPUPerM, cpuRatio, rss, p50, p99, target)
 	}
+	if len(rep.OTLP) > 0 {
+		fmt.Fprintf(w, "bare OTLP exporter: %v\n", rep.OTLP)
+	}
 	if len(rep.NATS) > 0 {
 		fmt.Fprintf(w, "raw nats.go ceilings: %v\n", rep.NATS)
 	}

@@ -113,7 +113,7 @@ type Tap struct {
 // its type's own typed config (Settings), which owns that type's keys,
 // defaults and validation (internal/sinks/*_config.go).
 type Sink struct {
-	Type              string `mapstructure:"type"` // stdout, file, nats
+	Type              string `mapstructure:"type"` // stdout, file, nats, otlp
 	sinks.QueueConfig `mapstructure:",squash"`
 	Settings          sinks.TypeConfig `mapstructure:"-"`
 }
@@ -312,7 +312,7 @@ func (s *Sink) validate(key, name string) []error {
 	return errs
 }
 
-// typeList is "stdout, file or nats".
+// typeList is "stdout, file, nats or otlp".
 func typeList() string {
 	t := sinks.Types()
 	return strings.Join(t[:len(t)-1], ", ") + " or " + t[len(t)-1]

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/schema"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -173,11 +174,12 @@ func TestMainExampleConfig(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	q := sinks.QueueConfig{QueueSize: 65536, QueueMaxBytes: 64 << 20, WhenFull: sinks.DropNewest}
+	native := sinks.SchemaConfig{Schema: schema.Native}
 	want := map[string]*config.Sink{
-		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json"}},
+		"console": {Type: "stdout", QueueConfig: q, Settings: &sinks.StdoutConfig{Format: "json", SchemaConfig: native}},
 		"archive": {Type: "file", QueueConfig: q, Settings: &sinks.FileSinkConfig{
 			Path: "/var/log/cnbridged/events.jsonl", Mode: 0o640, FlushInterval: time.Second,
-			MaxFiles: 5, OnError: sinks.OnErrorDrop,
+			MaxFiles: 5, OnError: sinks.OnErrorDrop, SchemaConfig: native,
 		}},
 	}
 	if diff := cmp.Diff(want, c.Sinks, ignoreCompiled); diff != "" {
@@ -299,7 +301,7 @@ func TestValidateErrors(t *testing.T) {
 		{"sink without type", "sinks:\n  a:\n    queue_size: 5\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
 			[]string{"sinks.a.type: required"}},
 		{"unknown sink type", "sinks:\n  a:\n    type: kafka\nroutes:\n  - match: \"1.1\"\n    sinks: [a]\n", nil,
-			[]string{`sinks.a.type: "kafka" is not stdout, file or nats`}},
+			[]string{`sinks.a.type: "kafka" is not stdout, file, nats or otlp`}},
 		{"bad sink name", "sinks:\n  _a:\n    type: stdout\nroutes:\n  - match: \"1.1\"\n    sinks: [_a]\n", nil,
 			[]string{"sinks._a: sink name must match"}},
 		{"receive buffer", minimal, []string{"listener.receive_buffer_bytes=1024"},

@@ -158,8 +158,11 @@ func (ld *loader) decodeInto(in any, out any, prefix string, exact bool, unknown
 	if unknownMsg == nil {
 		unknownMsg = func(string) string { return "unknown key" }
 	}
+	// mapstructure (since v2.5) names the root by its Go type in "has
+	// invalid keys"; the key path of the root is prefix itself.
+	root := reflect.TypeOf(out).Elem().String()
 	for _, e := range decodeErrors(dec.Decode(in)) {
-		ld.decodeProblem(prefix, e, unknownMsg)
+		ld.decodeProblem(prefix, root, e, unknownMsg)
 	}
 }
 
@@ -208,13 +211,17 @@ func join(prefix, k string) string {
 
 // decodeProblem turns one mapstructure error into a problem with the key,
 // the value and the expected type.
-func (ld *loader) decodeProblem(prefix string, e error, unknownMsg func(key string) string) {
+func (ld *loader) decodeProblem(prefix, root string, e error, unknownMsg func(key string) string) {
 	var de *mapstructure.DecodeError
 	if !errors.As(e, &de) {
 		ld.add(prefix, e.Error())
 		return
 	}
-	key := join(prefix, de.Name())
+	name := de.Name()
+	if name == root {
+		name = ""
+	}
+	key := join(prefix, name)
 	inner := de.Unwrap()
 	if strings.HasPrefix(inner.Error(), "has invalid keys: ") {
 		for k := range strings.SplitSeq(strings.TrimPrefix(inner.Error(), "has invalid keys: "), ", ") {

@@ -88,12 +88,19 @@ func (ld *loader) decodeSinks(raw any, c *Config) {
 }
 
 // keysOf lists the mapstructure keys of the struct v points to.
-func keysOf(v any) []string {
-	t := reflect.TypeOf(v).Elem()
+func keysOf(v any) []string { return structKeys(reflect.TypeOf(v).Elem()) }
+
+// structKeys lists the mapstructure keys of struct type t, those of its
+// squashed embedded structs (sinks.SchemaConfig) included.
+func structKeys(t reflect.Type) []string {
 	var keys []string
 	for i := range t.NumField() {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ",")
-		if tag != "" && tag != "-" {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		switch {
+		case opts == "squash" && f.Type.Kind() == reflect.Struct:
+			keys = append(keys, structKeys(f.Type)...)
+		case tag != "" && tag != "-":
 			keys = append(keys, tag)
 		}
 	}

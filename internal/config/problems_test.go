@@ -66,7 +66,7 @@ routes:
 				`:4: listener.handshake_timeout: 2: want a duration string such as "2s" or "250ms" (a bare number has no unit)`,
 				`:6: sinks.f.path: required for a file sink`,
 				`:8: sinks.f.flush_interval: 1: want a duration string such as "2s" or "250ms" (a bare number has no unit)`,
-				`:9: sinks.f.colour: unknown key for a file sink; its keys: queue_size, queue_max_bytes, when_full, path, mode, flush_interval, max_size_bytes, max_files, on_error`,
+				`:9: sinks.f.colour: unknown key for a file sink; its keys: queue_size, queue_max_bytes, when_full, path, mode, flush_interval, max_size_bytes, max_files, on_error, schema`,
 				`:12: routes[0].sinks[1]: no sink named "g"`,
 			},
 		},
@@ -111,6 +111,36 @@ routes:
 			body: minimal,
 			set:  []string{"tap.mode=0999"},
 			want: []string{`--set tap.mode=0999: tap.mode: "0999" is not an octal file mode such as "0640"`},
+		},
+		{
+			name: "schema only where a sink writes JSON, one of the known",
+			body: `sinks:
+  text:
+    type: stdout
+    format: text
+    schema: ecs
+  raw:
+    type: nats
+    url: nats://127.0.0.1:4222
+    format: raw
+    schema: ocsf
+  f:
+    type: file
+    path: /x
+    schema: elastic
+  ok:
+    type: file
+    path: /y
+    schema: ocsf
+routes:
+  - match: "1.1"
+    sinks: [text, raw, f, ok]
+`,
+			want: []string{
+				`:5: sinks.text.schema: ecs applies to JSON output only; this stdout sink has format: text (set format: json)`,
+				`:10: sinks.raw.schema: ocsf applies to JSON output only; this nats sink has format: raw, which publishes the connector payload (set format: json)`,
+				`:14: sinks.f.schema: "elastic" is not native, ecs or ocsf`,
+			},
 		},
 		{
 			name: "where: a typo with its column, enrichment fields without enrichment, ancestors without any",

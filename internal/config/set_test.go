@@ -80,9 +80,9 @@ metrics:
 Metrics: {listen: ":1"}
 `, nil)
 	want := []string{
-		`:2: sinks.a.type: "bogus" is not stdout, file or nats`,
+		`:2: sinks.a.type: "bogus" is not stdout, file, nats or otlp`,
 		`:4: sinks.b: given twice: also at line 3`,
-		`:5: sinks.c.type: required: stdout, file or nats`,
+		`:5: sinks.c.type: required: stdout, file, nats or otlp`,
 		`:7: routes[0].match: given twice: also "match" at line 7 (keys are not case-sensitive)`,
 		`:9: listener.groups: "one": want a list of integers (a YAML list, or a comma-separated string)`,
 		`:13: metrics: given twice: also "metrics" at line 11 (keys are not case-sensitive)`,

@@ -4,6 +4,8 @@
 package daemon
 
 import (
+	"runtime/debug"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +32,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/requests"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/schema"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 )
 
@@ -67,7 +70,9 @@ type Daemon struct {
 	slots   [router.MaxSinks]*sinks.Runner
 	sinkMet *sinks.Metrics
 	natsMet *sinks.NATSMetrics // created with the first NATS sink
+	otlpMet *sinks.OTLPMetrics // created with the first OTLP sink
 	enc     *event.Encoder
+	product schema.Product // this build, named in schema documents (OCSF metadata.product, OTLP service.version)
 
 	lis    *listener.Listener
 	bridge *bridge.Bridge
@@ -117,6 +122,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		cfg:     cfg,
 		sinks:   make(map[string]*sinkEntry),
 		sinkErr: make(chan error, router.MaxSinks),
+		product: schema.Product{Version: opts.Build.resolve(debug.ReadBuildInfo).Version},
 	}
 }
 

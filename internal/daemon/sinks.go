@@ -38,13 +38,16 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 		if t.Format == sinks.FormatText {
 			return sinks.NewTextStream(d.opts.Stdout, d.enc, &event.TextFormatter{Color: d.opts.StdoutColor, Location: time.Local, Width: d.opts.StdoutWidth}, c), nil
 		}
-		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
+		return sinks.NewStreamBody(d.opts.Stdout, d.enc, sinks.Body{Schema: t.Schema, Product: d.product}, c), nil
 	case *sinks.FileSinkConfig:
 		fc := t.FileConfig()
+		fc.Body.Product = d.product
 		fc.Takeover = d.fileWriting(t.Path)
 		return sinks.NewFile(fc, d.enc, c, log)
 	case *sinks.NATSSinkConfig:
 		return d.newNATS(name, t, c, log)
+	case *sinks.OTLPSinkConfig:
+		return d.newOTLP(name, t, c, log)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
 }

@@ -54,6 +54,9 @@ type FileConfig struct {
 	OnError      OnError
 	// RetryInterval is the pause between attempts under OnErrorBlock.
 	RetryInterval time.Duration
+	// Body is what each line holds: the native line or a schema's
+	// document (the daemon fills in Body.Product).
+	Body Body
 	// Takeover is a sink of this daemon that writes Path now and that
 	// this one replaces (a reload changed or renamed it): the new sink
 	// shares its open file, and so its lock, instead of being refused
@@ -87,7 +90,7 @@ type File struct {
 	size   int64 // bytes in the current file
 	buf    []byte
 	lines  int
-	tc     event.TimeCache
+	body   *bodyEncoder
 	reopen atomic.Bool
 	failed bool // in a write-error episode
 	// ctx is the runner's, from the last Flush: under OnErrorBlock the
@@ -103,7 +106,7 @@ func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
-	s := &File{cfg: cfg, enc: enc, counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
+	s := &File{cfg: cfg, enc: enc, body: newBodyEncoder(enc, cfg.Body), counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
 	if t := cfg.Takeover; t != nil {
 		s.cfg.Takeover = nil // only for this first open
 		if f := t.share(cfg.Path); f != nil {
@@ -283,7 +286,7 @@ func (s *File) Write(r *event.Record) error {
 		}
 	}
 	start := len(s.buf)
-	s.buf = s.enc.AppendJSONCached(s.buf, r, &s.tc)
+	s.buf = s.body.appendLine(s.buf, r)
 	s.lines++
 	if s.cfg.MaxSizeBytes > 0 && s.size+int64(len(s.buf)) > s.cfg.MaxSizeBytes && s.size+int64(start) > 0 {
 		// Write what came before this line to the current file, then rotate.

@@ -16,6 +16,7 @@ type FileSinkConfig struct {
 	MaxSizeBytes  int64         `mapstructure:"max_size_bytes"`
 	MaxFiles      int           `mapstructure:"max_files"`
 	OnError       OnError       `mapstructure:"on_error"` // drop, block, exit
+	SchemaConfig  `mapstructure:",squash"`
 }
 
 // File sink defaults.
@@ -53,6 +54,9 @@ func (c *FileSinkConfig) Validate() error {
 	if c.MaxFiles < 1 {
 		errs = append(errs, fmt.Errorf("max_files: %d: must be at least 1", c.MaxFiles))
 	}
+	if err := c.validateWith(true, ""); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,6 +71,7 @@ func (c *FileSinkConfig) FileConfig() FileConfig {
 		MaxSizeBytes: c.MaxSizeBytes,
 		MaxFiles:     c.MaxFiles,
 		OnError:      c.OnError,
+		Body:         Body{Schema: c.Schema},
 	}
 }
 

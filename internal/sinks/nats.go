@@ -37,6 +37,9 @@ type NATSConfig struct {
 	Subject string // template over {host} {idx} {val} {event} {cpu} {container}
 	Format  string // "json" (the JSON line) or "raw" (the cn_msg payload)
 	Host    string // {host}, Cn-Host and the Nats-Msg-Id
+	// Body is what a format json message holds: the native line or a
+	// schema's document.
+	Body Body
 
 	// JetStream publishes with acknowledgements: at most MaxInFlight
 	// unacknowledged, each retried with the same Nats-Msg-Id until it is
@@ -128,6 +131,7 @@ type confirmer interface {
 type NATS struct {
 	cfg      NATSConfig
 	enc      *event.Encoder
+	body     *bodyEncoder
 	c        *Counters
 	met      *NATSMetrics
 	log      *zap.Logger
@@ -145,7 +149,6 @@ type NATS struct {
 	subjects subjCache
 	nums     strCache
 	userIDs  userIDs
-	times    event.TimeCache
 
 	mu       sync.Mutex
 	l        *ledger[natsMsg]
@@ -218,6 +221,7 @@ func NewNATS(cfg NATSConfig, enc *event.Encoder, c *Counters, m *NATSMetrics, lo
 	s := &NATS{
 		cfg:      cfg,
 		enc:      enc,
+		body:     newBodyEncoder(enc, cfg.Body),
 		c:        c,
 		met:      m,
 		log:      log,

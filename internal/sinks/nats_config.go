@@ -25,6 +25,7 @@ type NATSSinkConfig struct {
 	CredsFile            string            `mapstructure:"creds_file"`
 	TLS                  NATSTLSConfig     `mapstructure:"tls"`
 	Stream               *NATSStreamConfig `mapstructure:"stream"`
+	SchemaConfig         `mapstructure:",squash"`
 
 	// subject is Subject compiled for the host by Resolve.
 	subject *subjectTemplate
@@ -120,6 +121,9 @@ func (c *NATSSinkConfig) Validate() error {
 	}
 	if c.Format != "json" && c.Format != "raw" {
 		bad("format", "%q is not %s", c.Format, natsFormatAccepted)
+	}
+	if err := c.validateWith(c.Format != "raw", "this nats sink has format: raw, which publishes the connector payload (set format: json)"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxInFlight < 1 {
 		bad("max_in_flight", "%d: must be at least 1", c.MaxInFlight)
@@ -239,6 +243,7 @@ func (c *NATSSinkConfig) NATSConfig(name, host string) NATSConfig {
 			InsecureSkipVerify: c.TLS.InsecureSkipVerify,
 		},
 		compiled: c.subject,
+		Body:     Body{Schema: c.Schema},
 	}
 	if st := c.Stream; st != nil {
 		cfg.Stream = &NATSStream{

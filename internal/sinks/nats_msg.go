@@ -206,8 +206,10 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	if s.raw && r.Kind == event.KindMessage {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
-		e.body = s.enc.AppendJSONCached(e.body[:0], r, &s.times)
-		e.body = e.body[:len(e.body)-1] // the line without its newline
+		if s.body == nil { // a sink built without NewNATS (tests)
+			s.body = newBodyEncoder(s.enc, s.cfg.Body)
+		}
+		e.body = s.body.appendObject(e.body[:0], r)
 	}
 	e.msg.Data = e.body
 

@@ -91,9 +91,11 @@ func NewTypeConfig(typ string) (TypeConfig, bool) {
 		return &FileSinkConfig{}, true
 	case "nats":
 		return &NATSSinkConfig{}, true
+	case "otlp":
+		return &OTLPSinkConfig{}, true
 	}
 	return nil, false
 }
 
 // Types are the sink types, in the order error messages list them.
-func Types() []string { return []string{"stdout", "file", "nats"} }
+func Types() []string { return []string{"stdout", "file", "nats", "otlp"} }

@@ -155,3 +155,62 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestOTLPSinkConfig(t *testing.T) {
+	var c OTLPSinkConfig
+	c.SetDefaults()
+	want := OTLPSinkConfig{Protocol: "grpc", Endpoint: "localhost:4317", Compression: "none", Timeout: 10 * time.Second,
+		BatchSize: 512, MaxInFlight: 8192, DrainTimeout: 10 * time.Second}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate of the defaults: %v", err)
+	}
+	h := OTLPSinkConfig{Protocol: "http"}
+	h.SetDefaults()
+	if h.Endpoint != "http://localhost:4318" {
+		t.Errorf("http default endpoint %q", h.Endpoint)
+	}
+	for _, tt := range []struct {
+		protocol, endpoint string
+		tls                bool
+		target, err        string
+	}{
+		{"grpc", "collector:4317", false, "collector:4317", ""},
+		{"grpc", "https://collector:4317", false, "collector:4317", ""},
+		{"grpc", "http://collector:4317", true, "collector:4317", ""},
+		{"grpc", "collector", false, "", `"collector" is not host:port or http(s)://host:port`},
+		{"grpc", "http://collector:4317/v1/logs", false, "", `"http://collector:4317/v1/logs": a gRPC endpoint has no path`},
+		{"http", "http://collector:4318", false, "http://collector:4318/v1/logs", ""},
+		{"http", "https://collector/otlp/v1/logs", false, "https://collector/otlp/v1/logs", ""},
+		{"http", "collector:4318", false, "", `"collector:4318" is not an http:// or https:// URL`},
+	} {
+		c := OTLPSinkConfig{Protocol: tt.protocol, Endpoint: tt.endpoint}
+		if tt.tls {
+			c.TLS.InsecureSkipVerify = true
+		}
+		target, tlsOn, err := c.target()
+		if errString(err) != tt.err || target != tt.target {
+			t.Errorf("%s %s: target %q, %v; want %q, %q", tt.protocol, tt.endpoint, target, err, tt.target, tt.err)
+		}
+		wantTLS := tt.tls || strings.HasPrefix(tt.endpoint, "https:")
+		if err == nil && tlsOn != wantTLS {
+			t.Errorf("%s %s: tls %v, want %v", tt.protocol, tt.endpoint, tlsOn, wantTLS)
+		}
+	}
+	bad := OTLPSinkConfig{Protocol: "udp", Compression: "zstd", Timeout: -1, BatchSize: 10, MaxInFlight: 5,
+		Headers: map[string]string{"bad name": "x"}, TLS: OTLPTLSConfig{CertFile: "/c"}}
+	wantErrs := []string{
+		`protocol: "udp" is not grpc or http`,
+		`compression: "zstd" is not none or gzip`,
+		"timeout: -1ns: must be positive",
+		"max_in_flight: 5: must be at least batch_size (10)",
+		`headers: "bad name" is not a header name`,
+		"tls.cert_file: cert_file and key_file go together",
+		`tls.cert_file: "/c": no such file or directory`,
+	}
+	if diff := cmp.Diff(wantErrs, flattenErr(bad.Validate())); diff != "" {
+		t.Errorf("Validate (-want +got):\n%s", diff)
+	}
+}

@@ -58,18 +58,22 @@ func (b *lineBuffer) Close(ctx context.Context) error { return b.Flush(ctx) }
 // write counts the lines it held as failed.
 type Stream struct {
 	lineBuffer
-	enc *event.Encoder
-	tc  event.TimeCache
+	body *bodyEncoder
 }
 
-// NewStream returns a sink writing to w.
+// NewStream returns a sink writing native lines to w.
 func NewStream(w io.Writer, enc *event.Encoder, c *Counters) *Stream {
-	return &Stream{lineBuffer: newLineBuffer(w, c), enc: enc}
+	return NewStreamBody(w, enc, Body{}, c)
+}
+
+// NewStreamBody returns a sink writing to w the objects b says.
+func NewStreamBody(w io.Writer, enc *event.Encoder, b Body, c *Counters) *Stream {
+	return &Stream{lineBuffer: newLineBuffer(w, c), body: newBodyEncoder(enc, b)}
 }
 
 // Write buffers one line.
 func (s *Stream) Write(r *event.Record) error {
-	s.buf = s.enc.AppendJSONCached(s.buf, r, &s.tc)
+	s.buf = s.body.appendLine(s.buf, r)
 	s.added()
 	return nil
 }

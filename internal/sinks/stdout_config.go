@@ -1,10 +1,14 @@
 package sinks
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // StdoutConfig is a stdout sink's own config.
 type StdoutConfig struct {
-	Format string `mapstructure:"format"` // json (default), text
+	Format       string `mapstructure:"format"` // json (default), text
+	SchemaConfig `mapstructure:",squash"`
 }
 
 // Stdout sink formats.
@@ -22,10 +26,14 @@ func (c *StdoutConfig) SetDefaults() {
 
 // Validate implements TypeConfig.
 func (c *StdoutConfig) Validate() error {
+	var errs []error
 	if c.Format != FormatJSON && c.Format != FormatText {
-		return fmt.Errorf("format: %q is not json or text", c.Format)
+		errs = append(errs, fmt.Errorf("format: %q is not json or text", c.Format))
 	}
-	return nil
+	if err := c.validateWith(c.Format != FormatText, "this stdout sink has format: text (set format: json)"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // QueueDefaults implements TypeConfig.
