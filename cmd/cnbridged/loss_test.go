@@ -159,9 +159,7 @@ routes:
 	sel := map[string]string{"idx": fmt.Sprint(idxTest), "val": fmt.Sprint(groupOverrun)}
 	waitFor(t, 10*time.Second, "the first 100", func() bool { return p.metric("cnbridged_messages_received_total", sel) >= 100 })
 
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	for ; seq < 5100; seq++ {
 		em.send(groupOverrun, hdr(seq), []byte("burst while stopped"))
 	}

@@ -108,9 +108,7 @@ routes:
 	paused := false
 	stopWindow := func() {
 		paused = true
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		p.pause()
 		if out, err := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do ( : ); i=$((i+1)); done").CombinedOutput(); err != nil {
 			t.Fatalf("burst: %v\n%s", err, out)
 		}
@@ -175,9 +173,7 @@ routes:
 		sample()
 		return p.metric("cnbridged_proctable_evictions_total", nil) > 0
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	horde.Wait() // every sleep has ended, its exit lost
 	p.cmd.Process.Signal(syscall.SIGCONT)
 	if peak > maxEntries {

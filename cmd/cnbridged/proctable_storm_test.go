@@ -153,9 +153,7 @@ routes:
 		}
 		return true
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	burst := func(k int) {
 		for i := 0; i < k; i++ {
 			exec.Command("/bin/true").Run()

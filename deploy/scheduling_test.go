@@ -1,0 +1,49 @@
+package deploy
+
+import (
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cnbridged/cnbridged/internal/config"
+)
+
+// TestUnitGrantsReaderPriority: the packaged config asks for a realtime
+// reader thread (listener.reader_priority), and the unit lets the dynamic
+// user, which has no capability, take it: RLIMIT_RTPRIO at least that
+// priority (an unprivileged thread may raise itself to SCHED_FIFO up to
+// it), no RestrictRealtime=, and sched_setattr back in the system call
+// filter after the @resources denial. Without any of them the daemon
+// runs, but warns and reads at normal priority.
+func TestUnitGrantsReaderPriority(t *testing.T) {
+	cfg, err := config.Load(config.Options{Path: "../configs/cnbridged.yaml", DefaultPath: filepath.Join(t.TempDir(), "none.yaml")})
+	if err != nil {
+		t.Fatalf("load the packaged config: %v", err)
+	}
+	prio := cfg.Listener.ReaderPriority
+	if prio == 0 {
+		t.Skip("the packaged config asks for no realtime reader")
+	}
+	entries := parseUnit(t, readUnit(t))
+	limit := serviceValues(entries, "LimitRTPRIO")
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(limit, ""))); len(limit) != 1 || err != nil || n < prio {
+		t.Errorf("LimitRTPRIO=%q, want one value of at least listener.reader_priority (%d)", limit, prio)
+	}
+	for _, v := range serviceValues(entries, "RestrictRealtime") {
+		if !isFalse(v) {
+			t.Errorf("RestrictRealtime=%s refuses the reader's SCHED_FIFO", v)
+		}
+	}
+	filters := serviceValues(entries, "SystemCallFilter")
+	denied := slices.IndexFunc(filters, func(f string) bool {
+		return strings.HasPrefix(f, "~") && slices.Contains(strings.Fields(strings.TrimPrefix(f, "~")), "@resources")
+	})
+	allowed := slices.IndexFunc(filters, func(f string) bool {
+		return !strings.HasPrefix(f, "~") && slices.Contains(strings.Fields(f), "sched_setattr")
+	})
+	if denied >= 0 && allowed < denied {
+		t.Errorf("SystemCallFilter lines %q: sched_setattr must be allowed after the @resources denial", filters)
+	}
+}
