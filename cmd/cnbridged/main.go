@@ -263,6 +263,10 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		return err
 	}
 	defer log.Sync()
+	logJoinRights(log, listener.ProbeJoin())
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		logProcVisibility(log, cfg, hidePID(mi))
+	}
 
 	if ctx == nil {
 		ctx = context.Background()
