@@ -155,6 +155,7 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newVersionCmd(),
 		newManCmd(root),
 	)
+	registerValueCompletions(root)
 	return root
 }
 
