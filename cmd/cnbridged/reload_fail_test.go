@@ -71,6 +71,8 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		{"changed host", "host: elsewhere\n" + base, `"key":"host"`},
 		{"missing creds file", strings.Replace(base, "sinks:\n", "sinks:\n  n:\n    type: nats\n    url: nats://127.0.0.1:1\n    creds_file: "+filepath.Join(dir, "absent.creds")+"\n", 1),
 			`"key":"sinks.n.creds_file"`},
+		{"a where that does not compile", strings.Replace(base, "    sinks: [a]\n", "    sinks: [a]\n    where: 'proc.evnt == \"exec\"'\n", 1),
+			`undefined field 'evnt'`},
 	}
 	for i, f := range failures {
 		writeAtomic(t, p.config, f.config)

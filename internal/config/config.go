@@ -16,6 +16,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // DefaultPath is read when no --config is given and the file exists.
@@ -138,11 +139,15 @@ type Route struct {
 	Ancestors int `mapstructure:"ancestors"`
 	// Threads: false drops thread forks and thread exits (default true).
 	Threads *bool `mapstructure:"threads"`
+	// Where is a CEL expression over the record (internal/where): the
+	// route sends only the records it selects.
+	Where string `mapstructure:"where"`
 
 	// Parsed by Validate.
 	Pattern   router.Pattern  `mapstructure:"-"` // Match
 	EventSet  router.EventSet `mapstructure:"-"` // Events
 	HasEvents bool            `mapstructure:"-"` // Events given
+	WhereExpr *where.Expr     `mapstructure:"-"` // Where compiled; nil without one
 }
 
 // ThreadsOn reports the route's threads setting (default on).

@@ -113,6 +113,36 @@ routes:
 			want: []string{`--set tap.mode=0999: tap.mode: "0999" is not an octal file mode such as "0640"`},
 		},
 		{
+			name: "where: a typo with its column, enrichment fields without enrichment, ancestors without any",
+			body: `sinks:
+  out:
+    type: stdout
+routes:
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    where: 'proc.event == "exec" && process.exee == "/usr/bin/curl"'
+  - match: "1.1"
+    sinks: [out]
+    where: 'process.exe.endsWith("/cc")'
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    where: |
+      proc.event == "exec" &&
+        ancestors.exists(a, a.exe == "/usr/sbin/sshd")
+  - match: "1.1"
+    sinks: [out]
+    where: 'proc.pid'
+`,
+			want: []string{
+				`:8: routes[0].where: column 32: undefined field 'exee'`,
+				`:11: routes[1].where: reads process.exe, which needs enrich: true`,
+				`:15: routes[2].where: reads ancestors but the route carries none (ancestors: 0)`,
+				`:20: routes[3].where: column 1: the expression's type is int, want bool (true selects the record)`,
+			},
+		},
+		{
 			name: "a sink that is not a mapping, a route key misspelt",
 			body: `sinks:
   out: stdout

@@ -11,6 +11,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // Validate reports every problem at once, each naming its key.
@@ -177,6 +178,7 @@ func (c *Config) validateRoutes(v *validation) {
 	if len(c.Routes) == 0 {
 		v.bad("routes", "no routes: nothing would be published")
 	}
+	var env *where.Env
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
 		pat, err := router.ParsePattern(r.Match)
@@ -213,7 +215,63 @@ func (c *Config) validateRoutes(v *validation) {
 				v.bad(fmt.Sprintf("%s.sinks[%d]", key, j), "no sink named %q", s)
 			}
 		}
+		c.Routes[i].WhereExpr = c.validateWhere(v, key, r, &env)
 	}
+}
+
+// enrichRoots are the members only the process table gives a record.
+var enrichRoots = []string{"process", "parent", "ancestors"}
+
+// validateWhere compiles a route's where in env (built on first use) and
+// checks that the route carries what it reads.
+func (c *Config) validateWhere(v *validation, key string, r Route, env **where.Env) *where.Expr {
+	if r.Where == "" {
+		return nil
+	}
+	key += ".where"
+	if *env == nil {
+		e, err := where.NewEnv()
+		if err != nil {
+			v.bad(key, "%v", err)
+			return nil
+		}
+		*env = e
+	}
+	x, err := (*env).Compile(r.Where)
+	if err != nil {
+		for _, e := range flatten(err) {
+			v.bad(key, "%v", e)
+		}
+		return nil
+	}
+	ok := true
+	for _, root := range enrichRoots {
+		if !x.Reads(root) {
+			continue
+		}
+		switch {
+		case !r.Enrich:
+			v.bad(key, "reads %s, which needs enrich: true", firstUnder(x.Paths, root))
+			ok = false
+		case root == "ancestors" && r.Ancestors == 0:
+			v.bad(key, "reads %s but the route carries none (ancestors: 0)", firstUnder(x.Paths, root))
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return x
+}
+
+// firstUnder is the first of paths at or under root.
+func firstUnder(paths []string, root string) string {
+	for _, p := range paths {
+		if p == root || strings.HasPrefix(p, root+".") {
+			return p
+		}
+	}
+	return root
 }
 
 // validateRequests checks requests[*] and sets their parsed fields (CnID,

@@ -102,6 +102,11 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
+		// The selection stage (where, rate_limit, fold) is validated but
+		// not in the per-message path yet: refuse rather than ignore it.
+		if key := unappliedKey(rc); key != "" {
+			return nil, fmt.Errorf("routes[%d].%s: validated, but not applied by this build yet", i, key)
+		}
 		r := router.Route{Match: rc.Pattern, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
 			Events: rc.EventSet, HasEvents: rc.HasEvents,
 			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
@@ -129,4 +134,13 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 		UserFilter:   userFilter,
 		Enrich:       enrich,
 	}, nil
+}
+
+// unappliedKey names a route key the pipeline does not apply yet ("" for
+// none).
+func unappliedKey(rc config.Route) string {
+	if rc.Where != "" {
+		return "where"
+	}
+	return ""
 }

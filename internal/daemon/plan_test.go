@@ -184,3 +184,15 @@ func TestReleaseFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestCompilePlanRefusesUnapplied: a route key that config validates but
+// the pipeline does not apply yet fails the plan (start and reload)
+// instead of being ignored.
+func TestCompilePlanRefusesUnapplied(t *testing.T) {
+	c := planConfig()
+	c.Routes[1].Where = `host == "x"`
+	_, err := compilePlan(c, map[string]slotted{"a": fakeSink{3}, "b": fakeSink{5}}, nil, nil, true)
+	if err == nil || !strings.Contains(err.Error(), "routes[1].where: validated, but not applied by this build yet") {
+		t.Errorf("compilePlan: %v, want routes[1].where refused", err)
+	}
+}

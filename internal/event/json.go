@@ -15,13 +15,14 @@ import (
 // state and is safe for concurrent use.
 type Encoder struct {
 	hostField []byte // `"host":"…"` with the host name escaped once
+	host      string // the host name as the line shows it (Fields)
 }
 
 // NewEncoder returns an encoder that stamps every line with host.
 func NewEncoder(host string) *Encoder {
 	f := []byte(`"host":`)
 	f = AppendString(f, host)
-	return &Encoder{hostField: f}
+	return &Encoder{hostField: f, host: validUTF8(host)}
 }
 
 // timeLayout is RFC 3339 with nanoseconds, fixed width.
