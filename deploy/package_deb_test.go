@@ -390,7 +390,14 @@ func unitCapabilitiesSubscribe(t *testing.T, r *debRoot) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	defer func() {
+	// stop ends the daemon; its output may be read only then (exec's
+	// copying goroutines write logs until Wait returns).
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -398,6 +405,9 @@ func unitCapabilitiesSubscribe(t *testing.T, r *debRoot) {
 			cmd.Process.Kill()
 			<-exited
 		}
+	}
+	defer func() {
+		stop()
 		if t.Failed() {
 			t.Logf("daemon output:\n%s", logs.String())
 		}
@@ -406,6 +416,7 @@ func unitCapabilitiesSubscribe(t *testing.T, r *debRoot) {
 	for ready := false; !ready; {
 		select {
 		case err := <-exited:
+			stopped = true
 			t.Fatalf("the daemon exited: %v", err)
 		default:
 		}
@@ -440,6 +451,7 @@ func unitCapabilitiesSubscribe(t *testing.T, r *debRoot) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	stop()
 	if !strings.Contains(logs.String(), `"msg":"connector join rights","cap_net_admin":true`) {
 		t.Errorf(`the daemon did not log "connector join rights" with cap_net_admin true:\n%s`, logs.String())
 	}
