@@ -28,6 +28,9 @@ var packages struct {
 // .deb and .rpm it wrote.
 func buildPackages(t *testing.T) (deb, rpm string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the .deb and .rpm: the full run (go test without -short) has it")
+	}
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatalf("go not found in PATH: %v", err)
 	}

@@ -150,6 +150,9 @@ func jsonExec(out string) bool { return strings.Contains(out, `"event":"exec"`) 
 // a terminal; NO_COLOR turns the colours off; --format json and a pipe get
 // JSON lines.
 func TestTerminalDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon four times, under a pty and a pipe: the full run (go test without -short) has it")
+	}
 	needRoot(t)
 
 	t.Run("terminal: text, enriched, coloured", func(t *testing.T) {
