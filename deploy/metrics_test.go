@@ -88,6 +88,9 @@ func TestRunningDaemonMetrics(t *testing.T) {
 		for _, r := range []string{"replied", "timeout", "too_large", "rate_limited", "id_not_allowed", "busy"} {
 			want["cnbridged_requests_total"] = append(want["cnbridged_requests_total"], map[string]string{"subject": "deploytest.request.1.1", "result": r})
 		}
+		for _, w := range []string{"listening", "not_listening"} {
+			want["cnbridged_messages_lost_total"] = append(want["cnbridged_messages_lost_total"], map[string]string{"idx": "other", "val": "other", "when": w})
+		}
 		want["cnbridged_nats_connected"] = []map[string]string{{"sink": "bus"}}
 		for name, sets := range want {
 			for _, labels := range sets {

@@ -22,8 +22,12 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/daemon"
+	"github.com/cnbridged/cnbridged/internal/filelock"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/sinks"
+	"github.com/cnbridged/cnbridged/internal/statefile"
+	"github.com/cnbridged/cnbridged/internal/tap"
 )
 
 // Inode numbers of the initial namespaces (include/linux/proc_ns.h):
@@ -83,6 +87,8 @@ func cmdCheck(cf configFlags, stdout io.Writer) int {
 	if cfg != nil {
 		checkSocket(c, cfg, ns)
 		checkSinks(c, cfg)
+		checkTap(c, cfg)
+		checkStateDir(c, cfg.StateDir)
 		checkMetrics(c, cfg.Metrics.Listen)
 	}
 	if c.failed {
@@ -290,11 +296,12 @@ func checkSinks(c *checker, cfg *config.Config) {
 		s := cfg.Sinks[name]
 		switch {
 		case s.File() != nil:
-			path := s.File().Path
-			if err := creatable(path); err != nil {
-				c.fail("sink "+name, err.Error(), fmt.Sprintf("create %s writable by uid %d, or point sinks.%s.path elsewhere", filepath.Dir(path), os.Geteuid(), name))
+			fc := s.File().FileConfig()
+			err := probe(fc.Path, func() error { return sinks.ProbeFile(fc) })
+			if err != nil {
+				c.fail("sink "+name, err.Error(), fileAdvice(err, fc.Path, "point sinks."+name+".path elsewhere"))
 			} else {
-				c.ok("sink "+name, path+" writable")
+				c.ok("sink "+name, fmt.Sprintf("%s: opened for appending and locked as uid %d", fc.Path, os.Geteuid()))
 			}
 		case s.NATS() != nil:
 			checkNATS(c, name, s.NATS())
@@ -304,41 +311,125 @@ func checkSinks(c *checker, cfg *config.Config) {
 	}
 }
 
-// creatable reports whether the file sink can open path for appending:
-// an existing regular file this user may write, or a missing one whose
-// nearest existing ancestor directory this user may write and search.
-func creatable(path string) error {
-	st, err := os.Stat(path)
-	if err == nil {
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
+// checkTap binds the tap socket as run does (run logs an error and goes
+// on without the live view when it cannot).
+func checkTap(c *checker, cfg *config.Config) {
+	path := cfg.Tap.Socket
+	if path == "" {
+		c.ok("tap socket", "disabled (tap.socket is empty)")
+		return
+	}
+	err := probe(path, func() error { return tap.Probe(path, os.FileMode(cfg.Tap.Mode)) })
+	switch {
+	case err == nil:
+		c.ok("tap socket", fmt.Sprintf("%s: bound as uid %d", path, os.Geteuid()))
+	case errors.Is(err, tap.ErrInUse):
+		c.fail("tap socket", err.Error()+": run would go on without the live view",
+			"stop the process that serves it (another cnbridged?), or set tap.socket elsewhere")
+	default:
+		c.fail("tap socket", err.Error()+": run would go on without the live view",
+			fileAdvice(err, path, `set tap.socket elsewhere (systemd: RuntimeDirectory=cnbridged makes /run/cnbridged), or "" to run without it`))
+	}
+}
+
+// checkStateDir takes the state directory as run does: created, locked,
+// a state file written (run goes on without a restart trace when it
+// cannot).
+func checkStateDir(c *checker, dir string) {
+	if dir == "" {
+		c.ok("state_dir", "disabled (state_dir is empty): no restart trace, no gap record after a restart")
+		return
+	}
+	err := probe(filepath.Join(dir, daemon.StateLockName), func() error { return daemon.ProbeStateDir(dir) })
+	var held *filelock.HeldError
+	switch {
+	case err == nil:
+		c.ok("state_dir", fmt.Sprintf("%s: locked and written as uid %d", dir, os.Geteuid()))
+	case errors.As(err, &held):
+		c.fail("state_dir", dir+": "+err.Error()+": run would go on without a restart trace",
+			fmt.Sprintf("stop the cnbridged with pid %d, or give this one a state_dir of its own", held.PID))
+	default:
+		c.fail("state_dir", dir+": "+err.Error()+": run would go on without a restart trace",
+			fileAdvice(err, filepath.Join(dir, statefile.StateName), `set state_dir elsewhere (systemd: StateDirectory=cnbridged makes /var/lib/cnbridged), or "" to run without a restart trace`))
+	}
+}
+
+// probe runs try, which does to path what run does (creating it and the
+// directories above it when missing), then removes what it created:
+// check leaves the host as it found it.
+func probe(path string, try func() error) error {
+	var created []string // deepest first
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
 		}
-		if err := unix.Faccessat(unix.AT_FDCWD, path, unix.W_OK, unix.AT_EACCESS); err != nil {
-			return fmt.Errorf("%s: not writable: %w", path, err)
+		created = append(created, p)
+		if filepath.Dir(p) == p {
+			break
 		}
-		return nil
+	}
+	err := try()
+	for _, p := range created {
+		os.Remove(p) // only what is still empty, for a directory
+	}
+	return err
+}
+
+// fileAdvice says what to do about a path run cannot create or open;
+// other is the config change that avoids it.
+func fileAdvice(err error, path, other string) string {
+	var held *filelock.HeldError
+	if errors.As(err, &held) {
+		if held.PID != 0 {
+			return fmt.Sprintf("stop the process that writes it (pid %d), or %s", held.PID, other)
+		}
+		return "stop the process that writes it, or " + other
 	}
 	dir := filepath.Dir(path)
+	// The nearest directory that exists says where the path lives.
+	near := dir
 	for {
-		st, err := os.Stat(dir)
-		if err == nil {
-			if !st.IsDir() {
-				return fmt.Errorf("%s: cannot create: %s is not a directory", path, dir)
-			}
-			if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
-				return fmt.Errorf("%s: cannot create in %s: %w", path, dir, err)
-			}
-			return nil
+		if _, err := os.Stat(near); err == nil || filepath.Dir(near) == near {
+			break
 		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return fmt.Errorf("%s: no existing directory above it", path)
-		}
-		dir = parent
+		near = filepath.Dir(near)
 	}
+	if fs := pseudoFS(near); fs != "" {
+		return fmt.Sprintf("%s is on %s, where no files can be created: %s, on a disk", near, fs, other)
+	}
+	if errors.Is(err, syscall.EROFS) {
+		return fmt.Sprintf("%s is on a read-only filesystem: mount a writable volume there, or %s", near, other)
+	}
+	if st, err := os.Stat(near); err == nil && !st.IsDir() {
+		return fmt.Sprintf("create %s writable by uid %d (%s is not a directory), or %s", dir, os.Geteuid(), near, other)
+	}
+	return fmt.Sprintf("create %s writable by uid %d, or %s", dir, os.Geteuid(), other)
+}
+
+// pseudoFS names the kernel filesystem dir is on when it holds no
+// ordinary files (/proc, /sys and their kin), else "".
+func pseudoFS(dir string) string {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return ""
+	}
+	switch int64(st.Type) {
+	case unix.PROC_SUPER_MAGIC:
+		return "procfs"
+	case unix.SYSFS_MAGIC:
+		return "sysfs"
+	case unix.CGROUP2_SUPER_MAGIC, unix.CGROUP_SUPER_MAGIC:
+		return "cgroupfs"
+	case unix.DEBUGFS_MAGIC:
+		return "debugfs"
+	case unix.TRACEFS_MAGIC:
+		return "tracefs"
+	case unix.SECURITYFS_MAGIC:
+		return "securityfs"
+	case unix.BPF_FS_MAGIC:
+		return "bpffs"
+	}
+	return ""
 }
 
 // checkNATS connects to each server with the sink's credentials and TLS

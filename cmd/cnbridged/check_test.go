@@ -40,6 +40,9 @@ func TestCheck(t *testing.T) {
 	}
 	conf := func(name, body string) string {
 		p := filepath.Join(dir, name)
+		// No tap socket or restart trace: the host's defaults are not
+		// this test's (TestCheckTriesWhatRunDoes checks them).
+		body += "tap:\n  socket: \"\"\nstate_dir: \"\"\n"
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +148,7 @@ func TestCheckNATS(t *testing.T) {
 		{"right", 0, "reachable, authenticated"},
 	} {
 		var out bytes.Buffer
-		code := run([]string{"check", "--set", "metrics.listen=", "--set", "tap.socket=",
+		code := run([]string{"check", "--set", "metrics.listen=", "--set", "tap.socket=", "--set", "state_dir=",
 			"--set", "sinks.bus.type=nats", "--set", "sinks.bus.url=" + s.ClientURL(),
 			"--set", "sinks.bus.user=cn", "--set", "sinks.bus.password=" + tt.password}, &out, &out)
 		if code != tt.code || !strings.Contains(out.String(), tt.want) {

@@ -47,7 +47,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"validate", "--config", bad}, 78, "invalid config"},
 		{[]string{"--config", bad}, 78, "invalid config"},
 		{[]string{"run", "--config", bad}, 78, "invalid config"},
-		{[]string{"health", "--set", "metrics.listen="}, 1, "metrics.listen is empty"},
+		{[]string{"health", "--set", "metrics.listen=", "--set", "state_dir="}, 1, "metrics.listen is empty"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -139,17 +139,17 @@ func TestHealth(t *testing.T) {
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	var out bytes.Buffer
-	if code := run([]string{"health", "--set", "metrics.listen=" + addr}, &out, &out); code != 0 {
+	if code := run([]string{"health", "--set", "metrics.listen=" + addr, "--set", "state_dir="}, &out, &out); code != 0 {
 		t.Errorf("ready: exit got %d, want 0\n%s", code, out.String())
 	}
 	ready = false
 	out.Reset()
-	if code := run([]string{"health", "--set", "metrics.listen=" + addr}, &out, &out); code != 1 || !strings.Contains(out.String(), "not subscribed") {
+	if code := run([]string{"health", "--set", "metrics.listen=" + addr, "--set", "state_dir="}, &out, &out); code != 1 || !strings.Contains(out.String(), "not subscribed") {
 		t.Errorf("not ready: exit got %d, want 1 with the reason\n%s", code, out.String())
 	}
 	srv.Close()
 	out.Reset()
-	if code := run([]string{"health", "--set", "metrics.listen=" + addr}, &out, &out); code != 1 {
+	if code := run([]string{"health", "--set", "metrics.listen=" + addr, "--set", "state_dir="}, &out, &out); code != 1 {
 		t.Errorf("no daemon: exit got %d, want 1\n%s", code, out.String())
 	}
 }
@@ -179,7 +179,7 @@ cnbridged_sink_messages_total{sink="out",result="sent"} 23
 	defer srv.Close()
 	for _, interval := range []string{"0s", "10ms"} {
 		var out bytes.Buffer
-		code := run([]string{"stats", "--set", "metrics.listen=" + strings.TrimPrefix(srv.URL, "http://"), "--interval", interval}, &out, &out)
+		code := run([]string{"stats", "--set", "metrics.listen=" + strings.TrimPrefix(srv.URL, "http://"), "--set", "state_dir=", "--interval", interval}, &out, &out)
 		if code != 0 {
 			t.Fatalf("--interval %s: exit %d\n%s", interval, code, out.String())
 		}

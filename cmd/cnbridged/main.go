@@ -184,7 +184,7 @@ type configFlags struct {
 
 func (c *configFlags) add(fs *pflag.FlagSet) {
 	fs.StringVarP(&c.path, "config", "c", "", "config file (default "+config.DefaultPath+" if it exists, else the built-in default)")
-	fs.StringArrayVar(&c.set, "set", nil, "override a config key, e.g. --set listener.groups=1,3 (repeatable)")
+	fs.StringArrayVar(&c.set, "set", nil, "override a config key, e.g. --set listener.groups=1,3, or a list item: --set 'routes[0].enrich=true' (repeatable)")
 	fs.StringVar(&c.logLevel, "log-level", "", "log level: debug, info, warn, error (overrides log.level)")
 }
 

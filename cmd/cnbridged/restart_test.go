@@ -172,6 +172,28 @@ func TestRestartTraceAfterKill(t *testing.T) {
 		}
 		return true
 	})
+	// The restart gap is counted lost when="not_listening": the first
+	// loss marker of each CPU's stream, not loss while listening.
+	lostSel := func(when string) map[string]string { return map[string]string{"idx": "1", "val": "1", "when": when} }
+	waitFor(t, 20*time.Second, "cnbridged_messages_lost_total{when=\"not_listening\"} to be the first loss markers' sum", func() bool {
+		nl := p2.metric("cnbridged_messages_lost_total", lostSel("not_listening"))
+		first := map[uint32]uint32{}
+		for _, l := range readLines(t, filepath.Join(dir, "run2.jsonl")) {
+			if l.Type == "loss" && l.Idx == 1 && l.Val == 1 {
+				if _, ok := first[*l.CPU]; !ok {
+					first[*l.CPU] = l.Lost
+				}
+			}
+		}
+		var sum uint32
+		for _, n := range first {
+			sum += n
+		}
+		return nl > 0 && nl == float64(sum)
+	})
+	if l, drops := p2.metric("cnbridged_messages_lost_total", lostSel("listening")), p2.metric("cnbridged_socket_drops_total", nil); l != 0 && drops == 0 {
+		t.Errorf("lost while listening %v with no socket drops: the restart gap was counted as live loss", l)
+	}
 	p2.stop()
 	w.close()
 	run2 = readLines(t, filepath.Join(dir, "run2.jsonl"))

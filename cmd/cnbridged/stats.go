@@ -28,7 +28,8 @@ func newStatsCmd() *cobra.Command {
 		Short: "Print rates, loss, drops and sink queues of the running daemon",
 		Long: `Scrape the running daemon's metrics twice, --interval apart, and print rates,
 loss, drops and sink queues. The endpoint is --url, or else metrics.listen
-from the config (same flags as run).`,
+from the config (same flags as run): first the address the running daemon
+recorded in its state_dir, then metrics.listen, as health does.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if url == "" {
@@ -36,17 +37,22 @@ from the config (same flags as run).`,
 				if err != nil {
 					return configError(err)
 				}
-				base, err := metricsURL(cfg.Metrics.Listen)
+				eps, err := daemonEndpoints(cfg, cmd.ErrOrStderr())
 				if err != nil {
 					return runtimeError(err)
 				}
-				url = base + "/metrics"
+				resp, u, err := eps.get("/metrics", 5*time.Second)
+				if err != nil {
+					return runtimeError(fmt.Errorf("scrape: %w", err))
+				}
+				resp.Body.Close()
+				url = u
 			}
 			return runtimeError(cmdStats(cmd.OutOrStdout(), url, interval))
 		},
 	}
 	cf.add(cmd.Flags())
-	cmd.Flags().StringVar(&url, "url", "", "the daemon's metrics endpoint (default: http://<metrics.listen>/metrics from the config)")
+	cmd.Flags().StringVar(&url, "url", "", "the daemon's metrics endpoint (default: the running daemon's address from its state_dir, else http://<metrics.listen>/metrics from the config)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "time between the two scrapes used for rates")
 	return cmd
 }
@@ -75,13 +81,17 @@ func cmdStats(stdout io.Writer, url string, interval time.Duration) error {
 		return fmt.Sprintf("%.0f", (now-before)/interval.Seconds())
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "ID\tRECEIVED\tRATE/s\tLOST\tRESETS\tDUPLICATES\n")
+	// LOST is loss while listening; NOT LISTENING the restart gap (seqs
+	// numbered while no cnbridged read them).
+	fmt.Fprintf(w, "ID\tRECEIVED\tRATE/s\tLOST\tNOT LISTENING\tRESETS\tDUPLICATES\n")
 	for _, id := range labelPairs(b, "cnbridged_messages_received_total", "idx", "val") {
 		sel := map[string]string{"idx": id[0], "val": id[1]}
+		when := func(w string) map[string]string { return map[string]string{"idx": id[0], "val": id[1], "when": w} }
 		rx := value(b, "cnbridged_messages_received_total", sel)
-		fmt.Fprintf(w, "%s.%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
+		fmt.Fprintf(w, "%s.%s\t%.0f\t%s\t%.0f\t%.0f\t%.0f\t%.0f\n", id[0], id[1], rx,
 			rate(rx, value(a, "cnbridged_messages_received_total", sel)),
-			value(b, "cnbridged_messages_lost_total", sel),
+			value(b, "cnbridged_messages_lost_total", when("listening")),
+			value(b, "cnbridged_messages_lost_total", when("not_listening")),
 			value(b, "cnbridged_seq_resets_total", sel),
 			value(b, "cnbridged_messages_duplicate_total", sel))
 	}

@@ -55,10 +55,20 @@ func TestStatsAndCheck(t *testing.T) {
 		t.Errorf("id row %q: want received 299 and lost 1", row)
 	}
 
+	// check does what run would: while the daemon runs, its file sink is
+	// locked, and check names the daemon's pid; once it has stopped,
+	// check passes. (The tap socket and restart trace are the host's
+	// defaults in this config: not this test's.)
+	checkArgs := []string{"check", "--config", p.config, "--set", "metrics.listen=", "--set", "tap.socket=", "--set", "state_dir="}
 	out.Reset()
-	code = run([]string{"check", "--config", p.config, "--set", "metrics.listen="}, &out, &out)
+	code = run(checkArgs, &out, &out)
+	if want := fmt.Sprintf("is locked by pid %d", p.cmd.Process.Pid); code != 1 || !strings.Contains(out.String(), want) {
+		t.Errorf("check while the daemon runs: exit %d, want 1 with %q:\n%s", code, want, out.String())
+	}
+	p.stop()
+	out.Reset()
+	code = run(checkArgs, &out, &out)
 	if code != 0 || strings.Contains(out.String(), "FAIL") {
 		t.Errorf("check exit %d:\n%s", code, out.String())
 	}
-	p.stop()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cnbridged/cnbridged/internal/tap"
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // defaultTapSocket is tap.socket's default.
@@ -29,6 +30,7 @@ func newTapCmd() *cobra.Command {
 		f                                               tap.Filter
 		jsonOut                                         bool
 		pids, ppids                                     []uint
+		whereExpr                                       string
 	)
 	c := &cobra.Command{
 		Use:   "tap",
@@ -55,6 +57,13 @@ consumer).`,
 			if err := f.Validate(); err != nil {
 				return err
 			}
+			if whereExpr != "" {
+				x, err := where.Compile(whereExpr)
+				if err != nil {
+					return fmt.Errorf("--where: %w", err)
+				}
+				f.Where = x
+			}
 			if natsURL == "" && (subject != "" || stream != "" || since != 0 || sinceSeq != 0) {
 				return errors.New("--subject, --stream, --since and --since-seq need --nats")
 			}
@@ -62,7 +71,13 @@ consumer).`,
 				return errors.New("--since and --since-seq need --stream")
 			}
 			out := cmd.OutOrStdout()
-			p := tap.NewPrinter(out, f, jsonOut, colorOn(out))
+			// On a terminal, colours (unless NO_COLOR) and rows cut to
+			// its width at start, as run does.
+			text := tap.Formatter{Color: colorOn(out)}
+			if o, ok := out.(*os.File); ok && isTerminal(o) {
+				text.Width = terminalWidth(o)
+			}
+			p := tap.NewPrinter(out, f, jsonOut, text)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if natsURL != "" {
@@ -73,6 +88,9 @@ consumer).`,
 				err = src.Read(ctx, p.Line)
 			} else {
 				err = tap.ReadSocket(ctx, socket, p.Line)
+			}
+			if p.WhereErrors > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cnbridged tap: --where could not evaluate %d lines, not shown (last: %v); has(…) or ?. test a member a line may not carry\n", p.WhereErrors, p.WhereError)
 			}
 			if p.Unparsed > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "cnbridged tap: skipped %d lines that were not event JSON (a sink with format: raw?)\n", p.Unparsed)
@@ -97,6 +115,7 @@ consumer).`,
 	fl.UintSliceVar(&ppids, "ppid", nil, "only these parent pids")
 	fl.StringSliceVar(&f.Containers, "container", nil, "only these container ids (or prefixes)")
 	fl.StringVar(&f.Under, "under", "", "only a process and its descendants: an entity id, or a glob on its executable's name (e.g. sshd); needs enrichment with ancestors")
+	fl.StringVar(&whereExpr, "where", "", `only lines this CEL expression selects, with the JSON line's names, as a route's where (README "Filtering"), e.g. 'process.exe.endsWith("/curl") && has(process.container_id)'`)
 	fl.BoolVar(&jsonOut, "json", false, "print the event JSON lines as received")
 	return c
 }

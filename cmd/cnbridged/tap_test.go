@@ -61,7 +61,8 @@ func TestTapLocal(t *testing.T) {
 	const pid = 4_000_013 // above pid_max: no real process
 	human := runTap(t, "--socket", sock, "--pid", fmt.Sprint(pid))
 	asJSON := runTap(t, "--socket", sock, "--json", "--event", "exit")
-	waitFor(t, 10*time.Second, "two tap clients", func() bool { return p.metric("cnbridged_tap_clients", nil) == 2 })
+	selected := runTap(t, "--socket", sock, "--json", "--where", fmt.Sprintf(`proc.event == "exec" && proc.pid == %d`, pid+1))
+	waitFor(t, 10*time.Second, "three tap clients", func() bool { return p.metric("cnbridged_tap_clients", nil) == 3 })
 
 	em := newEmitter(t)
 	id := cnmsg.ID{Idx: 1, Val: 1}
@@ -103,6 +104,10 @@ func TestTapLocal(t *testing.T) {
 	}
 	if l.Proc.Event != "exit" || l.Proc.PID != pid || l.Proc.ExitStatus != 3 {
 		t.Errorf("JSON output %s, want the exit of %d with status 3", asJSON.String(), pid)
+	}
+	waitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
+	if got := strings.TrimSpace(selected.String()); strings.Count(got, "\n") != 0 || !strings.Contains(got, fmt.Sprintf(`"event":"exec","cpu":0,"timestamp_ns":0,"pid":%d,`, pid+1)) {
+		t.Errorf("tap --where: got\n%s\nwant the exec of %d alone", got, pid+1)
 	}
 }
 
@@ -264,6 +269,13 @@ routes:
 	if strings.Contains(live.String(), `"event":"exit"`) {
 		t.Errorf("tap --subject cn.*.proc.exec.> showed an exit:\n%s", live.String())
 	}
+	// --where over NATS: the same language as on the socket.
+	selected := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since", "10m", "--json",
+		"--where", fmt.Sprintf(`proc.event == "exit" && proc.pid != %d`, pid))
+	waitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
+	if got := strings.TrimSpace(selected.String()); strings.Count(got, "\n") != 0 || !strings.Contains(got, fmt.Sprintf(`"pid":%d,`, pid+1)) {
+		t.Errorf("tap --stream --where: got\n%s\nwant the exit of %d alone", got, pid+1)
+	}
 }
 
 // TestTapUsageErrors: bad flags are usage errors (exit 2) naming the flag.
@@ -276,6 +288,7 @@ func TestTapUsageErrors(t *testing.T) {
 		{[]string{"tap", "--exe", "[x"}, `--exe "[x": bad glob`},
 		{[]string{"tap", "--since", "1m"}, "need --nats"},
 		{[]string{"tap", "--nats", "nats://127.0.0.1:1", "--since", "1m"}, "need --stream"},
+		{[]string{"tap", "--where", `proc.event == "exec" && process.exee == ""`}, "--where: column 32: undefined field 'exee'"},
 	} {
 		var out strings.Builder
 		if code := run(tt.args, &out, &out); code != 2 || !strings.Contains(out.String(), tt.want) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -32,6 +33,10 @@ q quits.`,
 			if interval <= 0 {
 				return errors.New("--interval must be positive")
 			}
+			out := cmd.OutOrStdout()
+			if o, ok := out.(*os.File); !ok || !isTerminal(o) {
+				return runtimeError(errors.New("top draws a live screen and needs a terminal on stdout; for a table, use cnbridged stats"))
+			}
 			var src top.Sampler
 			if natsURL != "" {
 				var opts []nats.Option
@@ -54,8 +59,21 @@ q quits.`,
 			// lipgloss v2 query nothing when imported (v1's init asked
 			// every command's terminal for its background colour).
 			m := top.NewModel(src, interval, top.NewStyles(true))
-			_, err := tea.NewProgram(m, tea.WithContext(cmd.Context()),
-				tea.WithInput(cmd.InOrStdin()), tea.WithOutput(cmd.OutOrStdout())).Run()
+			opts := []tea.ProgramOption{tea.WithContext(cmd.Context()), tea.WithOutput(out)}
+			// Keys from stdin when it is the terminal, else from the
+			// controlling terminal (top </dev/null); with neither, no
+			// keys: SIGINT (Ctrl-C) or SIGTERM quits.
+			if in, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(in) {
+				opts = append(opts, tea.WithInput(in))
+			} else if tin, tout, err := tea.OpenTTY(); err == nil {
+				defer tin.Close()
+				defer tout.Close()
+				opts = append(opts, tea.WithInput(tin))
+			} else {
+				opts = append(opts, tea.WithInput(nil))
+				fmt.Fprintln(cmd.ErrOrStderr(), "cnbridged top: no terminal to read keys from (stdin is not one, and no controlling terminal); Ctrl-C quits")
+			}
+			_, err := tea.NewProgram(m, opts...).Run()
 			if errors.Is(err, tea.ErrProgramKilled) && cmd.Context().Err() != nil {
 				return nil
 			}

@@ -239,6 +239,7 @@ func (b *Bridge) account(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 		key.CPU = evp.CPU
 	}
 	res := b.ledger.Observe(key, r.Msg.Seq)
+	b.m.restart.observed(key, res)
 	if b.seqs != nil && r.Sender == 0 && res.Kind != seqtrack.Duplicate && res.Kind != seqtrack.Late {
 		b.seqs.Set(key.Idx, key.Val, key.CPU, r.Msg.Seq)
 	}
@@ -254,7 +255,7 @@ func (b *Bridge) account(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 	if p.Enrich && id.IsProc() && r.Sender == 0 {
 		b.enr.resync.Store(true)
 	}
-	c.lost.Add(float64(res.Lost))
+	b.m.restart.countLost(c, key, res.Lost)
 	if t := p.Table.LossTargets(id); t != 0 {
 		lr := event.Record{Kind: event.KindLoss, Time: h.ts, Sender: r.Sender, Targets: t}
 		lr.Msg.ID = id

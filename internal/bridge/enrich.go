@@ -112,6 +112,7 @@ type enricher struct {
 	resyncs, exitLost      prometheus.Counter
 	seeded                 prometheus.Counter
 	tableLen, tableEvicted atomic.Int64
+	tableExited            atomic.Int64
 	errLog                 *ratelog.Limiter
 	counted                int       // results counted so far (see apply)
 	lastResync             time.Time // see enrichBatch
@@ -193,7 +194,11 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "cnbridged_proctable_evictions_total",
 			Help: "Processes evicted from the table by its bound (least recently used first).",
-		}, func() float64 { return float64(e.tableEvicted.Load()) }))
+		}, func() float64 { return float64(e.tableEvicted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cnbridged_proctable_exited_entries",
+			Help: "Exited processes the table remembers for the lineage of the others (parent and ancestors marked exited; bounded, see README).",
+		}, func() float64 { return float64(e.tableExited.Load()) }))
 	e.table = proctable.New(e.tableOptions())
 	return e
 }
@@ -334,4 +339,5 @@ func (e *enricher) publish() {
 	st := e.table.Stats()
 	e.tableLen.Store(int64(st.Processes + st.Threads))
 	e.tableEvicted.Store(int64(st.Evicted))
+	e.tableExited.Store(int64(st.Exited))
 }

@@ -26,6 +26,9 @@ func BenchmarkEnrichment(b *testing.B) {
 	pool := event.NewPool()
 	buf := make([]byte, 0, 1<<20)
 	kids := sleepers(b, 64)
+	// base is a fork timestamp of now, in the middle of a tick: forks
+	// are stamped from it on, after the processes seeded below started.
+	var base uint64
 	run := func(b *testing.B, enrich bool, gen func(i int) cnmsg.ProcEvent, readers ...int) {
 		o := EnrichOptions{MaxEntries: 65536, NoSeed: true}
 		if len(readers) > 0 {
@@ -38,6 +41,7 @@ func BenchmarkEnrichment(b *testing.B) {
 				e.table.Seed(&o)
 			}
 		}
+		base = midTick(e, monotonicNs())
 		evs := make([]cnmsg.ProcEvent, event.MaxBatchRecords)
 		b.ReportAllocs()
 		cpu0 := cpuNs()
@@ -77,7 +81,7 @@ func BenchmarkEnrichment(b *testing.B) {
 		child := uint32(4_000_000 + i/2)
 		if i%2 == 0 {
 			return cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: child, ChildTGID: child,
-				TimestampNs: 5_000_000 + uint64(i)*10_000_000}
+				TimestampNs: base + uint64(i)*10_000_000}
 		}
 		return cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: child, TGID: child}
 	}
@@ -94,7 +98,7 @@ func BenchmarkEnrichment(b *testing.B) {
 		switch i % 3 {
 		case 0:
 			return cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: 1, ParentTGID: 1, ChildPID: self, ChildTGID: self,
-				TimestampNs: 5_000_000 + uint64(i)*10_000_000}
+				TimestampNs: base + uint64(i)*10_000_000}
 		case 1:
 			return cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self}
 		}
@@ -176,6 +180,7 @@ func benchFresh(b *testing.B, life bool) {
 	enc := event.NewEncoder("bench")
 	buf := make([]byte, 0, 1<<20)
 	var cpu int64
+	now := monotonicNs() // forks are stamped from now on, after this process started
 	apply := func(evs []cnmsg.ProcEvent, timed bool) {
 		if timed {
 			b.StartTimer()
@@ -199,7 +204,7 @@ func benchFresh(b *testing.B, life bool) {
 		for i, pid := range kids {
 			// Mid-tick timestamps: the fork's start needs no /proc read.
 			forks = append(forks, cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self,
-				ChildPID: pid, ChildTGID: pid, TimestampNs: midTick(e, int64(done+i+1)*10_000_000)})
+				ChildPID: pid, ChildTGID: pid, TimestampNs: midTick(e, now+int64(done+i+1)*10_000_000)})
 			execs = append(execs, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid})
 			exits = append(exits, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid})
 		}

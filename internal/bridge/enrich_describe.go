@@ -8,11 +8,13 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // observe reads everything /proc says about pid for the table.
 func (e *enricher) observe(pid uint32) (proctable.Observed, bool) {
+	readNs := uint64(monotonicNs())
 	in, err := e.reader.Read(pid)
 	if err != nil {
 		e.readError(pid, err)
@@ -26,7 +28,25 @@ func (e *enricher) observe(pid uint32) (proctable.Observed, bool) {
 		Exe: in.Exe, Cmdline: e.redact(in.Cmdline), CmdlineTruncated: in.CmdlineTruncated, Cwd: in.Cwd,
 		UID: in.UID, EUID: in.EUID, GID: in.GID, EGID: in.EGID, User: e.users.Name(in.UID, time.Now()),
 		Comm: in.Comm, Cgroup: in.Cgroup, ContainerID: in.ContainerID, PodUID: in.PodUID,
-		Missing: in.Unreadable,
+		Missing: in.Unreadable, ReadNs: readNs,
+	}
+	return o, true
+}
+
+// observeGroup is observe with the ids of the group's other threads (its
+// task directory), for a process the table seeds: a group whose leader
+// exits first keeps its entry while the table tracks a thread of it.
+func (e *enricher) observeGroup(pid uint32) (proctable.Observed, bool) {
+	o, ok := e.observe(pid)
+	if !ok {
+		return o, false
+	}
+	if tids, gone, err := procinfo.Tasks(e.o.ProcRoot, pid); err == nil && !gone {
+		for tid := range tids {
+			if tid != pid {
+				o.Threads = append(o.Threads, tid)
+			}
+		}
 	}
 	return o, true
 }
@@ -56,7 +76,7 @@ func (e *enricher) describeOnly(r *event.Record) {
 		e.count(e.gone)
 	}
 	if en.Process != nil {
-		en.Parent = e.table.Get(en.Process.PPID)
+		en.Parent = e.table.Parent(en.Process)
 	}
 	r.Enriched, r.Enrich = en, event.EnrichDone
 }
@@ -92,7 +112,11 @@ func (e *enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Proces
 	case cnmsg.ProcExec:
 		return e.exec(ev, behind), false
 	case cnmsg.ProcExit:
-		p, thread := e.table.Exit(ev.PID, ev.TGID)
+		if ev.HasParent {
+			// The task's parent now: the reaper, for an orphan.
+			e.table.Reparent(ev.TGID, ev.ParentTGID)
+		}
+		p, thread := e.table.Exit(ev.PID, ev.TGID, ev.TimestampNs)
 		return p, p != nil && !thread
 	case cnmsg.ProcUID:
 		p = e.table.SetUID(ev.PID, ev.TGID, ev.RUID, ev.EUID, e.users.Name(ev.RUID, time.Now()))
@@ -100,7 +124,12 @@ func (e *enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Proces
 		p = e.table.SetGID(ev.PID, ev.TGID, ev.RGID, ev.EGID)
 	case cnmsg.ProcComm:
 		p = e.table.SetComm(ev.PID, ev.TGID, string(ev.CommBytes()))
-	default: // sid, ptrace, coredump
+	case cnmsg.ProcCoredump:
+		if ev.HasParent {
+			e.table.Reparent(ev.TGID, ev.ParentTGID)
+		}
+		p = e.table.Update(ev.PID, ev.TGID, nil)
+	default: // sid, ptrace
 		p = e.table.Update(ev.PID, ev.TGID, nil)
 	}
 	if p == nil {
@@ -165,7 +194,7 @@ func (e *enricher) describe(r *event.Record, p *proctable.Process, leaderExit bo
 		en.DurationNs, en.HasDuration = p.DurationNs(ev.TimestampNs, e.off), true
 	}
 	if ev.What != cnmsg.ProcExit || p.PPID != 0 {
-		en.Parent = e.table.Get(p.PPID)
+		en.Parent = e.table.Parent(p)
 	}
 	if n := int(r.Ancestors); n > 0 && en.Parent != nil {
 		en.Ancestors = e.table.Ancestors(make([]*proctable.Process, 0, n), p, n)
@@ -176,7 +205,7 @@ func (e *enricher) describe(r *event.Record, p *proctable.Process, leaderExit bo
 // unknown reads a process the table does not know and seeds it; nil when
 // it has gone.
 func (e *enricher) unknown(tgid uint32) *proctable.Process {
-	o, ok := e.observe(tgid)
+	o, ok := e.observeGroup(tgid)
 	if !ok {
 		return nil
 	}

@@ -34,7 +34,7 @@ func (e *enricher) seed() {
 		return
 	}
 	for _, pid := range pids {
-		if o, ok := e.observe(pid); ok {
+		if o, ok := e.observeGroup(pid); ok {
 			e.table.Seed(&o)
 			e.seeded.Inc()
 		}
@@ -59,21 +59,29 @@ func (e *enricher) resyncNow() {
 	}
 	live := make([]proctable.Observed, 0, len(pids))
 	for _, pid := range pids {
-		// Known processes need only their start tick to be matched.
+		// Known processes need only their start tick to be matched (read
+		// after the scan began: see proctable.Observed.ReadNs).
 		if p := e.table.Get(pid); p != nil {
 			ticks, gone, err := e.reader.ReadStartTicks(pid)
 			if err == nil && !gone {
-				live = append(live, proctable.Observed{PID: pid, StartTicks: ticks})
+				live = append(live, proctable.Observed{PID: pid, StartTicks: ticks, ReadNs: uint64(scanAt), StartOnly: true})
 			}
 			continue
 		}
-		if o, ok := e.observe(pid); ok {
+		if o, ok := e.observeGroup(pid); ok {
 			live = append(live, o)
 		}
 	}
 	lost, absent, added := e.table.Resync(live)
 	e.seeded.Add(float64(len(added)))
 	e.emitLost(lost)
+	// The processes now on the pids of lost ones were read for their
+	// start only: read them in full.
+	for _, p := range lost {
+		if o, ok := e.observeGroup(p.TGID); ok {
+			e.table.Seed(&o)
+		}
+	}
 	// Threads whose exits were lost: a group's threads that its task
 	// directory no longer lists. (A group gone as a whole drops its
 	// threads with it.)

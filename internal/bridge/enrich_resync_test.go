@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,5 +204,109 @@ func TestResyncThreads(t *testing.T) {
 	b.Release()
 	if got := tids(); got[4] || !got[5] {
 		t.Errorf("threads after late forks: %v, want 5 and not 4", got)
+	}
+}
+
+// addFakeProc adds process pid (parent ppid, started at tick ticks) to a
+// fake proc root.
+func addFakeProc(t *testing.T, root string, pid, ppid uint32, ticks int64) {
+	t.Helper()
+	dir := filepath.Join(root, strconv.Itoa(int(pid)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"comm":    "worker\n",
+		"cmdline": "worker\x00",
+		"status":  fmt.Sprintf("Name:\tworker\nPPid:\t%d\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n", ppid),
+		"cgroup":  "0::/\n",
+		"stat":    fmt.Sprintf("%d (worker) S %d %d %d 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 %d 100 1\n", pid, ppid, pid, pid, ticks),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/bin/true", filepath.Join(dir, "exe")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResyncDelayedForks (issue 20): fork events the kernel sent more
+// than a tick after the tasks started (their timestamps give a start two
+// ticks too high, past the window that has the start read from /proc).
+// One is applied before a resync, whose scan reads the true start; one is
+// applied after the resync seeded its process (the enricher was behind).
+// Neither live process is reported exit_lost and neither gets a new
+// entity id. On the code before (starts compared exactly by Resync, to a
+// tick by Fork), both were reported exit_lost and given new ids.
+func TestResyncDelayedForks(t *testing.T) {
+	root := fakeProc(t)
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	pool := event.NewPool()
+	now := monotonicNs()
+	tickOf := func(mono int64) int64 { return (mono + e.off) / 1e7 }
+	startA, startB := now-3e9, now-2e9
+	addFakeProc(t, root, 500, 1, tickOf(startA))
+	addFakeProc(t, root, 600, 1, tickOf(startB))
+
+	b := procBatch(pool, forkOf(1, 500, midTick(e, startA+20e6)))
+	enrichNow(e, b)
+	idA := b.Records[0].Enriched.Process.EntityID
+	b.Release()
+	if want := e.table.EntityID(500, uint64(tickOf(startA)+2)); idA != want {
+		t.Fatalf("the delayed fork's id %s, want %s (two ticks late)", idA, want)
+	}
+	e.resyncNow()
+	seededB := e.table.Get(600)
+	if seededB == nil || seededB.StartTicks != uint64(tickOf(startB)) {
+		t.Fatalf("the resync did not seed pid 600 with its start: %+v", seededB)
+	}
+	b = procBatch(pool, forkOf(1, 600, midTick(e, startB+20e6))) // stamped before the scan
+	enrichNow(e, b)
+	if got := b.Records[0].Enriched.Process.EntityID; got != seededB.EntityID {
+		t.Errorf("the late fork of pid 600 describes %s, want the seeded %s", got, seededB.EntityID)
+	}
+	b.Release()
+	b = procBatch(pool, forkOf(1, 700, midTick(e, e.absentAt+2e8))) // past the confirmation
+	enrichNow(e, b)
+	b.Release()
+	if got := e.takeLost(); len(got) != 0 {
+		t.Errorf("exit_lost %v, want none: both processes live", lostPIDs(got))
+	}
+	if p := e.table.Get(500); p == nil || p.EntityID != idA {
+		t.Errorf("pid 500 after the resync: %+v, want %s", p, idA)
+	}
+	if p := e.table.Get(600); p == nil || p.EntityID != seededB.EntityID {
+		t.Errorf("pid 600 after its late fork: %+v, want %s", p, seededB.EntityID)
+	}
+}
+
+// TestResyncReusedPid: a resync that finds a pid the table holds taken by
+// another process reports the held one exit_lost and describes the new
+// one from a full read of /proc (its image, its parent). On the code
+// before, the new process was seeded from the start-only read the resync
+// makes of known pids: no exe, no comm, no parent.
+func TestResyncReusedPid(t *testing.T) {
+	root := fakeProc(t)
+	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e.seed()
+	pool := event.NewPool()
+	now := monotonicNs()
+	b := procBatch(pool, forkOf(1, 800, midTick(e, now-3e9)))
+	enrichNow(e, b)
+	old := b.Records[0].Enriched.Process
+	b.Release()
+	addFakeProc(t, root, 800, 1, (now-1e9+e.off)/1e7) // a later process on pid 800
+	e.resyncNow()
+	if got := e.takeLost(); len(got) != 1 || got[0].EntityID != old.EntityID {
+		t.Errorf("exit_lost %v, want the first pid 800", lostPIDs(got))
+	}
+	p := e.table.Get(800)
+	if p == nil || p.EntityID == old.EntityID || p.Exe != "/bin/true" && p.Exe != "/usr/bin/true" || p.Comm != "worker" || p.PPID != 1 || !p.Seeded {
+		t.Fatalf("the new pid 800: %+v, want it read in full (exe /bin/true, comm worker, ppid 1), seeded", p)
+	}
+	if pa := e.table.Parent(p); pa == nil || pa.TGID != 1 {
+		t.Errorf("parent of the new pid 800: %+v, want pid 1", pa)
 	}
 }

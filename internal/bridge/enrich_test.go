@@ -81,7 +81,8 @@ func TestEnrichTableBound(t *testing.T) {
 		"cmdline": "storm\x00",
 		"status":  "Name:\tstorm\nPPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n",
 		"cgroup":  "0::/storm\n",
-		"stat":    "1 (storm) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 5 100 1\n",
+		// Started at tick 1, before the storm's children.
+		"stat": "1 (storm) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 1 100 1\n",
 	} {
 		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
 	}

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
 
 // maxIDSeries bounds the per-id metric series; ids beyond it share the
@@ -15,10 +16,78 @@ import (
 const maxIDSeries = 1024
 
 type idCounters struct {
-	received, lost, resets, duplicates prometheus.Counter
+	received, resets, duplicates prometheus.Counter
+	// lost counts seq gaps seen while listening (socket overruns, a
+	// sender's own loss); lostNotListening the seqs the kernel numbered
+	// while no cnbridged read them (the restart gap).
+	lost, lostNotListening prometheus.Counter
+}
+
+// Values of cnbridged_messages_lost_total's "when" label.
+const (
+	// LostListening is loss seen live: seq gaps in what this daemon
+	// read (socket overruns, a sender's own loss).
+	LostListening = "listening"
+	// LostNotListening is the restart gap: seqs the kernel numbered
+	// between the previous daemon's last read and this one's first, per
+	// stream, found from the restart trace (state_dir).
+	LostNotListening = "not_listening"
+)
+
+// restartGaps tells the restart gap from loss while listening. Streams
+// resumed from the restart trace are awaiting their first message; the
+// gap that message shows is the restart gap, counted not_listening as the
+// ledger declares it lost (with a reorder window, later; the restart
+// holes are the oldest, so they are declared first). Used by the reader
+// goroutine only.
+type restartGaps struct {
+	awaiting map[seqtrack.Key]struct{}
+	pending  map[seqtrack.Key]uint32
+}
+
+// resumed marks k as resumed from the restart trace.
+func (g *restartGaps) resumed(k seqtrack.Key) {
+	if g.awaiting == nil {
+		g.awaiting, g.pending = map[seqtrack.Key]struct{}{}, map[seqtrack.Key]uint32{}
+	}
+	g.awaiting[k] = struct{}{}
+}
+
+// observed notes the first message of a resumed stream: the size of the
+// gap it shows, if any, is the restart gap.
+func (g *restartGaps) observed(k seqtrack.Key, res seqtrack.Result) {
+	if len(g.awaiting) == 0 {
+		return
+	}
+	if _, ok := g.awaiting[k]; !ok {
+		return
+	}
+	delete(g.awaiting, k)
+	if res.Kind == seqtrack.Gap {
+		g.pending[k] = res.ToSeq - res.FromSeq + 1
+	}
+}
+
+// countLost counts n seqs of stream k declared lost: first against its
+// restart gap (not_listening), the rest as loss while listening.
+func (g *restartGaps) countLost(c *idCounters, k seqtrack.Key, n uint32) {
+	if p, ok := g.pending[k]; ok {
+		nl := min(n, p)
+		if p -= nl; p == 0 {
+			delete(g.pending, k)
+		} else {
+			g.pending[k] = p
+		}
+		c.lostNotListening.Add(float64(nl))
+		n -= nl
+	}
+	if n > 0 {
+		c.lost.Add(float64(n))
+	}
 }
 
 type metrics struct {
+	restart                            restartGaps
 	received, lost, resets, duplicates *prometheus.CounterVec
 	rejected                           *prometheus.CounterVec
 	rejMalformed, rejUntrusted, rejUnr prometheus.Counter
@@ -42,8 +111,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, idLabels),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cnbridged_messages_lost_total",
-			Help: "Messages missing from a sequence stream (seq gaps): lost before cnbridged read them.",
-		}, idLabels),
+			Help: "Messages missing from a sequence stream (seq gaps): lost before cnbridged read them. when=\"listening\": gaps in what this daemon read (socket overruns, a sender's loss); when=\"not_listening\": seqs numbered while no cnbridged read them (the restart gap, from state_dir's trace).",
+		}, []string{"idx", "val", "when"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cnbridged_seq_resets_total",
 			Help: "Sequence streams that jumped back: a sender restart, not loss.",
@@ -101,10 +170,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 func (b *Bridge) countersFor(idx, val string) *idCounters {
 	return &idCounters{
-		received:   b.m.received.WithLabelValues(idx, val),
-		lost:       b.m.lost.WithLabelValues(idx, val),
-		resets:     b.m.resets.WithLabelValues(idx, val),
-		duplicates: b.m.duplicates.WithLabelValues(idx, val),
+		received:         b.m.received.WithLabelValues(idx, val),
+		lost:             b.m.lost.WithLabelValues(idx, val, LostListening),
+		lostNotListening: b.m.lost.WithLabelValues(idx, val, LostNotListening),
+		resets:           b.m.resets.WithLabelValues(idx, val),
+		duplicates:       b.m.duplicates.WithLabelValues(idx, val),
 	}
 }
 

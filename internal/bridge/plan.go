@@ -108,12 +108,14 @@ type KernelStream struct {
 // Resume continues a previous daemon's accounting, before the reader
 // starts: each kernel stream's ledger starts from the seq it read last, so
 // the seqs the kernel numbered while nobody listened are counted lost
-// exactly (loss markers included) when the stream is next seen; and gap,
+// exactly (loss markers included, cnbridged_messages_lost_total with
+// when="not_listening") when the stream is next seen; and gap,
 // when set, goes to the sinks of the routes with loss markers for process
 // events.
 func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
 	for _, s := range streams {
 		b.ledger.Observe(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU}, s.Seq)
+		b.m.restart.resumed(seqtrack.Key{Idx: s.ID.Idx, Val: s.ID.Val, CPU: s.CPU})
 		if b.seqs != nil {
 			b.seqs.Set(s.ID.Idx, s.ID.Val, s.CPU, s.Seq)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/ratelimit"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 	"github.com/cnbridged/cnbridged/internal/where"
@@ -142,6 +143,12 @@ type Route struct {
 	// Where is a CEL expression over the record (internal/where): the
 	// route sends only the records it selects.
 	Where string `mapstructure:"where"`
+	// RateLimit holds back, and counts, what goes over a per-key rate
+	// (internal/ratelimit); nil: no limit.
+	RateLimit *ratelimit.Config `mapstructure:"rate_limit"`
+	// Fold: "lifecycle" sends one record per process life (internal/fold)
+	// instead of its fork, exec… and exit; "" (default) sends each.
+	Fold string `mapstructure:"fold"`
 
 	// Parsed by Validate.
 	Pattern   router.Pattern  `mapstructure:"-"` // Match
@@ -227,6 +234,11 @@ func (c *Config) applyDefaults() {
 		s.Settings.SetDefaults()
 		s.QueueConfig.SetDefaults(s.Settings.QueueDefaults())
 	}
+	for _, r := range c.Routes {
+		if r.RateLimit != nil {
+			r.RateLimit.SetDefaults()
+		}
+	}
 	for i := range c.Requests {
 		r := &c.Requests[i]
 		if r.Timeout == 0 {
@@ -269,13 +281,15 @@ func (s *Sink) validate(key, name string) []error {
 			errs = append(errs, fmt.Errorf("%s.%w", key, e))
 		}
 	}
-	prefix(s.QueueConfig.Validate())
+	// Without a known type there are no type defaults (queue_size and
+	// queue_max_bytes among them): the type is the one problem to name.
 	switch {
 	case s.Type == "":
 		errs = append(errs, fmt.Errorf("%s.type: required: %s", key, typeList()))
 	case s.Settings == nil:
 		errs = append(errs, fmt.Errorf("%s.type: %q is not %s", key, s.Type, typeList()))
 	default:
+		prefix(s.QueueConfig.Validate())
 		prefix(s.Settings.Validate())
 	}
 	return errs

@@ -223,6 +223,15 @@ func (ld *loader) decodeProblem(prefix string, e error, unknownMsg func(key stri
 		}
 		return
 	}
+	if base, ok := ld.scalarList(key); ok {
+		// A list given as one string ("one", or "1,x"): the problem is
+		// the key's, not that of an element the string was split into.
+		if !ld.bad[base] {
+			ld.bad[base] = true
+			ld.add(base, fmt.Sprintf("%s: want %s", show(ld.rawValue(base)), listOf(inner)))
+		}
+		return
+	}
 	ld.bad[key] = true
 	var ve *valueError
 	var pe *mapstructure.ParseError
@@ -237,4 +246,41 @@ func (ld *loader) decodeProblem(prefix string, e error, unknownMsg func(key stri
 	default:
 		ld.add(key, inner.Error())
 	}
+}
+
+// scalarList reports whether key is an element (key[N]) of a list that was
+// given as one string and split by stringToSlice, returning the list's key.
+func (ld *loader) scalarList(key string) (string, bool) {
+	i := strings.LastIndexByte(key, '[')
+	if i <= 0 || !strings.HasSuffix(key, "]") {
+		return "", false
+	}
+	base := key[:i]
+	_, isString := ld.rawValue(base).(string)
+	return base, isString
+}
+
+// rawValue is key's value before decoding (nil when there is none).
+func (ld *loader) rawValue(key string) any {
+	steps, err := parsePath(key)
+	if err != nil {
+		return nil
+	}
+	v, _ := lookup(ld.v.AllSettings(), steps)
+	return v
+}
+
+// listOf names a list of the element type an element's decode error
+// expected ("a list of integers").
+func listOf(inner error) string {
+	var pe *mapstructure.ParseError
+	var ue *mapstructure.UnconvertibleTypeError
+	const hint = " (a YAML list, or a comma-separated string)"
+	switch {
+	case errors.As(inner, &pe):
+		return expected(reflect.SliceOf(pe.Expected.Type())) + hint
+	case errors.As(inner, &ue):
+		return expected(reflect.SliceOf(ue.Expected.Type())) + hint
+	}
+	return "a list of mappings"
 }

@@ -57,6 +57,14 @@ func (ld *loader) source(key string) string {
 		if line, ok := ld.pos[k]; ok {
 			return fmt.Sprintf("%s:%d", ld.path, line)
 		}
+		if strings.HasSuffix(k, "]") {
+			// A list element the file does not have: added by --set.
+			for sk, s := range ld.sources {
+				if strings.HasPrefix(sk, k+".") || strings.HasPrefix(sk, k+"[") {
+					return s
+				}
+			}
+		}
 		// Walk up: sinks.out.path → sinks.out; routes[0].sinks[1] → routes[0].sinks.
 		i := max(strings.LastIndexByte(k, '.'), strings.LastIndexByte(k, '['))
 		if i <= 0 {

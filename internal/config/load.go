@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,7 +140,18 @@ func (ld *loader) load(o Options) (*Config, error) {
 			continue
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
-		v.Set(k, val)
+		if hasIndex(k) {
+			if err := ld.setIndexed(k, val); err != nil {
+				ld.probs = append(ld.probs, Problem{Source: "--set " + kv, Msg: err.Error()})
+				continue
+			}
+		} else {
+			if list := listAbove(v.AllSettings(), k); list != "" {
+				ld.probs = append(ld.probs, Problem{Source: "--set " + kv, Msg: fmt.Sprintf("%s is a list: address its items as %s[0], %s[1], …", list, list, list)})
+				continue
+			}
+			v.Set(k, val)
+		}
 		ld.sources[k] = "--set " + kv
 	}
 
@@ -168,6 +180,44 @@ func (ld *loader) load(o Options) (*Config, error) {
 		return nil, &Error{ld.probs}
 	}
 	return c, nil
+}
+
+// setIndexed applies --set to a key with list indexes (routes[0].enrich,
+// listener.groups[1]): the whole value of its top-level key, as the
+// defaults, the file and the environment have made it so far, is copied
+// with the one value changed and set again. An index equal to the list's
+// length adds an element.
+func (ld *loader) setIndexed(key, val string) error {
+	steps, err := parsePath(key)
+	if err != nil {
+		return err
+	}
+	top := steps[0].name
+	cur, _ := lookup(ld.v.AllSettings(), steps[:1])
+	v, err := setPath(cur, steps[1:], val, top)
+	if err != nil {
+		return err
+	}
+	ld.v.Set(top, v)
+	return nil
+}
+
+// listAbove returns the key of a list that a dotted key (no indexes)
+// goes through, such as routes in routes.0.enrich, or "".
+func listAbove(settings map[string]any, key string) string {
+	var steps []step
+	parts := strings.Split(key, ".")
+	for i, p := range parts[:len(parts)-1] {
+		steps = append(steps, step{name: p, index: -1})
+		v, ok := lookup(settings, steps)
+		if !ok {
+			return ""
+		}
+		if k := reflect.ValueOf(v).Kind(); k == reflect.Slice || k == reflect.Array {
+			return strings.Join(parts[:i+1], ".")
+		}
+	}
+	return ""
 }
 
 // sortProblems puts the problems from the environment and --set first,

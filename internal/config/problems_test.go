@@ -134,12 +134,54 @@ routes:
   - match: "1.1"
     sinks: [out]
     where: 'proc.pid'
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    fold: lifecycle
+    where: 'proc.event == "exec"'
 `,
 			want: []string{
 				`:8: routes[0].where: column 32: undefined field 'exee'`,
 				`:11: routes[1].where: reads process.exe, which needs enrich: true`,
 				`:15: routes[2].where: reads ancestors but the route carries none (ancestors: 0)`,
 				`:20: routes[3].where: column 1: the expression's type is int, want bool (true selects the record)`,
+				`:25: routes[4].where: reads proc.event, but a fold: lifecycle route's where sees life records, which have no proc (life.execs, life.exit_status…)`,
+			},
+		},
+		{
+			name: "rate_limit: each key checked, members that need enrichment; fold",
+			body: `sinks:
+  out:
+    type: stdout
+routes:
+  - match: "1.1"
+    sinks: [out]
+    rate_limit:
+      per: [process.exe, proc.evnt]
+      events_per_second: 0
+      burst: 5
+  - match: "1.1"
+    sinks: [out]
+    rate_limit:
+      events_per_second: 1
+      report_every: 10
+      max_key: 3
+  - match: "1.1"
+    sinks: [out]
+    fold: lifecycle
+  - match: "1.1"
+    sinks: [out]
+    enrich: true
+    fold: lives
+`,
+			want: []string{
+				`:8: routes[0].rate_limit.per[0]: process.exe needs enrich: true`,
+				`:8: routes[0].rate_limit.per[1]: "proc.evnt": no member "evnt" in cnbridged.Proc`,
+				`:9: routes[0].rate_limit.events_per_second: 0: want a rate above 0`,
+				`:15: routes[1].rate_limit.report_every: 10: want a duration string such as "2s" or "250ms" (a bare number has no unit)`,
+				`:16: routes[1].rate_limit.max_key: unknown key`,
+				`:19: routes[2].fold: lifecycle needs enrich: true (a life is folded by the process's entity id)`,
+				`:23: routes[3].fold: "lives" is not lifecycle`,
 			},
 		},
 		{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -161,7 +162,16 @@ func (c *Config) validateSinks(v *validation) {
 	if len(c.Sinks) > router.MaxSinks {
 		v.bad("sinks", "%d sinks; at most %d", len(c.Sinks), router.MaxSinks)
 	}
+	paths := map[string]string{} // file sink path → the first sink writing it
 	for _, name := range c.SinkNames() {
+		if f := c.Sinks[name].File(); f != nil && f.Path != "" {
+			p := filepath.Clean(f.Path)
+			if first, ok := paths[p]; ok {
+				v.bad("sinks."+name+".path", "%q is also sinks.%s's file: two writers would interleave their lines (each file sink locks its file)", f.Path, first)
+			} else {
+				paths[p] = name
+			}
+		}
 		serrs := c.Sinks[name].validate("sinks."+name, name)
 		v.errs = append(v.errs, serrs...)
 		if n := c.Sinks[name].NATS(); n != nil && len(serrs) == 0 {
@@ -216,6 +226,53 @@ func (c *Config) validateRoutes(v *validation) {
 			}
 		}
 		c.Routes[i].WhereExpr = c.validateWhere(v, key, r, &env)
+		c.validateRateLimit(v, key, r, &env)
+		switch {
+		case r.Fold == "":
+		case r.Fold != FoldLifecycle:
+			v.bad(key+".fold", "%q is not lifecycle", r.Fold)
+		case !r.Enrich:
+			v.bad(key+".fold", "lifecycle needs enrich: true (a life is folded by the process's entity id)")
+		}
+	}
+}
+
+// FoldLifecycle is a route's fold: lifecycle.
+const FoldLifecycle = "lifecycle"
+
+// whereEnv returns env, building it on first use.
+func whereEnv(v *validation, key string, env **where.Env) *where.Env {
+	if *env == nil {
+		e, err := where.NewEnv()
+		if err != nil {
+			v.bad(key, "%v", err)
+			return nil
+		}
+		*env = e
+	}
+	return *env
+}
+
+// validateRateLimit checks a route's rate_limit by its own Validate, and
+// that the route carries the members its key reads.
+func (c *Config) validateRateLimit(v *validation, key string, r Route, env **where.Env) {
+	if r.RateLimit == nil {
+		return
+	}
+	key += ".rate_limit"
+	e := whereEnv(v, key, env)
+	if e == nil {
+		return
+	}
+	for i, p := range r.RateLimit.Per {
+		for _, root := range enrichRoots {
+			if (p == root || strings.HasPrefix(p, root+".")) && !r.Enrich {
+				v.bad(fmt.Sprintf("%s.per[%d]", key, i), "%s needs enrich: true", p)
+			}
+		}
+	}
+	for _, err := range flatten(r.RateLimit.Validate(e)) {
+		v.errs = append(v.errs, fmt.Errorf("%s.%w", key, err))
 	}
 }
 
@@ -229,15 +286,11 @@ func (c *Config) validateWhere(v *validation, key string, r Route, env **where.E
 		return nil
 	}
 	key += ".where"
-	if *env == nil {
-		e, err := where.NewEnv()
-		if err != nil {
-			v.bad(key, "%v", err)
-			return nil
-		}
-		*env = e
+	e := whereEnv(v, key, env)
+	if e == nil {
+		return nil
 	}
-	x, err := (*env).Compile(r.Where)
+	x, err := e.Compile(r.Where)
 	if err != nil {
 		for _, e := range flatten(err) {
 			v.bad(key, "%v", e)
@@ -245,6 +298,10 @@ func (c *Config) validateWhere(v *validation, key string, r Route, env **where.E
 		return nil
 	}
 	ok := true
+	if r.Fold == FoldLifecycle && x.Reads("proc") {
+		v.bad(key, "reads %s, but a fold: lifecycle route's where sees life records, which have no proc (life.execs, life.exit_status…)", firstUnder(x.Paths, "proc"))
+		ok = false
+	}
 	for _, root := range enrichRoots {
 		if !x.Reads(root) {
 			continue

@@ -23,7 +23,9 @@ func (ld *loader) parseYAML(data []byte) (map[string]any, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: the file must be a mapping of keys (host:, listener:, sinks:, routes:, …), not %s", root.Line, kindName(root))
 	}
-	index(root, "", ld.pos)
+	for _, d := range index(root, "", ld.pos) {
+		ld.probs = append(ld.probs, Problem{Key: d.key, Source: fmt.Sprintf("%s:%d", ld.path, d.line), Msg: d.msg()})
+	}
 	var m map[string]any
 	if err := root.Decode(&m); err != nil {
 		return nil, err
@@ -74,24 +76,56 @@ func kindName(n *yaml.Node) string {
 	return "this"
 }
 
-// index records the line of every key and list element under n.
-func index(n *yaml.Node, prefix string, pos map[string]int) {
+// duplicate is a key given twice in one mapping.
+type duplicate struct {
+	key         string
+	line, first int
+	spelt       string // the first one's spelling, when it differs
+}
+
+func (d duplicate) msg() string {
+	if d.spelt != "" {
+		return fmt.Sprintf("given twice: also %q at line %d (keys are not case-sensitive)", d.spelt, d.first)
+	}
+	return fmt.Sprintf("given twice: also at line %d", d.first)
+}
+
+// index records the line of every key and list element under n, and
+// returns the keys a mapping has twice (keys are not case-sensitive, as
+// the config is not). The second of each is removed from n, so that the
+// rest of the file still decodes and its problems are reported too.
+func index(n *yaml.Node, prefix string, pos map[string]int) []duplicate {
+	var dups []duplicate
 	switch n.Kind {
 	case yaml.MappingNode:
+		seen := map[string]*yaml.Node{}
+		kept := n.Content[:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			key := strings.ToLower(k.Value)
 			if prefix != "" {
 				key = prefix + "." + key
 			}
+			if first, ok := seen[key]; ok {
+				d := duplicate{key: key, line: k.Line, first: first.Line}
+				if first.Value != k.Value {
+					d.spelt = first.Value
+				}
+				dups = append(dups, d)
+				continue
+			}
+			seen[key] = k
+			kept = append(kept, k, val)
 			pos[key] = k.Line
-			index(val, key, pos)
+			dups = append(dups, index(val, key, pos)...)
 		}
+		n.Content = kept
 	case yaml.SequenceNode:
 		for i, e := range n.Content {
 			key := fmt.Sprintf("%s[%d]", prefix, i)
 			pos[key] = e.Line
-			index(e, key, pos)
+			dups = append(dups, index(e, key, pos)...)
 		}
 	}
+	return dups
 }

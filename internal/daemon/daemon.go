@@ -131,7 +131,8 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // is empty and drains the sinks, all within shutdown_timeout; what cannot
 // be delivered in time is counted. It returns nil whatever was dropped:
 // only a fatal error (the socket failing, a sink with on_error: exit) is
-// returned. Its last log line is one summary of the whole run.
+// returned, logged once as it happens (one line at error level with its
+// cause). Its last log line is one summary of the whole run.
 func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 	err := d.run(ctx, reloads)
 	sum := d.summary
@@ -143,7 +144,8 @@ func (d *Daemon) Run(ctx context.Context, reloads <-chan struct{}) error {
 	}
 	fields := sum.Fields()
 	if err != nil {
-		d.log.Error("cnbridged stopped", append(fields, zap.Error(err))...)
+		// run logged the error as it happened, with its cause: not again.
+		d.log.Error("cnbridged stopped", append(fields, zap.Bool("fatal", true))...)
 	} else {
 		d.log.Info("cnbridged stopped", fields...)
 	}
@@ -219,10 +221,11 @@ func (d *Daemon) registerListenerMetrics() {
 
 // serveMetrics serves /metrics, /healthz, /readyz and /debug/proctable (a
 // read-only copy of the process table: pids and start ticks).
-func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
+// It returns the address it is bound to.
+func (d *Daemon) serveMetrics(addr string) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: %w", err)
+		return nil, "", fmt.Errorf("metrics.listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -254,7 +257,7 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, error) {
 		}
 	}()
 	d.log.Info("serving metrics", zap.String("listen", ln.Addr().String()))
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }
 
 // Ready returns nil when the socket is subscribed and every sink is ready.

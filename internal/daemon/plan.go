@@ -139,8 +139,13 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 // unappliedKey names a route key the pipeline does not apply yet ("" for
 // none).
 func unappliedKey(rc config.Route) string {
-	if rc.Where != "" {
+	switch {
+	case rc.Where != "":
 		return "where"
+	case rc.RateLimit != nil:
+		return "rate_limit"
+	case rc.Fold != "":
+		return "fold"
 	}
 	return ""
 }

@@ -61,21 +61,26 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	for _, s := range d.stages() {
 		var stop func()
 		if stop, err = s.start(ctx, cfg); err != nil {
-			d.log.Debug("stage failed to start", zap.String("stage", s.name), zap.Error(err))
+			// The cause first, on its own line, before the stop
+			// sequence; the stop summary that ends the log says fatal.
+			d.log.Error("cannot start", zap.String("stage", s.name), zap.Error(err))
 			break
 		}
 		if stop != nil {
 			stops = append(stops, stop)
 		}
 	}
-	if err == nil {
+	running := err == nil
+	if running {
 		d.log.Info("cnbridged running",
 			zap.Ints("groups", cfg.Listener.Groups),
 			zap.Strings("sinks", cfg.SinkNames()),
 			zap.String("config", displaySource(cfg.Source)),
 			zap.String("metrics", cfg.Metrics.Listen))
 		d.opts.Notify("READY=1")
-		err = d.serve(ctx, reloads)
+		if err = d.serve(ctx, reloads); err != nil {
+			d.log.Error("stopping on a fatal error", zap.Error(err))
+		}
 	}
 
 	// The one cleanup path.
@@ -86,7 +91,11 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	if timeout <= 0 {
 		timeout = config.DefaultShutdownTimeout
 	}
-	d.log.Info("stopping: reading the socket empty and draining the sinks", zap.Duration("shutdown_timeout", timeout))
+	if running {
+		d.log.Info("stopping: reading the socket empty and draining the sinks", zap.Duration("shutdown_timeout", timeout))
+	} else {
+		d.log.Info("stopping the stages that started", zap.Duration("shutdown_timeout", timeout))
+	}
 	now := time.Now()
 	d.stop = stopping{soft: now.Add(timeout * 9 / 10), hard: now.Add(timeout)}
 	// A stalled when_full: block sink can hold the reader only until soft:
@@ -97,8 +106,9 @@ func (d *Daemon) run(ctx context.Context, reloads <-chan struct{}) error {
 	for i := len(stops) - 1; i >= 0; i-- {
 		stops[i]()
 	}
-	if err == nil {
+	if err == nil && d.stopErr != nil {
 		err = d.stopErr
+		d.log.Error("reading the connector socket failed", zap.Error(err))
 	}
 	return err
 }
@@ -231,10 +241,11 @@ func (d *Daemon) startMetrics(_ context.Context, cfg *config.Config) (func(), er
 	if cfg.Metrics.Listen == "" {
 		return nil, nil
 	}
-	srv, err := d.serveMetrics(cfg.Metrics.Listen)
+	srv, addr, err := d.serveMetrics(cfg.Metrics.Listen)
 	if err != nil {
 		return nil, err
 	}
+	d.trace.setMetrics(addr) // where health and stats find this daemon
 	return func() { shutdownHTTP(srv) }, nil
 }
 

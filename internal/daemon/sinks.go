@@ -40,11 +40,27 @@ func (d *Daemon) newSink(name string, sc *config.Sink, c *sinks.Counters) (sinks
 		}
 		return sinks.NewStream(d.opts.Stdout, d.enc, c), nil
 	case *sinks.FileSinkConfig:
-		return sinks.NewFile(t.FileConfig(), d.enc, c, log)
+		fc := t.FileConfig()
+		fc.Takeover = d.fileWriting(t.Path)
+		return sinks.NewFile(fc, d.enc, c, log)
 	case *sinks.NATSSinkConfig:
 		return d.newNATS(name, t, c, log)
 	}
 	return nil, fmt.Errorf("sink %s: unknown type %q", name, sc.Type)
+}
+
+// fileWriting returns the running file sink that writes path, if any: a
+// reload's new or changed sink for the same path takes its open file (and
+// lock) over instead of being refused by it. d.mu is held.
+func (d *Daemon) fileWriting(path string) *sinks.File {
+	for _, e := range d.sinks {
+		if fc := e.cfg.File(); fc != nil && fc.Path == path {
+			if f, ok := e.runner.Sink().(*sinks.File); ok {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 // sinkChange is what a config needs of the sinks, built before anything
@@ -130,6 +146,9 @@ func (d *Daemon) prepareSinks(cfg *config.Config) (*sinkChange, error) {
 		counters := d.sinkMet.Counters(name)
 		s, err := d.newSink(name, sc, counters)
 		if err != nil {
+			if !had {
+				d.sinkMet.Forget(name) // never started: not in the stop summary
+			}
 			return fail(fmt.Errorf("sinks.%s: %w", name, err))
 		}
 		var flush time.Duration

@@ -16,6 +16,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/filelock"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/statefile"
@@ -25,6 +26,10 @@ import (
 // while running: after a SIGKILL its time (the gap's "from") is at most
 // this much before the daemon really stopped listening.
 const stateInterval = 2 * time.Second
+
+// StateLockName is the file in state_dir a running daemon holds an
+// exclusive flock on.
+const StateLockName = ".lock"
 
 const (
 	nsLastPIDPath = "/proc/sys/kernel/ns_last_pid"
@@ -41,6 +46,9 @@ type restartTrace struct {
 	saveErrs *ratelog.Limiter
 	lock     *os.File // flock: one daemon per state_dir
 	seqs     *statefile.Seqs
+
+	mu      sync.Mutex // metrics, save
+	metrics string     // the metrics endpoint's bound address
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -111,18 +119,52 @@ func startTrace(dir string, log *zap.Logger) (*restartTrace, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boot id: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	lock, err := os.OpenFile(filepath.Join(dir, StateLockName), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := filelock.Lock(lock); err != nil {
 		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errors.New("another cnbridged uses this state_dir")
+		if errors.Is(err, filelock.ErrHeld) {
+			return nil, fmt.Errorf("another cnbridged uses this state_dir: %w", err)
 		}
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, err
 	}
 	return &restartTrace{dir: dir, boot: boot, log: log, lock: lock, saveErrs: ratelog.New(time.Minute, 1)}, nil
+}
+
+// ProbeStateDir does to dir what the restart trace does at start —
+// create it, take its lock, write a file in it the way state.json is
+// written, and open seqs.bin for writing if it exists — without changing
+// the trace a previous daemon left (cnbridged check). It leaves the
+// directory and its .lock, if it created them, for the caller to remove.
+func ProbeStateDir(dir string) error {
+	t, err := startTrace(dir, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer t.lock.Close()
+	f, err := os.CreateTemp(dir, ".check-*.tmp")
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	_, err = f.Write(statefile.Encode(statefile.State{BootID: t.boot, Time: time.Now()}))
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	os.Remove(f.Name())
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	seqs, err := os.OpenFile(filepath.Join(dir, statefile.SeqsName), os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		seqs.Close()
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("seq table: %w", err)
+	}
+	return nil
 }
 
 func (t *restartTrace) saveEvery(interval time.Duration) {
@@ -139,9 +181,23 @@ func (t *restartTrace) saveEvery(interval time.Duration) {
 	}
 }
 
+// setMetrics records the metrics endpoint's bound address and saves it at
+// once: health and stats read it to reach this daemon.
+func (t *restartTrace) setMetrics(addr string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.metrics = addr
+	t.mu.Unlock()
+	t.save(false, time.Now())
+}
+
 // save writes state.json; errors are logged (at most once a minute).
 func (t *restartTrace) save(clean bool, now time.Time) {
-	st := statefile.State{BootID: t.boot, Time: now, Clean: clean}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := statefile.State{BootID: t.boot, Time: now, Clean: clean, PID: os.Getpid(), Metrics: t.metrics}
 	if v, err := readUint(nsLastPIDPath); err == nil {
 		st.LastPID = v
 	}
@@ -177,4 +233,49 @@ func readUint(path string) (uint32, error) {
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
 	return uint32(v), err
+}
+
+// Runtime is what a running daemon recorded about itself in its state_dir.
+type Runtime struct {
+	PID int
+	// Metrics is the address its metrics endpoint is bound to ("" when
+	// it serves none, or has not yet).
+	Metrics string
+	// Path is the state file it was read from.
+	Path string
+}
+
+// ReadRuntime returns what the daemon running with state_dir dir recorded
+// about itself. The error says why there is none: no trace, a trace of
+// another boot, a clean stop, or a daemon that died (its pid no longer
+// holds state_dir's lock).
+func ReadRuntime(dir string) (Runtime, error) {
+	rt := Runtime{Path: filepath.Join(dir, statefile.StateName)}
+	st, err := statefile.Read(dir)
+	if err != nil {
+		return rt, err
+	}
+	at := st.Time.Local().Format(time.RFC3339)
+	if boot, err := procinfo.BootID(""); err == nil && st.BootID != boot {
+		return rt, fmt.Errorf("%s was written in another boot", rt.Path)
+	}
+	if st.Clean {
+		return rt, fmt.Errorf("%s: its daemon (pid %d) stopped at %s", rt.Path, st.PID, at)
+	}
+	if st.PID == 0 {
+		return rt, fmt.Errorf("%s names no pid (an older cnbridged wrote it)", rt.Path)
+	}
+	// A running daemon holds state_dir's lock: a pid that does not died
+	// (and the number may be another process's now).
+	if f, err := os.Open(filepath.Join(dir, StateLockName)); err == nil {
+		holder, herr := filelock.Holder(f)
+		f.Close()
+		if herr == nil && holder != st.PID {
+			return rt, fmt.Errorf("%s: its daemon (pid %d) is gone; its last save was at %s", rt.Path, st.PID, at)
+		}
+	} else if errors.Is(unix.Kill(st.PID, 0), unix.ESRCH) {
+		return rt, fmt.Errorf("%s: its daemon (pid %d) is gone; its last save was at %s", rt.Path, st.PID, at)
+	}
+	rt.PID, rt.Metrics = st.PID, st.Metrics
+	return rt, nil
 }

@@ -161,3 +161,39 @@ func TestRestartTraceSaveWarnsOncePerMinute(t *testing.T) {
 		t.Errorf("the clean stop's failed save: %d warnings in all, want 2", n)
 	}
 }
+
+// TestReadRuntime: the running daemon's pid and metrics address are read
+// from its state_dir while it holds the lock; a clean stop, a daemon that
+// died (its pid no longer holds the lock) and a trace of another boot say
+// so instead.
+func TestReadRuntime(t *testing.T) {
+	boot := bootID(t)
+	dir := t.TempDir()
+	tr := openRestartTrace(dir, traceBridge(t, &captureSink{}), zap.NewNop(), time.Now())
+	if tr == nil {
+		t.Fatal("no trace")
+	}
+	tr.setMetrics("127.0.0.1:9464")
+	rt, err := ReadRuntime(dir)
+	if err != nil || rt.PID != os.Getpid() || rt.Metrics != "127.0.0.1:9464" {
+		t.Errorf("running: got %+v, %v; want pid %d and 127.0.0.1:9464", rt, err, os.Getpid())
+	}
+	tr.close(true, time.Now())
+	if _, err := ReadRuntime(dir); err == nil || !strings.Contains(err.Error(), "stopped at") {
+		t.Errorf("after a clean stop: got %v, want it to say the daemon stopped", err)
+	}
+	// A SIGKILLed daemon: its last save is not clean, and nobody holds
+	// the lock.
+	if err := statefile.Write(dir, statefile.State{BootID: boot, Time: time.Now(), PID: os.Getpid(), Metrics: "127.0.0.1:9464"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRuntime(dir); err == nil || !strings.Contains(err.Error(), "is gone") {
+		t.Errorf("after a crash: got %v, want it to say the daemon is gone", err)
+	}
+	if err := statefile.Write(dir, statefile.State{BootID: "11111111-2222-3333-4444-555555555555", Time: time.Now(), PID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRuntime(dir); err == nil || !strings.Contains(err.Error(), "another boot") {
+		t.Errorf("another boot: got %v", err)
+	}
+}

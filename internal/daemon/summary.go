@@ -12,13 +12,16 @@ import (
 // stopSummary is what the last log line of a stop reports, read from the
 // daemon's own counters once every stage has stopped.
 type stopSummary struct {
-	Datagrams   uint64 // read from the socket
-	Drained     uint64 // of those, read after the stop was requested
-	Received    uint64 // messages decoded from trusted senders
-	Rejected    map[string]uint64
-	Lost        uint64 // seq gaps
-	SocketDrops uint64 // dropped by the kernel at the socket
-	Sinks       []sinkSummary
+	Datagrams uint64 // read from the socket
+	Drained   uint64 // of those, read after the stop was requested
+	Received  uint64 // messages decoded from trusted senders
+	Rejected  map[string]uint64
+	Lost      uint64 // seq gaps seen while listening
+	// LostNotListening is the restart gap: seqs numbered while no
+	// cnbridged read them.
+	LostNotListening uint64
+	SocketDrops      uint64 // dropped by the kernel at the socket
+	Sinks            []sinkSummary
 	// SocketLeft is set when shutdown_timeout ended the socket drain
 	// before the socket was empty: those messages are not counted.
 	SocketLeft bool
@@ -77,6 +80,7 @@ func (s *stopSummary) Fields() []zap.Field {
 		zap.Uint64("received", s.Received),
 		zap.Object("rejected", counts(s.Rejected)),
 		zap.Uint64("lost", s.Lost),
+		zap.Uint64("lost_not_listening", s.LostNotListening),
 		zap.Uint64("socket_drops", s.SocketDrops),
 		zap.Object("sinks", sinkSummaries(s.Sinks)),
 		zap.Bool("socket_left_unread", s.SocketLeft),
@@ -109,7 +113,11 @@ func gatherSummary(reg prometheus.Gatherer, s *stopSummary) error {
 			case "cnbridged_messages_received_total":
 				s.Received += v
 			case "cnbridged_messages_lost_total":
-				s.Lost += v
+				if label(m, "when") == "not_listening" {
+					s.LostNotListening += v
+				} else {
+					s.Lost += v
+				}
 			case "cnbridged_messages_rejected_total":
 				s.Rejected[label(m, "reason")] += v
 			case "cnbridged_sink_messages_total":

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -28,7 +29,39 @@ const (
 	// KindGap reports a time cnbridged was not listening: it was started
 	// again in the same boot. Gap describes it.
 	KindGap
+	// KindSuppressed counts records a route's rate limit did not send,
+	// under their key. Suppressed describes them.
+	KindSuppressed
+	// KindLife is a process's life folded into one record (a route's
+	// fold: lifecycle). Life describes it.
+	KindLife
 )
+
+// Life is a folded process life: the process as its last event described
+// it, its parent and ancestors, and the life (internal/fold builds it).
+type Life struct {
+	Process   fields.Opt[fields.Process]
+	Parent    fields.Opt[fields.Parent]
+	Ancestors []fields.Ancestor
+	Life      fields.Life
+}
+
+// Suppressed counts the records of one rate-limit key that a route did
+// not send between From and To.
+type Suppressed struct {
+	Route int // the route's index in the config
+	// Key is the key's members, in the order of the route's per; empty
+	// for the overflow key.
+	Key []KeyValue
+	// Overflow: the key that every key beyond max_keys folds into.
+	Overflow bool
+	Count    uint64
+	From, To int64 // receive times of the first and last suppressed record, Unix ns
+}
+
+// KeyValue is one member of a rate-limit key: a path of the field model
+// (process.exe) and the record's value there, as a string.
+type KeyValue struct{ Path, Value string }
 
 // Gap describes a time cnbridged was not listening.
 type Gap struct {
@@ -63,6 +96,9 @@ type Record struct {
 	HasProc bool
 	Loss    Loss // set for KindLoss; Msg.ID names the stream
 	Gap     *Gap // set for KindGap
+	// Suppressed is set for KindSuppressed, Life for KindLife.
+	Suppressed *Suppressed
+	Life       *Life
 	// Targets has bit i set when sink slot i receives this record.
 	Targets uint64
 	// EnrichTargets are the sinks among Targets whose routes asked for
@@ -102,7 +138,7 @@ type Enrichment struct {
 // encodes, safe while the enricher is still at work on r.
 func (r *Record) Plain() Record {
 	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
-		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
+		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Life: r.Life, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
 }
 
 // EnrichState tells where a record is in enrichment.

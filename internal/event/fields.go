@@ -41,6 +41,30 @@ func (e *Encoder) Fields(r *Record, dst *fields.Record) {
 			dst.CleanStop = fields.Some(g.CleanStop)
 			return
 		}
+	case KindSuppressed:
+		if s := r.Suppressed; s != nil {
+			dst.Type, dst.Route = fields.Some(fields.TypeSuppressed), fields.Some(int64(s.Route))
+			key := make(map[string]string, len(s.Key))
+			for _, kv := range s.Key {
+				key[validUTF8(kv.Path)] = validUTF8(kv.Value)
+			}
+			dst.Key = fields.Some(key)
+			if s.Overflow {
+				dst.Overflow = fields.Some(true)
+			}
+			dst.Count = fields.Some(int64(s.Count))
+			dst.From, dst.To = fields.Some(formatTime(s.From)), fields.Some(formatTime(s.To))
+			return
+		}
+	case KindLife:
+		if l := r.Life; l != nil {
+			dst.Type = fields.Some(fields.TypeLife)
+			dst.Process, dst.Parent, dst.Ancestors, dst.Life = l.Process, l.Parent, l.Ancestors, fields.Some(l.Life)
+			if dst.Process.Set {
+				dst.Process.V = sanitizeProcess(dst.Process.V)
+			}
+			return
+		}
 	case KindExitLost:
 		dst.Type = fields.Some(fields.TypeExitLost)
 		if r.Enriched != nil && r.Enriched.Process != nil {
@@ -110,6 +134,9 @@ func procFields(p *cnmsg.ProcEvent) fields.Proc {
 	case cnmsg.ProcExit:
 		pid()
 		f.ExitCode, f.ExitSignal = num(p.ExitCode), num(p.ExitSignal)
+		if p.ExitSignal == noSignal {
+			f.ExitSignal = fields.Some(int64(-1))
+		}
 		parent()
 		switch st := DecodeExit(p.ExitCode); {
 		case st.Exited:
@@ -143,13 +170,20 @@ func enrichmentFields(en *Enrichment, what cnmsg.What, dst *fields.Record) {
 	}
 	dst.Process = fields.Some(processFields(en.Process, what, en))
 	if pa := en.Parent; pa != nil {
-		dst.Parent = fields.Some(fields.Parent{EntityID: fields.Some(validUTF8(pa.EntityID)), PID: num(pa.TGID),
-			Exe: fields.Some(validUTF8(pa.Exe)), Cmdline: fields.Some(validStrings(pa.Cmdline))})
+		f := fields.Parent{EntityID: fields.Some(validUTF8(pa.EntityID)), PID: num(pa.TGID),
+			Exe: fields.Some(validUTF8(pa.Exe)), Cmdline: fields.Some(validStrings(pa.Cmdline))}
+		if pa.Exited {
+			f.Exited = fields.Some(true)
+		}
+		dst.Parent = fields.Some(f)
 	}
 	if len(en.Ancestors) > 0 {
 		dst.Ancestors = make([]fields.Ancestor, len(en.Ancestors))
 		for i, a := range en.Ancestors {
 			dst.Ancestors[i] = fields.Ancestor{EntityID: fields.Some(validUTF8(a.EntityID)), PID: num(a.TGID), Exe: fields.Some(validUTF8(a.Exe))}
+			if a.Exited {
+				dst.Ancestors[i].Exited = fields.Some(true)
+			}
 		}
 	}
 }

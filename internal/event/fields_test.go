@@ -42,6 +42,11 @@ func fieldsCases() map[string]*event.Record {
 		&event.Enrichment{Process: proc, Parent: parent, DurationNs: -5, HasDuration: true})
 	cases["exit by signal 40"] = enriched(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 40},
 		&event.Enrichment{Process: proc})
+	exited := &proctable.Process{EntityID: "b:100:1", PID: 100, TGID: 100, Exe: "/usr/bin/bash", Cmdline: []string{"bash"}, Exited: true, ExitNs: 9}
+	cases["exec with an exited parent and ancestor"] = enriched(exec,
+		&event.Enrichment{Process: proc, Parent: exited, Ancestors: []*proctable.Process{exited, grand}})
+	cases["exit of a thread, exit_signal -1"] = enriched(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4712, TGID: 4711, ExitSignal: 1<<32 - 1},
+		&event.Enrichment{Process: proc})
 	cases["gone"] = enriched(exec, &event.Enrichment{Gone: true, PID: 4711})
 	cases["gone without pid"] = enriched(exec, &event.Enrichment{Gone: true})
 	for _, st := range []event.EnrichState{event.EnrichPending, event.EnrichSkipped, event.EnrichTable, event.EnrichNone} {
@@ -115,7 +120,7 @@ func FuzzFieldsMatchLine(f *testing.F) {
 	f.Add("", []byte{}, uint32(cnmsg.ProcFork), uint32(40), "\xed\xa0\x80", "\u2028", uint8(0x10))
 	f.Fuzz(func(t *testing.T, host string, comm []byte, what, code uint32, exe, arg string, flags uint8) {
 		ev := cnmsg.ProcEvent{What: cnmsg.What(what), PID: 7, TGID: 7 + uint32(flags&1), ChildPID: code, ChildTGID: 3,
-			ExitCode: code, ExitSignal: code >> 3, HasParent: flags&2 != 0, ParentPID: 1, ParentTGID: 1, TimestampNs: uint64(code) << 20}
+			ExitCode: code, ExitSignal: code>>3 | -(code & 1 << 31 >> 31), HasParent: flags&2 != 0, ParentPID: 1, ParentTGID: 1, TimestampNs: uint64(code) << 20}
 		copy(ev.Comm[:], comm)
 		r := procRecord(ev)
 		if flags&4 != 0 {
@@ -124,7 +129,9 @@ func FuzzFieldsMatchLine(f *testing.F) {
 				Missing: []string{arg}[:flags>>7]}
 			en := &event.Enrichment{Process: p, HasDuration: flags&32 != 0, DurationNs: int64(code) - 9}
 			if flags&64 != 0 {
-				en.Parent, en.Ancestors = p, []*proctable.Process{p}
+				pa := *p
+				pa.Exited = flags&1 != 0
+				en.Parent, en.Ancestors = &pa, []*proctable.Process{&pa, p}
 			}
 			r.Enrich, r.Enriched = event.EnrichDone, en
 		}

@@ -2,11 +2,13 @@ package event
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -89,6 +91,12 @@ func (e *Encoder) AppendJSONCached(dst []byte, r *Record, tc *TimeCache) []byte 
 		}
 		return append(dst, "}\n"...)
 	}
+	if r.Kind == KindSuppressed && r.Suppressed != nil {
+		return appendSuppressed(dst, r.Suppressed)
+	}
+	if r.Kind == KindLife && r.Life != nil {
+		return appendLife(dst, r.Life)
+	}
 	if r.Kind == KindExitLost {
 		dst = append(dst, `,"type":"exit_lost"`...)
 		if r.Enriched != nil && r.Enriched.Process != nil {
@@ -161,7 +169,11 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 	case cnmsg.ProcExit:
 		dst = appendPID(dst, p)
 		dst = appendUint(dst, `,"exit_code":`, uint64(p.ExitCode))
-		dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
+		if p.ExitSignal == noSignal {
+			dst = append(dst, `,"exit_signal":-1`...)
+		} else {
+			dst = appendUint(dst, `,"exit_signal":`, uint64(p.ExitSignal))
+		}
 		dst = appendParent(dst, p)
 		dst = appendExitStatus(dst, p.ExitCode)
 		if p.PID != p.TGID {
@@ -172,6 +184,10 @@ func appendProc(dst []byte, p *cnmsg.ProcEvent) []byte {
 	}
 	return append(dst, '}')
 }
+
+// noSignal is exit_signal -1 as the kernel sends it (an unsigned field):
+// a thread's exit, which signals no parent.
+const noSignal = 1<<32 - 1
 
 func appendPID(dst []byte, p *cnmsg.ProcEvent) []byte {
 	dst = appendUint(dst, `,"pid":`, uint64(p.PID))
@@ -280,6 +296,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 		dst = AppendString(dst, pa.Exe)
 		dst = append(dst, `,"cmdline":`...)
 		dst = appendStrings(dst, pa.Cmdline)
+		if pa.Exited {
+			dst = append(dst, `,"exited":true`...)
+		}
 		dst = append(dst, '}')
 	}
 	if len(en.Ancestors) > 0 {
@@ -293,6 +312,9 @@ func appendEnrichment(dst []byte, en *Enrichment, what cnmsg.What) []byte {
 			dst = appendUint(dst, `,"pid":`, uint64(a.TGID))
 			dst = append(dst, `,"exe":`...)
 			dst = AppendString(dst, a.Exe)
+			if a.Exited {
+				dst = append(dst, `,"exited":true`...)
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
@@ -366,4 +388,68 @@ func appendProcess(dst []byte, p *proctable.Process, what cnmsg.What, en *Enrich
 		dst = appendStrings(dst, p.Missing)
 	}
 	return append(dst, '}')
+}
+
+// appendSuppressed appends the members of a suppression record and ends
+// the line.
+func appendSuppressed(dst []byte, s *Suppressed) []byte {
+	dst = append(dst, `,"type":"suppressed"`...)
+	dst = appendUint(dst, `,"route":`, uint64(s.Route))
+	dst = append(dst, `,"key":{`...)
+	for i, kv := range s.Key {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, kv.Path)
+		dst = append(dst, ':')
+		dst = AppendString(dst, kv.Value)
+	}
+	dst = append(dst, '}')
+	if s.Overflow {
+		dst = append(dst, `,"overflow":true`...)
+	}
+	dst = appendUint(dst, `,"count":`, s.Count)
+	dst = append(dst, `,"from":"`...)
+	dst = time.Unix(0, s.From).UTC().AppendFormat(dst, timeLayout)
+	dst = append(dst, `","to":"`...)
+	dst = time.Unix(0, s.To).UTC().AppendFormat(dst, timeLayout)
+	return append(dst, "\"}\n"...)
+}
+
+// appendLife appends the members of a life record and ends the line. A
+// life is one line per process life, not per event: its members are
+// encoded by encoding/json from the field model, whose names and
+// presence are the line's (TestFieldsMatchLine).
+func appendLife(dst []byte, l *Life) []byte {
+	dst = append(dst, `,"type":"life"`...)
+	member := func(name string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return // the model's types always marshal
+		}
+		dst = append(dst, `,"`...)
+		dst = append(dst, name...)
+		dst = append(dst, `":`...)
+		dst = append(dst, b...)
+	}
+	if l.Process.Set {
+		member("process", sanitizeProcess(l.Process.V))
+	}
+	if l.Parent.Set {
+		member("parent", l.Parent.V)
+	}
+	if len(l.Ancestors) > 0 {
+		member("ancestors", l.Ancestors)
+	}
+	member("life", l.Life)
+	return append(dst, "}\n"...)
+}
+
+// sanitizeProcess is p with a nil cmdline written as [] (as the line
+// writes it).
+func sanitizeProcess(p fields.Process) fields.Process {
+	if p.Cmdline.Set && p.Cmdline.V == nil {
+		p.Cmdline.V = []string{}
+	}
+	return p
 }

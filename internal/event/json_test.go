@@ -12,6 +12,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // testTime is 2024-03-09T12:34:56.000000789Z.
@@ -106,9 +107,14 @@ func TestAppendJSONProc(t *testing.T) {
 			e.ParentPID, e.ParentTGID, e.ChildPID, e.ChildTGID = 1, 1, 4242, 4242
 		}), map[string]any{"parent_pid": n(1), "parent_tgid": n(1), "child_pid": n(4242), "child_tgid": n(4242)}},
 		{"exit of a thread", ev(func(e *cnmsg.ProcEvent) {
+			// The kernel's exit_signal -1 (no signal to a parent), unsigned.
 			e.What = cnmsg.ProcExit
-			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 8, 7, 0, 0
-		}), map[string]any{"pid": n(8), "tgid": n(7), "exit_code": n(0), "exit_signal": n(0), "exit_status": n(0), "thread": true}},
+			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 8, 7, 0, 4294967295
+		}), map[string]any{"pid": n(8), "tgid": n(7), "exit_code": n(0), "exit_signal": json.Number("-1"), "exit_status": n(0), "thread": true}},
+		{"exit with no signal", ev(func(e *cnmsg.ProcEvent) {
+			e.What = cnmsg.ProcExit
+			e.PID, e.TGID, e.ExitCode, e.ExitSignal = 7, 7, 0, 0
+		}), map[string]any{"pid": n(7), "tgid": n(7), "exit_code": n(0), "exit_signal": n(0), "exit_status": n(0)}},
 		{"exec", ev(func(e *cnmsg.ProcEvent) { e.What = cnmsg.ProcExec; e.PID, e.TGID = 4242, 4241 }),
 			map[string]any{"pid": n(4242), "tgid": n(4241)}},
 		{"uid", ev(func(e *cnmsg.ProcEvent) {
@@ -392,5 +398,35 @@ func TestAppendJSONAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("AppendJSON allocates %v times per run into a preallocated buffer, want 0", allocs)
+	}
+}
+
+// TestAppendJSONLineage: a parent and ancestors that have exited are
+// written as the table remembers them, with "exited": true; live ones
+// without the key.
+func TestAppendJSONLineage(t *testing.T) {
+	init := &proctable.Process{EntityID: "b:1:1", PID: 1, TGID: 1, Exe: "/sbin/init"}
+	parent := &proctable.Process{EntityID: "b:100:7", PID: 100, TGID: 100, PPID: 1, Exe: "/bin/sh", Cmdline: []string{"sh"}, Exited: true, ExitNs: 5}
+	r := procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 101, TGID: 101})
+	r.Enrich = event.EnrichDone
+	r.Enriched = &event.Enrichment{
+		Process:   &proctable.Process{EntityID: "b:101:8", PID: 101, TGID: 101, PPID: 100, Exe: "/bin/true"},
+		Parent:    parent,
+		Ancestors: []*proctable.Process{parent, init},
+	}
+	got := decodeLine(t, event.NewEncoder("h").AppendJSON(nil, &r))
+	want := map[string]any{"entity_id": "b:100:7", "pid": n(100), "exe": "/bin/sh", "cmdline": []any{"sh"}, "exited": true}
+	if diff := cmp.Diff(want, got["parent"]); diff != "" {
+		t.Errorf("parent (-want +got):\n%s", diff)
+	}
+	wantA := []any{
+		map[string]any{"entity_id": "b:100:7", "pid": n(100), "exe": "/bin/sh", "exited": true},
+		map[string]any{"entity_id": "b:1:1", "pid": n(1), "exe": "/sbin/init"},
+	}
+	if diff := cmp.Diff(wantA, got["ancestors"]); diff != "" {
+		t.Errorf("ancestors (-want +got):\n%s", diff)
+	}
+	if _, ok := got["process"].(map[string]any)["exited"]; ok {
+		t.Error("process has an exited key")
 	}
 }

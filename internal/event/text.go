@@ -95,6 +95,21 @@ func (f *TextFormatter) AppendText(dst []byte, line []byte) ([]byte, error) {
 		return f.marker(dst, ts, "GAP", ansiBoldRd, gapText(&l)), nil
 	case l.Type == "tap_dropped":
 		return f.marker(dst, ts, "DROPPED", ansiBoldRd, fmt.Sprintf("%d lines not shown: this reader was too slow", l.Dropped)), nil
+	case l.Type == "suppressed":
+		return f.marker(dst, ts, "SUPPRESSED", ansiYellow, suppressedText(&l, f.clock)), nil
+	case l.Type == "life" && l.Life != nil:
+		lp := &textProc{Event: "life", ExitStatus: l.Life.ExitStatus, Signal: l.Life.Signal, CoreDumped: l.Life.CoreDumped}
+		pr := l.Process
+		if pr != nil {
+			c := *pr
+			c.DurationNs = l.Life.DurationNs
+			pr = &c
+		}
+		color := ansiBlue
+		if (lp.ExitStatus != nil && *lp.ExitStatus != 0) || len(lp.Signal) > 0 {
+			color = ansiRed
+		}
+		return f.row(dst, ts, "life", color, lp, pr, l.Parent, lifeText(l.Life)), nil
 	case l.Type == "exit_lost":
 		return f.row(dst, ts, "exit?", ansiYellow, &textProc{}, l.Process, nil,
 			"(exit lost while events were dropped; last known state)"), nil

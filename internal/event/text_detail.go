@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -32,6 +33,13 @@ type textLine struct {
 	PIDsAllocated *uint64         `json:"pids_allocated"`
 	// tap_dropped (written by the tap server to a slow client)
 	Dropped uint64 `json:"dropped"`
+	// suppressed (and From, To)
+	Route    *int            `json:"route"`
+	Key      json.RawMessage `json:"key"`
+	Overflow bool            `json:"overflow"`
+	Count    uint64          `json:"count"`
+	// life
+	Life *textLife `json:"life"`
 
 	Proc    *textProc    `json:"proc"`
 	Process *textProcess `json:"process"`
@@ -75,6 +83,97 @@ type textProcess struct {
 	Skipped          bool     `json:"skipped"`
 	Stale            bool     `json:"stale"`
 	Missing          []string `json:"missing"`
+}
+
+type textLife struct {
+	DurationNs *int64 `json:"duration_ns"`
+	Execs      []struct {
+		Exe string `json:"exe"`
+	} `json:"execs"`
+	ExecsDropped int64           `json:"execs_dropped"`
+	Events       int64           `json:"events"`
+	ExitStatus   *int64          `json:"exit_status"`
+	Signal       json.RawMessage `json:"signal"`
+	CoreDumped   bool            `json:"core_dumped"`
+	Open         bool            `json:"open"`
+	Evicted      bool            `json:"evicted"`
+	ExitLost     bool            `json:"exit_lost"`
+}
+
+// lifeText is what a life record says besides its process: the images it
+// ran, how many events it folds, and how it ended.
+func lifeText(l *textLife) string {
+	var exes []string
+	for _, e := range l.Execs {
+		exes = append(exes, quoteArg(lastElem(e.Exe)))
+	}
+	var parts []string
+	if len(exes) > 0 {
+		s := "execs: " + strings.Join(exes, " → ")
+		if l.ExecsDropped > 0 {
+			s += fmt.Sprintf(" (+%d)", l.ExecsDropped)
+		}
+		parts = append(parts, s)
+	}
+	parts = append(parts, plural(l.Events, "event"))
+	switch {
+	case l.Evicted:
+		parts = append(parts, "(open, evicted: too many lives)")
+	case l.Open:
+		parts = append(parts, "(open: alive at stop)")
+	case l.ExitLost:
+		parts = append(parts, "(exit lost)")
+	}
+	return strings.Join(parts, "  ")
+}
+
+// suppressedText describes a suppression record: the route, the count,
+// the key in the line's order, and the time span.
+func suppressedText(l *textLine, clock func(string) string) string {
+	route := "?"
+	if l.Route != nil {
+		route = strconv.Itoa(*l.Route)
+	}
+	s := fmt.Sprintf("route %s: %s over the rate limit not sent", route, plural(int64(l.Count), "record"))
+	if l.Overflow {
+		s += ", keys beyond max_keys"
+	} else if key := keyText(l.Key); key != "" {
+		s += ", " + key
+	}
+	if from, to := rawText(l.From), rawText(l.To); from != "" || to != "" {
+		s += " (" + quoteArg(clock(from)) + ".." + quoteArg(clock(to)) + ")"
+	}
+	return s
+}
+
+// plural is "1 record", "2 records".
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.FormatInt(n, 10) + " " + what + "s"
+}
+
+// keyText is a key object as path=value pairs, in the line's order.
+func keyText(raw json.RawMessage) string {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	var parts []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			break
+		}
+		var v any
+		if d.Decode(&v) != nil {
+			break
+		}
+		ks, _ := k.(string)
+		parts = append(parts, quoteArg(ks)+"="+quoteArg(fmt.Sprint(v)))
+	}
+	return strings.Join(parts, " ")
 }
 
 type textParent struct {

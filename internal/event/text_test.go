@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/fields"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
@@ -82,10 +83,37 @@ var textCases = []textCase{
 		Enrich: event.EnrichDone, Enriched: &event.Enrichment{DurationNs: 2500000, HasDuration: true,
 			Process: &proctable.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
 				Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "needle", "/srv"}, User: "bob", UID: 1001, Comm: "grep"}}})},
+	{name: "encoder: exec gone before its read", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 44, Len: 40}, HasProc: true,
+		Proc: cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 4717, TGID: 4717}, Enrich: event.EnrichDone,
+		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4717:9", PID: 4717, TGID: 4717, PPID: 100, User: "bob", UID: 1001,
+			Missing: []string{"exe", "cmdline", "cwd", "comm"}}}})},
 	{name: "encoder: exit_lost", record: rec(event.Record{Kind: event.KindExitLost, Time: testTime,
 		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4716:9", PID: 4716, TGID: 4716, PPID: 100,
 			Exe: "/usr/bin/sleep", Cmdline: []string{"sleep", "60"}, Comm: "sleep"}}})},
 	{name: "exit_lost", json: `{` + jt + `,"type":"exit_lost","process":{"pid":4716,"ppid":100,"exe":"/usr/bin/sleep","cmdline":["sleep","60"],"uid":0,"comm":"sleep","duration_ns":61000000000}}`},
+	{name: "encoder: suppressed", record: rec(event.Record{Kind: event.KindSuppressed, Time: testTime, Suppressed: &event.Suppressed{Route: 2,
+		Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}, {Path: "process.uid", Value: "1000"}}, Count: 1234, From: testTime - 10e9, To: testTime - 1e6}})},
+	{name: "encoder: suppressed overflow", record: rec(event.Record{Kind: event.KindSuppressed, Time: testTime, Suppressed: &event.Suppressed{Route: 0,
+		Overflow: true, Count: 1, From: testTime - 2e9, To: testTime - 2e9}})},
+	{name: "encoder: life", record: rec(event.Record{Kind: event.KindLife, Time: testTime, Life: testLife()})},
+	{name: "encoder: life open, killed", record: rec(event.Record{Kind: event.KindLife, Time: testTime, Life: &event.Life{
+		Process: fields.Some(fields.Process{EntityID: fields.Some("b:4720:9"), PID: fields.Some[int64](4720), Exe: fields.Some("/usr/bin/top"), Cmdline: fields.Some([]string{"top"})}),
+		Life:    fields.Life{Start: fields.Some("2024-03-09T12:00:00.000000000Z"), Events: 1, Open: fields.Some(true), Signal: fields.Some(fields.Signal("SIGKILL"))}}})},
+}
+
+// testLife is sh -c 'exec sleep 0.2' folded.
+func testLife() *event.Life {
+	return &event.Life{
+		Process: fields.Some(fields.Process{EntityID: fields.Some("b:4717:9"), PID: fields.Some[int64](4717), TGID: fields.Some[int64](4717), PPID: fields.Some[int64](100),
+			Exe: fields.Some("/usr/bin/sleep"), Cmdline: fields.Some([]string{"sleep", "0.2"}), UID: fields.Some[int64](1000), User: fields.Some("bob"),
+			Comm: fields.Some("sleep"), StartTime: fields.Some("2024-03-09T12:34:56.000000000Z")}),
+		Parent:    fields.Some(fields.Parent{EntityID: fields.Some("b:100:1"), PID: fields.Some[int64](100), Exe: fields.Some("/usr/bin/bash"), Cmdline: fields.Some([]string{"bash"})}),
+		Ancestors: []fields.Ancestor{{EntityID: fields.Some("b:1:0"), PID: fields.Some[int64](1), Exe: fields.Some("/sbin/init")}},
+		Life: fields.Life{Start: fields.Some("2024-03-09T12:34:56.000000000Z"), End: fields.Some("2024-03-09T12:34:56.200000789Z"), DurationNs: fields.Some[int64](200000789),
+			Forked: true, Events: 4, ExitCode: fields.Some[int64](0), ExitStatus: fields.Some[int64](0),
+			Execs: []fields.Image{{Time: "2024-03-09T12:34:56.000100000Z", Exe: "/usr/bin/sh", Cmdline: []string{"sh", "-c", "exec sleep 0.2"}},
+				{Time: "2024-03-09T12:34:56.000200000Z", Exe: "/usr/bin/sleep", Cmdline: []string{"sleep", "0.2"}}}},
+	}
 }
 
 func (c textCase) line(t *testing.T) []byte {

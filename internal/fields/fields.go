@@ -77,6 +77,11 @@ const (
 	// TypeTapDropped is written by the tap server to a client that read
 	// too slowly: the lines it did not get.
 	TypeTapDropped = "tap_dropped"
+	// TypeSuppressed counts records a route's rate limit did not send.
+	TypeSuppressed = "suppressed"
+	// TypeLife is a process's life folded into one record (a route's
+	// fold: lifecycle).
+	TypeLife = "life"
 )
 
 // Record is one JSON line.
@@ -112,6 +117,13 @@ type Record struct {
 	// Tap drop markers.
 	Dropped Opt[int64] `json:"dropped,omitzero"`
 
+	// Suppression records (and From, To: the first and last suppressed
+	// record's receive time).
+	Route    Opt[int64]             `json:"route,omitzero"` // the route's index in the config
+	Key      Opt[map[string]string] `json:"key,omitzero"`   // path → value; {} for the overflow key
+	Overflow Opt[bool]              `json:"overflow,omitzero"`
+	Count    Opt[int64]             `json:"count,omitzero"`
+
 	// Proc is the kernel's process event (connector 1.1).
 	Proc Opt[Proc] `json:"proc,omitzero"`
 	// Process, Parent and Ancestors are the process table's description
@@ -122,6 +134,46 @@ type Record struct {
 
 	// Data is the payload of any other connector id, base64.
 	Data Opt[string] `json:"data,omitzero"`
+
+	// Life is a folded process life (type life).
+	Life Opt[Life] `json:"life,omitzero"`
+}
+
+// Life is one process's life in one record: what a route with fold:
+// lifecycle sends instead of its fork, exec… and exit. The record's
+// process is the process as its last event described it.
+type Life struct {
+	// Start is the process's start (its start_time); End the receive time
+	// of its exit, absent for an open life.
+	Start      Opt[string] `json:"start,omitzero"`
+	End        Opt[string] `json:"end,omitzero"`
+	DurationNs Opt[int64]  `json:"duration_ns,omitzero"`
+	// Forked: the route saw the fork (else the life began before, or the
+	// fork was not routed).
+	Forked bool `json:"forked"`
+	// Execs are the images the process ran, in order.
+	Execs []Image `json:"execs,omitempty"`
+	// ExecsDropped counts execs beyond the bound of Execs.
+	ExecsDropped Opt[int64] `json:"execs_dropped,omitzero"`
+	// Events is how many records the life folds (threads' included).
+	Events int64 `json:"events"`
+	// Exit status, as on the exit event.
+	ExitCode   Opt[int64]  `json:"exit_code,omitzero"`
+	ExitStatus Opt[int64]  `json:"exit_status,omitzero"`
+	Signal     Opt[Signal] `json:"signal,omitzero"`
+	CoreDumped Opt[bool]   `json:"core_dumped,omitzero"`
+	// Open: the process was alive when the route stopped (or its life
+	// was evicted: Evicted); ExitLost: its exit was lost (exit_lost).
+	Open     Opt[bool] `json:"open,omitzero"`
+	Evicted  Opt[bool] `json:"evicted,omitzero"`
+	ExitLost Opt[bool] `json:"exit_lost,omitzero"`
+}
+
+// Image is one exec of a life.
+type Image struct {
+	Time    string   `json:"time"` // the exec's receive time
+	Exe     string   `json:"exe"`
+	Cmdline []string `json:"cmdline"`
 }
 
 // Proc is a process event, members under the kernel's names. Which are
@@ -145,8 +197,8 @@ type Proc struct {
 	TracerPID  Opt[int64]  `json:"tracer_pid,omitzero"`
 	TracerTGID Opt[int64]  `json:"tracer_tgid,omitzero"`
 	Comm       Opt[string] `json:"comm,omitzero"`
-	ExitCode   Opt[int64]  `json:"exit_code,omitzero"` // the wait status
-	ExitSignal Opt[int64]  `json:"exit_signal,omitzero"`
+	ExitCode   Opt[int64]  `json:"exit_code,omitzero"`   // the wait status
+	ExitSignal Opt[int64]  `json:"exit_signal,omitzero"` // -1: none (a thread's exit)
 	ExitStatus Opt[int64]  `json:"exit_status,omitzero"` // exited normally
 	Signal     Opt[Signal] `json:"signal,omitzero"`      // killed by a signal
 	CoreDumped Opt[bool]   `json:"core_dumped,omitzero"`
@@ -217,19 +269,23 @@ type Process struct {
 	Skipped          Opt[bool]     `json:"skipped,omitzero"`
 }
 
-// Parent is the process's parent as the table knows it.
+// Parent is the process's parent as the table knows it; Exited when it
+// has exited (described as the table last knew it).
 type Parent struct {
 	EntityID Opt[string]   `json:"entity_id,omitzero"`
 	PID      Opt[int64]    `json:"pid,omitzero"`
 	Exe      Opt[string]   `json:"exe,omitzero"`
 	Cmdline  Opt[[]string] `json:"cmdline,omitzero"`
+	Exited   Opt[bool]     `json:"exited,omitzero"`
 }
 
-// Ancestor is one of the parent's ancestors, nearest first.
+// Ancestor is one of the parent's ancestors, nearest first (the parent
+// first); Exited as in Parent.
 type Ancestor struct {
 	EntityID Opt[string] `json:"entity_id,omitzero"`
 	PID      Opt[int64]  `json:"pid,omitzero"`
 	Exe      Opt[string] `json:"exe,omitzero"`
+	Exited   Opt[bool]   `json:"exited,omitzero"`
 }
 
 // Parse decodes one JSON line. Members it does not know are ignored, so

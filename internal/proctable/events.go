@@ -9,11 +9,15 @@ type ForkResult struct {
 	// ParentKnown: the new process inherited from a parent in the table.
 	// When false its fields are empty and Missing says so.
 	ParentKnown bool
+	// Known: the table already held this process (seeded from /proc by a
+	// resync before its fork event was applied): the snapshot is that
+	// entry's, with its identity and what the read said, and the fork's
+	// timestamp added.
+	Known bool
 	// Replaced is the process the table held under the child's pid with
 	// another start: it has ended, since its pid was free for this fork,
 	// and its exit event was lost. Nil when there was none, or when the
-	// table held this same process (seeded by a resync before its fork
-	// event was applied).
+	// table held this same process (Known).
 	Replaced *Process
 }
 
@@ -27,33 +31,38 @@ func (t *Table) Fork(parentTGID, childPID, childTGID uint32, tsNs uint64) (*Proc
 		if !ok {
 			return nil, ForkResult{Thread: true}
 		}
-		if _, dup := t.threads[childPID]; !dup {
-			if !t.makeRoom(childTGID) {
-				t.stats.ThreadsDropped++
-				return e.cur, ForkResult{Thread: true, ParentKnown: true}
-			}
-			t.threads[childPID] = childTGID
-			e.threads = append(e.threads, childPID)
-		}
+		t.addThread(e, childPID)
 		return e.cur, ForkResult{Thread: true, ParentKnown: true}
 	}
 	ticks, amb := t.StartTicks(tsNs)
-	p := &Process{PID: childPID, TGID: childTGID, PPID: parentTGID, StartTicks: ticks, ForkNs: tsNs}
+	born := life{ticks: ticks, forkNs: tsNs}
+	pe, parentOK := t.procs.Get(parentTGID) // a fork touches its parent too
 	res := ForkResult{Ambiguous: amb}
-	// One tick apart is the same process: the tick derived from a
-	// timestamp may be one too high, and no pid comes round again within
-	// 10 ms.
-	if old, ok := t.procs.Peek(childTGID); ok && max(old.cur.StartTicks, ticks)-min(old.cur.StartTicks, ticks) > 1 {
+	if old, ok := t.procs.Peek(childTGID); ok {
+		if sameLife(lifeOf(old.cur), born) {
+			t.procs.Get(childTGID)
+			if old.cur.ForkNs != tsNs {
+				p := *old.cur
+				p.ForkNs = tsNs
+				old.cur = &p
+			}
+			return old.cur, ForkResult{Known: true, ParentKnown: true}
+		}
 		res.Replaced = old.cur
 	}
-	if pe, ok := t.procs.Get(parentTGID); ok { // a fork touches its parent too
+	p := &Process{PID: childPID, TGID: childTGID, PPID: parentTGID, StartTicks: ticks, ForkNs: tsNs}
+	if parentOK && !startedAfter(pe.cur, p) {
 		inherit(p, pe.cur)
 		res.ParentKnown = true
 	} else {
 		p.Missing = missingAll
 	}
 	t.stamp(p)
-	t.insert(childTGID, p)
+	e := t.insert(p)
+	e.unread = !res.ParentKnown
+	if res.ParentKnown && pe.state == stLive {
+		t.link(e, pe)
+	}
 	return p, res
 }
 
@@ -71,12 +80,14 @@ func (t *Table) SetStart(tgid uint32, ticks uint64) *Process {
 	p.StartTicks = ticks
 	t.stamp(&p)
 	e.cur = &p
+	t.checkLinks(e)
 	return e.cur
 }
 
 // Exec records an exec by pid (after exec, pid == tgid) with what /proc
-// said. When o.Gone, the new image is unknown: exe, cmdline and cwd are
-// left empty and marked missing; what exec keeps (uid, gid, cgroup, the
+// said. When o.Gone, the new image is unknown: exe, cmdline, cwd and comm
+// (which exec sets from the new image's name) are marked missing, exe,
+// cmdline and comm left empty; what exec keeps (uid, gid, cgroup, the
 // parent) stays as the table knew it. stale marks a read that may show a
 // later exec.
 func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
@@ -99,22 +110,22 @@ func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
 	p.Stale = stale
 	switch {
 	case o.Gone:
-		p.Exe, p.Cmdline, p.CmdlineTruncated = "", nil, false
-		p.Missing = appendMissing(p.Missing, FieldExe, FieldCmdline, FieldCwd)
+		p.Exe, p.Cmdline, p.CmdlineTruncated, p.Comm = "", nil, false, ""
+		p.Missing = appendMissing(p.Missing, FieldExe, FieldCmdline, FieldCwd, FieldComm)
 	case ok:
 		applyImage(&p, o)
 	default:
 		apply(&p, o)
-		p.PPID, p.StartTicks = o.PPID, o.StartTicks
+		p.PPID, p.StartTicks, p.SeenNs = o.PPID, o.StartTicks, o.ReadNs
 	}
 	if !ok {
 		t.stamp(&p)
-		t.insert(tgid, &p)
-		return t.Get(tgid)
+		return t.insert(&p).cur
 	}
 	// Exec from a non-leader thread: the kernel has made it the leader and
 	// ended the other threads.
 	t.dropThreads(e)
+	e.leaderGone = false
 	e.cur = &p
 	return e.cur
 }
@@ -156,12 +167,16 @@ func (t *Table) SetComm(pid, tgid uint32, comm string) *Process {
 	return t.Update(pid, tgid, func(p *Process) { p.Comm = comm })
 }
 
-// Exit records the exit of task pid. A thread's exit forgets the thread
-// and returns its group's snapshot (thread true), also after the leader's
-// exit (the last 1024 groups whose leader exited are remembered for that);
-// a leader's exit removes the whole group and returns its last snapshot.
-// nil: unknown.
-func (t *Table) Exit(pid, tgid uint32) (p *Process, thread bool) {
+// Exit records the exit of task pid at tsNs and returns the snapshot the
+// event describes: the group's (thread true) for a thread, also after the
+// group ended (the most recent exited group of each tgid is remembered for
+// that); for the leader, its group's last snapshot. nil: unknown.
+//
+// The group ends (leaves the live table for the exited memory) at its
+// leader's exit, unless the table tracks other threads of it: a leader
+// that exits first (pthread_exit) leaves the group alive, and it ends at
+// the exit of the last thread the table tracks.
+func (t *Table) Exit(pid, tgid uint32, tsNs uint64) (p *Process, thread bool) {
 	if pid != tgid {
 		if g, ok := t.threads[pid]; ok {
 			delete(t.threads, pid)
@@ -169,18 +184,27 @@ func (t *Table) Exit(pid, tgid uint32) (p *Process, thread bool) {
 				e.threads = removeTID(e.threads, pid)
 			}
 		}
-		if p := t.Get(tgid); p != nil {
+		if e, ok := t.procs.Peek(tgid); ok {
+			p := e.cur
+			if e.leaderGone && len(e.threads) == 0 {
+				t.end(e, tsNs)
+			}
 			return p, true
 		}
-		p, _ := t.exited.Peek(tgid)
-		return p, true
+		if e := t.last[tgid]; e != nil {
+			return t.view(e), true
+		}
+		return nil, true
 	}
 	e, ok := t.procs.Peek(tgid)
 	if !ok {
 		return nil, false
 	}
-	t.dropThreads(e)
-	t.procs.Remove(tgid)
-	t.exited.Put(tgid, e.cur)
-	return e.cur, false
+	if len(e.threads) > 0 {
+		e.leaderGone = true
+		return e.cur, false
+	}
+	p = e.cur
+	t.end(e, tsNs)
+	return p, false
 }

@@ -21,7 +21,10 @@ type Process struct {
 	StartTime       int64  // Unix nanoseconds
 	// ForkNs is the fork event's CLOCK_MONOTONIC timestamp; 0 for a
 	// process the table did not see fork.
-	ForkNs           uint64
+	ForkNs uint64
+	// SeenNs is, for a process the table learnt from /proc, the
+	// CLOCK_MONOTONIC time its read began (0: unknown).
+	SeenNs           uint64
 	Exe              string
 	Cmdline          []string
 	CmdlineTruncated bool
@@ -47,6 +50,12 @@ type Process struct {
 	Missing []string
 	// Execs counts the execs the table saw for this process.
 	Execs uint32
+	// Exited: the process has ended; this is the last snapshot the table
+	// had of it, remembered for the lineage of the processes it started
+	// (see Table.Parent). ExitNs is its exit event's CLOCK_MONOTONIC
+	// timestamp, 0 when that event was lost.
+	Exited bool
+	ExitNs uint64
 }
 
 // Observed is what /proc said about a process, handed in by the caller.
@@ -69,6 +78,18 @@ type Observed struct {
 	// gone and nothing was read.
 	Missing []string
 	Gone    bool
+	// ReadNs is the CLOCK_MONOTONIC time the read began (0: unknown): a
+	// read that began after a fork event tells that fork's process apart
+	// from a later one (see Table.Seed).
+	ReadNs uint64
+	// Threads are the ids of the group's other threads (its task
+	// directory), for Seed: a group keeps its entry while the table
+	// tracks a thread of it.
+	Threads []uint32
+	// StartOnly: only PID and StartTicks were read (Resync of a process
+	// the table holds). Seed of a process the table lacks from it adds
+	// an entry a full read fills in later.
+	StartOnly bool
 }
 
 var missingAll = []string{FieldExe, FieldCmdline, FieldCwd, FieldCgroup, FieldUID, FieldGID, FieldComm, FieldParent}

@@ -50,7 +50,7 @@ func TestLifecycle(t *testing.T) {
 	if got := tb.Ancestors(nil, tb.Get(100), 5); len(got) != 1 || got[0].TGID != 1 {
 		t.Errorf("ancestors: got %v, want [init]", got)
 	}
-	gone, thread := tb.Exit(100, 100)
+	gone, thread := tb.Exit(100, 100, 2_305_000_000)
 	if thread || gone == nil || gone.Exe != "/bin/sleep" || gone.EntityID != child.EntityID {
 		t.Errorf("exit: got %+v", gone)
 	}
@@ -104,19 +104,41 @@ func TestThreads(t *testing.T) {
 	if p := tb.Lookup(12); p == nil || p.TGID != 10 {
 		t.Errorf("Lookup(12) = %+v, want group 10", p)
 	}
-	if p, thread := tb.Exit(12, 10); !thread || p == nil || p.TGID != 10 {
+	if p, thread := tb.Exit(12, 10, 2e9); !thread || p == nil || p.TGID != 10 {
 		t.Errorf("thread exit: %+v %v", p, thread)
 	}
 	if tb.Len() != 4 {
 		t.Errorf("Len %d after a thread exit, want 4", tb.Len())
 	}
-	tb.Exit(10, 10) // the leader's exit ends the group
-	if tb.Len() != 0 {
-		t.Errorf("Len %d after the leader's exit, want 0", tb.Len())
+	// The leader exits first (pthread_exit, or exit_group with the
+	// leader's exit reported first): the group lives while a thread the
+	// table tracks does.
+	if p, thread := tb.Exit(10, 10, 2e9); thread || p == nil || p.TGID != 10 {
+		t.Errorf("leader exit: %+v %v", p, thread)
 	}
-	// exit_group: the other threads' exits may follow the leader's.
-	if p, thread := tb.Exit(13, 10); !thread || p == nil || p.Exe != "/bin/app" {
-		t.Errorf("thread exit after the leader's: got %+v, want the group's last snapshot", p)
+	if tb.Get(10) == nil || tb.Len() != 4 {
+		t.Errorf("after the leader's exit: group %v, Len %d; want the group kept, 4", tb.Get(10), tb.Len())
+	}
+	if p := tb.SetComm(11, 10, "worker"); p == nil || p.Exe != "/bin/app" || p.Seeded != true {
+		t.Errorf("an event of a thread after the leader's exit: got %+v, want the group's entry", p)
+	}
+	tb.Exit(11, 10, 3e9)
+	tb.Exit(13, 10, 3e9)
+	if p, thread := tb.Exit(14, 10, 4e9); !thread || p == nil || p.Exe != "/bin/app" {
+		t.Errorf("the last thread's exit: got %+v, want the group", p)
+	}
+	if tb.Len() != 0 || tb.Get(10) != nil {
+		t.Errorf("Len %d after the last thread's exit, want 0", tb.Len())
+	}
+	// exit_group: exits of threads the table did not track follow the
+	// group's end.
+	if p, thread := tb.Exit(15, 10, 4e9); !thread || p == nil || p.Exe != "/bin/app" || !p.Exited || p.ExitNs != 4e9 {
+		t.Errorf("thread exit after the group's end: got %+v, want the group's exited snapshot", p)
+	}
+	// A group the table tracks no thread of ends at its leader's exit.
+	tb.Seed(&Observed{PID: 30, StartTicks: 5})
+	if tb.Exit(30, 30, 5e9); tb.Get(30) != nil {
+		t.Error("a group without threads outlived its leader's exit")
 	}
 	if p, res := tb.Fork(10, 20, 10, 1e9); p != nil || !res.Thread {
 		t.Errorf("thread of an unknown group: got %+v %+v", p, res)
@@ -199,26 +221,30 @@ func sortStrings(in []string) []string {
 
 func TestExecGoneKeepsInherited(t *testing.T) {
 	tb := newTable(0)
-	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/bin/sh", UID: 7, Cgroup: "/c", ContainerID: "x", PodUID: "p"})
+	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/bin/sh", Comm: "sh", UID: 7, Cgroup: "/c", ContainerID: "x", PodUID: "p"})
 	tb.Fork(1, 9, 9, 2e9)
 	p := tb.Exec(9, 9, &Observed{Gone: true}, false)
-	want := []string{FieldExe, FieldCmdline, FieldCwd}
-	if p.Exe != "" || p.PreviousExe != "/bin/sh" || p.UID != 7 || p.Cgroup != "/c" || p.ContainerID != "x" || p.PodUID != "p" ||
+	want := []string{FieldExe, FieldCmdline, FieldCwd, FieldComm}
+	if p.Exe != "" || p.Comm != "" || p.PreviousExe != "/bin/sh" || p.UID != 7 || p.Cgroup != "/c" || p.ContainerID != "x" || p.PodUID != "p" ||
 		!cmp.Equal(p.Missing, want) {
-		t.Errorf("exec of a gone process: got %+v, want exe missing and uid, cgroup, container, pod inherited", p)
+		t.Errorf("exec of a gone process: got %+v, want exe and comm missing and uid, cgroup, container, pod inherited", p)
 	}
 }
 
-// FuzzTable feeds arbitrary event sequences: no panic, the bound holds,
-// every thread belongs to a group in the table.
+// FuzzTable feeds arbitrary event sequences: no panic, both bounds hold,
+// every thread belongs to a live group, the lineage links are consistent
+// (a parent holds its child in its list, a linked entry is held, live or
+// remembered) and a parent or ancestor never started after its child.
 func FuzzTable(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 2, 1, 1, 3, 2, 2, 4, 2, 2})
 	f.Add([]byte("\x00\x01\x05\x05\x00\x05\x06\x05\x03\x05\x05\x03\x06\x05"))
+	f.Add([]byte("\x00\x01\x02\x10\x00\x00\x02\x03\x20\x00\x03\x02\x02\x30\x00\x00\x01\x02\x40\x00\x02\x02\x03\x07\x03\x01"))
+	f.Add([]byte("\x05\x01\x03\x05\x02\x01\x01\x02\x04\x03\x01\x01\x01\x02\x05\x03\x02\x02\x07\x02\x01\x08\x02\x09"))
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		const max = 8
-		tb := newTable(max)
+		const max, maxExited = 8, 4
+		tb := New(Options{MaxEntries: max, MaxExited: maxExited, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
 		for len(ops) >= 3 {
-			op, a, b := ops[0]%7, uint32(ops[1]%16), uint32(ops[2]%16)
+			op, a, b := ops[0]%11, uint32(ops[1]%16), uint32(ops[2]%16)
 			ops = ops[3:]
 			var ts uint64
 			if len(ops) >= 2 {
@@ -230,40 +256,127 @@ func FuzzTable(f *testing.F) {
 			case 1:
 				tb.Fork(a, b, a, ts) // thread b of group a
 			case 2:
-				tb.Exec(a, a, &Observed{Exe: "x", Gone: b%2 == 0}, b%3 == 0)
+				tb.Exec(a, a, &Observed{Exe: "x", Gone: b%2 == 0, PPID: b, StartTicks: ts / 1e7}, b%3 == 0)
 			case 3:
-				tb.Exit(a, b)
+				tb.Exit(a, b, ts)
 			case 4:
 				tb.SetUID(a, b, a, b, "u")
 			case 5:
-				tb.Seed(&Observed{PID: a, StartTicks: uint64(b)})
+				tb.Seed(&Observed{PID: a, PPID: b, StartTicks: uint64(b) * 20, ReadNs: ts, Threads: []uint32{b, a + 1}, StartOnly: b%4 == 0})
 			case 6:
-				_, absent, _ := tb.Resync([]Observed{{PID: a, StartTicks: uint64(b)}})
+				_, absent, _ := tb.Resync([]Observed{{PID: a, PPID: b, StartTicks: uint64(b), ReadNs: ts}})
 				for _, p := range absent {
 					tb.Confirm(p)
 				}
+			case 7:
+				tb.Reparent(a, b)
+			case 8:
+				tb.SetStart(a, uint64(b)*30)
+			case 9:
+				tb.Remove(a)
+			case 10:
+				tb.SetComm(a, a, "c")
 			}
-			if tb.Len() > max {
-				t.Fatalf("Len %d past the bound %d", tb.Len(), max)
-			}
-			for tid, g := range tb.threads {
-				if tb.Get(g) == nil {
-					t.Fatalf("thread %d of group %d, which is not in the table", tid, g)
-				}
-			}
-			tb.All(func(p *Process) bool {
-				tb.Ancestors(nil, p, 100)
-				return true
-			})
+			checkTable(t, tb, max, maxExited)
 		}
 	})
+}
+
+// checkTable checks the invariants FuzzTable names.
+func checkTable(t *testing.T, tb *Table, max, maxExited int) {
+	t.Helper()
+	if tb.Len() > max {
+		t.Fatalf("Len %d past the bound %d", tb.Len(), max)
+	}
+	if n := tb.leaves.Len() + tb.inner.Len(); n > maxExited || n != tb.Stats().Exited {
+		t.Fatalf("%d remembered (Stats %d), bound %d", n, tb.Stats().Exited, maxExited)
+	}
+	for tid, g := range tb.threads {
+		e, ok := tb.procs.Peek(g)
+		if !ok {
+			t.Fatalf("thread %d of group %d, which is not in the table", tid, g)
+		}
+		if !slices.Contains(e.threads, tid) {
+			t.Fatalf("thread %d not in its group's list", tid)
+		}
+	}
+	var held []*entry
+	tb.procs.All(func(_ uint32, e *entry) bool {
+		if e.state != stLive || tb.view(e).Exited {
+			t.Fatalf("live entry %s in state %d, exited %v", e.cur.EntityID, e.state, e.cur.Exited)
+		}
+		held = append(held, e)
+		return true
+	})
+	tb.leaves.All(func(k key, e *entry) bool {
+		if e.state != stExited || !tb.view(e).Exited || e.child != nil || k != keyOf(e.cur) {
+			t.Fatalf("remembered leaf %s: state %d, exited %v, has children %v", e.cur.EntityID, e.state, tb.view(e).Exited, e.child != nil)
+		}
+		held = append(held, e)
+		return true
+	})
+	tb.inner.All(func(k key, e *entry) bool {
+		if e.state != stExited || !tb.view(e).Exited || e.child == nil || k != keyOf(e.cur) {
+			t.Fatalf("remembered parent %s: state %d, exited %v, has children %v", e.cur.EntityID, e.state, tb.view(e).Exited, e.child != nil)
+		}
+		held = append(held, e)
+		return true
+	})
+	for g, e := range tb.last {
+		if e.state != stExited || e.cur.TGID != g {
+			t.Fatalf("last life of %d: %s in state %d", g, e.cur.EntityID, e.state)
+		}
+	}
+	for _, e := range held {
+		if pe := e.parent; pe != nil {
+			if pe.state == stGone {
+				t.Fatalf("%s links to a parent the table no longer holds: %s", e.cur.EntityID, pe.cur.EntityID)
+			}
+			if startedAfter(pe.cur, e.cur) {
+				t.Fatalf("%s has a parent that started after it: %s", e.cur.EntityID, pe.cur.EntityID)
+			}
+			found := false
+			for c := pe.child; c != nil; c = c.next {
+				found = found || c == e
+			}
+			if !found {
+				t.Fatalf("%s is not in its parent's children", e.cur.EntityID)
+			}
+		}
+		for c := e.child; c != nil; c = c.next {
+			if c.parent != e || c.state == stGone {
+				t.Fatalf("child %s of %s: parent %p, state %d", c.cur.EntityID, e.cur.EntityID, c.parent, c.state)
+			}
+		}
+		child := e.cur
+		for _, a := range tb.Ancestors(nil, e.cur, max+maxExited+1) {
+			if startedAfter(a, child) {
+				t.Fatalf("ancestor %s started after %s", a.EntityID, child.EntityID)
+			}
+			child = a
+		}
+		if pa := tb.Parent(e.cur); pa != nil && startedAfter(pa, e.cur) {
+			t.Fatalf("parent %s started after %s", pa.EntityID, e.cur.EntityID)
+		}
+		for _, c := range tb.Children(nil, e.cur) {
+			if startedAfter(e.cur, c) {
+				t.Fatalf("child %s started before its parent %s", c.EntityID, e.cur.EntityID)
+			}
+		}
+	}
 }
 
 // TestForkReplaced: a fork of a pid the table still holds with another
 // start means the process it held has ended with its exit lost: Fork
 // returns it as Replaced. A fork of the process the table already holds
-// (seeded from /proc by a resync before the fork event was applied, the
-// tick one apart at most) replaces nothing.
+// (seeded from /proc by a resync before the fork event was applied)
+// replaces nothing and keeps the seeded identity (sameLife): its read
+// start is at most the tick the event gives, one below when the read's
+// time is unknown, any number below when the read began after the event
+// (a fork event the kernel sent late). On the code before (a one-tick
+// tolerance either way, and the fork's own tick taken), the late fork of
+// a read start two ticks below was Replaced (an exit_lost for a live
+// process) and the one a tick below got a new entity id.
 func TestForkReplaced(t *testing.T) {
 	tb := newTable(0)
 	tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/sbin/init"})
@@ -271,9 +384,28 @@ func TestForkReplaced(t *testing.T) {
 	if _, res := tb.Fork(1, 100, 100, 7_005_000_000); res.Replaced != first {
 		t.Errorf("pid 100 forked again 5 s later: Replaced %+v, want the first process", res.Replaced)
 	}
-	tb.Seed(&Observed{PID: 200, StartTicks: 401, Exe: "/bin/sleep"}) // seeded by a resync
-	if p, res := tb.Fork(1, 200, 200, 3_005_000_000); res.Replaced != nil || p.StartTicks != 400 {
-		t.Errorf("the late fork of the seeded pid 200: Replaced %+v, start %d; want none, 400", res.Replaced, p.StartTicks)
+	for _, tt := range []struct {
+		name         string
+		read, readNs uint64 // the seeded start and when it was read
+		same         bool
+	}{
+		{"read a tick below, time unknown", 399, 0, true},
+		{"read the same tick", 400, 0, true},
+		{"read two ticks below, before the event", 398, 3_000_000_000, false},
+		{"read two ticks below, after the event", 398, 3_100_000_000, true},
+		{"read long before, after the event", 100, 3_100_000_000, true},
+		{"read a tick above: a later process", 401, 3_100_000_000, false},
+	} {
+		tb := newTable(0)
+		tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/sbin/init"})
+		seeded := tb.Seed(&Observed{PID: 200, StartTicks: tt.read, ReadNs: tt.readNs, Exe: "/bin/sleep"})
+		p, res := tb.Fork(1, 200, 200, 3_005_000_000) // tick 400
+		switch {
+		case tt.same && (res.Replaced != nil || !res.Known || p.EntityID != seeded.EntityID || p.Exe != "/bin/sleep" || p.ForkNs != 3_005_000_000):
+			t.Errorf("%s: fork got %+v, %+v; want the seeded process kept (%s) with the fork's timestamp", tt.name, p, res, seeded.EntityID)
+		case !tt.same && (res.Replaced != seeded || res.Known || p.StartTicks != 400):
+			t.Errorf("%s: fork got %+v, %+v; want the seeded process replaced", tt.name, p, res)
+		}
 	}
 	if _, res := tb.Fork(1, 300, 300, 3_005_000_000); res.Replaced != nil {
 		t.Errorf("a new pid: Replaced %+v, want none", res.Replaced)

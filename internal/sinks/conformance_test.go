@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/fields"
 )
 
 // conformance is the Sink contract (sink.go) as a suite of named cases,
@@ -39,6 +40,48 @@ type conformanceCase struct {
 }
 
 var conformanceCases = []conformanceCase{
+	{
+		name: "selection-kinds",
+		rule: "suppression and life records (a route's rate limit and fold) are published once each, in order with the messages around them, and counted sent",
+		run: func(t *testing.T, cf conformance) {
+			c := testCountersFor()
+			s, read := cf.open(t, c)
+			now := time.Now().UnixNano()
+			writeN(t, s, 0, 1)
+			for _, r := range []event.Record{
+				{Kind: event.KindSuppressed, Time: now, Targets: 1, Suppressed: &event.Suppressed{Route: 1,
+					Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 95, From: now - 2e9, To: now - 1e9}},
+				{Kind: event.KindSuppressed, Time: now, Targets: 1, Suppressed: &event.Suppressed{Route: 1,
+					Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/ld"}}, Count: 3, From: now - 2e9, To: now - 1e9}},
+				{Kind: event.KindLife, Time: now, Targets: 1, Life: &event.Life{
+					Process: fields.Some(fields.Process{EntityID: fields.Some("b:7:1"), Exe: fields.Some("/usr/bin/sleep")}),
+					Life:    fields.Life{Events: 3, Forked: true, ExitStatus: fields.Some[int64](0)}}},
+			} {
+				if err := s.Write(&r); err != nil {
+					t.Fatalf("Write %v: %v", r.Kind, err)
+				}
+			}
+			writeN(t, s, 1, 2)
+			closeSink(t, s)
+			got := read()
+			if len(got) != 5 {
+				t.Fatalf("published %d records, want 5: %v", len(got), got)
+			}
+			if got[0]["seq"] != float64(0) || got[4]["seq"] != float64(1) {
+				t.Errorf("first and last published %v and %v, want seq 0 and 1", got[0], got[4])
+			}
+			for i, want := range []string{"suppressed", "suppressed", "life"} {
+				o := got[i+1]
+				if _, ok := o["seq"]; ok {
+					t.Errorf("record %d %v has a seq, want a %s record", i+1, o, want)
+				}
+				if typ, ok := o["type"]; ok && typ != want {
+					t.Errorf("record %d has type %v, want %s", i+1, typ, want)
+				}
+			}
+			checkCounts(t, c, counts{sent: 5})
+		},
+	},
 	{
 		name: "order",
 		rule: "through a runner, every record for the sink is published once, in order, and counted sent; records for other sinks are not",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/filelock"
 )
 
 // OnError is a file sink's policy when writing fails (a full disk, EIO).
@@ -52,16 +54,35 @@ type FileConfig struct {
 	OnError      OnError
 	// RetryInterval is the pause between attempts under OnErrorBlock.
 	RetryInterval time.Duration
+	// Takeover is a sink of this daemon that writes Path now and that
+	// this one replaces (a reload changed or renamed it): the new sink
+	// shares its open file, and so its lock, instead of being refused
+	// by it. Nil for none.
+	Takeover *File
 }
 
 // File appends JSON lines to a file. Every line in the file is complete:
 // when a write is cut short (ENOSPC), the partial line is truncated away.
+//
+// The sink holds an exclusive flock on the file it writes, so a second
+// writer — another daemon, or another sink of this one — is refused with
+// an error naming the holder's pid (lines of two writers would
+// interleave). The lock is on the open file: a rotation closes it
+// (releasing the lock) before it renames it and locks the new file; a
+// reopen (SIGUSR1) closes the renamed file and locks the path's new one,
+// or, when another process holds that, counts lines as write errors and
+// tries again at the next write; a reload's replacement sink for the same
+// path shares the open file of the sink it replaces (Takeover), so it is
+// not refused by the daemon's own lock.
 type File struct {
 	cfg      FileConfig
 	enc      *event.Encoder
 	counters *Counters
 	log      *zap.Logger
 
+	// f is the open file. Only the writing goroutine sets it (under mu);
+	// mu lets another goroutine (a reload's Takeover) read it.
+	mu     sync.Mutex
 	f      *os.File
 	size   int64 // bytes in the current file
 	buf    []byte
@@ -83,36 +104,122 @@ func NewFile(cfg FileConfig, enc *event.Encoder, c *Counters, log *zap.Logger) (
 		cfg.RetryInterval = 500 * time.Millisecond
 	}
 	s := &File{cfg: cfg, enc: enc, counters: c, log: log, buf: make([]byte, 0, 2*streamFlushBytes), ctx: context.Background()}
+	if t := cfg.Takeover; t != nil {
+		s.cfg.Takeover = nil // only for this first open
+		if f := t.share(cfg.Path); f != nil {
+			st, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("file sink: %w", err)
+			}
+			// No tail repair: the sink it replaces still appends whole lines.
+			s.setFile(f, st.Size())
+			return s, nil
+		}
+	}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *File) open() error {
-	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o750); err != nil {
-		return fmt.Errorf("file sink: %w", err)
+// ProbeFile does what a file sink does to its path when it starts —
+// create the missing directories and the file, open it for appending and
+// take its lock — then closes it again, changing nothing in the file, not
+// even its mode (cnbridged check). It leaves what it created for the
+// caller to remove.
+func ProbeFile(cfg FileConfig) error {
+	if cfg.Mode == 0 {
+		cfg.Mode = 0o640
+	}
+	f, _, err := openLocked(cfg.Path, cfg.Mode, false)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// openLocked opens path as the sink does: its directories created, the
+// file created with mode, for appending, a regular file (not through a
+// symlink) and locked. With chmod, an empty file is given mode whatever
+// the umask is.
+func openLocked(path string, mode os.FileMode, chmod bool) (*os.File, os.FileInfo, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, nil, fmt.Errorf("file sink: %w", err)
 	}
 	// Read-write: the torn-tail repair reads the file's end.
-	f, err := os.OpenFile(s.cfg.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, s.cfg.Mode)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
-		return fmt.Errorf("file sink: %w", err)
+		return nil, nil, fmt.Errorf("file sink: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("file sink: %w", err)
+		return nil, nil, fmt.Errorf("file sink: %w", err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return fmt.Errorf("file sink: %s is not a regular file", s.cfg.Path)
+		return nil, nil, fmt.Errorf("file sink: %s is not a regular file", path)
 	}
-	if st.Size() == 0 && st.Mode().Perm() != s.cfg.Mode {
+	if err := filelock.Lock(f); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("file sink: %w: two writers would interleave their lines", err)
+	}
+	if chmod && st.Size() == 0 && st.Mode().Perm() != mode {
 		// A new file: set the mode whatever the umask is.
-		if err := f.Chmod(s.cfg.Mode); err != nil {
+		if err := f.Chmod(mode); err != nil {
 			f.Close()
-			return fmt.Errorf("file sink: %w", err)
+			return nil, nil, fmt.Errorf("file sink: %w", err)
 		}
+	}
+	return f, st, nil
+}
+
+// setFile makes f (of size bytes) the file written. Only the writing
+// goroutine calls it.
+func (s *File) setFile(f *os.File, size int64) {
+	s.mu.Lock()
+	s.f, s.size = f, size
+	s.mu.Unlock()
+}
+
+// closeFile closes the file written, if any (under mu: share may be
+// duplicating it).
+func (s *File) closeFile() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// share returns a duplicate of the open file when it is path's file now,
+// else nil: the duplicate shares the open file description, and so the
+// lock. Safe to call from any goroutine.
+func (s *File) share(path string) *os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	var have, now unix.Stat_t
+	if unix.Fstat(int(s.f.Fd()), &have) != nil || unix.Stat(path, &now) != nil || have.Dev != now.Dev || have.Ino != now.Ino {
+		return nil
+	}
+	fd, err := unix.FcntlInt(s.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), path)
+}
+
+func (s *File) open() error {
+	f, st, err := openLocked(s.cfg.Path, s.cfg.Mode, true)
+	if err != nil {
+		return err
 	}
 	size := st.Size()
 	cut, err := repairTail(f, size)
@@ -125,7 +232,7 @@ func (s *File) open() error {
 			zap.String("path", s.cfg.Path), zap.Int64("bytes_cut", cut))
 		size -= cut
 	}
-	s.f, s.size = f, size
+	s.setFile(f, size)
 	return nil
 }
 
@@ -213,10 +320,7 @@ func (s *File) doReopen() error {
 	s.reopen.Store(false)
 	err := s.writeOut(s.buf, s.lines)
 	s.buf, s.lines = s.buf[:0], 0
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
+	s.closeFile()
 	if oerr := s.open(); oerr != nil {
 		s.logFailure(oerr)
 	} else {
@@ -281,8 +385,7 @@ func (s *File) write(b []byte) (int, error) {
 		if terr := s.f.Truncate(s.size + int64(keep)); terr != nil {
 			err = errors.Join(err, fmt.Errorf("truncating torn line: %w", terr))
 			// Reopen before the next write: open repairs the tail.
-			s.f.Close()
-			s.f = nil
+			s.closeFile()
 		}
 	}
 	s.size += int64(keep)
@@ -300,10 +403,7 @@ func (s *File) logFailure(err error) {
 // rotate renames path → path.1 → … → path.MaxFiles (the oldest is removed)
 // and opens a new path.
 func (s *File) rotate() error {
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
+	s.closeFile()
 	p := s.cfg.Path
 	os.Remove(fmt.Sprintf("%s.%d", p, s.cfg.MaxFiles))
 	for i := s.cfg.MaxFiles - 1; i >= 1; i-- {
@@ -318,11 +418,8 @@ func (s *File) rotate() error {
 // Close flushes and closes the file.
 func (s *File) Close(ctx context.Context) error {
 	err := s.Flush(ctx)
-	if s.f != nil {
-		if cerr := s.f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("file sink: %w", cerr)
-		}
-		s.f = nil
+	if cerr := s.closeFile(); cerr != nil && err == nil {
+		err = fmt.Errorf("file sink: %w", cerr)
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"time"
@@ -117,6 +118,25 @@ func appendMsgID(dst []byte, prefix string, r *event.Record, n uint32) []byte {
 		dst = append(dst, ":"+NoCPU...)
 	}
 	dst = append(dst, ':')
+	switch {
+	case r.Kind == event.KindSuppressed && r.Suppressed != nil:
+		// One report per key and time span.
+		s := r.Suppressed
+		dst = append(dst, "suppressed"...)
+		dst = strconv.AppendInt(dst, int64(s.Route), 10)
+		dst = append(dst, ":t"...)
+		dst = strconv.AppendInt(dst, s.From, 10)
+		dst = append(dst, '-')
+		dst = strconv.AppendInt(dst, s.To, 10)
+		dst = append(dst, ':')
+		return strconv.AppendUint(dst, uint64(crc32.ChecksumIEEE([]byte(keyText(s)))), 16)
+	case r.Kind == event.KindLife && r.Life != nil:
+		// One life per process.
+		dst = append(dst, "life:"...)
+		dst = append(dst, r.Life.Process.V.EntityID.V...)
+		dst = append(dst, ":t"...)
+		return strconv.AppendInt(dst, r.Time, 10)
+	}
 	if r.Kind == event.KindLoss {
 		dst = append(dst, "loss"...)
 		dst = strconv.AppendUint(dst, uint64(r.Loss.FromSeq), 10)
@@ -183,7 +203,7 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 	s.scratch = s.subj.append(s.scratch[:0], r)
 	e.msg.Subject = s.subjects.get(s.scratch)
 
-	if s.raw && r.Kind != event.KindLoss {
+	if s.raw && r.Kind == event.KindMessage {
 		e.body = append(e.body[:0], r.Msg.Data...)
 	} else {
 		e.body = s.enc.AppendJSONCached(e.body[:0], r, &s.times)
@@ -293,4 +313,20 @@ func (s *NATS) fill(e *natsMsg, id uint64, r *event.Record) (size int) {
 
 func appendTime(dst []byte, ns int64) []byte {
 	return time.Unix(0, ns).UTC().AppendFormat(dst, time.RFC3339Nano)
+}
+
+// keyText is a suppression key as "path=value" pairs in order, for the
+// message id.
+func keyText(s *event.Suppressed) string {
+	if s.Overflow {
+		return "overflow"
+	}
+	var b []byte
+	for _, kv := range s.Key {
+		b = append(b, kv.Path...)
+		b = append(b, '=')
+		b = append(b, kv.Value...)
+		b = append(b, 0)
+	}
+	return string(b)
 }

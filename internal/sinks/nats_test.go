@@ -1078,3 +1078,53 @@ func TestNATSNoStream(t *testing.T) {
 		t.Errorf("Ready = %v after delivery", err)
 	}
 }
+
+// TestNATSRawEncodesRecords: a raw-format sink publishes a connector
+// message's payload, and every record that is not one (suppression, life,
+// gap, exit_lost) as its JSON line rather than an empty body.
+func TestNATSRawEncodesRecords(t *testing.T) {
+	leakCheck(t)
+	srv := natstest.Run(t)
+	defer srv.Shutdown()
+	sub, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch := make(chan *nats.Msg, 10)
+	if _, err := sub.ChanSubscribe("cn.>", ch); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_, c := testCounters()
+	cfg := baseConfig(srv.ClientURL())
+	cfg.Format = "raw"
+	s := newSink(t, cfg, c, zaptest.NewLogger(t))
+	waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+	const at = 1700000000000000000
+	recs := []event.Record{
+		{Kind: event.KindSuppressed, Time: at, Suppressed: &event.Suppressed{Route: 2, Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 9, From: at, To: at}},
+		{Kind: event.KindGap, Time: at, Gap: &event.Gap{From: at - 1e9, To: at}},
+		{Kind: event.KindExitLost, Time: at},
+	}
+	for i := range recs {
+		if err := s.Write(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type":"suppressed","route":2,"key":{"process.exe":"/usr/bin/cc"},"count":9`, `"type":"gap"`, `"type":"exit_lost"`} {
+		select {
+		case m := <-ch:
+			if !strings.Contains(string(m.Data), want) {
+				t.Errorf("body %q, want the JSON line with %s", m.Data, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("subscriber got fewer than 3 messages")
+		}
+	}
+}

@@ -6,6 +6,7 @@ package sinks
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,6 +51,8 @@ type Pender interface {
 
 // Metrics are the per-sink metric vectors shared by every sink.
 type Metrics struct {
+	mu       sync.Mutex
+	counters map[string]*Counters // by sink: a sink and its runner share one
 	messages *prometheus.CounterVec
 	drops    *prometheus.CounterVec
 	queueLen *liveGauge
@@ -59,6 +62,7 @@ type Metrics struct {
 // NewMetrics registers the sink metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		counters: make(map[string]*Counters),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cnbridged_sink_messages_total",
 			Help: "Records handed to a sink, by outcome: sent (delivered), dropped (not attempted: queue full, outage buffer full, on_error drop) or failed (attempted and not delivered).",
@@ -88,10 +92,19 @@ type Counters struct {
 	Failed  prometheus.Counter
 	dropped prometheus.Counter
 	drops   *prometheus.CounterVec // curried with sink
+	// droppedBy mirrors the drops by reason (in DropReasons' order), for
+	// a sink that tells its reader what it dropped (the text stream).
+	droppedBy [len(dropReasons)]atomic.Uint64
 }
 
-// Counters returns the counters of the named sink.
+// Counters returns the counters of the named sink: the same for every
+// caller (the sink and its runner) until Forget.
 func (m *Metrics) Counters(sink string) *Counters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.counters[sink]; ok {
+		return c
+	}
 	c := &Counters{
 		Sent:    m.messages.WithLabelValues(sink, "sent"),
 		Failed:  m.messages.WithLabelValues(sink, "failed"),
@@ -103,11 +116,15 @@ func (m *Metrics) Counters(sink string) *Counters {
 	for _, r := range DropReasons {
 		c.drops.WithLabelValues(r)
 	}
+	m.counters[sink] = c
 	return c
 }
 
 // Forget removes a sink's series (after a reload removed the sink).
 func (m *Metrics) Forget(sink string) {
+	m.mu.Lock()
+	delete(m.counters, sink)
+	m.mu.Unlock()
 	for _, r := range []string{"sent", "failed", "dropped"} {
 		m.messages.DeleteLabelValues(sink, r)
 	}
@@ -123,6 +140,20 @@ func (c *Counters) Drop(reason string, n int) {
 	}
 	c.dropped.Add(float64(n))
 	c.drops.WithLabelValues(reason).Add(float64(n))
+	for i, r := range dropReasons {
+		if r == reason {
+			c.droppedBy[i].Add(uint64(n))
+		}
+	}
+}
+
+// DroppedBy returns the records dropped so far, by reason, in the order
+// of DropReasons. Safe to call from any goroutine.
+func (c *Counters) DroppedBy() (by [len(dropReasons)]uint64) {
+	for i := range by {
+		by[i] = c.droppedBy[i].Load()
+	}
+	return by
 }
 
 // Drop reasons.
@@ -168,5 +199,8 @@ func (g *liveGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// dropReasons lists every drop reason.
+var dropReasons = [...]string{DropQueueFull, DropShutdown, DropWriteError, DropOutage}
+
 // DropReasons lists every drop reason.
-var DropReasons = []string{DropQueueFull, DropShutdown, DropWriteError, DropOutage}
+var DropReasons = dropReasons[:]

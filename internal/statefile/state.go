@@ -5,8 +5,11 @@
 //
 // Two files in the state directory:
 //   - state.json: boot id, when it was written, whether the daemon stopped
-//     cleanly, and /proc/sys/kernel/ns_last_pid. Written whole (temp file,
-//     fsync, rename) every few seconds and at a clean stop.
+//     cleanly, and /proc/sys/kernel/ns_last_pid; and, for the commands that
+//     ask the running daemon (health, stats), its pid and the address its
+//     metrics endpoint is bound to. Written whole (temp file, fsync,
+//     rename) every few seconds, when the metrics endpoint is up, and at
+//     a clean stop.
 //   - seqs.bin: the last seq read from each kernel sequence stream, in a
 //     shared file mapping the reader updates per message. A process killed
 //     with SIGKILL leaves its pages in the page cache, so the table is
@@ -45,6 +48,14 @@ type State struct {
 	LastPID uint32
 	// PIDMax is /proc/sys/kernel/pid_max at Time (for wrap-around).
 	PIDMax uint32
+
+	// What the running daemon is and where it can be reached, for the
+	// commands that ask it (health, stats): its pid, and the address its
+	// metrics endpoint is bound to ("" before it is, or without one).
+	// metrics.listen takes a restart to change, so after a reload that
+	// changed it this is where the daemon is, not where its config says.
+	PID     int
+	Metrics string
 }
 
 type stateJSON struct {
@@ -54,6 +65,8 @@ type stateJSON struct {
 	Clean   bool      `json:"clean"`
 	LastPID uint32    `json:"ns_last_pid"`
 	PIDMax  uint32    `json:"pid_max"`
+	PID     int       `json:"pid,omitempty"`
+	Metrics string    `json:"metrics,omitempty"`
 }
 
 // ErrCorrupt is returned for a state that does not decode.
@@ -61,7 +74,8 @@ var ErrCorrupt = errors.New("state file is corrupt")
 
 // Encode returns s as JSON.
 func Encode(s State) []byte {
-	b, _ := json.Marshal(stateJSON{Version: version, BootID: s.BootID, Time: s.Time.UTC(), Clean: s.Clean, LastPID: s.LastPID, PIDMax: s.PIDMax})
+	b, _ := json.Marshal(stateJSON{Version: version, BootID: s.BootID, Time: s.Time.UTC(), Clean: s.Clean, LastPID: s.LastPID, PIDMax: s.PIDMax,
+		PID: s.PID, Metrics: s.Metrics})
 	return append(b, '\n')
 }
 
@@ -83,8 +97,10 @@ func Decode(b []byte) (State, error) {
 		return State{}, fmt.Errorf("%w: time %s is outside years 1..9999 in UTC", ErrCorrupt, j.Time)
 	case j.PIDMax != 0 && j.LastPID > j.PIDMax:
 		return State{}, fmt.Errorf("%w: ns_last_pid %d above pid_max %d", ErrCorrupt, j.LastPID, j.PIDMax)
+	case j.PID < 0:
+		return State{}, fmt.Errorf("%w: pid %d", ErrCorrupt, j.PID)
 	}
-	return State{BootID: j.BootID, Time: j.Time, Clean: j.Clean, LastPID: j.LastPID, PIDMax: j.PIDMax}, nil
+	return State{BootID: j.BootID, Time: j.Time, Clean: j.Clean, LastPID: j.LastPID, PIDMax: j.PIDMax, PID: j.PID, Metrics: j.Metrics}, nil
 }
 
 // Write stores s in dir/state.json atomically: a temp file in dir,

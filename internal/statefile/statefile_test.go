@@ -17,7 +17,8 @@ const (
 
 func TestStateRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	want := State{BootID: boot, Time: time.Date(2026, 11, 30, 12, 0, 0, 123, time.UTC), Clean: true, LastPID: 4711, PIDMax: 4194304}
+	want := State{BootID: boot, Time: time.Date(2026, 11, 30, 12, 0, 0, 123, time.UTC), Clean: true, LastPID: 4711, PIDMax: 4194304,
+		PID: 812, Metrics: "127.0.0.1:9464"}
 	if err := Write(dir, want); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +134,7 @@ func TestSeqsCorrupt(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(Encode(State{BootID: boot, Time: time.Unix(1700000000, 5), LastPID: 42, PIDMax: 32768}))
+	f.Add(Encode(State{BootID: boot, Time: time.Unix(1700000000, 5), PID: 812, Metrics: "[::1]:9464"}))
 	f.Add([]byte(`{"version":1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Decode(b)
@@ -143,7 +145,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-decoding an encoded state: %v", err)
 		}
-		if !again.Time.Equal(s.Time) || again.BootID != s.BootID || again.LastPID != s.LastPID {
+		if !again.Time.Equal(s.Time) || again.BootID != s.BootID || again.LastPID != s.LastPID || again.PID != s.PID || again.Metrics != s.Metrics {
 			t.Fatalf("round trip got %+v, want %+v", again, s)
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // Filter selects lines. Every set field must match (and within a field,
@@ -22,6 +24,10 @@ type Filter struct {
 	// glob on the executable's base name of the process, its parent or any
 	// ancestor (needs routes with enrich: true and ancestors: N).
 	Under string
+	// Where is a where expression (internal/where, the language and names
+	// of routes' where). A line it cannot evaluate is not shown (Printer
+	// counts them).
+	Where *where.Expr
 }
 
 // Validate checks the globs.
@@ -73,18 +79,26 @@ func (f *Filter) Match(l *Line) bool {
 	return true
 }
 
+// where evaluates the Where expression on a line Match selected.
+func (f *Filter) where(l *Line) (bool, error) {
+	if f.Where == nil || l.IsMarker() {
+		return true, nil
+	}
+	return f.Where.Eval(&l.Record)
+}
+
 func (f *Filter) under(l *Line) bool {
 	match := func(entity, exe string) bool {
 		return entity != "" && entity == f.Under || exe != "" && glob(f.Under, path.Base(exe))
 	}
-	if l.Process != nil && match(l.Process.EntityID, l.Process.Exe) {
+	if p := l.Process.V; l.Process.Set && match(p.EntityID.V, p.Exe.V) {
 		return true
 	}
-	if l.Parent != nil && match(l.Parent.EntityID, l.Parent.Exe) {
+	if p := l.Parent.V; l.Parent.Set && match(p.EntityID.V, p.Exe.V) {
 		return true
 	}
 	for _, a := range l.Ancestors {
-		if match(a.EntityID, a.Exe) {
+		if match(a.EntityID.V, a.Exe.V) {
 			return true
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 // Lines as the daemon writes them (enriched ones with the process table's
@@ -190,5 +192,51 @@ func TestPPIDAsTheRowShows(t *testing.T) {
 	}
 	if !(&Filter{PPIDs: []uint32{500}}).Match(l) || (&Filter{PPIDs: []uint32{1}}).Match(l) {
 		t.Error("--ppid 500 must select the row showing PPID 500, and --ppid 1 must not")
+	}
+}
+
+// TestWhere: --where selects lines by a where expression over the field
+// model (markers stay); lines it cannot evaluate are not shown, and
+// counted.
+func TestWhere(t *testing.T) {
+	x, err := where.Compile(`process.uid == 1000 && process.exe.endsWith("/ls") && ancestors.exists(a, a.exe == "/usr/sbin/sshd")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	p := NewPrinter(&out, Filter{Where: x}, true, Formatter{})
+	for _, k := range lineOrder {
+		if err := p.Line([]byte(testLines[k])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		for k, v := range testLines {
+			if l == v {
+				got = append(got, k)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"exit_ls", "loss_web1", "gap_web2"}, got); diff != "" {
+		t.Errorf("shown (-want +got):\n%s", diff)
+	}
+	// fork_web2 and comm_web2 carry no process: process.uid is an error,
+	// which CEL's && drops when another clause is false (no ancestors).
+	if p.WhereErrors != 0 {
+		t.Errorf("WhereErrors %d (%v), want 0", p.WhereErrors, p.WhereError)
+	}
+	x, err = where.Compile(`process.uid == 1000`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = NewPrinter(&out, Filter{Where: x}, true, Formatter{})
+	for _, k := range lineOrder {
+		if err := p.Line([]byte(testLines[k])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.WhereErrors != 2 || p.WhereError == nil || !strings.Contains(p.WhereError.Error(), "no such key: uid") {
+		t.Errorf("WhereErrors %d (%v), want 2 (no such key: uid)", p.WhereErrors, p.WhereError)
 	}
 }

@@ -20,10 +20,13 @@ type Formatter struct {
 	// Color colours events and markers (on a terminal only, and never
 	// with NO_COLOR).
 	Color bool
+	// Width, when positive, cuts each row to that many columns (a
+	// terminal's width), as the stdout sink does. Markers are not cut.
+	Width int
 }
 
 func (f *Formatter) text() *event.TextFormatter {
-	return &event.TextFormatter{Color: f.Color, Host: true}
+	return &event.TextFormatter{Color: f.Color, Host: true, Width: f.Width}
 }
 
 // Header returns the column titles.

@@ -5,120 +5,53 @@
 package tap
 
 import (
-	"encoding/json"
-	"fmt"
+	"github.com/cnbridged/cnbridged/internal/fields"
 )
 
 // Marker types: lines that are not events. They are never filtered out
 // (except by --host).
 const (
-	TypeLoss     = "loss"
-	TypeGap      = "gap"
-	TypeExitLost = "exit_lost"
+	TypeLoss     = fields.TypeLoss
+	TypeGap      = fields.TypeGap
+	TypeExitLost = fields.TypeExitLost
 	// TypeDropped is written by the tap server itself: lines this client
 	// did not get because it read too slowly.
-	TypeDropped = "tap_dropped"
+	TypeDropped = fields.TypeTapDropped
 )
 
-// Line is the part of an event JSON line the tap filters and shows. Raw
-// keeps the line as received, for --json.
+// Line is one event line: its members in the field model (the one model
+// of the JSON line that routes' where, schemas and queries read too), and
+// the line as received, for --json and the text columns.
 type Line struct {
-	Time      string     `json:"time"`
-	Host      string     `json:"host"`
-	Type      string     `json:"type"`
-	Idx       uint32     `json:"idx"`
-	Val       uint32     `json:"val"`
-	Proc      *Proc      `json:"proc"`
-	Process   *Process   `json:"process"`
-	Parent    *Ancestor  `json:"parent"`
-	Ancestors []Ancestor `json:"ancestors"`
-
-	// Markers.
-	Lost          uint64 `json:"lost"`
-	FromSeq       uint32 `json:"from_seq"`
-	ToSeq         uint32 `json:"to_seq"`
-	Reason        string `json:"reason"`
-	From          string `json:"from"`
-	To            string `json:"to"`
-	PIDsAllocated *int64 `json:"pids_allocated"`
-	Dropped       uint64 `json:"dropped"`
-
-	Raw []byte `json:"-"`
-}
-
-// Proc is the kernel's process event.
-type Proc struct {
-	Event      string          `json:"event"`
-	PID        uint32          `json:"pid"`
-	TGID       uint32          `json:"tgid"`
-	ParentPID  uint32          `json:"parent_pid"`
-	ParentTGID uint32          `json:"parent_tgid"`
-	ChildPID   uint32          `json:"child_pid"`
-	ChildTGID  uint32          `json:"child_tgid"`
-	RUID       *uint32         `json:"ruid"`
-	Comm       string          `json:"comm"`
-	ExitStatus *int            `json:"exit_status"`
-	Signal     json.RawMessage `json:"signal"`
-	CoreDumped bool            `json:"core_dumped"`
-	Thread     bool            `json:"thread"`
-}
-
-// Process is the enrichment the daemon's process table adds.
-type Process struct {
-	EntityID    string   `json:"entity_id"`
-	PID         uint32   `json:"pid"`
-	PPID        uint32   `json:"ppid"`
-	Exe         string   `json:"exe"`
-	Comm        string   `json:"comm"`
-	Cmdline     []string `json:"cmdline"`
-	UID         *uint32  `json:"uid"`
-	ContainerID string   `json:"container_id"`
-	DurationNs  *int64   `json:"duration_ns"`
-	Gone        bool     `json:"gone"`
-}
-
-// Ancestor is a parent or an ancestor of the process.
-type Ancestor struct {
-	EntityID string `json:"entity_id"`
-	PID      uint32 `json:"pid"`
-	Exe      string `json:"exe"`
+	fields.Record
+	Raw []byte
 }
 
 // Parse decodes one JSON line. The returned Line keeps b as Raw (not a
 // copy).
 func Parse(b []byte) (*Line, error) {
-	var l Line
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("event line: %w", err)
+	r, err := fields.Parse(b)
+	if err != nil {
+		return nil, err
 	}
-	l.Raw = b
-	return &l, nil
+	return &Line{Record: *r, Raw: b}, nil
 }
 
-// IsMarker reports whether l is a loss, gap, lost-exit or drop marker.
-func (l *Line) IsMarker() bool { return l.Type != "" }
-
-// Event is the event name ("fork", "exec", …), the marker type, or "msg"
-// for a non-process message.
-func (l *Line) Event() string {
-	switch {
-	case l.Type != "":
-		return l.Type
-	case l.Proc != nil:
-		return l.Proc.Event
-	}
-	return "msg"
-}
+// IsMarker reports whether l is a loss, gap, lost-exit, suppression or
+// drop marker: a line with a type, other than a folded life (which is a
+// process's record).
+func (l *Line) IsMarker() bool { return l.Type.Set && l.Type.V != fields.TypeLife }
 
 // PID is the process the event is about: the child of a fork.
 func (l *Line) PID() (uint32, bool) {
+	p, pr := &l.Proc, &l.Process
 	switch {
-	case l.Proc != nil && l.Proc.Event == "fork":
-		return l.Proc.ChildPID, true
-	case l.Proc != nil && l.Proc.PID != 0:
-		return l.Proc.PID, true
-	case l.Process != nil && l.Process.PID != 0:
-		return l.Process.PID, true
+	case p.Set && p.V.Event == "fork" && p.V.ChildPID.Set:
+		return uint32(p.V.ChildPID.V), true
+	case p.Set && p.V.PID.V != 0:
+		return uint32(p.V.PID.V), true
+	case pr.Set && pr.V.PID.V != 0:
+		return uint32(pr.V.PID.V), true
 	}
 	return 0, false
 }
@@ -128,39 +61,26 @@ func (l *Line) PID() (uint32, bool) {
 // (event.TextFormatter), so that --ppid selects what the rows show.
 func (l *Line) PPID() (uint32, bool) {
 	switch {
-	case l.Process != nil && l.Process.PPID != 0:
-		return l.Process.PPID, true
-	case l.Proc != nil && l.Proc.ParentTGID != 0:
-		return l.Proc.ParentTGID, true
-	case l.Parent != nil && l.Parent.PID != 0:
-		return l.Parent.PID, true
+	case l.Process.Set && l.Process.V.PPID.V != 0:
+		return uint32(l.Process.V.PPID.V), true
+	case l.Proc.Set && l.Proc.V.ParentTGID.V != 0:
+		return uint32(l.Proc.V.ParentTGID.V), true
+	case l.Parent.Set && l.Parent.V.PID.V != 0:
+		return uint32(l.Parent.V.PID.V), true
 	}
 	return 0, false
 }
 
 // Comm is the command name, from a comm event or the process table.
 func (l *Line) Comm() string {
-	if l.Proc != nil && l.Proc.Comm != "" {
-		return l.Proc.Comm
+	if c := l.Proc.V.Comm.V; l.Proc.Set && c != "" {
+		return c
 	}
-	if l.Process != nil {
-		return l.Process.Comm
-	}
-	return ""
+	return l.Process.V.Comm.V
 }
 
 // Exe is the executable's path from the process table.
-func (l *Line) Exe() string {
-	if l.Process != nil {
-		return l.Process.Exe
-	}
-	return ""
-}
+func (l *Line) Exe() string { return l.Process.V.Exe.V }
 
 // ContainerID is the process's container id from the process table.
-func (l *Line) ContainerID() string {
-	if l.Process != nil {
-		return l.Process.ContainerID
-	}
-	return ""
-}
+func (l *Line) ContainerID() string { return l.Process.V.ContainerID.V }

@@ -16,12 +16,18 @@ type Printer struct {
 	// Unparsed counts lines that were not event JSON (a raw-format sink);
 	// they are skipped.
 	Unparsed int
+	// WhereErrors counts lines the --where expression could not evaluate
+	// (a member they do not carry…); they are not shown. WhereError is
+	// the last such error.
+	WhereErrors int
+	WhereError  error
 }
 
-// NewPrinter returns a printer writing to w. With color, events are
-// coloured (callers enable it on a terminal only, and not with NO_COLOR).
-func NewPrinter(w io.Writer, f Filter, json, color bool) *Printer {
-	return &Printer{w: bufio.NewWriter(w), json: json, filter: f, fmt: Formatter{Color: color}}
+// NewPrinter returns a printer writing to w, as JSON lines or as text's
+// columns (callers colour and cut them on a terminal only, and do not
+// colour with NO_COLOR).
+func NewPrinter(w io.Writer, f Filter, json bool, text Formatter) *Printer {
+	return &Printer{w: bufio.NewWriter(w), json: json, filter: f, fmt: text}
 }
 
 // Line handles one line, flushing it at once (a live view).
@@ -32,6 +38,13 @@ func (p *Printer) Line(b []byte) error {
 		return nil
 	}
 	if !p.filter.Match(l) {
+		return nil
+	}
+	if ok, err := p.filter.where(l); !ok {
+		if err != nil {
+			p.WhereErrors++
+			p.WhereError = err
+		}
 		return nil
 	}
 	if p.json {

@@ -301,3 +301,21 @@ func (s *Server) Flush(context.Context) error { return nil }
 
 // Close does nothing: Run owns the socket and the clients.
 func (s *Server) Close(context.Context) error { return nil }
+
+// Probe does what the daemon does to serve the tap socket at path —
+// create its directory, refuse a socket a live process serves, bind under
+// a temporary name, set the mode and rename it into place — then closes
+// and removes it again (cnbridged check). A path that exists and is not a
+// socket is reported, not replaced.
+func Probe(path string, mode os.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("tap.socket %s: exists and is not a socket", path)
+	}
+	s, err := Listen(ServerConfig{Path: path, Mode: mode}, "", nil, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Run(ctx) // closes the socket and removes its file
+}

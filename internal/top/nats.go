@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cnbridged/cnbridged/internal/tap"
+	"github.com/cnbridged/cnbridged/internal/fields"
 )
 
 // Fleet counts the events every host publishes to NATS (JSON format),
@@ -43,15 +43,15 @@ func NewFleet(url, subject string, opts ...nats.Option) (*Fleet, error) {
 
 // Add counts one event line; a line that is not one is ignored.
 func (f *Fleet) Add(b []byte) {
-	l, err := tap.Parse(b)
+	l, err := fields.Parse(b)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err != nil {
 		return
 	}
-	switch l.Type {
-	case tap.TypeLoss:
-		f.s.Lost[l.Host] += float64(l.Lost)
+	switch l.Type.V {
+	case fields.TypeLoss:
+		f.s.Lost[l.Host] += float64(l.Lost.V)
 	case "":
 		f.s.Events[Key{l.Host, l.Event()}]++
 		if _, ok := f.s.Lost[l.Host]; !ok {

@@ -92,7 +92,13 @@ func ParseMetrics(r io.Reader, host string, t time.Time) (Sample, error) {
 			s.Events[Key{host, "msg"}] += v
 		}
 	})
-	each(fams, "cnbridged_messages_lost_total", func(_ map[string]string, v float64) { s.Lost[host] += v })
+	// Loss while listening: the restart gap (when="not_listening") is
+	// counted once at start and is no rate to watch.
+	each(fams, "cnbridged_messages_lost_total", func(l map[string]string, v float64) {
+		if l["when"] != "not_listening" {
+			s.Lost[host] += v
+		}
+	})
 	if _, ok := s.Lost[host]; !ok {
 		s.Lost[host] = 0
 	}

@@ -127,14 +127,21 @@ func Render(v View, st Styles, width, height int) string {
 	}
 	var lines []string
 	add := func(s string) { lines = append(lines, s) }
-	title := fmt.Sprintf("cnbridged top  %s  %s", v.Source, v.Time.UTC().Format("15:04:05 UTC"))
+	when := "no sample yet" // not a made-up 00:00:00
+	if !v.Time.IsZero() {
+		when = v.Time.UTC().Format("15:04:05 UTC")
+	}
+	title := fmt.Sprintf("cnbridged top  %s  %s", v.Source, when)
 	add(st.Title.Render(pad(title, width)))
 	if v.Err != "" {
 		add(st.Alert.Render(clip("error: "+v.Err, width)))
 	}
-	if v.Interval == 0 {
+	switch {
+	case v.Time.IsZero():
+		add(st.Dim.Render(clip("trying again every interval   q: quit", width)))
+	case v.Interval == 0:
 		add(st.Dim.Render(clip("rates after the next sample…", width)))
-	} else {
+	default:
 		add(st.Dim.Render(clip(fmt.Sprintf("rates over the last %s   q: quit", v.Interval.Round(time.Millisecond)), width)))
 	}
 	add("")

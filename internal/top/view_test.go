@@ -103,3 +103,35 @@ func TestRenderFleet(t *testing.T) {
 	cur.Time = prev.Time.Add(2 * time.Second)
 	golden(t, "fleet.golden", Render(Compute(f.Name(), prev, cur), plainStyles(), 100, 40))
 }
+
+// TestRenderNoDaemon: before any sample (no daemon answers), the title
+// says so instead of showing a made-up 00:00:00 UTC, and the error shows.
+func TestRenderNoDaemon(t *testing.T) {
+	v := Compute("http://127.0.0.1:1/metrics", Sample{}, Sample{})
+	v.Err = "scraping http://127.0.0.1:1/metrics: connection refused"
+	got := Render(v, NewStyles(false), 100, 10)
+	if strings.Contains(got, "00:00:00") {
+		t.Errorf("a time shown before any sample:\n%s", got)
+	}
+	for _, want := range []string{"cnbridged top  http://127.0.0.1:1/metrics  no sample yet", "error: scraping", "trying again every interval"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("frame lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestLostWhileListeningOnly: top's LOST is loss while listening; the
+// restart gap (when="not_listening") is not counted.
+func TestLostWhileListeningOnly(t *testing.T) {
+	const prom = `# TYPE cnbridged_messages_lost_total counter
+cnbridged_messages_lost_total{idx="1",val="1",when="listening"} 3
+cnbridged_messages_lost_total{idx="1",val="1",when="not_listening"} 493167
+`
+	s, err := ParseMetrics(strings.NewReader(prom), "web1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Lost["web1"]; got != 3 {
+		t.Errorf("lost got %v, want 3", got)
+	}
+}

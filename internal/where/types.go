@@ -35,6 +35,7 @@ const (
 // value is, and its CEL type.
 type member struct {
 	name  string
+	pos   int  // index in its object's members
 	index int  // Go field index in the struct
 	opt   bool // a fields.Opt: present when Set
 	kind  kind
@@ -91,7 +92,7 @@ func (m *model) object(t reflect.Type) (*object, error) {
 		if !f.IsExported() || name == "" || name == "-" {
 			continue
 		}
-		mem := &member{name: name, index: i}
+		mem := &member{name: name, index: i, pos: len(o.members)}
 		ft := f.Type
 		if isOpt(ft) {
 			mem.opt = true

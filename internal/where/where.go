@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common"
@@ -123,6 +124,7 @@ type Expr struct {
 
 	prg  cel.Program
 	root *object
+	acts *sync.Pool // of *activation
 }
 
 // Error is a compile problem, at a position in the expression.
@@ -172,7 +174,7 @@ func (e *Env) Compile(src string) (*Expr, error) {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	return &Expr{Source: src, Paths: paths, Cost: est.Max, prg: prg, root: e.m.root}, nil
+	return &Expr{Source: src, Paths: paths, Cost: est.Max, prg: prg, root: e.m.root, acts: &sync.Pool{}}, nil
 }
 
 func issues(errs []*common.Error) error {
@@ -195,7 +197,15 @@ func issues(errs []*common.Error) error {
 // member that r does not carry, an index out of range, the cost limit)
 // selects nothing.
 func (x *Expr) Eval(r *fields.Record) (bool, error) {
-	out, _, err := x.prg.Eval(&activation{r: r, root: x.root})
+	a, _ := x.acts.Get().(*activation)
+	if a == nil {
+		a = &activation{root: x.root, objs: make([]value, len(x.root.members)+1)}
+	}
+	a.r = r
+	out, _, err := x.prg.Eval(a)
+	a.r = nil
+	clear(a.objs) // no pointer into r stays in the pool
+	x.acts.Put(a)
 	if err != nil {
 		return false, err
 	}
@@ -217,15 +227,21 @@ func (x *Expr) Reads(path string) bool {
 	return false
 }
 
-// activation resolves the variables to the record's members.
+// activation resolves the variables to the record's members. Its object
+// values live in objs (one slot per member of the record, and the record
+// last), so that reading an object allocates nothing; an activation is
+// reused (pooled) once an evaluation is over.
 type activation struct {
 	r    *fields.Record
 	root *object
+	objs []value
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
 	if name == RecordVar {
-		return &value{o: a.root, p: a.r}, true
+		v := &a.objs[len(a.objs)-1]
+		*v = value{o: a.root, p: a.r}
+		return v, true
 	}
 	mem := a.root.byName[name]
 	if mem == nil {
@@ -233,10 +249,16 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	f, ok := mem.field(a.r)
 	switch {
+	case ok && mem.kind == kObject:
+		v := &a.objs[mem.pos]
+		*v = value{o: mem.obj, p: f.Addr().Interface()}
+		return v, true
 	case ok, mem.kind == kObjects || mem.kind == kStrings && !mem.opt:
 		return mem.value(f), true
 	case mem.kind == kObject:
-		return &value{o: mem.obj, p: mem.obj.zero}, true
+		v := &a.objs[mem.pos]
+		*v = value{o: mem.obj, p: mem.obj.zero}
+		return v, true
 	}
 	// Found, as an error: not found would let the interpreter read the
 	// name as a type's (type is also CEL's type of types).
@@ -248,27 +270,47 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // estimator gives the sizes of the record's strings and lists.
 type estimator struct{}
 
-func (estimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
-	return nil
-}
-
-func (estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
-	path := n.Path()
-	if len(path) == 0 {
+// EstimateCallCost sizes what an optional holds (orValue, value), which
+// CEL's own estimate leaves unknown.
+func (e estimator) EstimateCallCost(fn, _ string, target *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
+	if (fn != "orValue" && fn != "value") || target == nil {
 		return nil
 	}
-	t := n.Type()
+	t := (*target).Type()
+	if t.Kind() != types.OpaqueKind || len(t.Parameters()) != 1 {
+		return nil
+	}
+	size := e.sizeOf(t.Parameters()[0], "")
+	if size == nil {
+		return nil
+	}
+	return cost.NewCallEstimate(cost.FixedCostEstimate(1), size)
+}
+
+func (e estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	last := ""
+	if len(path) > 0 {
+		last = path[len(path)-1]
+	}
+	return e.sizeOf(n.Type(), last)
+}
+
+// sizeOf bounds a value of type t, the member last when it is known.
+func (estimator) sizeOf(t *types.Type, last string) *cost.SizeEstimate {
 	switch {
 	case t.IsExactType(types.StringType):
 		return &cost.SizeEstimate{Min: 0, Max: MaxString}
 	case t.Kind() == types.ListKind:
-		switch path[len(path)-1] {
-		case "cmdline":
-			return &cost.SizeEstimate{Min: 0, Max: MaxArgs}
+		switch last {
 		case "ancestors":
 			return &cost.SizeEstimate{Min: 0, Max: MaxAncestors}
+		case "missing", "execs":
+			return &cost.SizeEstimate{Min: 0, Max: maxList}
 		}
-		return &cost.SizeEstimate{Min: 0, Max: maxList}
+		// cmdline, and lists the estimate cannot name (an optional's
+		// value): the longest.
+		return &cost.SizeEstimate{Min: 0, Max: MaxArgs}
 	case t.Kind() == types.MapKind:
 		return &cost.SizeEstimate{Min: 0, Max: maxList}
 	}

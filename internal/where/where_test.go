@@ -3,6 +3,7 @@ package where_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -27,6 +28,12 @@ const containerExec = `{"time":"t","host":"node-3","idx":1,"val":1,"proc":{"even
 // plainFork is a fork of a route without enrichment.
 const plainFork = `{"time":"t","host":"h","idx":1,"val":1,"seq":1,"ack":0,"flags":0,"len":40,"sender":0,` +
 	`"proc":{"event":"fork","cpu":0,"timestamp_ns":9,"parent_pid":1,"parent_tgid":1,"child_pid":2,"child_tgid":2}}`
+
+const suppressedLine = `{"time":"t","host":"ci-7","type":"suppressed","route":1,"key":{"process.exe":"/usr/bin/cc","process.uid":"1000"},"count":1234,"from":"a","to":"b"}`
+
+const lifeLine = `{"time":"t","host":"h","type":"life","process":{"entity_id":"e","pid":7,"exe":"/usr/bin/sleep","cmdline":["sleep","0.2"]},` +
+	`"life":{"start":"s","end":"e","duration_ns":200000789,"forked":true,"execs":[{"time":"t1","exe":"/usr/bin/sh","cmdline":["sh","-c","exec sleep 0.2"]},` +
+	`{"time":"t2","exe":"/usr/bin/sleep","cmdline":["sleep","0.2"]}],"events":4,"exit_code":0,"exit_status":0}}`
 
 const lossLine = `{"time":"t","host":"h","type":"loss","idx":1,"val":1,"cpu":0,"sender":0,"from_seq":5,"to_seq":9,"lost":5}`
 
@@ -76,6 +83,19 @@ func TestEval(t *testing.T) {
 		{"string functions of the strings extension", `process.exe.lastIndexOf("/") == 8 && host.upperAscii() == "WEB-1"`, execLine, true, ""},
 		{"regular expressions", `process.cmdline.exists(a, a.matches("^https://"))`, execLine, true, ""},
 		{"or absorbs an error", `process.container_id == "x" || true`, execLine, true, ""},
+		{"a suppression record's key", `type == "suppressed" && key["process.exe"] == "/usr/bin/cc" && count > 1000 && !has(record.overflow)`, suppressedLine, true, ""},
+		{"a life's images", `life.execs.size() == 2 && life.execs[0].exe == "/usr/bin/sh" && life.exit_status == 0 && life.duration_ns > 100000000`, lifeLine, true, ""},
+		{"a life that ended is not open", `!has(life.end) && life.?open.orValue(false) == false`, lifeLine, false, ""},
+		// README's five routes.
+		{"README: containers only, no", `has(process.container_id)`, execLine, false, ""},
+		{"README: drop a CI's compilers, cc", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, containerExec, false, ""},
+		{"README: drop a CI's compilers, curl", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, execLine, true, ""},
+		{"README: drop a CI's compilers, no process", `!process.?exe.orValue("").matches("/(cc|cc1|cc1plus|collect2|as|ld|gcc|g\\+\\+|clang|rustc)$")`, plainFork, true, ""},
+		{"README: only root", `process.uid == 0 || process.euid == 0`, execLine, true, ""},
+		{"README: only root, ci", `process.uid == 0 || process.euid == 0`, containerExec, false, "no such key: euid"},
+		{"README: children of sshd", `parent.?exe.orValue("") == "/usr/sbin/sshd" || ancestors.exists(a, a.exe == "/usr/sbin/sshd")`, execLine, true, ""},
+		{"README: children of sshd, no", `parent.?exe.orValue("") == "/usr/sbin/sshd" || ancestors.exists(a, a.exe == "/usr/sbin/sshd")`, containerExec, false, ""},
+		{"README: one pod", `process.?pod_uid.orValue("") == "pod-7"`, containerExec, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,4 +236,33 @@ func TestFieldsCoverModel(t *testing.T) {
 			t.Errorf("Fields: %s is %q, want %q", path, got[path], typ)
 		}
 	}
+}
+
+// TestConcurrentEval: one compiled expression evaluated from many
+// goroutines over different records gives each record's answer (Eval
+// reuses its activations).
+func TestConcurrentEval(t *testing.T) {
+	x, err := where.Compile(`process.exe.endsWith("/curl") && record.host == "web-1" && proc.pid == 4711`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := parse(t, execLine), parse(t, containerExec)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				r, want := yes, true
+				if (g+i)%2 == 1 {
+					r, want = no, false
+				}
+				if got, err := x.Eval(r); got != want || err != nil {
+					t.Errorf("Eval = %v, %v; want %v", got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
