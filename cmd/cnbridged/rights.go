@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,18 +47,24 @@ func checkJoinRights(c *checker, cfg *config.Config, r listener.JoinRights, rmem
 	}
 }
 
-// logJoinRights is run's start-up line saying which case holds here:
-// whether the process holds CAP_NET_ADMIN and whether this kernel lets
-// sockets without it join. When neither holds, the subscription will fail
-// with EPERM: the warning says why and what to do first.
+// joinRefusal is the error run stops with before starting anything when
+// this process cannot join the connector's groups: the kernel refuses
+// sockets without CAP_NET_ADMIN, and the process lacks it. Nil otherwise
+// (also when the kernel's answer is unknown: the join decides).
+func joinRefusal(r listener.JoinRights) error {
+	if r.Unprivileged != listener.JoinRefused || r.CapNetAdmin {
+		return nil
+	}
+	return errors.New("cannot join the connector's groups: " + kernelJoin(r) + ", and this process lacks it; " + grantNetAdmin)
+}
+
+// logJoinRights is run's line saying which case holds here, once the
+// daemon runs: whether the process holds CAP_NET_ADMIN and whether this
+// kernel lets sockets without it join.
 func logJoinRights(log *zap.Logger, r listener.JoinRights) {
 	fields := []zap.Field{zap.Bool("cap_net_admin", r.CapNetAdmin), zap.Stringer("unprivileged_join", r.Unprivileged)}
 	if r.Err != nil {
 		fields = append(fields, zap.NamedError("probe_error", r.Err))
-	}
-	if r.Unprivileged == listener.JoinRefused && !r.CapNetAdmin {
-		log.Warn("cannot join the connector's groups: "+kernelJoin(r)+" and this process lacks it; "+grantNetAdmin, fields...)
-		return
 	}
 	log.Info("connector join rights", fields...)
 }
