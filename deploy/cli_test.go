@@ -15,10 +15,11 @@ import (
 // generate runs the built daemon with args and returns its stdout.
 func generate(t *testing.T, args ...string) []byte {
 	t.Helper()
+	bin := buildStatic(t) // before the deadline: the first call builds
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, buildStatic(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
