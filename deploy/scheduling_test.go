@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,8 +12,9 @@ import (
 )
 
 // TestUnitGrantsReaderPriority: the packaged config asks for a realtime
-// reader thread (listener.reader_priority), and the unit lets the dynamic
-// user, which has no capability, take it: RLIMIT_RTPRIO at least that
+// reader thread (listener.reader_priority), used while a route enriches,
+// and the unit with its enrich drop-in (deploy/systemd/enrich.conf) lets
+// the dynamic user take it: RLIMIT_RTPRIO at least that
 // priority (an unprivileged thread may raise itself to SCHED_FIFO up to
 // it), no RestrictRealtime=, and sched_setattr back in the system call
 // filter after the @resources denial. Without any of them the daemon
@@ -26,15 +28,21 @@ func TestUnitGrantsReaderPriority(t *testing.T) {
 	if prio == 0 {
 		t.Skip("the packaged config asks for no realtime reader")
 	}
-	entries := parseUnit(t, readUnit(t))
+	dropIn, err := os.ReadFile("systemd/enrich.conf")
+	if err != nil {
+		t.Fatalf("read the enrich drop-in: %v", err)
+	}
+	entries := append(parseUnit(t, readUnit(t)), parseUnit(t, dropIn)...)
+	// A drop-in's value replaces the unit's for these keys.
+	if v := serviceValues(entries, "ProtectProc"); len(v) == 0 || v[len(v)-1] != "default" {
+		t.Errorf("ProtectProc=%q after the drop-in, want default last: the enricher reads every process", v)
+	}
 	limit := serviceValues(entries, "LimitRTPRIO")
 	if n, err := strconv.Atoi(strings.TrimSpace(strings.Join(limit, ""))); len(limit) != 1 || err != nil || n < prio {
 		t.Errorf("LimitRTPRIO=%q, want one value of at least listener.reader_priority (%d)", limit, prio)
 	}
-	for _, v := range serviceValues(entries, "RestrictRealtime") {
-		if !isFalse(v) {
-			t.Errorf("RestrictRealtime=%s refuses the reader's SCHED_FIFO", v)
-		}
+	if v := serviceValues(entries, "RestrictRealtime"); len(v) > 0 && !isFalse(v[len(v)-1]) {
+		t.Errorf("RestrictRealtime=%s last refuses the reader's SCHED_FIFO", v[len(v)-1])
 	}
 	filters := serviceValues(entries, "SystemCallFilter")
 	denied := slices.IndexFunc(filters, func(f string) bool {

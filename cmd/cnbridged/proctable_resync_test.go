@@ -34,6 +34,9 @@ const stormProcesses = 100000
 // with /proc: every live process known with its start, no entry for a
 // process or thread that has gone (read through /debug/proctable).
 func TestProcessStormResync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a storm of 100 000 processes: the full run (go test without -short) has it")
+	}
 	needRoot(t)
 	// The table's bound: above the processes and threads this machine
 	// runs (a few hundred), below the horde's.
