@@ -4,7 +4,7 @@
 GO ?= go
 BENCH_OUT ?= bench-results/cnbench.json
 
-.PHONY: build test bench bench-go bench-harness package
+.PHONY: build test bench bench-go bench-harness bench-coverage package
 
 # build stamps the version and commit (cnbridged --version, cnbridged_build_info).
 GIT_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -32,3 +32,12 @@ bench-go:
 bench-harness:
 	$(GO) build -o bin/cnbench ./cmd/cnbench
 	./bin/cnbench --out $(BENCH_OUT)
+
+# bench-coverage: how many of 400 short-lived execs the daemon names, beside
+# forkstat, quiet and with two busy loops, against the build of
+# COVERAGE_BASELINE (docs/performance.md, "Naming short-lived execs").
+COVERAGE_BASELINE ?= fa67ba7
+COVERAGE_ROUNDS ?= 5
+bench-coverage:
+	$(GO) build -o bin/cnbench ./cmd/cnbench
+	./bin/cnbench --only coverage --coverage-rounds $(COVERAGE_ROUNDS) --baseline-ref $(COVERAGE_BASELINE) --out bench-results/coverage.json

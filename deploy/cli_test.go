@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +15,11 @@ import (
 // generate runs the built daemon with args and returns its stdout.
 func generate(t *testing.T, args ...string) []byte {
 	t.Helper()
+	bin := buildStatic(t) // before the deadline: the first call builds
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, buildStatic(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -27,7 +29,8 @@ func generate(t *testing.T, args ...string) []byte {
 }
 
 // TestCompletionBash: the bash script parses, registers a completion for
-// cnbridged when sourced, and completes a subcommand by asking the binary.
+// cnbridged when sourced, and completes a subcommand and the values of
+// --format, --event and --log-level by asking the binary.
 func TestCompletionBash(t *testing.T) {
 	needTools(t, "bash")
 	script := filepath.Join(t.TempDir(), "cnbridged.bash")
@@ -44,25 +47,46 @@ func TestCompletionBash(t *testing.T) {
 	if !exists(loader) {
 		t.Skipf("%s missing (apt-get install bash-completion)", loader)
 	}
+	// $2 is the command line being completed, the cursor at its end.
 	probe := `. ` + loader + `
 . "$1" || exit 1
 complete -p cnbridged || exit 1
-COMP_WORDS=(cnbridged vali); COMP_CWORD=1; COMP_LINE="cnbridged vali"; COMP_POINT=${#COMP_LINE}
-__start_cnbridged cnbridged vali cnbridged
+COMP_LINE=$2; COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<<"$COMP_LINE"
+[[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+__start_cnbridged cnbridged "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 printf 'reply:%s\n' "${COMPREPLY[@]}"`
-	cmd := exec.CommandContext(t.Context(), "bash", "-c", probe, "probe", script)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(buildStatic(t))+":"+os.Getenv("PATH"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("sourcing the bash completion: %v\n%s%s", err, out, stderr.Bytes())
-	}
-	if !bytes.Contains(out, []byte("complete ")) || !bytes.Contains(out, []byte(" cnbridged\n")) {
-		t.Errorf("complete -p cnbridged printed %q, want a completion for cnbridged", out)
-	}
-	if !bytes.Contains(out, []byte("reply:validate")) {
-		t.Errorf("completing \"cnbridged vali\" gave %q, want validate", out)
+	for _, tt := range []struct {
+		line string
+		want []string
+	}{
+		{"cnbridged vali", []string{"validate"}},
+		{"cnbridged run --format ", []string{"json", "text"}},
+		{"cnbridged --format ", []string{"json", "text"}},
+		{"cnbridged tap --event ", []string{"fork", "exec", "exit", "uid", "gid", "sid", "comm", "ptrace", "coredump", "msg"}},
+		{"cnbridged check --log-level ", []string{"debug", "info", "warn", "error"}},
+	} {
+		cmd := exec.CommandContext(t.Context(), "bash", "-c", probe, "probe", script, tt.line)
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(buildStatic(t))+":"+os.Getenv("PATH"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sourcing the bash completion: %v\n%s%s", err, out, stderr.Bytes())
+		}
+		if !bytes.Contains(out, []byte("complete ")) || !bytes.Contains(out, []byte(" cnbridged\n")) {
+			t.Errorf("complete -p cnbridged printed %q, want a completion for cnbridged", out)
+		}
+		var got []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if r, ok := strings.CutPrefix(l, "reply:"); ok {
+				got = append(got, strings.TrimSpace(r))
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("completing %q gave %q, want %q", tt.line, got, tt.want)
+		}
 	}
 }
 

@@ -105,6 +105,9 @@ func TestRunningDaemonMetrics(t *testing.T) {
 		for _, r := range []string{"table", "read", "gone", "error", "backlog", "skipped"} {
 			want["cnbridged_enrich_total"] = append(want["cnbridged_enrich_total"], map[string]string{"result": r})
 		}
+		for _, r := range []string{"received", "partial", "late", "gone", "error"} {
+			want["cnbridged_enrich_capture_total"] = append(want["cnbridged_enrich_capture_total"], map[string]string{"result": r})
+		}
 		for _, r := range []string{"replied", "timeout", "too_large", "rate_limited", "id_not_allowed", "busy"} {
 			want["cnbridged_requests_total"] = append(want["cnbridged_requests_total"], map[string]string{"subject": "deploytest.request.1.1", "result": r})
 		}

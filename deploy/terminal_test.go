@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -45,7 +46,11 @@ func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, a
 	if exists("/etc/cnbridged/cnbridged.yaml") {
 		t.Skip("/etc/cnbridged/cnbridged.yaml exists: the daemon would read it instead of its built-in default")
 	}
-	args = append([]string{"--no-watch", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", natstest.FreePort(t))}, args...)
+	// The state file and the tap socket in a temp dir: the built-in
+	// defaults (/var/lib/cnbridged, /run/cnbridged) are the host's.
+	dir := t.TempDir()
+	args = append([]string{"--no-watch", "--set", fmt.Sprintf("metrics.listen=127.0.0.1:%d", natstest.FreePort(t)),
+		"--set", "state_dir=" + filepath.Join(dir, "state"), "--set", "tap.socket=" + filepath.Join(dir, "tap.sock")}, args...)
 	cmd := exec.Command(buildStatic(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var logs, out syncBuffer
@@ -145,6 +150,9 @@ func jsonExec(out string) bool { return strings.Contains(out, `"event":"exec"`) 
 // a terminal; NO_COLOR turns the colours off; --format json and a pipe get
 // JSON lines.
 func TestTerminalDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the daemon four times, under a pty and a pipe: the full run (go test without -short) has it")
+	}
 	needRoot(t)
 
 	t.Run("terminal: text, enriched, coloured", func(t *testing.T) {

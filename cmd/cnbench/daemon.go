@@ -74,6 +74,13 @@ func (h *harness) startDaemon(name, cfg string, stdout io.Writer, extra ...strin
 		d.cmd.Stdout = stdout
 	}
 	d.cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+	if h.noStateDir {
+		// A build that may not know the key: the environment names it
+		// without failing it (an unknown variable is ignored). Without
+		// it the daemon would take the host's restart trace and report
+		// the time since another daemon stopped as loss.
+		d.cmd.Env = append(d.cmd.Env, "CNBRIDGED_STATE_DIR="+filepath.Join(h.tmp, name+"-state"))
+	}
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err

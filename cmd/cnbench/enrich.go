@@ -20,13 +20,22 @@ var enrichResults = []string{"table", "read", "ok", "cached", "gone", "error", "
 
 // enrich runs the storm under a daemon with one enriching route (file
 // sink), for the baseline binary (if any) and this tree's, in turn.
-func (h *harness) enrich(dur time.Duration, workers int, baseline string) *enrichReport {
+func (h *harness) enrich(dur time.Duration, workers int, daemons []coverageDaemon) *enrichReport {
 	rep := &enrichReport{Workers: workers, Seconds: dur.Seconds()}
-	bins := []struct{ name, bin string }{}
-	if baseline != "" {
-		bins = append(bins, struct{ name, bin string }{"baseline (" + filepath.Base(baseline) + ")", baseline})
+	bins := []struct {
+		name, bin string
+		sets      []string
+	}{}
+	for _, d := range daemons {
+		name := d.name
+		if d.bin != h.bin {
+			name += " (" + filepath.Base(d.bin) + ")"
+		}
+		bins = append(bins, struct {
+			name, bin string
+			sets      []string
+		}{name, d.bin, d.sets})
 	}
-	bins = append(bins, struct{ name, bin string }{"this tree", h.bin})
 	for i, b := range bins {
 		side := stormSide{Name: "enrich: " + b.name, LostHow: "cnbridged_messages_lost_total{idx=1,val=1}"}
 		path := filepath.Join(h.tmp, fmt.Sprintf("enrich-%d.jsonl", i))
@@ -37,10 +46,10 @@ sinks:
 routes:
   - {match: "1.1", enrich: true, sinks: [out]}
 `, 32<<20, path)
-		saved := h.bin
-		h.bin, h.noStateDir = b.bin, b.bin != saved
+		saved, savedSets := h.bin, h.sets
+		h.bin, h.noStateDir, h.sets = b.bin, b.bin != saved, append(append([]string(nil), h.sets...), b.sets...)
 		d, err := h.startDaemon(fmt.Sprintf("enrich-%d", i), cfg, nil)
-		h.bin, h.noStateDir = saved, false
+		h.bin, h.noStateDir, h.sets = saved, false, savedSets
 		if err != nil {
 			side.Skipped = err.Error()
 			rep.Sides = append(rep.Sides, side)
@@ -49,6 +58,7 @@ routes:
 		m0 := d.metrics()
 		c0 := countsOf(m0, "1", "1")
 		cpu0 := cpuSeconds(d.pid)
+		rcpu0, reader := readerCPUSeconds(d.pid)
 		s, err := h.runStorm(dur, workers)
 		// Let the enricher finish what it holds.
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
@@ -60,6 +70,7 @@ routes:
 		m1 := d.metrics()
 		c := countsOf(m1, "1", "1").sub(c0)
 		cpu := cpuSeconds(d.pid) - cpu0
+		rcpu, _ := readerCPUSeconds(d.pid)
 		rss := float64(statusKiB(d.pid, "VmHWM")) / 1024
 		d.stop()
 		if err != nil {
@@ -81,7 +92,23 @@ routes:
 		}
 		side.Detail = map[string]any{"enrich_results": res, "enriched_events": total,
 			"cpu_us_per_event": 1e6 * cpu / max(c.Received, 1), "threads_churned": s.Threads,
-			"sink_sent": c.SinkSent, "sink_dropped": c.SinkDropped, "peak_rss_mib": rss}
+			"sink_sent": c.SinkSent, "sink_dropped": c.SinkDropped, "peak_rss_mib": rss,
+			"socket_drops": c.SocketDrops, "socket_overruns": c.Overruns}
+		if reader {
+			// The reader's own thread (SCHED_FIFO: this tree's build), and
+			// the part of it spent reading /proc for execs.
+			side.Detail["reader_cpu_us_per_event"] = 1e6 * (rcpu - rcpu0) / max(c.Received, 1)
+		}
+		if capSecs := m1.get("cnbridged_enrich_capture_seconds_total") - m0.get("cnbridged_enrich_capture_seconds_total"); capSecs > 0 {
+			side.Detail["capture_us_per_event"] = 1e6 * capSecs / max(c.Received, 1)
+			capRes := map[string]float64{}
+			for _, r := range []string{"received", "partial", "late", "gone", "error"} {
+				if v := m1.get("cnbridged_enrich_capture_total", "result", r) - m0.get("cnbridged_enrich_capture_total", "result", r); v != 0 {
+					capRes[r] = v
+				}
+			}
+			side.Detail["capture_results"] = capRes
+		}
 		rep.Sides = append(rep.Sides, side)
 		h.logf("enrich: %s %+v", b.name, side)
 	}

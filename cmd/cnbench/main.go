@@ -4,6 +4,8 @@
 // published with a bare recvmmsg reader measured in the same run. It also
 // runs a fork/exec storm (cnbridged, the bare reader and forkstat), an
 // overload test and an idle-memory check, and writes a table and a JSON file.
+// --only coverage counts how many short-lived execs the daemon names, with
+// forkstat beside it (coverage.go).
 //
 // Run it as root from the repository root:
 //
@@ -136,6 +138,7 @@ type report struct {
 	Storm    *stormReport     `json:"storm,omitempty"`
 	Enrich   *enrichReport    `json:"enrich,omitempty"`
 	Goals    []goal           `json:"goals,omitempty"`
+	Coverage *coverageReport  `json:"coverage,omitempty"`
 	Overload []overloadReport `json:"overload,omitempty"`
 	IdleRSS  *idleReport      `json:"idle_rss,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
@@ -159,13 +162,20 @@ func cmdRun(args []string) error {
 	dur := fs.Duration("duration", 2*time.Second, "sending time per trial")
 	unpaced := fs.Int("unpaced-count", 1500000, "messages in an unpaced trial")
 	latRate := fs.Float64("latency-rate", 50000, "rate of the latency trials")
-	only := fs.String("only", "raw,file,stdout,nats,jetstream,otlp,storm,overload,idle", "parts to run (also: enrich)")
+	only := fs.String("only", "raw,file,stdout,nats,jetstream,otlp,storm,overload,idle", "parts to run (also: enrich, coverage)")
 	senderCPU := fs.Int("sender-cpu", 0, "CPU for the sender (-1: not pinned)")
 	daemonCPU := fs.Int("daemon-cpu", 1, "CPU for cnbridged and the bare reader (-1: not pinned)")
 	stormDur := fs.Duration("storm-duration", 5*time.Second, "fork/exec storm length per reader")
 	stormWorkers := fs.Int("storm-workers", 4, "fork/exec loops in the storm")
 	overDur := fs.Duration("overload-duration", 30*time.Second, "overload test length per case")
-	baseline := fs.String("baseline-bin", "", "enrich part: also run this cnbridged binary (e.g. built from an older commit) under the same storm")
+	baseline := fs.String("baseline-bin", "", "enrich and coverage parts: also run this cnbridged binary (e.g. built from an older commit) in the same run")
+	baselineRef := fs.String("baseline-ref", "", "like --baseline-bin, built from this git commit of the repository")
+	covExecs := fs.Int("coverage-execs", 400, "coverage part: /bin/true execs per run")
+	covRounds := fs.Int("coverage-rounds", 3, "coverage part: rounds (each: every daemon, quiet and loaded)")
+	covLoads := fs.String("coverage-loads", "quiet,loaded", "coverage part: loads (quiet; loaded: two busy loops)")
+	var variants, variantSets multiFlag
+	fs.Var(&variants, "variant", "enrich and coverage parts: also run NAME=BINARY (repeatable; BINARY . is this tree's build)")
+	fs.Var(&variantSets, "variant-set", "enrich and coverage parts: NAME=key=value, a --set for daemon NAME only (repeatable; NAME this-tree for this tree's)")
 	pipeRate := fs.Float64("slow-sink-rate", 5000, "lines/s the overload test's slow (pipe) sink drains")
 	var sets multiFlag
 	fs.Var(&sets, "set", "extra --set key=value for every daemon (repeatable)")
@@ -244,69 +254,85 @@ func cmdRun(args []string) error {
 	}
 	ctx := context.Background()
 
-	// The bare reader, the file sink and core NATS run interleaved, rate by
-	// rate (their ratios are the goals); stdout and JetStream after.
-	sides := []side{{name: "bare recvmmsg reader", trial: h.rawTrial}}
-	var filePath string
-	if parts["file"] {
-		var fs side
-		fs, filePath = h.fileSide()
-		sides = append(sides, fs)
+	if *baselineRef != "" {
+		if *baseline, err = h.buildRef(*baselineRef); err != nil {
+			return err
+		}
 	}
-	var rig *natsRig
-	var coreStats *lineStats
-	if parts["nats"] || parts["jetstream"] {
-		var err error
-		if rig, err = startNATS(h.tmp); err != nil {
-			h.logf("nats: %v", err)
-		} else {
-			defer rig.close()
-			var unsub func()
-			if coreStats, unsub, err = rig.subscribe("cnbench.>"); err != nil {
+	// Every ratio needs the bare reader: it runs when any part does.
+	if parts["raw"] || parts["file"] || parts["stdout"] || parts["nats"] || parts["jetstream"] || parts["otlp"] {
+		// The bare reader, the file sink and core NATS run interleaved, rate by
+		// rate (their ratios are the goals); stdout and JetStream after.
+		sides := []side{{name: "bare recvmmsg reader", trial: h.rawTrial}}
+		var filePath string
+		if parts["file"] {
+			var fs side
+			fs, filePath = h.fileSide()
+			sides = append(sides, fs)
+		}
+		var rig *natsRig
+		var coreStats *lineStats
+		if parts["nats"] || parts["jetstream"] {
+			var err error
+			if rig, err = startNATS(h.tmp); err != nil {
 				h.logf("nats: %v", err)
-			} else if parts["nats"] {
-				defer unsub()
-				sides = append(sides, h.coreSide(rig, coreStats))
 			} else {
-				defer unsub()
+				defer rig.close()
+				var unsub func()
+				if coreStats, unsub, err = rig.subscribe("cnbench.>"); err != nil {
+					h.logf("nats: %v", err)
+				} else if parts["nats"] {
+					defer unsub()
+					sides = append(sides, h.coreSide(rig, coreStats))
+				} else {
+					defer unsub()
+				}
 			}
 		}
-	}
-	rows := h.interleave(sides)
-	raw := rows[0]
-	raw.Latency = h.rawLatency()
-	raw.LatencyNote = "send → recvmmsg return in the reader"
-	rep.Rows = append(rep.Rows, rows...)
-	for _, r := range rows[1:] {
-		switch r.Name {
-		case "file sink":
-			h.fileLatency(r, filePath)
-		case "nats core":
-			h.coreLatency(r, rig, coreStats)
+		rows := h.interleave(sides)
+		raw := rows[0]
+		raw.Latency = h.rawLatency()
+		raw.LatencyNote = "send → recvmmsg return in the reader"
+		rep.Rows = append(rep.Rows, rows...)
+		for _, r := range rows[1:] {
+			switch r.Name {
+			case "file sink":
+				h.fileLatency(r, filePath)
+			case "nats core":
+				h.coreLatency(r, rig, coreStats)
+			}
 		}
+		if parts["stdout"] {
+			rep.Rows = append(rep.Rows, h.stdoutRow())
+		}
+		if rig != nil && parts["jetstream"] {
+			rep.NATS = map[string]any{}
+			h.rawNATSInfo(rig, rep.NATS)
+			rep.Rows = append(rep.Rows, h.jetStreamRows(rig, rep.NATS)...)
+		}
+		if parts["otlp"] {
+			r, info := h.otlpRow()
+			rep.Rows = append(rep.Rows, r)
+			rep.OTLP = info
+		}
+		for _, r := range rep.Rows[min(1, len(rep.Rows)):] {
+			r.ratios(raw)
+		}
+		rep.Goals = goals(rep.Rows)
 	}
-	if parts["stdout"] {
-		rep.Rows = append(rep.Rows, h.stdoutRow())
-	}
-	if rig != nil && parts["jetstream"] {
-		rep.NATS = map[string]any{}
-		h.rawNATSInfo(rig, rep.NATS)
-		rep.Rows = append(rep.Rows, h.jetStreamRows(rig, rep.NATS)...)
-	}
-	if parts["otlp"] {
-		r, info := h.otlpRow()
-		rep.Rows = append(rep.Rows, r)
-		rep.OTLP = info
-	}
-	for _, r := range rep.Rows[1:] {
-		r.ratios(raw)
-	}
-	rep.Goals = goals(rep.Rows)
 	if parts["storm"] {
 		rep.Storm = h.storm(ctx, *stormDur, *stormWorkers)
 	}
+	daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets)
+	if err != nil {
+		return err
+	}
 	if parts["enrich"] {
-		rep.Enrich = h.enrich(*stormDur, *stormWorkers, *baseline)
+		// The baseline first, as before --variant.
+		rep.Enrich = h.enrich(*stormDur, *stormWorkers, append(daemons[1:], daemons[0]))
+	}
+	if parts["coverage"] {
+		rep.Coverage = h.coverage(*covExecs, *covRounds, strings.Split(*covLoads, ","), daemons)
 	}
 	if parts["overload"] {
 		rep.Overload = h.overload(rep.Rows, *overDur, *pipeRate)

@@ -484,6 +484,9 @@ func printReport(w io.Writer, rep *report) {
 	if rep.Enrich != nil {
 		printEnrich(w, rep.Enrich)
 	}
+	if rep.Coverage != nil {
+		printCoverage(w, rep.Coverage)
+	}
 	if len(rep.Overload) > 0 {
 		fmt.Fprintf(w, "\noverload (queue_size 65536, queue_max_bytes 64 MiB):\n")
 		for _, o := range rep.Overload {

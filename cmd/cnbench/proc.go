@@ -38,6 +38,35 @@ func cpuSeconds(pid int) float64 {
 	return float64(ut+st) / clkTck
 }
 
+// readerCPUSeconds returns utime+stime of pid's thread that runs at
+// SCHED_FIFO, the daemon's reader (listener.reader_priority), and whether
+// there is one.
+func readerCPUSeconds(pid int) (float64, bool) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		const policy, utime, stime = 41 - 3, 14 - 3, 15 - 3 // fields after the command name start at 3
+		if len(f) <= policy || f[policy] != "1" {           // SCHED_FIFO
+			continue
+		}
+		ut, _ := strconv.ParseUint(f[utime], 10, 64)
+		st, _ := strconv.ParseUint(f[stime], 10, 64)
+		return float64(ut+st) / clkTck, true
+	}
+	return 0, false
+}
+
 // statusKiB returns a "Vm…:  N kB" field of /proc/<pid>/status.
 func statusKiB(pid int, key string) uint64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

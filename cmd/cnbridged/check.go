@@ -82,18 +82,7 @@ func cmdCheck(cf configFlags, stdout io.Writer) int {
 	}
 	ns := checkNamespaces(c)
 	checkConnector(c, ns)
-	capOK := hasCapNetAdmin()
-	rmemMax := readInt("/proc/sys/net/core/rmem_max")
-	switch {
-	case capOK:
-		c.ok("CAP_NET_ADMIN", "held: receive buffer above net.core.rmem_max, emit and connector requests work")
-	case cfg != nil && len(cfg.Requests) > 0:
-		c.fail("CAP_NET_ADMIN", "not held: connector requests send to the connector, which needs it",
-			"grant CAP_NET_ADMIN (AmbientCapabilities=CAP_NET_ADMIN, or securityContext capabilities add NET_ADMIN)")
-	default:
-		c.warn("CAP_NET_ADMIN", fmt.Sprintf("not held: subscribing works, but the receive buffer is capped at net.core.rmem_max (%d) and emit cannot send", rmemMax),
-			"grant CAP_NET_ADMIN for a larger receive buffer, or raise net.core.rmem_max")
-	}
+	checkJoinRights(c, cfg, listener.ProbeJoin(), readInt("/proc/sys/net/core/rmem_max"))
 	if cfg != nil {
 		checkSocket(c, cfg, ns)
 		checkSinks(c, cfg)

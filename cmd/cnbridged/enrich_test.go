@@ -200,7 +200,20 @@ func TestReloadProcFilter(t *testing.T) {
 	acks := p.metric("cnbridged_proc_events_received_total", map[string]string{"event": "none"})
 	before := exits()
 	exec.Command("/bin/true").Run()
-	time.Sleep(200 * time.Millisecond)
+	// Its exit, had the kernel sent one, was queued on the socket before
+	// the parent saw it end, so before a second child's exec: once that
+	// exec is in the file, the first exit would have been counted.
+	marker := exec.Command("/bin/true")
+	marker.Run()
+	mpid := float64(marker.Process.Pid)
+	waitFor(t, 10*time.Second, "the marker child's exec", func() bool {
+		for _, l := range readLines(t, filepath.Join(p.dir, "out/events.jsonl")) {
+			if l.Proc != nil && l.Proc["event"] == "exec" && l.Proc["pid"] == mpid {
+				return true
+			}
+		}
+		return false
+	})
 	if got := exits() - before; got != 0 {
 		t.Fatalf("exit events with proc_events [exec]: %v", got)
 	}

@@ -21,9 +21,7 @@ func TestExecGoneBeforeRead(t *testing.T) {
     enrich: true
     sinks: [out]`, ""))
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	begin := monoNs(t)
 	cmd := exec.Command("/bin/true", "gone-before-read")
 	err := cmd.Run()

@@ -11,18 +11,19 @@ import (
 
 // TestExecReadersBurst: with process_table.exec_readers: 2, a burst of 40
 // execs (made while the daemon is stopped, so that it receives them
-// together) is read by two goroutines, and every exec line describes its
-// own process: its pid's sleep with its own arguments.
+// together) that the reader does not read as it receives them
+// (capture_budget: 0s) is read late by two goroutines, and every exec line
+// describes its own process: its pid's sleep with its own arguments,
+// marked late.
 func TestExecReadersBurst(t *testing.T) {
 	needRoot(t)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec]
     enrich: true
     sinks: [out]`, `process_table:
-  exec_readers: 2`))
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+  exec_readers: 2
+  capture_budget: 0s`))
+	p.pause()
 	const n = 40
 	want := map[int]string{}
 	for i := range n {
@@ -56,6 +57,9 @@ func TestExecReadersBurst(t *testing.T) {
 		l := got[pid]
 		if l.Process["pid"] != float64(pid) || l.Process["exe"] != sleep || fmt.Sprint(l.Process["cmdline"]) != args {
 			t.Errorf("pid %d: got %s, want exe %s and cmdline %s", pid, l.raw, sleep, args)
+		}
+		if late := fmt.Sprint(l.Process["late"]); late != "[cmdline exe cwd cgroup comm]" {
+			t.Errorf("pid %d: late %s, want [cmdline exe cwd cgroup comm]: nothing was read at receive", pid, late)
 		}
 	}
 	if b := p.metric("cnbridged_enrich_exec_bursts_total", nil); b < 1 {

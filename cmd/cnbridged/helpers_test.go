@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -252,36 +253,105 @@ type line struct {
 }
 
 // readLines parses every line of the files matching glob, in file order
-// (rotated files first, oldest first).
+// (rotated files first, oldest first). A line the sink is still writing
+// (no newline yet) is left for the next call.
+//
+// Tests poll files that grow, many with every process event of the
+// machine, so each file's lines are parsed once: the next call parses only
+// what was appended (a file replaced or cut short is parsed again).
 func readLines(t *testing.T, paths ...string) []line {
 	t.Helper()
+	if len(paths) == 1 {
+		return parsedLines(t, paths[0])
+	}
 	var out []line
 	for _, path := range paths {
-		b, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A line the sink is still writing has no newline yet: it is
-		// read next time.
-		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-			b = b[:i]
-		} else {
-			b = nil
-		}
-		for raw := range bytes.Lines(b) {
-			raw = bytes.TrimSuffix(raw, []byte{'\n'})
-			var l line
-			if err := json.Unmarshal(raw, &l); err != nil {
-				t.Fatalf("%s: line is not JSON: %v: %q", path, err, raw)
-			}
-			l.raw = string(raw)
-			out = append(out, l)
-		}
+		out = append(out, parsedLines(t, path)...)
 	}
 	return out
+}
+
+// parsedFile is what readLines has parsed of one file.
+type parsedFile struct {
+	dev, ino uint64
+	head     string // the file's first bytes, to tell a new file on a reused inode
+	off      int64  // bytes parsed: up to the end of the last complete line
+	lines    []line
+}
+
+// parsed is readLines' cache, by path.
+var parsed = struct {
+	sync.Mutex
+	files map[string]*parsedFile
+}{files: map[string]*parsedFile{}}
+
+func parsedLines(t *testing.T, path string) []line {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	var dev, ino uint64
+	if st != nil {
+		dev, ino = uint64(st.Dev), st.Ino
+	}
+	head := make([]byte, 64)
+	n, _ := f.ReadAt(head, 0)
+	head = head[:n]
+
+	parsed.Lock()
+	defer parsed.Unlock()
+	pf := parsed.files[path]
+	if pf == nil || pf.dev != dev || pf.ino != ino || fi.Size() < pf.off || !strings.HasPrefix(string(head), pf.head) {
+		if pf == nil {
+			// Forget the file with the test that read it (its lines
+			// can be many).
+			t.Cleanup(func() {
+				parsed.Lock()
+				delete(parsed.files, path)
+				parsed.Unlock()
+			})
+		}
+		pf = &parsedFile{dev: dev, ino: ino}
+		parsed.files[path] = pf
+	}
+	if len(pf.head) < len(head) {
+		pf.head = string(head)
+	}
+	b := make([]byte, fi.Size()-pf.off)
+	n, err = f.ReadAt(b, pf.off)
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	b = b[:n]
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
+	for raw := range bytes.Lines(b) {
+		raw = bytes.TrimSuffix(raw, []byte{'\n'})
+		var l line
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatalf("%s: line is not JSON: %v: %q", path, err, raw)
+		}
+		l.raw = string(raw)
+		pf.lines = append(pf.lines, l)
+	}
+	pf.off += int64(len(b))
+	// The cache's own lines, not a copy (polls of a file of every event on
+	// the machine would copy it each time): clipped, so that a caller's
+	// append copies instead of writing into the cache. Callers only read.
+	return slices.Clip(pf.lines)
 }
 
 // waitFor polls cond until it is true or the timeout passes.

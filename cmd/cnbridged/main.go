@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -157,6 +158,7 @@ file, unless --no-watch) reloads the config; SIGUSR1 reopens file sinks.`,
 		newVersionCmd(),
 		newManCmd(root),
 	)
+	registerValueCompletions(root)
 	return root
 }
 
@@ -270,6 +272,20 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 		return err
 	}
 	defer log.Sync()
+	// Can this process join the connector's groups? Asked of the kernel
+	// now; when it cannot, that is the cause to log first, and nothing is
+	// started. Otherwise the answer is logged once the daemon runs.
+	rights := listener.ProbeJoin()
+	if err := joinRefusal(rights); err != nil {
+		log.Error("cannot start", zap.String("stage", "listener"), zap.Error(err),
+			zap.Bool("cap_net_admin", rights.CapNetAdmin), zap.Stringer("unprivileged_join", rights.Unprivileged))
+		return &exitError{code: exitRuntime, err: err, printed: true}
+	}
+	var hidepid string
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		hidepid = hidePID(mi)
+	}
+	var running sync.Once
 
 	if ctx == nil {
 		ctx = context.Background()
@@ -293,6 +309,12 @@ func cmdRun(ctx context.Context, rf runFlags) error {
 	defer signal.Stop(sigs)
 
 	notify := func(state string) {
+		if state == "READY=1" {
+			running.Do(func() {
+				logJoinRights(log, rights)
+				logProcVisibility(log, cfg, hidepid)
+			})
+		}
 		if _, err := sddaemon.SdNotify(false, state); err != nil {
 			log.Debug("sd_notify", zap.Error(err))
 		}

@@ -136,8 +136,11 @@ routes:
 	// Space returns: the full file is shipped away, and the sink is told
 	// to reopen (SIGUSR1, as logrotate's postrotate would).
 	os.Remove(filepath.Join(disk, "events.jsonl"))
+	reopens := strings.Count(p.stderr.String(), "file sinks will reopen")
 	p.cmd.Process.Signal(syscall.SIGUSR1)
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 10*time.Second, "SIGUSR1 to be handled", func() bool {
+		return strings.Count(p.stderr.String(), "file sinks will reopen") > reopens
+	})
 	before := p.metric("cnbridged_sink_messages_total", sel("sent"))
 	send(100)
 	waitFor(t, 10*time.Second, "writing to resume", func() bool {

@@ -34,6 +34,9 @@ const stormProcesses = 100000
 // with /proc: every live process known with its start, no entry for a
 // process or thread that has gone (read through /debug/proctable).
 func TestProcessStormResync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a storm of 100 000 processes: the full run (go test without -short) has it")
+	}
 	needRoot(t)
 	// The table's bound: above the processes and threads this machine
 	// runs (a few hundred), below the horde's.
@@ -108,9 +111,7 @@ routes:
 	paused := false
 	stopWindow := func() {
 		paused = true
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		p.pause()
 		if out, err := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do ( : ); i=$((i+1)); done").CombinedOutput(); err != nil {
 			t.Fatalf("burst: %v\n%s", err, out)
 		}
@@ -175,9 +176,7 @@ routes:
 		sample()
 		return p.metric("cnbridged_proctable_evictions_total", nil) > 0
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	horde.Wait() // every sleep has ended, its exit lost
 	p.cmd.Process.Signal(syscall.SIGCONT)
 	if peak > maxEntries {

@@ -81,9 +81,7 @@ func TestStopDrainsSocket(t *testing.T) {
 		`  - match: "`+ids+`"
     sinks: [out]`,
 		`  userspace_senders: ["`+ids+`"]`))
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p.pause()
 	em := newEmitter(t)
 	for i := 0; i < n; i++ {
 		em.send(groupStopDrain, cnmsg.Header{ID: id, Seq: uint32(i)}, []byte{byte(i)})

@@ -4,8 +4,6 @@ package main
 
 import "os"
 
-func hasCapNetAdmin() bool { return false }
-
 func isTerminal(*os.File) bool { return false }
 
 func terminalWidth(*os.File) int { return 0 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,14 +21,44 @@ import (
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
-// Outage test figures (issue 14): 100 000 messages at 2 000/s, the hub down
-// for 30 s of the 50 s.
-const (
-	outageMessages = 100_000
-	outageRate     = 2_000
-	outageDown     = 30 * time.Second
-	outageAfter    = 5 * time.Second // hub stops this long into publishing
-)
+// outageFigures are TestHubOutage's: how many messages, at what rate, and
+// how long the hub is down, from outageAfter into publishing.
+type outageFigures struct {
+	messages, rate int
+	after, down    time.Duration
+}
+
+// hubOutageFigures: by default 30 000 messages at 3 000/s with the hub
+// down for 5 s from 2 s in (a third of them buffered by the leaf through
+// the outage; the test takes about 15 s). The figures docs/nats.md
+// reports (issue 14: 100 000 at 2 000/s, down for 30 s from 5 s in) are
+// CNBRIDGED_TEST_HUB_OUTAGE=100000,2000,5s,30s.
+func hubOutageFigures(t *testing.T) outageFigures {
+	f := outageFigures{messages: 30_000, rate: 3_000, after: 2 * time.Second, down: 5 * time.Second}
+	env := os.Getenv("CNBRIDGED_TEST_HUB_OUTAGE")
+	if env == "" {
+		return f
+	}
+	p := strings.Split(env, ",")
+	var err error
+	if len(p) != 4 {
+		err = errors.New("want 4 values")
+	}
+	for i, dst := range []*int{&f.messages, &f.rate} {
+		if err == nil {
+			*dst, err = strconv.Atoi(p[i])
+		}
+	}
+	for i, dst := range []*time.Duration{&f.after, &f.down} {
+		if err == nil {
+			*dst, err = time.ParseDuration(p[2+i])
+		}
+	}
+	if err != nil || f.messages <= 0 || f.rate <= 0 {
+		t.Fatalf("CNBRIDGED_TEST_HUB_OUTAGE=%q: want MESSAGES,RATE,AFTER,DOWN (e.g. 100000,2000,5s,30s): %v", env, err)
+	}
+	return f
+}
 
 // loadConf reads one of the shipped server configs and points it at
 // loopback: everything else (JetStream domain, cluster name, leaf remotes'
@@ -164,13 +196,16 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 }
 
 // TestHubOutage: a host publishes into its leaf node's stream (its own
-// JetStream domain, on local disk) while the hub of three is down for 30 s;
-// afterwards the hub's stream, which sources the leaf's, holds every message
-// exactly once.
+// JetStream domain, on local disk) while the hub of three is down (for 5 s
+// by default, see hubOutageFigures); afterwards the hub's stream, which
+// sources the leaf's, holds every message exactly once, in order.
 func TestHubOutage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs about a minute")
+		t.Skip("runs about 15 s")
 	}
+	fig := hubOutageFigures(t)
+	outageMessages, outageRate, outageAfter, outageDown := uint64(fig.messages), fig.rate, fig.after, fig.down
+	t.Logf("%d messages at %d/s, the hub down for %v from %v in", outageMessages, outageRate, outageDown, outageAfter)
 	h := newHub(t)
 
 	lo := loadConf(t, "leaf.conf")
@@ -217,8 +252,8 @@ func TestHubOutage(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "the leaf connected", func() (bool, error) { return leaf.NumLeafNodes() > 0, nil })
 
-	// Publish 2 000/s into the leaf, with JetStream acks; stop the hub 5 s
-	// in and start it again 30 s later.
+	// Publish at the rate into the leaf, with JetStream acks; stop the hub
+	// outageAfter in and start it again outageDown later.
 	var published atomic.Int64
 	pubErr := make(chan error, 1)
 	start := time.Now()
@@ -226,7 +261,7 @@ func TestHubOutage(t *testing.T) {
 		buf := make([]byte, 64)
 		var pending []jetstream.PubAckFuture
 		for i := range outageMessages {
-			if d := time.Until(start.Add(time.Duration(i) * time.Second / outageRate)); d > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(outageRate))); d > 0 {
 				time.Sleep(d)
 			}
 			binary.BigEndian.PutUint64(buf, uint64(i))
@@ -273,7 +308,7 @@ func TestHubOutage(t *testing.T) {
 	})
 	catchUp := time.Since(restarted)
 	t.Logf("backlog: the hub stream held the %d messages published until its restart %v after it (%.1f× the publish rate of %d/s)",
-		backlog, catchUp.Round(100*time.Millisecond), float64(backlog-atDown)/catchUp.Seconds()/outageRate, outageRate)
+		backlog, catchUp.Round(100*time.Millisecond), float64(backlog-atDown)/catchUp.Seconds()/float64(outageRate), outageRate)
 	if err := <-pubErr; err != nil {
 		t.Fatalf("publishing to the leaf: %v", err)
 	}
@@ -292,21 +327,32 @@ func TestHubOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ordered consumer may pause or be recreated while the restarted
+	// hub settles (seen on a loaded machine: an empty fetch after 20 000
+	// of 30 000): an empty or failed fetch is retried until 30 s pass
+	// without a message.
+	progress := time.Now()
 	for next := uint64(0); next < outageMessages; {
 		batch, err := cons.Fetch(5000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			if time.Since(progress) > 30*time.Second {
+				t.Fatalf("no hub message after %d for 30 s: %v", next, err)
+			}
+			t.Logf("fetch after %d messages: %v (retrying)", next, err)
+			continue
 		}
-		got := 0
 		for m := range batch.Messages() {
 			if v := binary.BigEndian.Uint64(m.Data()); v != next {
 				t.Fatalf("hub message %d holds %d, want %d", next+1, v, next)
 			}
 			next++
-			got++
+			progress = time.Now()
 		}
-		if got == 0 {
-			t.Fatalf("no hub message after %d", next)
+		if err := batch.Error(); err != nil {
+			t.Logf("fetch after %d messages: %v (retrying)", next, err)
+		}
+		if time.Since(progress) > 30*time.Second {
+			t.Fatalf("no hub message after %d for 30 s", next)
 		}
 	}
 	if n, _ := hubMsgs(ctx, hjs, hubCfg.Name); n != outageMessages {

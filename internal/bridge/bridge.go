@@ -1,7 +1,9 @@
 // Package bridge is the per-message path between the kernel reader and the
 // sinks: sender trust, decoding, sequence-gap accounting, routing and
 // batching. It runs on the reader goroutine, never blocks (unless a sink is
-// configured with when_full: block) and allocates nothing per message.
+// configured with when_full: block) and allocates nothing per message but
+// for exec events while a route enriches: their process is read from /proc
+// there and then (capturer), within a time budget per batch.
 package bridge
 
 import (
@@ -49,6 +51,7 @@ type Bridge struct {
 	ledger *seqtrack.Ledger
 	seqs   SeqRecorder // nil: no restart trace
 	enr    *enricher
+	cap    *capturer
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
@@ -78,6 +81,8 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		m:      m,
 	}
 	b.enr = newEnricher(enrich, reg, log)
+	b.cap = newCapturer(enrich, reg)
+	b.enr.overtaken = b.cap.overtakenOf
 	if p.Enrich {
 		b.enrOn = true
 		b.enr.reseed.Store(true) // seeded as RunEnricher starts
@@ -102,6 +107,17 @@ func (b *Bridge) SetOverruns(f func() uint64) {
 // finds go out then instead of waiting for the next kernel message. Safe
 // to call while the enricher runs.
 func (b *Bridge) SetWake(f func()) { b.enr.wake.Store(&f) }
+
+// SetEmptyAt tells the enricher how to learn when the reader last found
+// the socket empty (listener.Listener.EmptyAt), having handled everything
+// it received before: how it knows, on a quiet host, that no later exec
+// of a pid is still on its way (see enricher.waitReader). Safe to call
+// while the enricher runs.
+func (b *Bridge) SetEmptyAt(f func() time.Time) { b.enr.emptyAt.Store(&f) }
+
+// Close releases what the reader side holds (the capture's descriptor of
+// /proc). Call it after the last Handle.
+func (b *Bridge) Close() { b.cap.close() }
 
 // RunEnricher runs the enrichment stage until ctx ends.
 func (b *Bridge) RunEnricher(ctx context.Context) error {
@@ -157,6 +173,7 @@ func (b *Bridge) beginEnrich(h *handling) {
 		return
 	}
 	b.enr.live.Store(true)
+	b.cap.begin(h.now)
 	if b.overruns != nil {
 		if n := b.overruns(); n != b.lastOverruns {
 			b.lastOverruns = n
@@ -310,8 +327,8 @@ func (b *Bridge) route(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 		if r.EnrichTargets != 0 {
 			r.Enrich = event.EnrichPending
 		}
-		if evp.What == cnmsg.ProcExec && r.Sender == 0 {
-			b.enr.noteExec(evp.PID)
+		if r.Sender == 0 {
+			b.received(r)
 		}
 	}
 	b.store(h, r)
@@ -320,10 +337,19 @@ func (b *Bridge) route(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 // addTableOnly stores r, which no sink receives, for the process table.
 func (b *Bridge) addTableOnly(h *handling, r *event.Record) {
 	r.Targets, r.Enrich = 0, event.EnrichTable
-	if r.Proc.What == cnmsg.ProcExec {
-		b.enr.noteExec(r.Proc.PID)
-	}
+	b.received(r)
 	b.store(h, r)
+}
+
+// received does, for a kernel process event that feeds the process table,
+// what cannot wait for the enricher: an exec is counted (see
+// enricher.execSeen) and its process read from /proc (capturer) before
+// the process can end.
+func (b *Bridge) received(r *event.Record) {
+	if ev := &r.Proc; ev.What == cnmsg.ProcExec {
+		b.enr.noteExec(ev.PID)
+		r.Capture = b.cap.exec(ev.PID, ev.TimestampNs)
+	}
 }
 
 // exitEvent stands for exit_lost records when matching routes.

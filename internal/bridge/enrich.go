@@ -29,6 +29,10 @@ type EnrichOptions struct {
 	// ExecReaders is how many goroutines may read /proc for the execs of
 	// one batch at once (process_table.exec_readers); below 1, one.
 	ExecReaders int
+	// CaptureBudget is how long the kernel reader may spend reading /proc
+	// for the execs of one batch as it receives them
+	// (process_table.capture_budget); 0 reads nothing there.
+	CaptureBudget time.Duration
 	// NoSeed skips the /proc scan at start (tests with a fake proc root).
 	NoSeed bool
 }
@@ -45,10 +49,11 @@ const execSlots = 4096
 // Records no enriching sink receives still update the table
 // (event.EnrichTable).
 //
-// The table is read and written only on the enricher goroutine. /proc is
-// read for an exec (the new image), for a process the table does not
-// know, and for the start tick of a fork that lands just after a clock
-// tick (see proctable).
+// The table is read and written only on the enricher goroutine. An exec's
+// new image is read by the reader as it receives the event (capturer);
+// the enricher reads /proc for what that capture left (see exec), for a
+// process the table does not know, and for the start tick of a fork that
+// lands just after a clock tick (see proctable).
 type enricher struct {
 	q      chan *event.Batch
 	o      EnrichOptions
@@ -67,22 +72,33 @@ type enricher struct {
 	// between the read and the reader receiving its event.
 	execSeen [execSlots]atomic.Uint32
 	execDone [execSlots]uint32
+	// overtaken returns, for an exec the reader captured, the count to
+	// compare with its Capture.Overtaken (the capturer's): a captured
+	// read is stale only if an exec stamped before it ended came later.
+	overtaken func(pid uint32) uint32
 
-	// seenTs is the highest kernel timestamp the reader has handled; live
-	// is set once a reader feeds the enricher (see prefetch).
-	seenTs atomic.Uint64
-	live   atomic.Bool
-	// pre holds prefetch's reads in record order; nextPre is the next one
-	// exec uses, cur the record being applied.
+	// seenTs is the highest kernel timestamp the reader has handled;
+	// emptyAt, when set, tells when the reader last found the socket
+	// empty (listener.Listener.EmptyAt); live is set once a reader feeds
+	// the enricher (see waitReader).
+	seenTs  atomic.Uint64
+	emptyAt atomic.Pointer[func() time.Time]
+	live    atomic.Bool
+	clock   monoClock
+	// pre holds readLate's reads in record order; nextPre is the next one
+	// exec uses, cur the record being applied and capture its Capture.
 	pre     []preRead
 	nextPre int
 	cur     int
-	// forked maps the processes forked in the batch prefetch reads to
+	capture *event.Capture
+	// forked maps the processes forked in the batch readLate reads to
 	// their parents.
 	forked map[uint32]uint32
-	// extra are the Readers of prefetch's goroutines besides the
+	// extra are the Readers of readLate's goroutines besides the
 	// enricher's own (reader): ExecReaders - 1 of them.
 	extra []*procinfo.Reader
+	// fieldNames holds the names of each set of exec fields.
+	fieldNames [procinfo.ExecFields + 1][]string
 
 	// reseed is set by the reader when a plan turns enrichment on: the
 	// enricher starts a new table from a /proc scan before its next batch.
@@ -159,6 +175,8 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		e.extra = append(e.extra, &procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline})
 	}
 	e.forked = make(map[uint32]uint32)
+	e.clock = newMonoClock()
+	e.fieldNames = fieldNameSets()
 	e.fromTable = e.results.WithLabelValues("table")
 	e.read = e.results.WithLabelValues("read")
 	e.gone = e.results.WithLabelValues("gone")
@@ -305,20 +323,18 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 		}
 	}
 	behind := len(e.q) > cap(e.q)/2
-	if !behind {
-		e.prefetch(b)
-	}
+	e.waitReader(e.readLate(b, behind))
 	for i := range b.Records {
 		r := &b.Records[i]
 		if r.Kind == event.KindMessage && r.HasProc && (r.Enrich == event.EnrichPending || r.Enrich == event.EnrichTable) {
-			e.cur = i
+			e.cur, e.capture, r.Capture = i, r.Capture, nil
 			e.apply(r, behind)
 			if r.Sender == 0 && r.Proc.TimestampNs > e.appliedTs {
 				e.appliedTs = r.Proc.TimestampNs
 			}
 		}
 	}
-	e.pre, e.nextPre = e.pre[:0], 0
+	e.pre, e.nextPre, e.capture = e.pre[:0], 0, nil
 	// After the batch, so that exits in it are applied first.
 	e.housekeep()
 	b.EnrichDone()

@@ -63,6 +63,10 @@ type ProcessTable struct {
 	// ExecReaders is how many goroutines may read /proc at once for a
 	// burst of execs (1: the enricher alone).
 	ExecReaders int `mapstructure:"exec_readers"`
+	// CaptureBudget is how long the kernel reader may spend per batch
+	// reading /proc for execs as it receives them (0: not at all; the
+	// enricher reads them later, marked late).
+	CaptureBudget time.Duration `mapstructure:"capture_budget"`
 }
 
 // Log configures the daemon's own logging.
@@ -78,7 +82,10 @@ type Listener struct {
 	BatchSize          int           `mapstructure:"batch_size"`
 	UserspaceSenders   []string      `mapstructure:"userspace_senders"`
 	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
-	ProcEvents         []string      `mapstructure:"proc_events"`
+	// ReaderPriority is the SCHED_FIFO priority of the reader thread
+	// while a route enriches (1..99; 0: the process's own scheduling).
+	ReaderPriority int      `mapstructure:"reader_priority"`
+	ProcEvents     []string `mapstructure:"proc_events"`
 
 	// Parsed by Validate.
 	Trusted      []router.Pattern `mapstructure:"-"` // UserspaceSenders
@@ -178,6 +185,14 @@ const (
 	DefaultReceiveBufferBytes = 8 << 20
 	DefaultBatchSize          = 64
 	DefaultShutdownTimeout    = 10 * time.Second
+	// DefaultReaderPriority is listener.reader_priority's default: the
+	// lowest realtime priority.
+	DefaultReaderPriority = 1
+	// DefaultCaptureBudget is process_table.capture_budget's default.
+	DefaultCaptureBudget = time.Millisecond
+	// MaxCaptureBudget bounds process_table.capture_budget: the reader
+	// must stay ahead of the socket.
+	MaxCaptureBudget = 100 * time.Millisecond
 	// DefaultStateDir is the systemd unit's StateDirectory=cnbridged.
 	DefaultStateDir = "/var/lib/cnbridged"
 )
@@ -205,6 +220,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("enrich_max_cmdline_bytes", 4096)
 	v.SetDefault("process_table.max_entries", 65536)
 	v.SetDefault("process_table.exec_readers", 1)
+	v.SetDefault("process_table.capture_budget", DefaultCaptureBudget)
+	v.SetDefault("listener.reader_priority", DefaultReaderPriority)
 	v.SetDefault("enrich_redact", []string{})
 	v.SetDefault("enrich_queue_size", 1024)
 	v.SetDefault("shutdown_timeout", DefaultShutdownTimeout)

@@ -680,6 +680,7 @@ func TestFixedDefaults(t *testing.T) {
 			BatchSize:          config.DefaultBatchSize,
 			UserspaceSenders:   []string{},
 			HandshakeTimeout:   2 * time.Second,
+			ReaderPriority:     config.DefaultReaderPriority,
 			ProcEvents:         []string{"all"},
 		},
 		Ledger:  config.Ledger{ReorderWindow: 0, MaxStreams: 65536},

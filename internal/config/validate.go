@@ -90,6 +90,9 @@ func (c *Config) validateListener(v *validation) {
 	if l.HandshakeTimeout <= 0 {
 		v.bad("listener.handshake_timeout", "must be positive")
 	}
+	if p := l.ReaderPriority; p < 0 || p > 99 {
+		v.bad("listener.reader_priority", "%d is outside 0..99", p)
+	}
 	if set, err := router.ParseEvents(l.ProcEvents); err != nil {
 		v.bad("listener.proc_events", "%v", err)
 	} else {
@@ -107,6 +110,9 @@ func (c *Config) validateEnrich(v *validation) {
 	}
 	if n := c.ProcessTable.ExecReaders; n < 1 || n > 64 {
 		v.bad("process_table.exec_readers", "%d is outside 1..64", n)
+	}
+	if d := c.ProcessTable.CaptureBudget; d < 0 || d > MaxCaptureBudget {
+		v.bad("process_table.capture_budget", "%s is outside 0s..%s", d, MaxCaptureBudget)
 	}
 	for i, pat := range c.EnrichRedact {
 		key := fmt.Sprintf("enrich_redact[%d]", i)

@@ -296,6 +296,18 @@ func monotonicUsec() string {
 const tableEvents = cnmsg.ProcFork | cnmsg.ProcExec | cnmsg.ProcExit | cnmsg.ProcUID | cnmsg.ProcGID |
 	cnmsg.ProcSID | cnmsg.ProcComm
 
+// readerPriority is the reader thread's realtime priority for cfg:
+// listener.reader_priority while a route enriches (the reader then reads
+// /proc for each exec against the clock: a short-lived program must still
+// run), else none (the priority would only cost CPU: every event its own
+// wake-up).
+func readerPriority(cfg *config.Config) int {
+	if !enriches(cfg) {
+		return 0
+	}
+	return cfg.Listener.ReaderPriority
+}
+
 func enriches(cfg *config.Config) bool {
 	for _, r := range cfg.Routes {
 		if r.Enrich {

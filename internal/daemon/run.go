@@ -158,11 +158,12 @@ func (d *Daemon) startBridge(_ context.Context, cfg *config.Config) (func(), err
 		ReorderWindow: cfg.Ledger.ReorderWindow,
 		MaxStreams:    cfg.Ledger.MaxStreams,
 	}, bridge.EnrichOptions{
-		MaxCmdline:  cfg.EnrichMaxCmdlineBytes,
-		MaxEntries:  cfg.ProcessTable.MaxEntries,
-		ExecReaders: cfg.ProcessTable.ExecReaders,
-		QueueSize:   cfg.EnrichQueueSize,
-		Redact:      compileRedact(cfg.EnrichRedact),
+		MaxCmdline:    cfg.EnrichMaxCmdlineBytes,
+		MaxEntries:    cfg.ProcessTable.MaxEntries,
+		ExecReaders:   cfg.ProcessTable.ExecReaders,
+		CaptureBudget: cfg.ProcessTable.CaptureBudget,
+		QueueSize:     cfg.EnrichQueueSize,
+		Redact:        compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -193,6 +194,8 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
 	d.bridge.SetWake(lis.Wake)
+	d.bridge.SetEmptyAt(lis.EmptyAt)
+	lis.SetPriority(readerPriority(cfg))
 	return func() {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))
@@ -232,6 +235,7 @@ func (d *Daemon) startReader(ctx context.Context, _ *config.Config) (func(), err
 			d.log.Warn("reading the connector socket at stop", zap.Error(err))
 		}
 		d.handle(nil, time.Now()) // exit_lost records found since the last batch
+		d.bridge.Close()
 		d.summary.Drained, d.summary.SocketLeft = n, !empty
 		if drops, err := d.lis.Drops(); err == nil {
 			d.summary.SocketDrops = drops

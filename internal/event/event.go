@@ -115,6 +115,31 @@ type Record struct {
 	Enriched *Enrichment
 	// Ancestors is how many ancestors to describe (the route's ancestors).
 	Ancestors uint8
+	// Capture is what the reader read from /proc for an exec as it
+	// received it, for the enricher (nil: nothing was read). The reader
+	// sets it before the hand-off; the enricher takes it (see Plain).
+	Capture *Capture
+}
+
+// Capture is what the reader read from /proc for an exec event as soon as
+// it received it, before the process could end.
+type Capture struct {
+	// Observed holds the image fields read (exe, cmdline, cwd, cgroup,
+	// comm). Late names those the reader did not read because its time
+	// budget for the batch ran out: the enricher reads them later.
+	// Missing names those it could not read: links it may not follow, and
+	// the fields still to read when the process went during the reads.
+	// Gone reports a process gone before the first read.
+	Observed proctable.Observed
+	// At is when the last read ended, CLOCK_MONOTONIC nanoseconds (the
+	// clock of proc events' timestamps).
+	At int64
+	// Overtaken is the reader's count, at the capture, of the exec events
+	// it received stamped before an earlier capture of a pid sharing this
+	// one's slot had ended (bridge). If the count has risen by the time
+	// the enricher applies the exec, a later exec of the pid may show in
+	// what was read: the read is stale.
+	Overtaken uint32
 }
 
 // Enrichment describes the process of an event, from the process table.
@@ -137,8 +162,9 @@ type Enrichment struct {
 }
 
 // Plain returns a copy of r without its enrichment, reading none of the
-// fields the enricher writes: what a sink that did not ask for enrichment
-// encodes, safe while the enricher is still at work on r.
+// fields the enricher writes or takes (Enrich, Enriched, Capture): what a
+// sink that did not ask for enrichment encodes, safe while the enricher is
+// still at work on r.
 func (r *Record) Plain() Record {
 	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
 		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Life: r.Life, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}

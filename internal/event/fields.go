@@ -229,6 +229,9 @@ func processFields(p *proctable.Process, what cnmsg.What, en *Enrichment) fields
 	if len(p.Missing) > 0 {
 		f.Missing = fields.Some(validStrings(p.Missing))
 	}
+	if len(p.Late) > 0 {
+		f.Late = fields.Some(validStrings(p.Late))
+	}
 	return f
 }
 

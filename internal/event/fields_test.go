@@ -26,7 +26,7 @@ func fieldsCases() map[string]*event.Record {
 		Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "nee\xffdle", "a\"b"}, CmdlineTruncated: true, Cwd: "/srv",
 		UID: 0, EUID: 0, GID: 5, EGID: 5, User: "root", Comm: "gr\xed\xa0\x80ep", Cgroup: "/kubepods/pod1/abc",
 		ContainerID: "abc", PodUID: "pod-1", PreviousExe: "/usr/bin/bash", Stale: true, Seeded: true,
-		Missing: []string{proctable.FieldCwd}}
+		Missing: []string{proctable.FieldCwd}, Late: []string{proctable.FieldCwd, proctable.FieldCgroup}}
 	parent := &proctable.Process{EntityID: "b:100:1", PID: 100, TGID: 100, Exe: "/usr/bin/bash", Cmdline: []string{"bash"}}
 	grand := &proctable.Process{EntityID: "b:1:0", PID: 1, TGID: 1, Exe: "/sbin/init"}
 	enriched := func(ev cnmsg.ProcEvent, en *event.Enrichment) *event.Record {
@@ -126,7 +126,7 @@ func FuzzFieldsMatchLine(f *testing.F) {
 		if flags&4 != 0 {
 			p := &proctable.Process{EntityID: exe, PID: 7, TGID: 7, Exe: exe, Cmdline: []string{exe, arg}, Comm: string(comm),
 				User: arg, ContainerID: arg, Stale: flags&8 != 0, CmdlineTruncated: flags&16 != 0, PreviousExe: arg,
-				Missing: []string{arg}[:flags>>7]}
+				Missing: []string{arg}[:flags>>7], Late: []string{exe}[:flags>>7]}
 			en := &event.Enrichment{Process: p, HasDuration: flags&32 != 0, DurationNs: int64(code) - 9}
 			if flags&64 != 0 {
 				pa := *p

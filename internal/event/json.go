@@ -387,6 +387,10 @@ func appendProcess(dst []byte, p *proctable.Process, what cnmsg.What, en *Enrich
 		dst = append(dst, `,"missing":`...)
 		dst = appendStrings(dst, p.Missing)
 	}
+	if len(p.Late) > 0 {
+		dst = append(dst, `,"late":`...)
+		dst = appendStrings(dst, p.Late)
+	}
 	return append(dst, '}')
 }
 

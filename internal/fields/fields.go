@@ -265,6 +265,7 @@ type Process struct {
 	Stale            Opt[bool]     `json:"stale,omitzero"`
 	Seeded           Opt[bool]     `json:"seeded,omitzero"`
 	Missing          Opt[[]string] `json:"missing,omitzero"`
+	Late             Opt[[]string] `json:"late,omitzero"`
 	Gone             Opt[bool]     `json:"gone,omitzero"`
 	Skipped          Opt[bool]     `json:"skipped,omitzero"`
 	// Exited is set on rows of fleet query answers (lineage, tree) for a

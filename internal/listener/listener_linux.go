@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,9 +45,32 @@ type Listener struct {
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
 	dgrams []Datagram
-	recvFn func(fd uintptr) bool
 	n      int
 	errno  syscall.Errno
+
+	// kick is an eventfd that wakes the reader from poll(2): Wake and
+	// the end of Run write to it. kickMu orders those writes with Close.
+	kick   int
+	kickMu sync.RWMutex
+
+	// want is the reader's realtime priority asked for (SetPriority).
+	// The rest is the reader's own: asked is the one it last acted on, rt
+	// the one in effect (0: none, the goroutine not locked to its
+	// thread), normal the thread's scheduling before; fds, waited and
+	// waitFn are wait's.
+	want   atomic.Int32
+	asked  int
+	rt     int
+	normal unix.SchedAttr
+	fds    [2]unix.PollFd
+	waited bool
+	waitFn func(uintptr) bool
+
+	// base is when the Listener was made; emptyAt is the time after it,
+	// in ns, just before the last receive that found the socket empty
+	// (0: none yet), see EmptyAt.
+	base    time.Time
+	emptyAt atomic.Int64
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
@@ -73,10 +97,14 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 	if err != nil {
 		return nil, &OpError{Op: "dial", Err: err}
 	}
-	l := &Listener{cfg: cfg, log: log.Named("listener"), conn: conn, mask: cfg.ProcMask, ackCh: make(chan struct{}, 1)}
+	l := &Listener{cfg: cfg, log: log.Named("listener"), conn: conn, mask: cfg.ProcMask, ackCh: make(chan struct{}, 1), base: time.Now()}
 	if l.raw, err = conn.SyscallConn(); err != nil {
 		conn.Close()
 		return nil, &OpError{Op: "syscall-conn", Err: err}
+	}
+	if l.kick, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		conn.Close()
+		return nil, &OpError{Op: "eventfd", Err: err}
 	}
 	if cfg.ReceiveBufferBytes > 0 {
 		if err := conn.SetReadBuffer(cfg.ReceiveBufferBytes); err != nil {
@@ -89,7 +117,7 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 		return nil, err
 	}
 	l.allocBuffers(cfg.BatchSize)
-	l.recvFn = l.recv
+	l.waitFn = l.waitRead
 	var r [4]byte
 	rand.Read(r[:])
 	l.seq.Store(binary.NativeEndian.Uint32(r[:]))
@@ -274,32 +302,42 @@ func (l *Listener) send(b []byte, group int) error {
 
 // Run receives until ctx ends, handing each batch to h. ENOBUFS is counted
 // and the loop goes on.
+//
+// At the process's own scheduling the reader waits for datagrams in Go's
+// network poller, like any goroutine. Given a realtime priority
+// (SetPriority), it takes an OS thread of its own at that priority and
+// waits in poll(2) on it: the kernel then wakes this very thread when a
+// datagram arrives, and the priority counts from the wake on (in the
+// network poller another thread, at normal priority, would have to run
+// first to notice). That wait costs more per wake-up (the blocking system
+// call hands the thread's P over and back), so it is taken only with the
+// priority. The handler runs on the reader's thread. Before Run returns
+// the thread gets its scheduling back.
 func (l *Listener) Run(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() {
+		l.kickReader()
 		l.conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
+	defer l.schedule(0)
+	var sock int
+	if err := l.raw.Control(func(fd uintptr) { sock = int(fd) }); err != nil {
+		return &OpError{Op: "recvmmsg", Err: err}
+	}
 	for {
-		err := l.raw.Read(l.recvFn)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// A Wake. The deadline is cleared before the flag is
-				// taken, so that a Wake after it sets a new one; and ctx
-				// is checked again, since clearing it may have undone the
-				// stop's.
-				l.conn.SetReadDeadline(time.Time{})
-				if ctx.Err() != nil {
-					return nil
-				}
-				if l.wake.Swap(false) {
-					h(nil, time.Now())
-				}
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.schedule(int(l.want.Load()))
+		if !l.recv(uintptr(sock)) {
+			if l.wake.Swap(false) {
+				h(nil, time.Now())
 				continue
 			}
-			return &OpError{Op: "recvmmsg", Err: err}
+			if err := l.wait(ctx, sock); err != nil {
+				return err
+			}
+			continue
 		}
 		got, err := l.result()
 		switch {
@@ -310,6 +348,121 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 		case got:
 			l.deliver(h)
 		}
+	}
+}
+
+// wait blocks until the socket may have a datagram, a Wake, a
+// SetPriority or the stop: in poll(2) on the reader's own thread while it
+// has a realtime priority, else in Go's network poller.
+func (l *Listener) wait(ctx context.Context, sock int) error {
+	if l.rt > 0 {
+		l.fds[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
+		l.fds[1] = unix.PollFd{Fd: int32(l.kick), Events: unix.POLLIN}
+		if _, err := unix.Poll(l.fds[:], -1); err != nil && err != unix.EINTR {
+			return &OpError{Op: "poll", Err: err}
+		}
+		if l.fds[1].Revents != 0 {
+			var drain [8]byte
+			unix.Read(l.kick, drain[:])
+		}
+		return nil
+	}
+	l.waited = false
+	err := l.raw.Read(l.waitFn)
+	switch {
+	case err == nil, ctx.Err() != nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// A Wake, a SetPriority or the stop. The deadline is cleared
+		// before Run looks at what it was, so that one set after it
+		// stands; Run checks ctx first, since clearing it may have
+		// undone the stop's.
+		l.conn.SetReadDeadline(time.Time{})
+		return nil
+	}
+	return &OpError{Op: "recvmmsg", Err: err}
+}
+
+// waitRead is the network poller's read callback for wait: it asks to
+// wait the first time, and returns once the socket is readable.
+func (l *Listener) waitRead(uintptr) bool {
+	if l.waited {
+		return true
+	}
+	l.waited = true
+	return false
+}
+
+// SetPriority asks for the reader's scheduling: prio 1..99 is SCHED_FIFO
+// at that priority on an OS thread of its own (the reader then runs as
+// soon as a datagram arrives, ahead of the CPU's other work), 0 the
+// process's own scheduling. The reader takes it at once if Run runs
+// (else when it starts). A realtime priority needs CAP_SYS_NICE or
+// RLIMIT_RTPRIO, and in a systemd unit no RestrictRealtime= and
+// sched_setattr allowed; when it is refused the listener logs why and the
+// reader keeps the process's scheduling. Safe from any goroutine.
+func (l *Listener) SetPriority(prio int) {
+	if int(l.want.Swap(int32(prio))) == prio {
+		return
+	}
+	l.kickReader()
+	l.conn.SetReadDeadline(time.Now())
+}
+
+// schedule gives the reader's goroutine prio, on the reader's goroutine:
+// for a realtime priority it locks the goroutine to its thread and raises
+// the thread; for 0 it gives the thread back its scheduling and unlocks
+// it (the thread stays locked, and ends with the goroutine, if that
+// fails: no raised thread goes back to the runtime).
+func (l *Listener) schedule(prio int) {
+	if prio == l.asked {
+		return
+	}
+	l.asked = prio
+	if prio > 0 {
+		if l.rt == 0 {
+			runtime.LockOSThread()
+			a, err := unix.SchedGetAttr(0, 0)
+			if err != nil {
+				a = &unix.SchedAttr{Policy: unix.SCHED_NORMAL}
+			}
+			l.normal = *a
+		}
+		err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
+		if err != nil {
+			l.log.Warn("the reader may not run at a realtime priority; it keeps the process's scheduling, "+
+				"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and, "+
+				"in a systemd unit, no RestrictRealtime= and sched_setattr allowed; see listener.reader_priority)",
+				zap.Int("priority", prio), zap.Error(err))
+			if l.rt == 0 {
+				runtime.UnlockOSThread()
+			}
+			return
+		}
+		l.rt = prio
+		l.log.Info("reader thread runs at SCHED_FIFO", zap.Int("priority", prio))
+		return
+	}
+	if l.rt == 0 {
+		return
+	}
+	if err := unix.SchedSetAttr(0, &l.normal, 0); err != nil {
+		l.log.Warn("the reader thread's scheduling could not be restored; it keeps its thread", zap.Error(err))
+		return
+	}
+	l.rt = 0
+	runtime.UnlockOSThread()
+	l.log.Info("reader runs at the process's scheduling")
+}
+
+// kickReader wakes the reader from poll(2) (see wait). Safe after Close
+// (it then does nothing).
+func (l *Listener) kickReader() {
+	l.kickMu.RLock()
+	defer l.kickMu.RUnlock()
+	if l.kick >= 0 {
+		one := [8]byte{1}
+		unix.Write(l.kick, one[:])
 	}
 }
 
@@ -335,7 +488,20 @@ func (l *Listener) result() (got bool, err error) {
 // from any goroutine, and after Close (it then does nothing).
 func (l *Listener) Wake() {
 	l.wake.Store(true)
+	l.kickReader()
 	l.conn.SetReadDeadline(time.Now())
+}
+
+// EmptyAt returns a time just before the reader last found the socket
+// empty, having handed every datagram it received before to its handler
+// (the zero Time: not yet). Whatever the kernel queued for the socket
+// before that time has been handled. Safe to call from any goroutine.
+func (l *Listener) EmptyAt() time.Time {
+	ns := l.emptyAt.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return l.base.Add(time.Duration(ns))
 }
 
 // deliver hands the l.n datagrams the last recvmmsg read to h.
@@ -407,12 +573,14 @@ func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, e
 	return n, false, errors.Join(errs...)
 }
 
-// recv is the raw read callback: one non-blocking recvmmsg. It returns
-// false to wait for readability.
+// recv makes one non-blocking recvmmsg. It returns false when the socket
+// is empty, after noting when (see EmptyAt).
 func (l *Listener) recv(fd uintptr) bool {
+	before := time.Since(l.base)
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), uintptr(len(l.hdrs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
+		l.emptyAt.Store(int64(max(before, 1)))
 		return false
 	}
 	l.n, l.errno = int(n), e
@@ -485,5 +653,11 @@ func (l *Listener) Close() error {
 	if err := l.conn.Close(); err != nil {
 		errs = append(errs, &OpError{Op: "close", Err: err})
 	}
+	l.kickMu.Lock()
+	if l.kick >= 0 {
+		unix.Close(l.kick)
+		l.kick = -1
+	}
+	l.kickMu.Unlock()
 	return errors.Join(errs...)
 }

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("CNBRIDGED_TEST_NOACK") == "1" {
 		os.Exit(noAckChild())
 	}
+	if os.Getenv("CNBRIDGED_TEST_JOIN") == "1" {
+		os.Exit(joinChild())
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -79,3 +79,9 @@ func (*Listener) Groups() []int { return nil }
 
 // ReceiveBuffer returns ErrUnsupported.
 func (*Listener) ReceiveBuffer() (int, error) { return 0, ErrUnsupported }
+
+// SetPriority does nothing.
+func (*Listener) SetPriority(int) {}
+
+// EmptyAt returns the zero Time.
+func (*Listener) EmptyAt() time.Time { return time.Time{} }

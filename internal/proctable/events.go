@@ -108,6 +108,7 @@ func (t *Table) Exec(pid, tgid uint32, o *Observed, stale bool) *Process {
 	}
 	p.Execs++
 	p.Stale = stale
+	p.Late = o.Late
 	switch {
 	case o.Gone:
 		p.Exe, p.Cmdline, p.CmdlineTruncated, p.Comm = "", nil, false, ""

@@ -48,6 +48,11 @@ type Process struct {
 	// Missing names the fields that could not be read and were inherited
 	// from the parent or left empty.
 	Missing []string
+	// Late names the fields of the last exec's image (exe, cmdline, cwd,
+	// cgroup, comm) that were not read as its event was received but
+	// later, or not at all when the process had gone by then (they are in
+	// Missing too). Inherited at fork, like the image.
+	Late []string
 	// Execs counts the execs the table saw for this process.
 	Execs uint32
 	// Exited: the process has ended; this is the last snapshot the table
@@ -78,6 +83,9 @@ type Observed struct {
 	// gone and nothing was read.
 	Missing []string
 	Gone    bool
+	// Late names the image fields read after the event was received
+	// rather than as it was (an exec's, see Process.Late).
+	Late []string
 	// ReadNs is the CLOCK_MONOTONIC time the read began (0: unknown): a
 	// read that began after a fork event tells that fork's process apart
 	// from a later one (see Table.Seed).
@@ -101,6 +109,7 @@ func inherit(p, parent *Process) {
 	p.Comm, p.Cgroup, p.ContainerID, p.PodUID = parent.Comm, parent.Cgroup, parent.ContainerID, parent.PodUID
 	p.Stale = parent.Stale
 	p.Missing = parent.Missing
+	p.Late = parent.Late
 }
 
 // DurationNs returns how long the process ran until an event at exitNs

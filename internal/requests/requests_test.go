@@ -68,7 +68,18 @@ func setup(t *testing.T, entries []Config) (*nats.Conn, *echoKernel) {
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(50 * time.Millisecond) // subscriptions in place
+	// Run subscribes on nc: once it holds a subscription per entry, a
+	// flush (PING/PONG) has the server hold them too.
+	deadline := time.Now().Add(10 * time.Second)
+	for nc.NumSubscriptions() < len(entries) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d request subscriptions after 10s", nc.NumSubscriptions(), len(entries))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return nc, k
 }
 

@@ -423,6 +423,9 @@ func feed(t *testing.T, r *Runner, n, rate int, at func(i int)) {
 }
 
 func TestNATSJetStreamOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 000 messages through a server outage: the full run (go test without -short) has it")
+	}
 	leakCheck(t)
 	dir := t.TempDir()
 	srv := natstest.Run(t, natstest.JetStream(dir))
@@ -527,6 +530,9 @@ func TestNATSJetStreamOutage(t *testing.T) {
 // repeats it (the figures in docs/nats.md come from 20 runs with
 // CNBRIDGED_TEST_OUTAGE_SECONDS=5).
 func TestNATSCoreOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a server outage at 10 000 msg/s: the full run (go test without -short) has it")
+	}
 	runs, outage := 1, 3*time.Second
 	if v, err := strconv.Atoi(os.Getenv("CNBRIDGED_TEST_OUTAGE_RUNS")); err == nil && v > 0 {
 		runs = v

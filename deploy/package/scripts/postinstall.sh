@@ -4,8 +4,12 @@
 # (cnbridged validate --config /etc/cnbridged/cnbridged.yaml), then
 #   systemctl enable --now cnbridged
 # On an upgrade a running daemon is restarted so that it runs the new binary.
+#
+# DPKG_ROOT is set when dpkg installs into another root
+# (dpkg --root DIR --force-script-chrootless): the systemd running here is
+# not that root's, so nothing is applied to it.
 set -e
-if [ -d /run/systemd/system ]; then
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
 	# Apply the packaged rmem_max now rather than at the next boot (a
 	# read-only /proc/sys refuses it: the daemon then warns about the
 	# smaller receive buffer it gets, and cnbridged check says the fix).

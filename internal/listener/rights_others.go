@@ -1,0 +1,6 @@
+//go:build !linux
+
+package listener
+
+// ProbeJoin returns ErrUnsupported in Err: there is no connector.
+func ProbeJoin() JoinRights { return JoinRights{Err: ErrUnsupported} }
