@@ -18,6 +18,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/listener"
+	"github.com/cnbridged/cnbridged/internal/requests"
 )
 
 // TestJoinRightsLines: check's CAP_NET_ADMIN line and run's line say which
@@ -25,7 +26,7 @@ import (
 // succeed, run stops before starting anything, with the fix.
 func TestJoinRightsLines(t *testing.T) {
 	unknown := errors.New("capset: operation not permitted")
-	withRequests := &config.Config{Requests: []config.Request{{Subject: "req.x"}}}
+	withRequests := &config.Config{Requests: []requests.Config{{Subject: "req.x"}}}
 	tests := []struct {
 		name     string
 		r        listener.JoinRights
