@@ -240,7 +240,7 @@ func TestShortLivedExit(t *testing.T) {
 		}
 		var exit *line
 		waitFor(t, 10*time.Second, "the exit", func() bool {
-			exit = eventOf(linesOf(t, out, cmd.Process.Pid), "exit")
+			exit = childEventOf(linesOf(t, out, cmd.Process.Pid), "exit")
 			return exit != nil
 		})
 		exe, cmdline := exit.Process["exe"], fmt.Sprint(exit.Process["cmdline"])
