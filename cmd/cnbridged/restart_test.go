@@ -37,7 +37,7 @@ func watchSeqs(t *testing.T) *seqWatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &seqWatcher{seqs: map[uint32]map[uint32]bool{}, exec: map[uint32][2]uint32{}, stop: cancel, done: make(chan error, 1), lis: l}
 	go func() {
-		w.done <- l.Run(ctx, func(dgs []listener.Datagram, _ time.Time) {
+		w.done <- l.Run(ctx, func(dgs []cnmsg.Datagram, _ time.Time) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for _, d := range dgs {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -129,7 +128,7 @@ func (b *Bridge) RunEnricher(ctx context.Context) error {
 // listener.Handler. Each message goes through the steps of handleMessage;
 // what they keep is stored in one event.Batch, dispatched to the sinks at
 // the end (or earlier, when it fills up).
-func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
+func (b *Bridge) Handle(dgs []cnmsg.Datagram, now time.Time) {
 	p := b.acquire()
 	defer b.release()
 	h := handling{p: p, now: now, ts: now.UnixNano(), batch: b.pool.Get()}
@@ -184,7 +183,7 @@ func (b *Bridge) beginEnrich(h *handling) {
 }
 
 // handleDatagram splits one datagram into its messages.
-func (b *Bridge) handleDatagram(h *handling, d *listener.Datagram) {
+func (b *Bridge) handleDatagram(h *handling, d *cnmsg.Datagram) {
 	if d.Truncated {
 		b.malformed("truncated", h.now)
 		return

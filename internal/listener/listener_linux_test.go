@@ -43,7 +43,7 @@ func needRoot(t *testing.T) {
 // collector runs a listener and collects datagrams of one id.
 type collector struct {
 	mu   sync.Mutex
-	got  []Datagram
+	got  []cnmsg.Datagram
 	id   cnmsg.ID
 	done chan error
 	stop context.CancelFunc
@@ -53,14 +53,14 @@ func run(t *testing.T, l *Listener, id cnmsg.ID) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{id: id, done: make(chan error, 1), stop: cancel}
 	go func() {
-		c.done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		c.done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			for _, d := range batch {
 				m, err := cnmsg.Decode(d.Data)
 				if err != nil || m.ID != id {
 					continue // not this test's traffic
 				}
 				c.mu.Lock()
-				c.got = append(c.got, Datagram{Data: append([]byte(nil), d.Data...), Sender: d.Sender})
+				c.got = append(c.got, cnmsg.Datagram{Data: append([]byte(nil), d.Data...), Sender: d.Sender})
 				c.mu.Unlock()
 			}
 		})
@@ -206,7 +206,7 @@ func noAckChild() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx, func([]Datagram, time.Time) {}) }()
+	go func() { done <- l.Run(ctx, func([]cnmsg.Datagram, time.Time) {}) }()
 	err = l.Subscribe(ctx)
 	cancel()
 	<-done

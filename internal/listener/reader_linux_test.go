@@ -40,7 +40,7 @@ func TestReaderThread(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			for _, d := range batch {
 				if m, err := cnmsg.Decode(d.Data); err == nil && m.ID == id {
 					var c call

@@ -31,7 +31,7 @@ func TestWake(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			if len(batch) == 0 {
 				empty <- struct{}{}
 			}

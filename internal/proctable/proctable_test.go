@@ -11,7 +11,7 @@ import (
 const boot = "b00t"
 
 func newTable(max int) *Table {
-	return New(Options{MaxEntries: max, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
+	return New(Options{MaxEntries: max, BootID: boot, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
 }
 
 func TestLifecycle(t *testing.T) {
@@ -242,7 +242,7 @@ func FuzzTable(f *testing.F) {
 	f.Add([]byte("\x05\x01\x03\x05\x02\x01\x01\x02\x04\x03\x01\x01\x01\x02\x05\x03\x02\x02\x07\x02\x01\x08\x02\x09"))
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		const max, maxExited = 8, 4
-		tb := New(Options{MaxEntries: max, MaxExited: maxExited, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
+		tb := New(Options{MaxEntries: max, MaxExited: maxExited, BootID: boot, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
 		for len(ops) >= 3 {
 			op, a, b := ops[0]%11, uint32(ops[1]%16), uint32(ops[2]%16)
 			ops = ops[3:]
