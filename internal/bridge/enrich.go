@@ -308,7 +308,7 @@ func (e *enricher) skipBatch(b *event.Batch) {
 func (e *enricher) enrichBatch(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
-		e.table = proctable.New(e.tableOptions())
+		e.table.Reset(e.tableOptions())
 		e.seed()
 	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {

@@ -175,6 +175,16 @@ func New(o Options) *Table {
 		last: map[uint32]*entry{}}
 }
 
+// Reset empties the table and takes o, as New(o) would, but keeps the
+// counts of Stats that only grow (Evicted, ThreadsDropped, Forgotten):
+// they count over the table's whole life, however often it starts anew
+// (as when enrichment is turned off and on again).
+func (t *Table) Reset(o Options) {
+	st := t.stats
+	*t = *New(o)
+	t.stats.Evicted, t.stats.ThreadsDropped, t.stats.Forgotten = st.Evicted, st.ThreadsDropped, st.Forgotten
+}
+
 // SetBoottimeOffset updates CLOCK_BOOTTIME - CLOCK_MONOTONIC (it grows by
 // the time spent suspended).
 func (t *Table) SetBoottimeOffset(ns int64) { t.o.BoottimeOffsetNs = ns }

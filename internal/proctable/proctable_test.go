@@ -452,3 +452,22 @@ func TestExecKeepsCreds(t *testing.T) {
 		t.Errorf("image after exec: exe %q cwd %q missing %v; want the read's, with parent still missing", p.Exe, p.Cwd, p.Missing)
 	}
 }
+
+// TestResetKeepsCounts: Reset empties the table but keeps the counts that
+// only grow, so a counter read from them never falls back.
+func TestResetKeepsCounts(t *testing.T) {
+	tb := newTable(4)
+	for pid := uint32(10); pid < 20; pid++ {
+		tb.Seed(&Observed{PID: pid, StartTicks: uint64(pid)})
+	}
+	before := tb.Stats()
+	if before.Evicted == 0 {
+		t.Fatal("10 processes in a table of 4 evicted none")
+	}
+	tb.Reset(Options{MaxEntries: 4, BootID: boot})
+	got := tb.Stats()
+	want := Stats{Evicted: before.Evicted, ThreadsDropped: before.ThreadsDropped, Forgotten: before.Forgotten}
+	if diff := cmp.Diff(want, got); diff != "" || tb.Len() != 0 || tb.Get(19) != nil {
+		t.Errorf("after Reset: len %d, stats (-want +got):\n%s", tb.Len(), diff)
+	}
+}
