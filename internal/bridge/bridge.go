@@ -1,9 +1,16 @@
 // Package bridge is the per-message path between the kernel reader and the
 // sinks: sender trust, decoding, sequence-gap accounting, routing and
-// batching. It runs on the reader goroutine, never blocks (unless a sink is
-// configured with when_full: block) and allocates nothing per message but
-// for exec events while a route enriches: their process is read from /proc
-// there and then (capturer), within a time budget per batch.
+// batching. It runs on the reader goroutine and allocates nothing per
+// message but for exec events while a route enriches: their process is
+// read from /proc there and then (capturer), within a time budget per
+// batch.
+//
+// It makes the reader wait in two cases only: a sink configured with
+// when_full: block is full, or, while a route enriches, the enricher's
+// queue (enrich_queue_size batches) is full, since the process table must
+// see every event (enricher.offer; the enricher keeps the queue short by
+// describing execs from the table once it is half full). The kernel then
+// drops at the socket, counted exactly (cnbridged_socket_drops_total).
 package bridge
 
 import (

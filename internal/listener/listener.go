@@ -30,9 +30,10 @@ type Config struct {
 }
 
 // Handler receives each batch of datagrams, with the time it was received.
-// It runs on the reader goroutine and must not block. The batch is empty
-// when Run calls it for a Wake. A datagram's Data is valid only until the
-// handler returns.
+// It runs on the reader goroutine: while it runs nothing is read, and the
+// socket's buffer fills (it should wait only where the daemon's design
+// says it may). The batch is empty when Run calls it for a Wake. A
+// datagram's Data is valid only until the handler returns.
 type Handler func(batch []cnmsg.Datagram, now time.Time)
 
 // Errors.
