@@ -54,7 +54,7 @@ type Bridge struct {
 	idle chan struct{}
 	pool *event.Pool
 	// Owned by the reader goroutine.
-	ledger *seqtrack.Ledger
+	ledger *seqtrack.Tracker
 	seqs   SeqRecorder // nil: no restart trace
 	enr    *enricher
 	cap    *capturer
