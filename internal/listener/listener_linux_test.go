@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // Groups and ids of this package's tests; other packages use others.
@@ -33,12 +34,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: joins connector multicast groups (CAP_NET_ADMIN)")
-	}
-}
+// rootReason is why these tests need root (cntest.NeedRoot).
+const rootReason = "joins connector multicast groups (CAP_NET_ADMIN)"
 
 // collector runs a listener and collects datagrams of one id.
 type collector struct {
@@ -82,7 +79,7 @@ func (c *collector) count() int {
 }
 
 func TestSubscribeAcked(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{ProcGroup}, ReceiveBufferBytes: 1 << 20}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +111,7 @@ func TestSubscribeAcked(t *testing.T) {
 // TestBatchAndSender: synthetic multicasts arrive with the emitter's port id
 // (not 0), in order, several per recvmmsg call.
 func TestBatchAndSender(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupBatch}, ReceiveBufferBytes: 8 << 20, BatchSize: 32}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +160,7 @@ func TestBatchAndSender(t *testing.T) {
 }
 
 func TestSetGroups(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{26}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +179,7 @@ func TestSetGroups(t *testing.T) {
 // namespace, where the process connector ignores the subscription: start-up
 // must fail with ErrNoAck instead of waiting forever.
 func TestNoAckOutsideHostPIDNamespace(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Skip("needs unshare (util-linux)")

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // groupWake is TestWake's group: the connector's last one, which no other
@@ -19,7 +20,7 @@ const groupWake = 32
 // although the socket is quiet; Run goes on reading afterwards (a message
 // sent after the wakes arrives), and a stop right after a Wake ends Run.
 func TestWake(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
