@@ -90,22 +90,7 @@ routes:
 	// stopped and a burst overflows its socket, as in TestLossResync.
 	out := filepath.Join(dir, "out/events.jsonl")
 	const n = 6
-	sleeps := make([]*exec.Cmd, n)
-	for i := range sleeps {
-		sleeps[i] = exec.Command("sleep", "60")
-		if err := sleeps[i].Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(sleeps[i])
-	}
-	cntest.WaitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
-		for _, c := range sleeps {
-			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sleeps := startSleeps(t, n, out)
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}

@@ -142,22 +142,7 @@ routes:
 `)
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	const n = 10
-	sleeps := make([]*exec.Cmd, n)
-	for i := range sleeps {
-		sleeps[i] = exec.Command("sleep", "60")
-		if err := sleeps[i].Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(sleeps[i])
-	}
-	cntest.WaitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
-		for _, c := range sleeps {
-			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sleeps := startSleeps(t, n, out)
 	p.pause()
 	burst := func(k int) {
 		for i := 0; i < k; i++ {

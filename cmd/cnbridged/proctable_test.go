@@ -72,6 +72,29 @@ func eventOf(ls []line, ev string) *line {
 	return nil
 }
 
+// startSleeps starts n "sleep 60" processes, killed when the test ends,
+// and waits until out (a file sink's path) holds the exec of each.
+func startSleeps(t *testing.T, n int, out string) []*exec.Cmd {
+	t.Helper()
+	sleeps := make([]*exec.Cmd, n)
+	for i := range sleeps {
+		sleeps[i] = exec.Command("sleep", "60")
+		if err := sleeps[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sleeps[i].Process.Kill(); sleeps[i].Wait() })
+	}
+	cntest.WaitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
+		for _, c := range sleeps {
+			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
+				return false
+			}
+		}
+		return true
+	})
+	return sleeps
+}
+
 // TestEnrichOnlyAskingRoutes (issue 11 item 5): route A enriches, route B
 // does not. B's lines carry no "process" (on the old code they did).
 func TestEnrichOnlyAskingRoutes(t *testing.T) {
