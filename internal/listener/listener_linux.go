@@ -71,6 +71,10 @@ type Listener struct {
 	// (0: none yet), see EmptyAt.
 	base    time.Time
 	emptyAt atomic.Int64
+	// before is when the last recv began; drained is set when it read
+	// fewer datagrams than it asked for (see Run).
+	before  time.Duration
+	drained bool
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
@@ -329,7 +333,12 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return nil
 		}
 		l.schedule(int(l.want.Load()))
-		if !l.recv(uintptr(sock)) {
+		// A recvmmsg that read fewer datagrams than it asked for found
+		// the queue empty (or an overrun pending, which the wait also
+		// wakes for): wait at once instead of asking again for an EAGAIN,
+		// one system call per wake-up less.
+		if l.drained || !l.recv(uintptr(sock)) {
+			l.drained = false
 			if l.wake.Swap(false) {
 				h(nil, time.Now())
 				continue
@@ -347,6 +356,14 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return &OpError{Op: "recvmmsg", Err: err}
 		case got:
 			l.deliver(h)
+			if l.n < len(l.hdrs) {
+				// Everything queued before the call was read, unless an
+				// overrun ended it early: then EmptyAt is early by the
+				// datagrams left, and the enricher reads their execs
+				// late (marked), nothing worse.
+				l.emptyAt.Store(int64(max(l.before, 1)))
+				l.drained = true
+			}
 		}
 	}
 }
@@ -577,6 +594,7 @@ func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, e
 // is empty, after noting when (see EmptyAt).
 func (l *Listener) recv(fd uintptr) bool {
 	before := time.Since(l.base)
+	l.before = before
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), uintptr(len(l.hdrs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
