@@ -225,7 +225,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 }
 
 func (e *enricher) tableOptions() proctable.Options {
-	o := proctable.Options{MaxEntries: e.o.MaxEntries, TickNs: 1e9 / clockTicks}
+	o := proctable.Options{MaxEntries: e.o.MaxEntries}
 	if id, err := procinfo.BootID(e.o.ProcRoot); err == nil {
 		o.BootID = id
 	} else {
@@ -237,10 +237,6 @@ func (e *enricher) tableOptions() proctable.Options {
 	}
 	return o
 }
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
 
 // noteExec is called by the reader for every exec event it hands over.
 func (e *enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
@@ -312,7 +308,7 @@ func (e *enricher) skipBatch(b *event.Batch) {
 func (e *enricher) enrichBatch(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
-		e.table = proctable.New(e.tableOptions())
+		e.table.Reset(e.tableOptions())
 		e.seed()
 	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {

@@ -44,7 +44,7 @@ type Listener struct {
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
-	dgrams []Datagram
+	dgrams []cnmsg.Datagram
 	n      int
 	errno  syscall.Errno
 
@@ -133,7 +133,7 @@ func (l *Listener) allocBuffers(n int) {
 	l.iovs = make([]unix.Iovec, n)
 	l.names = make([]unix.RawSockaddrNetlink, n)
 	l.bufs = make([][]byte, n)
-	l.dgrams = make([]Datagram, n)
+	l.dgrams = make([]cnmsg.Datagram, n)
 	for i := range n {
 		l.bufs[i] = make([]byte, bufSize)
 		l.iovs[i].Base = &l.bufs[i][0]
@@ -533,7 +533,7 @@ func (l *Listener) deliver(h Handler) {
 		if size > bufSize {
 			size = bufSize
 		}
-		batch[i] = Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
+		batch[i] = cnmsg.Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
 		if trunc {
 			l.truncated.Add(1)
 		}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestReaderThread: the reader runs at the SCHED_FIFO priority asked for
@@ -20,7 +21,7 @@ import (
 // again, and leaves no thread at a realtime priority when Run returns;
 // EmptyAt moves past each batch once the reader finds the socket empty.
 func TestReaderThread(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestReaderThread(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			for _, d := range batch {
 				if m, err := cnmsg.Decode(d.Data); err == nil && m.ID == id {
 					var c call
