@@ -62,4 +62,5 @@ type Stats struct {
 	Overruns  uint64 // ENOBUFS: the socket overflowed at least once
 	Truncated uint64 // datagrams larger than the buffer
 	Syscalls  uint64 // recvmmsg calls that returned data
+	Empty     uint64 // recvmmsg calls that found the socket empty
 }

@@ -71,18 +71,18 @@ type Listener struct {
 	// (0: none yet), see EmptyAt.
 	base    time.Time
 	emptyAt atomic.Int64
-	// before is when the last recv began; drained is set when it read
-	// fewer datagrams than it asked for (see Run).
-	before  time.Duration
-	drained bool
+	// drained is set when the last recv read fewer datagrams than it
+	// asked for and lazyEmpty is set (see Run).
+	drained   bool
+	lazyEmpty atomic.Bool // see SetExactEmpty
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
 	subscribed atomic.Bool
 	wake       atomic.Bool // see Wake
 
-	received, overruns, truncated, syscalls atomic.Uint64
-	seq                                     atomic.Uint32
+	received, overruns, truncated, syscalls, empties atomic.Uint64
+	seq                                              atomic.Uint32
 }
 
 // New dials the socket, sets its receive buffer and joins cfg.Groups. It
@@ -333,10 +333,10 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return nil
 		}
 		l.schedule(int(l.want.Load()))
-		// A recvmmsg that read fewer datagrams than it asked for found
-		// the queue empty (or an overrun pending, which the wait also
-		// wakes for): wait at once instead of asking again for an EAGAIN,
-		// one system call per wake-up less.
+		// Without SetExactEmpty, a recvmmsg that read fewer datagrams
+		// than it asked for found the queue empty (or an overrun pending,
+		// which the wait also wakes for): wait at once instead of asking
+		// again for an EAGAIN, one system call per wake-up less.
 		if l.drained || !l.recv(uintptr(sock)) {
 			l.drained = false
 			if l.wake.Swap(false) {
@@ -356,14 +356,7 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return &OpError{Op: "recvmmsg", Err: err}
 		case got:
 			l.deliver(h)
-			if l.n < len(l.hdrs) {
-				// Everything queued before the call was read, unless an
-				// overrun ended it early: then EmptyAt is early by the
-				// datagrams left, and the enricher reads their execs
-				// late (marked), nothing worse.
-				l.emptyAt.Store(int64(max(l.before, 1)))
-				l.drained = true
-			}
+			l.drained = l.n < len(l.hdrs) && l.lazyEmpty.Load()
 		}
 	}
 }
@@ -509,6 +502,14 @@ func (l *Listener) Wake() {
 	l.conn.SetReadDeadline(time.Now())
 }
 
+// SetExactEmpty says whether EmptyAt must move past each batch the
+// handler returned (on, the default: after each batch the reader asks the
+// socket again, and finds it empty or reads on), or may lag until the next
+// wake-up (off: after a batch that read fewer datagrams than asked for,
+// the reader waits at once, one recvmmsg per wake-up less). The enricher
+// needs it on. Safe to call from any goroutine.
+func (l *Listener) SetExactEmpty(on bool) { l.lazyEmpty.Store(!on) }
+
 // EmptyAt returns a time just before the reader last found the socket
 // empty, having handed every datagram it received before to its handler
 // (the zero Time: not yet). Whatever the kernel queued for the socket
@@ -594,11 +595,11 @@ func (l *Listener) Drain(h Handler, deadline time.Time) (n uint64, empty bool, e
 // is empty, after noting when (see EmptyAt).
 func (l *Listener) recv(fd uintptr) bool {
 	before := time.Since(l.base)
-	l.before = before
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&l.hdrs[0])), uintptr(len(l.hdrs)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		l.emptyAt.Store(int64(max(before, 1)))
+		l.empties.Add(1)
 		return false
 	}
 	l.n, l.errno = int(n), e
@@ -631,6 +632,7 @@ func (l *Listener) Stats() Stats {
 		Overruns:  l.overruns.Load(),
 		Truncated: l.truncated.Load(),
 		Syscalls:  l.syscalls.Load(),
+		Empty:     l.empties.Load(),
 	}
 }
 
