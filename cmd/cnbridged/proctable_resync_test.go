@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cntest"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 )
 
 // stormProcesses is the size of TestProcessStormResync's storm: the
@@ -58,14 +58,14 @@ routes:
     enrich: true
     sinks: [out]
 `, maxEntries))
-	view := func() bridge.TableView {
+	view := func() enrich.TableView {
 		t.Helper()
 		resp, err := http.Get("http://" + p.metrics + "/debug/proctable")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var v bridge.TableView
+		var v enrich.TableView
 		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 			t.Fatalf("/debug/proctable: %v", err)
 		}
@@ -190,7 +190,7 @@ routes:
 	// that /proc shows both before and after it, and gone from /proc both
 	// before and after it; it is retried until one agrees.
 	var problems []string
-	var v bridge.TableView
+	var v enrich.TableView
 	ok := false
 	deadline := time.Now().Add(20 * time.Second)
 	for !ok && time.Now().Before(deadline) {
@@ -279,7 +279,7 @@ func scanProc(t *testing.T) map[uint32]procTask {
 // just after it. A process /proc shows, with the same start, both times
 // must be in the table with that start; a table process or thread /proc
 // shows neither time has gone and must not be in the table.
-func tableProblems(v bridge.TableView, before, after map[uint32]procTask) []string {
+func tableProblems(v enrich.TableView, before, after map[uint32]procTask) []string {
 	var out []string
 	table := make(map[uint32]uint64, len(v.Processes))
 	for _, p := range v.Processes {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -111,7 +112,7 @@ func newRig(tb testing.TB, whenFull sinks.WhenFull, run bool) *rig {
 		Trusted: []router.Pattern{pat},
 	}
 	rg := &rig{
-		b:      bridge.New(plan, seqtrack.Options{MaxStreams: 65536}, bridge.EnrichOptions{}, reg, log),
+		b:      bridge.New(plan, seqtrack.Options{MaxStreams: 65536}, enricher(reg), reg, log),
 		runner: r,
 		sink:   s,
 	}
@@ -305,7 +306,7 @@ func TestOverloadMemoryBounded(t *testing.T) {
 		Table:   router.New([]router.Route{{Match: pat, Sinks: 1}}),
 		Sinks:   []bridge.Target{r},
 		Trusted: []router.Pattern{pat},
-	}, seqtrack.Options{}, bridge.EnrichOptions{}, reg, zap.NewNop())
+	}, seqtrack.Options{}, enricher(reg), reg, zap.NewNop())
 
 	dgs := synthetic(1, 0)
 	var before, after runtime.MemStats
@@ -336,6 +337,12 @@ func TestOverloadMemoryBounded(t *testing.T) {
 			float64(grown)/(1<<20), queued, float64(limit)/(1<<20))
 	}
 	runtime.KeepAlive(b)
+}
+
+// enricher returns an enrichment stage for bridge.New, its metrics in reg.
+// It is not run: these bridges' plans do not enrich.
+func enricher(reg prometheus.Registerer) *enrich.Enricher {
+	return enrich.New(enrich.Options{NoSeed: true}, reg, zap.NewNop())
 }
 
 // gathered returns the value of the counter name whose labels include

@@ -1,20 +1,22 @@
 // Package bridge is the per-message path between the kernel reader and the
-// sinks: sender trust, decoding, sequence-gap accounting, routing and
-// batching. It runs on the reader goroutine and allocates nothing per
-// message but for exec events while a route enriches: their process is
-// read from /proc there and then (capturer), within a time budget per
-// batch.
+// sinks: sender trust, decoding, sequence-gap accounting (the ledger),
+// routing and batching. It runs on the reader goroutine and allocates
+// nothing per message but for exec events while a route enriches: their
+// process is read from /proc there and then, by the enrichment stage's
+// capturer (enrich.Capturer), within a time budget per batch. Batches
+// with process events then go to the enrichment stage (internal/enrich)
+// as well as to the sinks.
 //
 // It makes the reader wait in two cases only: a sink configured with
 // when_full: block is full, or, while a route enriches, the enricher's
 // queue (enrich_queue_size batches) is full, since the process table must
-// see every event (enricher.offer; the enricher keeps the queue short by
-// describing execs from the table once it is half full). The kernel then
-// drops at the socket, counted exactly (cnbridged_socket_drops_total).
+// see every event (enrich.Enricher.Offer; the enricher keeps the queue
+// short by describing execs from the table once it is half full). The
+// kernel then drops at the socket, counted exactly
+// (cnbridged_socket_drops_total).
 package bridge
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/router"
@@ -56,8 +59,8 @@ type Bridge struct {
 	// Owned by the reader goroutine.
 	ledger *seqtrack.Tracker
 	seqs   SeqRecorder // nil: no restart trace
-	enr    *enricher
-	cap    *capturer
+	enr    *enrich.Enricher
+	cap    *enrich.Capturer
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
@@ -73,9 +76,10 @@ type Bridge struct {
 	m *metrics
 }
 
-// New returns a bridge with an initial plan, registering its metrics.
-// Call RunEnricher when any plan may ask for enrichment.
-func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *Bridge {
+// New returns a bridge with an initial plan, registering its metrics. It
+// hands batches to enr, the enrichment stage, while a plan enriches: run
+// enr (Run) when any plan may ask for enrichment.
+func New(p *Plan, ledger seqtrack.Options, enr *enrich.Enricher, reg prometheus.Registerer, log *zap.Logger) *Bridge {
 	m := newMetrics(reg)
 	b := &Bridge{
 		log:    log.Named("bridge"),
@@ -86,12 +90,11 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		idle:   make(chan struct{}, 1),
 		m:      m,
 	}
-	b.enr = newEnricher(enrich, reg, log)
-	b.cap = newCapturer(enrich, reg)
-	b.enr.overtaken = b.cap.overtakenOf
+	b.enr, b.cap = enr, enr.Capturer()
+	enr.SetEnabled(p.Enrich)
 	if p.Enrich {
 		b.enrOn = true
-		b.enr.reseed.Store(true) // seeded as RunEnricher starts
+		enr.Reseed() // seeded as the enricher starts
 	}
 	b.other = b.countersFor("other", "other")
 	b.plan.Store(p)
@@ -108,28 +111,9 @@ func (b *Bridge) SetOverruns(f func() uint64) {
 	}
 }
 
-// SetWake gives the enricher a way to have the reader run its handler
-// when the socket is quiet (listener.Listener.Wake): exit_lost records it
-// finds go out then instead of waiting for the next kernel message. Safe
-// to call while the enricher runs.
-func (b *Bridge) SetWake(f func()) { b.enr.wake.Store(&f) }
-
-// SetEmptyAt tells the enricher how to learn when the reader last found
-// the socket empty (listener.Listener.EmptyAt), having handled everything
-// it received before: how it knows, on a quiet host, that no later exec
-// of a pid is still on its way (see enricher.waitReader). Safe to call
-// while the enricher runs.
-func (b *Bridge) SetEmptyAt(f func() time.Time) { b.enr.emptyAt.Store(&f) }
-
 // Close releases what the reader side holds (the capture's descriptor of
 // /proc). Call it after the last Handle.
-func (b *Bridge) Close() { b.cap.close() }
-
-// RunEnricher runs the enrichment stage until ctx ends.
-func (b *Bridge) RunEnricher(ctx context.Context) error {
-	b.enr.run(ctx)
-	return nil
-}
+func (b *Bridge) Close() { b.cap.Close() }
 
 // Handle processes one batch of datagrams from the listener. It is the
 // listener.Handler. Each message goes through the steps of handleMessage;
@@ -144,9 +128,7 @@ func (b *Bridge) Handle(dgs []cnmsg.Datagram, now time.Time) {
 		b.handleDatagram(&h, &dgs[i])
 	}
 	b.dispatch(p, h.batch, h.used)
-	if h.maxTs > b.enr.seenTs.Load() {
-		b.enr.seenTs.Store(h.maxTs) // only this goroutine stores
-	}
+	b.enr.Seen(h.maxTs)
 }
 
 // handling is the state of one Handle call, on the reader's stack.
@@ -172,18 +154,17 @@ func (b *Bridge) beginEnrich(h *handling) {
 	if p.Enrich != b.enrOn {
 		b.enrOn = p.Enrich
 		if p.Enrich {
-			b.enr.reseed.Store(true)
+			b.enr.Reseed()
 		}
 	}
 	if !p.Enrich {
 		return
 	}
-	b.enr.live.Store(true)
-	b.cap.begin(h.now)
+	b.cap.Begin(h.now)
 	if b.overruns != nil {
 		if n := b.overruns(); n != b.lastOverruns {
 			b.lastOverruns = n
-			b.enr.resync.Store(true)
+			b.enr.Resync()
 		}
 	}
 	b.addExitLost(h)
@@ -276,7 +257,7 @@ func (b *Bridge) account(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 		return
 	}
 	if p.Enrich && id.IsProc() && r.Sender == 0 {
-		b.enr.resync.Store(true)
+		b.enr.Resync()
 	}
 	b.m.restart.countLost(c, key, res.Lost)
 	if t := p.Table.LossTargets(id); t != 0 {
@@ -348,13 +329,11 @@ func (b *Bridge) addTableOnly(h *handling, r *event.Record) {
 }
 
 // received does, for a kernel process event that feeds the process table,
-// what cannot wait for the enricher: an exec is counted (see
-// enricher.execSeen) and its process read from /proc (capturer) before
-// the process can end.
+// what cannot wait for the enricher: an exec is counted and its process
+// read from /proc (enrich.Capturer) before the process can end.
 func (b *Bridge) received(r *event.Record) {
 	if ev := &r.Proc; ev.What == cnmsg.ProcExec {
-		b.enr.noteExec(ev.PID)
-		r.Capture = b.cap.exec(ev.PID, ev.TimestampNs)
+		r.Capture = b.cap.Exec(ev.PID, ev.TimestampNs)
 	}
 }
 
@@ -364,7 +343,7 @@ var exitEvent = cnmsg.ProcEvent{What: cnmsg.ProcExit}
 // addExitLost stores the exit_lost records the enricher found after a
 // resync, for the sinks of enriching routes that receive exits.
 func (b *Bridge) addExitLost(h *handling) {
-	lost := b.enr.takeLost()
+	lost := b.enr.TakeLost()
 	if len(lost) == 0 {
 		return
 	}
@@ -400,7 +379,7 @@ func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
 	if p.Enrich {
 		for i := range batch.Records {
 			if st := batch.Records[i].Enrich; st == event.EnrichPending || st == event.EnrichTable {
-				b.enr.offer(batch)
+				b.enr.Offer(batch)
 				break
 			}
 		}

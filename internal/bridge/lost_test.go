@@ -46,7 +46,7 @@ func TestLostWhenNotListening(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			b := New(planFor(nopTarget{}), seqtrack.Options{ReorderWindow: tt.window}, EnrichOptions{}, reg, zap.NewNop())
+			b := New(planFor(nopTarget{}), seqtrack.Options{ReorderWindow: tt.window}, enricher(reg), reg, zap.NewNop())
 			b.Resume([]KernelStream{
 				{ID: cnmsg.ID{Idx: 1, Val: 1}, CPU: 0, Seq: 100},
 				{ID: cnmsg.ID{Idx: 1, Val: 1}, CPU: 1, Seq: 50},

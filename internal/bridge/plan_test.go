@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -34,6 +35,12 @@ func (r *retirable) Offer(*event.Batch) {
 	r.offered.Add(1)
 }
 
+// enricher returns an enrichment stage for New, its metrics in reg. It is
+// not run: these bridges' plans do not enrich.
+func enricher(reg prometheus.Registerer) *enrich.Enricher {
+	return enrich.New(enrich.Options{NoSeed: true}, reg, zap.NewNop())
+}
+
 func planFor(t Target) *Plan {
 	pat, _ := router.ParsePattern("1.1")
 	return &Plan{Table: router.New([]router.Route{{Match: pat, Sinks: 1}}), Sinks: []Target{t}}
@@ -53,7 +60,7 @@ func procDatagram() []cnmsg.Datagram {
 // counted there as queue_full.)
 func TestPlanSwapNoBatchReachesRetiredSink(t *testing.T) {
 	first := &retirable{}
-	b := New(planFor(first), seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+	b := New(planFor(first), seqtrack.Options{}, enricher(prometheus.NewRegistry()), prometheus.NewRegistry(), zap.NewNop())
 	dgs := procDatagram()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -101,7 +108,7 @@ func TestPlanSwapNoBatchReachesRetiredSink(t *testing.T) {
 // returns the context's error, and returns nil once the reader moves on.
 func TestReleaseNotBlockedByStalledSink(t *testing.T) {
 	stalled := &retirable{block: make(chan struct{})}
-	b := New(planFor(stalled), seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+	b := New(planFor(stalled), seqtrack.Options{}, enricher(prometheus.NewRegistry()), prometheus.NewRegistry(), zap.NewNop())
 	handled := make(chan struct{})
 	go func() { b.Handle(procDatagram(), time.Now()); close(handled) }()
 	for b.active.Load() == nil { // the reader is in Handle, stuck in Offer

@@ -19,7 +19,7 @@ import (
 func TestRejectedFloodAllocatesNothing(t *testing.T) {
 	pat, _ := router.ParsePattern("1.1")
 	b := New(&Plan{Table: router.New([]router.Route{{Match: pat, Sinks: 1}})},
-		seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+		seqtrack.Options{}, enricher(prometheus.NewRegistry()), prometheus.NewRegistry(), zap.NewNop())
 	spoof := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
 	short := spoof[:20]
@@ -44,7 +44,7 @@ func TestRouteFilteredIsNotUnrouted(t *testing.T) {
 	pat, _ := router.ParsePattern("1.1")
 	exits, _ := router.ParseEvents([]string{"exit"})
 	b := New(&Plan{Table: router.New([]router.Route{{Match: pat, Events: exits, HasEvents: true, Sinks: 1}})},
-		seqtrack.Options{}, EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+		seqtrack.Options{}, enricher(prometheus.NewRegistry()), prometheus.NewRegistry(), zap.NewNop())
 	exec := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
 	other := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 5, Val: 5}}, []byte("x"))

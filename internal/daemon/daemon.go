@@ -28,6 +28,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/query"
@@ -75,8 +76,9 @@ type Daemon struct {
 	enc     *event.Encoder
 	product schema.Product // this build, named in schema documents (OCSF metadata.product, OTLP service.version)
 
-	lis    *listener.Listener
-	bridge *bridge.Bridge
+	lis      *listener.Listener
+	bridge   *bridge.Bridge
+	enricher *enrich.Enricher // the enrichment stage the bridge feeds
 
 	sinkCtx     context.Context // cancelled when draining runs out of time
 	cancelSinks context.CancelFunc
@@ -252,7 +254,7 @@ func (d *Daemon) serveMetrics(addr string) (*http.Server, string, error) {
 	mux.HandleFunc("/debug/proctable", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		v, err := d.bridge.TableView(ctx)
+		v, err := d.enricher.TableView(ctx)
 		if err != nil {
 			http.Error(w, "process table: "+err.Error(), http.StatusServiceUnavailable)
 			return

@@ -30,7 +30,7 @@ func (d *Daemon) startQuery(_ context.Context, cfg *config.Config) (func(), erro
 		MaxRows:      cfg.Query.MaxRows,
 		MaxPerSecond: cfg.Query.MaxPerSecond,
 		Snapshot: func(ctx context.Context) (*proctable.Snapshot, string, error) {
-			s, err := d.bridge.Snapshot(ctx)
+			s, err := d.enricher.Snapshot(ctx)
 			return s.Snapshot, s.Incomplete, err
 		},
 		Loss: d.loss,

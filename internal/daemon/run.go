@@ -10,6 +10,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -147,17 +148,15 @@ func (d *Daemon) startSinks(_ context.Context, cfg *config.Config) (func(), erro
 	}, nil
 }
 
-// startBridge builds the plan and the bridge and runs the enricher. Its
-// stop ends the enricher: what it still holds goes out unenriched, counted.
+// startBridge builds the plan, the enrichment stage and the bridge, and
+// runs the enricher. Its stop ends the enricher: what it still holds goes
+// out unenriched, counted.
 func (d *Daemon) startBridge(_ context.Context, cfg *config.Config) (func(), error) {
 	plan, err := d.buildPlan(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	d.bridge = bridge.New(plan, seqtrack.Options{
-		ReorderWindow: cfg.Ledger.ReorderWindow,
-		MaxStreams:    cfg.Ledger.MaxStreams,
-	}, bridge.EnrichOptions{
+	d.enricher = enrich.New(enrich.Options{
 		MaxCmdline:    cfg.EnrichMaxCmdlineBytes,
 		MaxEntries:    cfg.ProcessTable.MaxEntries,
 		ExecReaders:   cfg.ProcessTable.ExecReaders,
@@ -165,9 +164,18 @@ func (d *Daemon) startBridge(_ context.Context, cfg *config.Config) (func(), err
 		QueueSize:     cfg.EnrichQueueSize,
 		Redact:        compileRedact(cfg.EnrichRedact),
 	}, d.reg, d.log)
+	d.bridge = bridge.New(plan, seqtrack.Options{
+		ReorderWindow: cfg.Ledger.ReorderWindow,
+		MaxStreams:    cfg.Ledger.MaxStreams,
+	}, d.enricher, d.reg, d.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { d.bridge.RunEnricher(ctx); close(done) }()
+	go func() {
+		defer close(done)
+		if err := d.enricher.Run(ctx); err != nil {
+			d.log.Error("enrichment stage stopped", zap.Error(err))
+		}
+	}()
 	return func() { cancel(); <-done }, nil
 }
 
@@ -193,8 +201,8 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.registerReceiveBuffer()
 	d.warnReceiveBuffer(cfg.Listener.ReceiveBufferBytes)
 	d.bridge.SetOverruns(func() uint64 { return d.lis.Stats().Overruns })
-	d.bridge.SetWake(lis.Wake)
-	d.bridge.SetEmptyAt(lis.EmptyAt)
+	d.enricher.SetWake(lis.Wake)
+	d.enricher.SetEmptyAt(lis.EmptyAt)
 	lis.SetPriority(readerPriority(cfg))
 	lis.SetExactEmpty(enriches(cfg))
 	return func() {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
@@ -43,7 +44,8 @@ func traceBridge(t *testing.T, sink *captureSink) *bridge.Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bridge.New(p, seqtrack.Options{}, bridge.EnrichOptions{}, prometheus.NewRegistry(), zap.NewNop())
+	reg := prometheus.NewRegistry()
+	return bridge.New(p, seqtrack.Options{}, enrich.New(enrich.Options{NoSeed: true}, reg, zap.NewNop()), reg, zap.NewNop())
 }
 
 func bootID(t *testing.T) string {

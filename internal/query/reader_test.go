@@ -17,6 +17,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 	"github.com/cnbridged/cnbridged/internal/router"
@@ -89,12 +90,13 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 		sink, sinks.NewMetrics(reg), log)
 	proc, _ := router.ParsePattern("1.1")
 	plan := &bridge.Plan{Table: router.New([]router.Route{{Match: proc, Sinks: 1, Enrich: true}}), Sinks: []bridge.Target{r}, Enrich: true}
-	br := bridge.New(plan, seqtrack.Options{MaxStreams: 1024}, bridge.EnrichOptions{MaxEntries: proctable.DefaultMaxEntries}, reg, log)
+	enr := enrich.New(enrich.Options{MaxEntries: proctable.DefaultMaxEntries}, reg, log)
+	br := bridge.New(plan, seqtrack.Options{MaxStreams: 1024}, enr, reg, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); r.Run(ctx) }()
-	go func() { defer wg.Done(); br.RunEnricher(ctx) }()
+	go func() { defer wg.Done(); enr.Run(ctx) }()
 	defer func() { r.Stop(); cancel(); wg.Wait() }()
 
 	// Fill the table: a tree of forks under this process (seeded from
@@ -134,7 +136,7 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 	var snapMu sync.Mutex
 	snapshot := func(ctx context.Context) (*proctable.Snapshot, string, error) {
 		start := time.Now()
-		s, err := br.Snapshot(ctx)
+		s, err := enr.Snapshot(ctx)
 		snapMu.Lock()
 		snapTime = append(snapTime, time.Since(start))
 		snapMu.Unlock()

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"sync/atomic"
@@ -11,7 +11,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
-// capturer reads /proc for each exec event on the kernel reader's
+// Capturer reads /proc for each exec event on the kernel reader's
 // goroutine, as the reader handles the event, before the batch is handed
 // on: a short-lived program (/bin/true lives a few hundred microseconds
 // after its exec event) has usually ended by the time the enricher's
@@ -25,9 +25,9 @@ import (
 // A budget of 0 reads nothing here.
 //
 // It touches no table: it only reads /proc and hands what it read on, in
-// the record (event.Record.Capture). One capturer serves one reader
-// goroutine.
-type capturer struct {
+// the record (event.Record.Capture). One Capturer serves one reader
+// goroutine; the Enricher makes it (Enricher.Capturer).
+type Capturer struct {
 	reader   procinfo.Reader
 	budget   time.Duration
 	deadline time.Time
@@ -43,6 +43,9 @@ type capturer struct {
 	// event.Capture.Overtaken). readAt is the reader's alone.
 	readAt    [execSlots]int64
 	overtaken [execSlots]atomic.Uint32
+	// seen are the enricher's exec counters (Enricher.execSeen): Exec
+	// counts every exec event in them.
+	seen *[execSlots]atomic.Uint32
 
 	results                                *prometheus.CounterVec
 	received, partial, lateAll, gone, errs prometheus.Counter
@@ -50,11 +53,12 @@ type capturer struct {
 	delay                                  prometheus.Histogram
 }
 
-func newCapturer(o EnrichOptions, reg prometheus.Registerer) *capturer {
-	c := &capturer{
+func newCapturer(o Options, reg prometheus.Registerer, seen *[execSlots]atomic.Uint32) *Capturer {
+	c := &Capturer{
 		reader: procinfo.Reader{Root: o.ProcRoot, MaxCmdline: o.MaxCmdline},
 		budget: o.CaptureBudget,
 		clock:  newMonoClock(),
+		seen:   seen,
 	}
 	c.more = func() bool { return time.Now().Before(c.deadline) }
 	c.names = fieldNameSets()
@@ -80,14 +84,17 @@ func newCapturer(o EnrichOptions, reg prometheus.Registerer) *capturer {
 	return c
 }
 
-// begin starts the reads of a batch received at now.
-func (c *capturer) begin(now time.Time) { c.deadline = now.Add(c.budget) }
+// Begin starts the reads of a batch received at now. Called on the reader
+// goroutine, before the batch's first Exec.
+func (c *Capturer) Begin(now time.Time) { c.deadline = now.Add(c.budget) }
 
-// exec reads /proc for the exec event of pid, stamped ts by the kernel,
-// within what is left of the batch's budget. It returns nil when it read
-// nothing.
-func (c *capturer) exec(pid uint32, ts uint64) *event.Capture {
+// Exec counts the exec event of pid, stamped ts by the kernel, for the
+// enricher (every one the reader hands over, see Enricher.execSeen) and
+// reads /proc for it within what is left of the batch's budget. It returns
+// nil when it read nothing. Called on the reader goroutine.
+func (c *Capturer) Exec(pid uint32, ts uint64) *event.Capture {
 	slot := pid % execSlots
+	c.seen[slot].Add(1)
 	if int64(ts) < c.readAt[slot] {
 		c.overtaken[slot].Add(1)
 	}
@@ -142,7 +149,7 @@ func (c *capturer) exec(pid uint32, ts uint64) *event.Capture {
 
 // overtakenOf returns the count of exec events that may show in a capture
 // of pid's slot (see event.Capture.Overtaken). Safe from any goroutine.
-func (c *capturer) overtakenOf(pid uint32) uint32 { return c.overtaken[pid%execSlots].Load() }
+func (c *Capturer) overtakenOf(pid uint32) uint32 { return c.overtaken[pid%execSlots].Load() }
 
 // fieldNameSets returns the names of every set of exec fields, indexed
 // by the set.
@@ -153,8 +160,9 @@ func fieldNameSets() (names [procinfo.ExecFields + 1][]string) {
 	return names
 }
 
-// close releases the reader's descriptor of /proc.
-func (c *capturer) close() { c.reader.Close() }
+// Close releases the reader's descriptor of /proc. Call it after the last
+// Exec.
+func (c *Capturer) Close() { c.reader.Close() }
 
 // monoClock turns Go's monotonic clock readings into CLOCK_MONOTONIC
 // nanoseconds, the clock of proc events' timestamps, with no system call

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func procBatch(pool *event.Pool, evs ...cnmsg.ProcEvent) *event.Batch {
 }
 
 // enrichNow runs one batch through the enricher synchronously.
-func enrichNow(e *enricher, b *event.Batch) {
+func enrichNow(e *Enricher, b *event.Batch) {
 	b.Retain(1)
 	b.StartEnrich()
 	e.enrichBatch(b)
@@ -34,7 +34,7 @@ func enrichNow(e *enricher, b *event.Batch) {
 }
 
 func TestEnrichGoneAndLive(t *testing.T) {
-	e := newEnricher(EnrichOptions{MaxEntries: 16, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 16, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	cmd := exec.Command("/bin/true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestEnrichTableBound(t *testing.T) {
 	os.Symlink("/bin/true", filepath.Join(dir, "exe"))
 	const storm, bound = 100000, 4096
 	reg := prometheus.NewRegistry()
-	e := newEnricher(EnrichOptions{MaxEntries: bound, ProcRoot: root}, reg, zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: bound, ProcRoot: root}, reg, zaptest.NewLogger(t))
 	e.seed()
 	if e.table.Get(1) == nil {
 		t.Fatal("pid 1 of the fake proc root was not seeded")
@@ -130,14 +130,14 @@ func TestEnrichTableBound(t *testing.T) {
 // TestEnrichShutdownSkips: what is queued when the enricher stops goes out
 // marked skipped.
 func TestEnrichShutdownSkips(t *testing.T) {
-	e := newEnricher(EnrichOptions{QueueSize: 2, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{QueueSize: 2, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	pool := event.NewPool()
 	self := uint32(os.Getpid())
 	first := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self})
-	e.offer(first) // queued: nobody runs the enricher
+	e.Offer(first) // queued: nobody runs the enricher
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	e.run(ctx) // drains: skipped
+	e.Run(ctx) // drains: skipped
 	first.WaitEnriched()
 	if r := first.Records[0]; r.Enrich != event.EnrichSkipped {
 		t.Errorf("batch after shutdown: got %v, want skipped", r.Enrich)

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"time"
@@ -9,9 +9,10 @@ import (
 	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
-// takeLost returns the exit_lost processes waiting to be emitted. Called
-// on the reader goroutine; costs one atomic load when there are none.
-func (e *enricher) takeLost() []*proctable.Process {
+// TakeLost returns the exit_lost processes waiting to be emitted (the
+// reader stores them as event.KindExitLost records). Called on the reader
+// goroutine; costs one atomic load when there are none.
+func (e *Enricher) TakeLost() []*proctable.Process {
 	if e.nLost.Load() == 0 {
 		return nil
 	}
@@ -24,7 +25,7 @@ func (e *enricher) takeLost() []*proctable.Process {
 }
 
 // seed fills the table from a /proc scan.
-func (e *enricher) seed() {
+func (e *Enricher) seed() {
 	if e.o.NoSeed {
 		return
 	}
@@ -44,7 +45,7 @@ func (e *enricher) seed() {
 }
 
 // resyncNow reconciles the table with /proc after loss.
-func (e *enricher) resyncNow() {
+func (e *Enricher) resyncNow() {
 	e.resyncs.Inc()
 	scanAt := monotonicNs()
 	pids, err := procinfo.Scan(e.o.ProcRoot)
@@ -110,7 +111,7 @@ func (e *enricher) resyncNow() {
 // after it with nothing left in its queue. The enricher's own progress
 // counts, not the reader's: an exit the reader has handled may still wait
 // in the enricher's queue.
-func (e *enricher) confirmLost() {
+func (e *Enricher) confirmLost() {
 	if len(e.absent) == 0 && e.scanLive == nil {
 		return
 	}
@@ -133,7 +134,7 @@ func (e *enricher) confirmLost() {
 // list is of a process that had ended by then (the enricher was behind
 // on it): its exit is lost unless it is still to come, so it waits with
 // the resync's absent processes for confirmLost.
-func (e *enricher) lateFork(p *proctable.Process, tsNs uint64) {
+func (e *Enricher) lateFork(p *proctable.Process, tsNs uint64) {
 	if e.scanLive == nil || p == nil || int64(tsNs) >= e.scanAt {
 		return
 	}
@@ -146,7 +147,7 @@ func (e *enricher) lateFork(p *proctable.Process, tsNs uint64) {
 // added to the table: stamped before the last resync's scan, it may be of
 // a thread that had ended by then (its exit lost), which the scan could
 // not prune; if /proc no longer lists it, it leaves the table again.
-func (e *enricher) lateThread(tid, tgid uint32, tsNs uint64) {
+func (e *Enricher) lateThread(tid, tgid uint32, tsNs uint64) {
 	if e.scanLive == nil || int64(tsNs) >= e.scanAt {
 		return
 	}
@@ -156,7 +157,7 @@ func (e *enricher) lateThread(tid, tgid uint32, tsNs uint64) {
 }
 
 // emitLost hands exit_lost processes to the reader.
-func (e *enricher) emitLost(lost []*proctable.Process) {
+func (e *Enricher) emitLost(lost []*proctable.Process) {
 	if len(lost) == 0 {
 		return
 	}

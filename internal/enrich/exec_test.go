@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"strings"
@@ -62,7 +62,7 @@ func TestExecFromCapture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnricher(EnrichOptions{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+			e := New(Options{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 			defer e.reader.Close()
 			for _, pid := range []uint32{1, 7} {
 				e.table.Seed(&proctable.Observed{PID: pid, StartTicks: 5, Exe: "/old", Cmdline: []string{"old"}, Cwd: "/old",
@@ -118,7 +118,7 @@ func TestCaptureStale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnricher(EnrichOptions{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+			e := New(Options{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 			defer e.reader.Close()
 			e.overtaken = func(uint32) uint32 { return tt.overtaken }
 			e.table.Seed(&proctable.Observed{PID: 1, StartTicks: 5, Exe: "/old", Cmdline: []string{"old"}})
@@ -140,7 +140,7 @@ func TestCaptureStale(t *testing.T) {
 
 // TestLateInJSON: the fields read late are listed after "missing".
 func TestLateInJSON(t *testing.T) {
-	e := newEnricher(EnrichOptions{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 16, NoSeed: true, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	defer e.reader.Close()
 	e.table.Seed(&proctable.Observed{PID: 7, StartTicks: 5, Exe: "/old", Cmdline: []string{"old"}})
 	b := procBatch(event.NewPool(), cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 7, TGID: 7})

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"os"
@@ -30,11 +30,11 @@ func BenchmarkEnrichment(b *testing.B) {
 	// are stamped from it on, after the processes seeded below started.
 	var base uint64
 	run := func(b *testing.B, enrich bool, gen func(i int) cnmsg.ProcEvent, readers ...int) {
-		o := EnrichOptions{MaxEntries: 65536, NoSeed: true}
+		o := Options{MaxEntries: 65536, NoSeed: true}
 		if len(readers) > 0 {
 			o.ExecReaders = readers[0]
 		}
-		e := newEnricher(o, prometheus.NewRegistry(), zap.NewNop())
+		e := New(o, prometheus.NewRegistry(), zap.NewNop())
 		// The table knows these processes, as it would after its start scan.
 		for _, pid := range append([]uint32{1, self}, kids...) {
 			if o, ok := e.observe(pid); ok {
@@ -172,7 +172,7 @@ func BenchmarkExecFresh(b *testing.B) {
 
 func benchFresh(b *testing.B, life bool) {
 	self := uint32(os.Getpid())
-	e := newEnricher(EnrichOptions{MaxEntries: 65536, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
+	e := New(Options{MaxEntries: 65536, NoSeed: true}, prometheus.NewRegistry(), zap.NewNop())
 	if o, ok := e.observe(self); ok {
 		e.table.Seed(&o)
 	}

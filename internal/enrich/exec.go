@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"sync"
@@ -14,7 +14,7 @@ import (
 )
 
 // An exec is described from what the reader captured as it received the
-// event (capturer), and from a late read here of what the capture left
+// event (Capturer), and from a late read here of what the capture left
 // (its budget ran out): those fields are marked late.
 //
 // readLate makes the batch's late reads before its events are applied. A
@@ -33,7 +33,7 @@ import (
 //
 // It returns the latest time (CLOCK_MONOTONIC ns) at which /proc was read
 // for an exec of the batch, by the capture or here: see waitReader.
-func (e *enricher) readLate(b *event.Batch, behind bool) (lastRead int64) {
+func (e *Enricher) readLate(b *event.Batch, behind bool) (lastRead int64) {
 	e.pre = e.pre[:0]
 	clear(e.forked)
 	for i := range b.Records {
@@ -91,7 +91,7 @@ func (e *enricher) readLate(b *event.Batch, behind bool) (lastRead int64) {
 // The reader is past lastRead once it has handled an event stamped after
 // it, or found the socket empty after it (SetEmptyAt); on a quiet host
 // the latter holds as soon as it has handed the batch on.
-func (e *enricher) waitReader(lastRead int64) {
+func (e *Enricher) waitReader(lastRead int64) {
 	if lastRead == 0 || !e.live.Load() {
 		return
 	}
@@ -102,7 +102,7 @@ func (e *enricher) waitReader(lastRead int64) {
 
 // readerPast reports whether the reader has handled everything the kernel
 // sent before t (CLOCK_MONOTONIC ns).
-func (e *enricher) readerPast(t int64) bool {
+func (e *Enricher) readerPast(t int64) bool {
 	if e.seenTs.Load() >= uint64(t) {
 		return true
 	}
@@ -121,7 +121,7 @@ const parallelMin = 4
 
 // readParallel makes the reads of e.pre on workers goroutines, this one
 // included, each taking the next unread exec.
-func (e *enricher) readParallel(workers int) {
+func (e *Enricher) readParallel(workers int) {
 	var next atomic.Int32
 	work := func(rd *procinfo.Reader) {
 		for {
@@ -174,7 +174,7 @@ func monotonicNs() int64 {
 // Capture, nil when it read nothing) and a late read of the fields it
 // left (Late): those are marked late, and missing too when the late read
 // finds the process gone or is not made (the enricher is behind).
-func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
+func (e *Enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 	c := e.capture
 	slot := ev.PID % execSlots
 	e.execDone[slot]++
@@ -266,7 +266,7 @@ func (e *enricher) exec(ev *cnmsg.ProcEvent, behind bool) *proctable.Process {
 
 // lateRead returns the late read readLate made for the record being
 // applied, or reads now.
-func (e *enricher) lateRead(ev *cnmsg.ProcEvent) (procinfo.Info, error) {
+func (e *Enricher) lateRead(ev *cnmsg.ProcEvent) (procinfo.Info, error) {
 	for e.nextPre < len(e.pre) && e.pre[e.nextPre].rec < e.cur {
 		e.nextPre++ // read ahead for an exec applied another way
 	}

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // table is incomplete (off, resync) and fails once the enricher stopped.
 func TestSnapshot(t *testing.T) {
 	self := uint32(os.Getpid())
-	e := newEnricher(EnrichOptions{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	o, ok := e.observe(self)
 	if !ok {
 		t.Fatal("cannot read this process")
@@ -27,14 +27,13 @@ func TestSnapshot(t *testing.T) {
 	enrichNow(e, procBatch(event.NewPool(),
 		cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: 4_000_001, ChildTGID: 4_000_001,
 			TimestampNs: uint64(monotonicNs())}))
-	b := &Bridge{enr: e}
-	b.plan.Store(&Plan{Enrich: true})
+	e.SetEnabled(true)
 	ctx, cancel := context.WithCancel(context.Background())
-	go e.run(ctx)
+	go e.Run(ctx)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()
 
-	s, err := b.Snapshot(tctx)
+	s, err := e.Snapshot(tctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,17 +46,17 @@ func TestSnapshot(t *testing.T) {
 		}
 	}
 
-	e.resync.Store(true) // what the reader sets on loss
-	if s, err = b.Snapshot(tctx); err != nil || s.Incomplete != IncompleteResync {
+	e.Resync() // what the reader asks for on loss
+	if s, err = e.Snapshot(tctx); err != nil || s.Incomplete != IncompleteResync {
 		t.Errorf("after loss: incomplete %q (%v), want %q", s.Incomplete, err, IncompleteResync)
 	}
-	b.plan.Store(&Plan{})
-	if s, err = b.Snapshot(tctx); err != nil || s.Incomplete != IncompleteOff {
+	e.SetEnabled(false) // a reload's plan without enrichment
+	if s, err = e.Snapshot(tctx); err != nil || s.Incomplete != IncompleteOff {
 		t.Errorf("no route enriches: incomplete %q (%v), want %q", s.Incomplete, err, IncompleteOff)
 	}
 	cancel()
 	<-e.done
-	if _, err := b.Snapshot(tctx); err == nil {
+	if _, err := e.Snapshot(tctx); err == nil {
 		t.Error("Snapshot after the enricher stopped: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import "regexp"
 
@@ -6,7 +6,7 @@ import "regexp"
 const Redacted = "*****"
 
 // redact applies enrich_redact to args, in place of a copy.
-func (e *enricher) redact(args []string) []string {
+func (e *Enricher) redact(args []string) []string {
 	if len(e.o.Redact) == 0 {
 		return args
 	}

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"testing"
@@ -16,7 +16,7 @@ import (
 // where it was; it used to fall back to the new table's count (0).
 func TestEvictionsSurviveReenable(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e := newEnricher(EnrichOptions{MaxEntries: 8, NoSeed: true, ProcRoot: t.TempDir()}, reg, zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 8, NoSeed: true, ProcRoot: t.TempDir()}, reg, zaptest.NewLogger(t))
 	pool := event.NewPool()
 	forks := func(first, n uint32) {
 		var evs []cnmsg.ProcEvent
@@ -33,7 +33,7 @@ func TestEvictionsSurviveReenable(t *testing.T) {
 		t.Fatal("40 forks into a table of 8 evicted nothing")
 	}
 	// What the reader does when a plan turns enrichment on again.
-	e.reseed.Store(true)
+	e.Reseed()
 	forks(1000, 1)
 	if after := evictions(t, reg); after < before {
 		t.Errorf("cnbridged_proctable_evictions_total fell from %v to %v when enrichment was turned on again", before, after)

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"context"
@@ -29,15 +29,16 @@ type TableSnapshot struct {
 	Incomplete string
 }
 
-// Snapshot returns a snapshot of the process table, taken by the enricher
-// between two batches: a copy of pointers to its immutable entries, so the
-// enricher is held only for that copy, and the caller walks and encodes it
-// on its own goroutine.
-func (b *Bridge) Snapshot(ctx context.Context) (TableSnapshot, error) {
+// Snapshot returns a snapshot of the process table for the fleet query,
+// taken by the enricher between two batches: a copy of pointers to its
+// immutable entries, so the enricher is held only for that copy, and the
+// caller walks and encodes it on its own goroutine. It is IncompleteOff
+// while no route enriches (SetEnabled).
+func (e *Enricher) Snapshot(ctx context.Context) (TableSnapshot, error) {
 	c := make(chan TableSnapshot, 1)
 	select {
-	case b.enr.snaps <- c:
-	case <-b.enr.done:
+	case e.snaps <- c:
+	case <-e.done:
 		return TableSnapshot{}, errEnricherStopped
 	case <-ctx.Done():
 		return TableSnapshot{}, ctx.Err()
@@ -48,14 +49,14 @@ func (b *Bridge) Snapshot(ctx context.Context) (TableSnapshot, error) {
 	case <-ctx.Done():
 		return TableSnapshot{}, ctx.Err()
 	}
-	if p := b.plan.Load(); p != nil && !p.Enrich {
+	if !e.enabled.Load() {
 		s.Incomplete = IncompleteOff
 	}
 	return s, nil
 }
 
 // snapshot copies the table. Called on the enricher goroutine.
-func (e *enricher) snapshot() TableSnapshot {
+func (e *Enricher) snapshot() TableSnapshot {
 	s := TableSnapshot{Snapshot: e.table.Snapshot()}
 	switch {
 	case e.reseed.Load():

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // fails once it has stopped.
 func TestTableView(t *testing.T) {
 	self := uint32(os.Getpid())
-	e := newEnricher(EnrichOptions{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	o, ok := e.observe(self)
 	if !ok {
 		t.Fatal("cannot read this process")
@@ -26,12 +26,11 @@ func TestTableView(t *testing.T) {
 	e.table.Seed(&o)
 	enrichNow(e, procBatch(event.NewPool(),
 		cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: 4_000_001, ChildTGID: self}))
-	b := &Bridge{enr: e}
 	ctx, cancel := context.WithCancel(context.Background())
-	go e.run(ctx)
+	go e.Run(ctx)
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()
-	v, err := b.TableView(tctx)
+	v, err := e.TableView(tctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +45,7 @@ func TestTableView(t *testing.T) {
 	}
 	cancel()
 	<-e.done
-	if _, err := b.TableView(tctx); err == nil {
+	if _, err := e.TableView(tctx); err == nil {
 		t.Error("TableView after the enricher stopped: no error")
 	}
 }

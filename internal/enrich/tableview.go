@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"context"
@@ -41,11 +41,11 @@ var errEnricherStopped = errors.New("the enrichment stage has stopped")
 
 // TableView returns a copy of the process table, taken by the enricher
 // between two batches. The table is fed only while a route enriches.
-func (b *Bridge) TableView(ctx context.Context) (TableView, error) {
+func (e *Enricher) TableView(ctx context.Context) (TableView, error) {
 	c := make(chan TableView, 1)
 	select {
-	case b.enr.views <- c:
-	case <-b.enr.done:
+	case e.views <- c:
+	case <-e.done:
 		return TableView{}, errEnricherStopped
 	case <-ctx.Done():
 		return TableView{}, ctx.Err()
@@ -59,7 +59,7 @@ func (b *Bridge) TableView(ctx context.Context) (TableView, error) {
 }
 
 // view copies the table. Called on the enricher goroutine.
-func (e *enricher) view() TableView {
+func (e *Enricher) view() TableView {
 	st := e.table.Stats()
 	v := TableView{Threads: make([]ThreadView, 0, st.Threads), MaxEntries: e.table.MaxEntries(), Evicted: uint64(st.Evicted),
 		Processes: make([]ProcessView, 0, st.Processes)}

@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"time"
@@ -13,7 +13,7 @@ import (
 )
 
 // observe reads everything /proc says about pid for the table.
-func (e *enricher) observe(pid uint32) (proctable.Observed, bool) {
+func (e *Enricher) observe(pid uint32) (proctable.Observed, bool) {
 	readNs := uint64(monotonicNs())
 	in, err := e.reader.Read(pid)
 	if err != nil {
@@ -36,7 +36,7 @@ func (e *enricher) observe(pid uint32) (proctable.Observed, bool) {
 // observeGroup is observe with the ids of the group's other threads (its
 // task directory), for a process the table seeds: a group whose leader
 // exits first keeps its entry while the table tracks a thread of it.
-func (e *enricher) observeGroup(pid uint32) (proctable.Observed, bool) {
+func (e *Enricher) observeGroup(pid uint32) (proctable.Observed, bool) {
 	o, ok := e.observe(pid)
 	if !ok {
 		return o, false
@@ -54,7 +54,7 @@ func (e *enricher) observeGroup(pid uint32) (proctable.Observed, bool) {
 // describeOnly describes an event from a userspace sender (listener.
 // userspace_senders) without letting it change the table: from the table
 // when it knows the process, else from /proc.
-func (e *enricher) describeOnly(r *event.Record) {
+func (e *Enricher) describeOnly(r *event.Record) {
 	ev := &r.Proc
 	pid, tgid := ev.PID, ev.TGID
 	if ev.What == cnmsg.ProcFork {
@@ -82,13 +82,13 @@ func (e *enricher) describeOnly(r *event.Record) {
 }
 
 // count adds one to an enrich_total result.
-func (e *enricher) count(c prometheus.Counter) {
+func (e *Enricher) count(c prometheus.Counter) {
 	c.Inc()
 	e.counted++
 }
 
 // apply feeds r to the table and, for a pending record, describes it.
-func (e *enricher) apply(r *event.Record, behind bool) {
+func (e *Enricher) apply(r *event.Record, behind bool) {
 	counted := e.counted
 	if r.Sender != 0 {
 		if r.Enrich == event.EnrichPending {
@@ -105,7 +105,7 @@ func (e *enricher) apply(r *event.Record, behind bool) {
 // update applies a kernel event to the table and returns the snapshot the
 // event describes (nil: unknown to the table and gone from /proc).
 // leaderExit reports the exit of a whole process, not of a thread.
-func (e *enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Process, leaderExit bool) {
+func (e *Enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Process, leaderExit bool) {
 	switch ev.What {
 	case cnmsg.ProcFork:
 		return e.fork(ev), false
@@ -140,7 +140,7 @@ func (e *enricher) update(ev *cnmsg.ProcEvent, behind bool) (p *proctable.Proces
 
 // fork applies a fork event and returns the new process, or the group of a
 // new thread.
-func (e *enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
+func (e *Enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
 	p, res := e.table.Fork(ev.ParentTGID, ev.ChildPID, ev.ChildTGID, ev.TimestampNs)
 	if res.Replaced != nil {
 		// Its pid is free again: the exit of the process it held was lost.
@@ -175,7 +175,7 @@ func (e *enricher) fork(ev *cnmsg.ProcEvent) *proctable.Process {
 // describe sets r's enrichment from p, the snapshot update returned.
 // counted is e.counted before the update: when the update counted no
 // result, the event was described from the table.
-func (e *enricher) describe(r *event.Record, p *proctable.Process, leaderExit bool, counted int) {
+func (e *Enricher) describe(r *event.Record, p *proctable.Process, leaderExit bool, counted int) {
 	ev := &r.Proc
 	if p == nil {
 		en := &event.Enrichment{Gone: true, PID: ev.PID}
@@ -204,7 +204,7 @@ func (e *enricher) describe(r *event.Record, p *proctable.Process, leaderExit bo
 
 // unknown reads a process the table does not know and seeds it; nil when
 // it has gone.
-func (e *enricher) unknown(tgid uint32) *proctable.Process {
+func (e *Enricher) unknown(tgid uint32) *proctable.Process {
 	o, ok := e.observeGroup(tgid)
 	if !ok {
 		return nil
@@ -213,7 +213,7 @@ func (e *enricher) unknown(tgid uint32) *proctable.Process {
 	return e.table.Seed(&o)
 }
 
-func (e *enricher) readError(pid uint32, err error) {
+func (e *Enricher) readError(pid uint32, err error) {
 	e.count(e.errs)
 	if e.errLog.Allow("read", time.Now()) {
 		e.log.Warn("reading /proc failed (logged at most once a minute)", zap.Uint32("pid", pid), zap.Error(err))

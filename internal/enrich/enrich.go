@@ -1,4 +1,23 @@
-package bridge
+// Package enrich is the enrichment stage: it keeps the process table and
+// describes process events from it (the process, its parent and
+// ancestors) for the sinks of the routes that enrich.
+//
+// The Enricher runs on its own goroutine (Run), off the kernel reader's
+// path. The reader hands it (Offer), in order, every batch with process
+// events while any route enriches, through a bounded queue
+// (Options.QueueSize batches): the table must see every event, so a full
+// queue makes the reader wait; the enricher keeps it short by describing
+// execs from the table once it is half full (result backlog). On its
+// goroutine it applies the events to the table, reads /proc for what the
+// table does not know, reconciles the table with /proc after loss
+// (resync; exit_lost records, which the reader takes with TakeLost) and
+// answers copies of the table (Snapshot for the fleet query, TableView
+// for /debug/proctable).
+//
+// On the reader's goroutine, the Capturer reads each exec's new image
+// from /proc as the reader receives the event, before the process can
+// end, within a time budget per batch.
+package enrich
 
 import (
 	"context"
@@ -16,8 +35,8 @@ import (
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 )
 
-// EnrichOptions configure the enrichment stage.
-type EnrichOptions struct {
+// Options configure the enrichment stage.
+type Options struct {
 	MaxCmdline int // bytes of /proc/<pid>/cmdline kept
 	MaxEntries int // process_table.max_entries
 	QueueSize  int // batches waiting for the enricher
@@ -38,25 +57,25 @@ type EnrichOptions struct {
 }
 
 // execSlots is the size of the exec counters shared by the reader and the
-// enricher (see enricher.execSeen).
+// enricher (see Enricher.execSeen).
 const execSlots = 4096
 
-// enricher keeps the process table and describes process events from it,
-// on its own goroutine, off the kernel reader's path. The reader hands it,
-// in order, every batch with process events while any route enriches
-// (just before offering the batch to its sinks; sinks of enriching routes
-// wait for the batch's enrichment before reading it, the others don't).
-// Records no enriching sink receives still update the table
-// (event.EnrichTable).
+// Enricher keeps the process table and describes process events from it,
+// on its own goroutine (Run), off the kernel reader's path. The reader
+// hands it (Offer), in order, every batch with process events while any
+// route enriches (just before offering the batch to its sinks; sinks of
+// enriching routes wait for the batch's enrichment before reading it, the
+// others don't). Records no enriching sink receives still update the
+// table (event.EnrichTable).
 //
 // The table is read and written only on the enricher goroutine. An exec's
-// new image is read by the reader as it receives the event (capturer);
+// new image is read by the reader as it receives the event (Capturer);
 // the enricher reads /proc for what that capture left (see exec), for a
 // process the table does not know, and for the start tick of a fork that
 // lands just after a clock tick (see proctable).
-type enricher struct {
+type Enricher struct {
 	q      chan *event.Batch
-	o      EnrichOptions
+	o      Options
 	reader procinfo.Reader
 	users  procinfo.Users
 	table  *proctable.Table
@@ -100,17 +119,22 @@ type enricher struct {
 	// fieldNames holds the names of each set of exec fields.
 	fieldNames [procinfo.ExecFields + 1][]string
 
-	// reseed is set by the reader when a plan turns enrichment on: the
-	// enricher starts a new table from a /proc scan before its next batch.
-	reseed atomic.Bool
-	// done is closed when run returns.
+	// reseed is set by the reader when a plan turns enrichment on
+	// (Reseed): the enricher starts a new table from a /proc scan before
+	// its next batch. enabled tells whether the plan in force enriches
+	// (SetEnabled).
+	reseed  atomic.Bool
+	enabled atomic.Bool
+	// cap is the reader's Capturer.
+	cap *Capturer
+	// done is closed when Run returns.
 	done chan struct{}
 	// views carries TableView requests to the enricher goroutine; snaps,
 	// Snapshot requests.
 	views chan chan TableView
 	snaps chan chan TableSnapshot
 
-	// resync is set by the reader when events may have been lost; the
+	// resync is set by the reader when events may have been lost (Resync); the
 	// enricher reconciles the table with /proc before its next batch.
 	resync atomic.Bool
 	// lost holds exit_lost processes for the reader to emit; wake, when
@@ -152,11 +176,11 @@ type enricher struct {
 	appliedTs uint64
 }
 
-func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
+func New(o Options, reg prometheus.Registerer, log *zap.Logger) *Enricher {
 	if o.QueueSize < 1 {
 		o.QueueSize = 1024
 	}
-	e := &enricher{
+	e := &Enricher{
 		q:      make(chan *event.Batch, o.QueueSize),
 		done:   make(chan struct{}),
 		views:  make(chan chan TableView),
@@ -221,10 +245,12 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 			Help: "Exited processes the table remembers for the lineage of the others (parent and ancestors marked exited; bounded, see README).",
 		}, func() float64 { return float64(e.tableExited.Load()) }))
 	e.table = proctable.New(e.tableOptions())
+	e.cap = newCapturer(o, reg, &e.execSeen)
+	e.overtaken = e.cap.overtakenOf
 	return e
 }
 
-func (e *enricher) tableOptions() proctable.Options {
+func (e *Enricher) tableOptions() proctable.Options {
 	o := proctable.Options{MaxEntries: e.o.MaxEntries}
 	if id, err := procinfo.BootID(e.o.ProcRoot); err == nil {
 		o.BootID = id
@@ -238,14 +264,57 @@ func (e *enricher) tableOptions() proctable.Options {
 	return o
 }
 
-// noteExec is called by the reader for every exec event it hands over.
-func (e *enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
+// Capturer returns the capturer the reader calls for each exec event it
+// receives while a route enriches (there is one: it serves one reader
+// goroutine).
+func (e *Enricher) Capturer() *Capturer { return e.cap }
 
-// offer hands b to the enricher. Called on the reader goroutine. The table
+// SetWake gives the enricher a way to have the reader run its handler
+// when the socket is quiet (listener.Listener.Wake): exit_lost records it
+// finds go out then instead of waiting for the next kernel message. Safe
+// to call while the enricher runs.
+func (e *Enricher) SetWake(f func()) { e.wake.Store(&f) }
+
+// SetEmptyAt tells the enricher how to learn when the reader last found
+// the socket empty (listener.Listener.EmptyAt), having handled everything
+// it received before: how it knows, on a quiet host, that no later exec
+// of a pid is still on its way (see waitReader). Safe to call while the
+// enricher runs.
+func (e *Enricher) SetEmptyAt(f func() time.Time) { e.emptyAt.Store(&f) }
+
+// SetEnabled tells whether the plan in force has a route that enriches:
+// the table is fed only then (Snapshot says IncompleteOff otherwise). Safe
+// from any goroutine.
+func (e *Enricher) SetEnabled(on bool) { e.enabled.Store(on) }
+
+// Reseed has the enricher start a new table from a /proc scan before its
+// next batch (or as Run starts): the reader calls it when a plan turns
+// enrichment on, since the table was not fed while it was off.
+func (e *Enricher) Reseed() { e.reseed.Store(true) }
+
+// Resync has the enricher reconcile the table with /proc before its next
+// batch: the reader calls it when kernel process events may have been
+// lost (a seq gap, a socket overrun).
+func (e *Enricher) Resync() { e.resync.Store(true) }
+
+// Seen tells the enricher the highest kernel timestamp of the process
+// events the reader has handled (see waitReader). Called on the reader
+// goroutine, after each batch.
+func (e *Enricher) Seen(ts uint64) {
+	if ts > e.seenTs.Load() {
+		e.seenTs.Store(ts) // only the reader stores
+	}
+}
+
+// noteExec counts an exec event the reader received (see execSeen).
+func (e *Enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
+
+// Offer hands b to the enricher. Called on the reader goroutine. The table
 // must see every event, so a full queue makes the reader wait; the
 // enricher keeps its queue short by describing execs from the table
 // (result backlog) once it is half full.
-func (e *enricher) offer(b *event.Batch) {
+func (e *Enricher) Offer(b *event.Batch) {
+	e.live.Store(true)
 	b.Retain(1)
 	b.StartEnrich()
 	select {
@@ -255,8 +324,14 @@ func (e *enricher) offer(b *event.Batch) {
 	}
 }
 
-// run enriches batches until ctx ends, then marks what is left skipped.
-func (e *enricher) run(ctx context.Context) {
+// Run enriches batches until ctx ends, then marks what is left skipped.
+// It returns nil.
+func (e *Enricher) Run(ctx context.Context) error {
+	e.run(ctx)
+	return nil
+}
+
+func (e *Enricher) run(ctx context.Context) {
 	defer close(e.done)
 	defer func() {
 		e.reader.Close()
@@ -294,7 +369,7 @@ func (e *enricher) run(ctx context.Context) {
 	}
 }
 
-func (e *enricher) skipBatch(b *event.Batch) {
+func (e *Enricher) skipBatch(b *event.Batch) {
 	for i := range b.Records {
 		if b.Records[i].Enrich == event.EnrichPending {
 			b.Records[i].Enrich = event.EnrichSkipped
@@ -305,7 +380,7 @@ func (e *enricher) skipBatch(b *event.Batch) {
 	b.Release()
 }
 
-func (e *enricher) enrichBatch(b *event.Batch) {
+func (e *Enricher) enrichBatch(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
 		e.table.Reset(e.tableOptions())
@@ -342,7 +417,7 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 // no batch comes (a quiet system must settle too). At most one resync a
 // second: under sustained loss each would scan /proc again; the next one
 // catches what happened in between.
-func (e *enricher) housekeep() {
+func (e *Enricher) housekeep() {
 	if e.resync.Load() && time.Since(e.lastResync) >= time.Second {
 		e.resync.Store(false)
 		e.lastResync = time.Now()
@@ -352,7 +427,7 @@ func (e *enricher) housekeep() {
 	e.publish()
 }
 
-func (e *enricher) publish() {
+func (e *Enricher) publish() {
 	st := e.table.Stats()
 	e.tableLen.Store(int64(st.Processes + st.Threads))
 	e.tableEvicted.Store(int64(st.Evicted))

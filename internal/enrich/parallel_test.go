@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ func TestExecReadersParallel(t *testing.T) {
 		Gone    bool
 	}
 	describe := func(readers int) []desc {
-		e := newEnricher(EnrichOptions{MaxEntries: 1024, NoSeed: true, ExecReaders: readers}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+		e := New(Options{MaxEntries: 1024, NoSeed: true, ExecReaders: readers}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 		for _, pid := range pids {
 			if o, ok := e.observe(pid); ok {
 				e.table.Seed(&o)

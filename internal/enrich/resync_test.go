@@ -1,4 +1,4 @@
-package bridge
+package enrich
 
 import (
 	"fmt"
@@ -43,7 +43,7 @@ func fakeProc(t *testing.T) string {
 // midTick returns a CLOCK_MONOTONIC timestamp near ns in the middle of a
 // clock tick of the table's boot clock, so that a fork stamped with it
 // needs no /proc read for its start.
-func midTick(e *enricher, ns int64) uint64 {
+func midTick(e *Enricher, ns int64) uint64 {
 	boot := ns + e.off
 	return uint64(boot/1e7*1e7 + 5e6 - e.off)
 }
@@ -68,11 +68,10 @@ func lostPIDs(ps []*proctable.Process) []uint32 {
 // test the late child stayed in the table for good (TestProcessStormResync
 // saw hundreds of them).
 func TestResyncLateFork(t *testing.T) {
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	wakes := 0
-	b0 := &Bridge{enr: e}
-	b0.SetWake(func() { wakes++ })
+	e.SetWake(func() { wakes++ })
 	e.resyncNow() // after a loss; the scan lists pid 1 only
 	pool := event.NewPool()
 	before, after := midTick(e, e.scanAt-1e9), midTick(e, e.absentAt+2e8)
@@ -84,7 +83,7 @@ func TestResyncLateFork(t *testing.T) {
 	enrichNow(e, b)
 	b.Release()
 
-	if got := lostPIDs(e.takeLost()); len(got) != 1 || got[0] != 500 {
+	if got := lostPIDs(e.TakeLost()); len(got) != 1 || got[0] != 500 {
 		t.Errorf("exit_lost %v, want [500]: the child forked before the scan and missing from it", got)
 	}
 	if e.table.Get(500) != nil {
@@ -105,7 +104,7 @@ func TestResyncLateFork(t *testing.T) {
 // the reader's. On the code before this test it was reported lost, and
 // then its real exit came too.
 func TestResyncWaitsForQueuedExit(t *testing.T) {
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	pool := event.NewPool()
 	b := procBatch(pool, forkOf(1, 700, midTick(e, monotonicNs()-2e9)))
@@ -118,12 +117,12 @@ func TestResyncWaitsForQueuedExit(t *testing.T) {
 	// them, queued for the enricher.
 	e.seenTs.Store(uint64(e.absentAt + 1e9))
 	exit := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 700, TGID: 700, TimestampNs: before + 1e6})
-	e.offer(exit)
+	e.Offer(exit)
 
 	b = procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcComm, PID: 1, TGID: 1, TimestampNs: before})
 	enrichNow(e, b)
 	b.Release()
-	if got := e.takeLost(); len(got) != 0 {
+	if got := e.TakeLost(); len(got) != 0 {
 		t.Fatalf("exit_lost %v before the queued exit was applied, want none", lostPIDs(got))
 	}
 	e.enrichBatch(<-e.q)
@@ -135,7 +134,7 @@ func TestResyncWaitsForQueuedExit(t *testing.T) {
 	b = procBatch(pool, forkOf(1, 800, after))
 	enrichNow(e, b)
 	b.Release()
-	if got := e.takeLost(); len(got) != 0 {
+	if got := e.TakeLost(); len(got) != 0 {
 		t.Errorf("exit_lost %v, want none: 700's exit came", lostPIDs(got))
 	}
 }
@@ -145,7 +144,7 @@ func TestResyncWaitsForQueuedExit(t *testing.T) {
 // reports that process exit_lost. On the code before this test the fork
 // overwrote it silently: no record of its end at all.
 func TestForkOverLostExit(t *testing.T) {
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: fakeProc(t)}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	pool := event.NewPool()
 	now := monotonicNs()
@@ -157,7 +156,7 @@ func TestForkOverLostExit(t *testing.T) {
 	enrichNow(e, b)
 	second := b.Records[0].Enriched.Process
 	b.Release()
-	got := e.takeLost()
+	got := e.TakeLost()
 	if len(got) != 1 || got[0].EntityID != first.EntityID {
 		t.Fatalf("exit_lost %v, want the first pid 900 (%s)", lostPIDs(got), first.EntityID)
 	}
@@ -179,7 +178,7 @@ func TestResyncThreads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	pool := event.NewPool()
 	thread := func(tid uint32, ts uint64) cnmsg.ProcEvent {
@@ -241,7 +240,7 @@ func addFakeProc(t *testing.T, root string, pid, ppid uint32, ticks int64) {
 // tick by Fork), both were reported exit_lost and given new ids.
 func TestResyncDelayedForks(t *testing.T) {
 	root := fakeProc(t)
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	pool := event.NewPool()
 	now := monotonicNs()
@@ -271,7 +270,7 @@ func TestResyncDelayedForks(t *testing.T) {
 	b = procBatch(pool, forkOf(1, 700, midTick(e, e.absentAt+2e8))) // past the confirmation
 	enrichNow(e, b)
 	b.Release()
-	if got := e.takeLost(); len(got) != 0 {
+	if got := e.TakeLost(); len(got) != 0 {
 		t.Errorf("exit_lost %v, want none: both processes live", lostPIDs(got))
 	}
 	if p := e.table.Get(500); p == nil || p.EntityID != idA {
@@ -289,7 +288,7 @@ func TestResyncDelayedForks(t *testing.T) {
 // makes of known pids: no exe, no comm, no parent.
 func TestResyncReusedPid(t *testing.T) {
 	root := fakeProc(t)
-	e := newEnricher(EnrichOptions{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	e := New(Options{MaxEntries: 64, ProcRoot: root}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	e.seed()
 	pool := event.NewPool()
 	now := monotonicNs()
@@ -299,7 +298,7 @@ func TestResyncReusedPid(t *testing.T) {
 	b.Release()
 	addFakeProc(t, root, 800, 1, (now-1e9+e.off)/1e7) // a later process on pid 800
 	e.resyncNow()
-	if got := e.takeLost(); len(got) != 1 || got[0].EntityID != old.EntityID {
+	if got := e.TakeLost(); len(got) != 1 || got[0].EntityID != old.EntityID {
 		t.Errorf("exit_lost %v, want the first pid 800", lostPIDs(got))
 	}
 	p := e.table.Get(800)
