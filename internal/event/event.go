@@ -136,9 +136,9 @@ type Capture struct {
 	At int64
 	// Overtaken is the reader's count, at the capture, of the exec events
 	// it received stamped before an earlier capture of a pid sharing this
-	// one's slot had ended (bridge). If the count has risen by the time
-	// the enricher applies the exec, a later exec of the pid may show in
-	// what was read: the read is stale.
+	// one's slot had ended (enrich.Capturer). If the count has risen by
+	// the time the enricher applies the exec, a later exec of the pid may
+	// show in what was read: the read is stale.
 	Overtaken uint32
 }
 
