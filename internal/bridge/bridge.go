@@ -133,6 +133,7 @@ func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
 	p := b.acquire()
 	defer b.release()
 	h := handling{p: p, now: now, ts: now.UnixNano(), batch: b.pool.Get()}
+	b.addSelected(&h)
 	b.beginEnrich(&h)
 	for i := range dgs {
 		b.handleDatagram(&h, &dgs[i])
@@ -301,8 +302,14 @@ func (b *Bridge) route(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 		}
 		return
 	}
-	var dropped uint64
-	r.Targets, dropped = p.Table.MatchThreads(id, evp)
+	m := p.Table.MatchSelect(id, evp)
+	r.Targets = m.Sinks
+	dropped := m.ThreadDropped
+	if m.Stages != 0 {
+		// Routes that select decide on the enricher goroutine; the sinks
+		// only they reach wait for it.
+		r.Stages, r.SelectTargets = m.Stages, m.Sinks&^(m.Direct|p.Tap)
+	}
 	if dropped != 0 {
 		b.m.threadFiltered.Inc()
 	}
@@ -364,12 +371,18 @@ func (b *Bridge) addExitLost(h *handling) {
 	}
 	id := cnmsg.ID{Idx: 1, Val: 1}
 	ev := exitEvent
-	targets, _ := h.p.Table.Enrich(id, &ev)
+	m := h.p.Table.EnrichSelect(id, &ev)
+	targets := m.Sinks
 	if targets == 0 {
 		return
 	}
+	var selectTargets uint64
+	if m.Stages != 0 {
+		selectTargets = targets &^ (m.Direct | h.p.Tap)
+	}
 	for _, proc := range lost {
 		r := event.Record{Kind: event.KindExitLost, Time: h.ts, Targets: targets, EnrichTargets: targets,
+			Stages: m.Stages, SelectTargets: selectTargets,
 			Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: proc}}
 		r.Msg.ID = id
 		b.store(h, &r)
@@ -388,13 +401,15 @@ func (b *Bridge) add(p *Plan, batch *event.Batch, r *event.Record, used *uint64)
 }
 
 // dispatch offers batch to every sink it has records for and drops the
-// bridge's own reference. A batch with records to enrich also goes to the
-// enricher; its sinks wait for that before they read it.
+// bridge's own reference. A batch with records to enrich, or for routes'
+// selection stages, also goes to the enricher; the sinks concerned wait for
+// it before they read it.
 func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
-	if p.Enrich {
+	if p.Enrich || p.Stages != nil {
 		for i := range batch.Records {
-			if st := batch.Records[i].Enrich; st == event.EnrichPending || st == event.EnrichTable {
-				b.enr.offer(batch)
+			r := &batch.Records[i]
+			if st := r.Enrich; st == event.EnrichPending || st == event.EnrichTable || r.Stages != 0 {
+				b.enr.offer(batch, p)
 				break
 			}
 		}

@@ -181,7 +181,8 @@ func TestHandleCapturesBeforeHandOff(t *testing.T) {
 	// reader handed it on.
 	var batch *event.Batch
 	select {
-	case batch = <-b.enr.q:
+	case it := <-b.enr.q:
+		batch = it.b
 	default:
 		t.Fatal("no batch in the enricher's queue")
 	}

@@ -55,7 +55,7 @@ const execSlots = 4096
 // process the table does not know, and for the start tick of a fork that
 // lands just after a clock tick (see proctable).
 type enricher struct {
-	q      chan *event.Batch
+	q      chan enrichItem
 	o      EnrichOptions
 	reader procinfo.Reader
 	users  procinfo.Users
@@ -150,6 +150,8 @@ type enricher struct {
 	// appliedTs is the highest kernel timestamp the enricher has applied
 	// to the table.
 	appliedTs uint64
+	// sel runs the routes' selection stages.
+	sel *selector
 }
 
 func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *enricher {
@@ -157,7 +159,7 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 		o.QueueSize = 1024
 	}
 	e := &enricher{
-		q:      make(chan *event.Batch, o.QueueSize),
+		q:      make(chan enrichItem, o.QueueSize),
 		done:   make(chan struct{}),
 		views:  make(chan chan TableView),
 		snaps:  make(chan chan TableSnapshot),
@@ -221,7 +223,21 @@ func newEnricher(o EnrichOptions, reg prometheus.Registerer, log *zap.Logger) *e
 			Help: "Exited processes the table remembers for the lineage of the others (parent and ancestors marked exited; bounded, see README).",
 		}, func() float64 { return float64(e.tableExited.Load()) }))
 	e.table = proctable.New(e.tableOptions())
+	e.sel = newSelector(reg, e.log, func() {
+		if w := e.wake.Load(); w != nil {
+			(*w)()
+		}
+	})
 	return e
+}
+
+// enrichItem is what the enricher's queue carries: a batch and the plan
+// the reader routed it with, or (flush set) a request to flush the
+// stages of plan p.
+type enrichItem struct {
+	b     *event.Batch
+	p     *Plan
+	flush chan struct{}
 }
 
 func (e *enricher) tableOptions() proctable.Options {
@@ -249,13 +265,13 @@ func (e *enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
 // must see every event, so a full queue makes the reader wait; the
 // enricher keeps its queue short by describing execs from the table
 // (result backlog) once it is half full.
-func (e *enricher) offer(b *event.Batch) {
+func (e *enricher) offer(b *event.Batch, p *Plan) {
 	b.Retain(1)
 	b.StartEnrich()
 	select {
-	case e.q <- b:
+	case e.q <- enrichItem{b: b, p: p}:
 	case <-e.done: // the enricher has stopped: nothing will take it
-		e.skipBatch(b)
+		e.skipBatch(b, p, false)
 	}
 }
 
@@ -275,41 +291,73 @@ func (e *enricher) run(ctx context.Context) {
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		select {
-		case b := <-e.q:
-			e.enrichBatch(b)
+		case it := <-e.q:
+			e.take(it)
 		case c := <-e.views:
 			c <- e.view()
 		case c := <-e.snaps:
 			c <- e.snapshot()
-		case <-tick.C:
+		case now := <-tick.C:
 			if len(e.q) == 0 {
 				e.housekeep()
 			}
+			e.sel.tick(now)
 		case <-ctx.Done():
 		}
 	}
+	// The reader has stopped: what is left goes out unenriched, through
+	// the stages, and their flush straight to the sinks.
 	for {
 		select {
-		case b := <-e.q:
-			e.skipBatch(b)
+		case it := <-e.q:
+			if it.flush != nil {
+				e.sel.flush(it.p, it.flush, time.Now())
+				continue
+			}
+			e.skipBatch(it.b, it.p, true)
 		default:
+			e.sel.stop(time.Now())
 			return
 		}
 	}
 }
 
-func (e *enricher) skipBatch(b *event.Batch) {
+// take handles one item of the queue.
+func (e *enricher) take(it enrichItem) {
+	if it.flush != nil {
+		e.sel.flush(it.p, it.flush, time.Now())
+		return
+	}
+	e.enrichBatch(it.b, it.p)
+}
+
+// skipBatch marks what b's records wait for as skipped, and runs the
+// stages when selecting (else its records go to every sink they target).
+func (e *enricher) skipBatch(b *event.Batch, p *Plan, selecting bool) {
 	for i := range b.Records {
 		if b.Records[i].Enrich == event.EnrichPending {
 			b.Records[i].Enrich = event.EnrichSkipped
 			e.skipped.Inc()
 		}
 	}
+	if selecting {
+		e.sel.batch(b, p)
+	}
 	b.EnrichDone()
 	b.Release()
 }
 
-func (e *enricher) enrichBatch(b *event.Batch) {
+func (e *enricher) enrichBatch(b *event.Batch, p *Plan) {
+	if p.Enrich {
+		e.enrichRecords(b)
+	}
+	e.sel.batch(b, p)
+	b.EnrichDone()
+	b.Release()
+}
+
+// enrichRecords describes b's process events from the table.
+func (e *enricher) enrichRecords(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
 		e.table = proctable.New(e.tableOptions())
@@ -337,8 +385,6 @@ func (e *enricher) enrichBatch(b *event.Batch) {
 	e.pre, e.nextPre, e.capture = e.pre[:0], 0, nil
 	// After the batch, so that exits in it are applied first.
 	e.housekeep()
-	b.EnrichDone()
-	b.Release()
 }
 
 // housekeep runs a resync the reader asked for, settles the last one and

@@ -77,7 +77,7 @@ func TestExecFromCapture(t *testing.T) {
 			}
 			if tt.behind {
 				for range cap(e.q)/2 + 1 {
-					e.q <- event.NewPool().Get()
+					e.q <- enrichItem{b: event.NewPool().Get(), p: enrichPlan}
 				}
 			}
 			enrichNow(e, b)

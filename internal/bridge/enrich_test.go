@@ -25,11 +25,14 @@ func procBatch(pool *event.Pool, evs ...cnmsg.ProcEvent) *event.Batch {
 	return b
 }
 
+// enrichPlan is a plan that enriches, for the enricher's unit tests.
+var enrichPlan = &Plan{Enrich: true}
+
 // enrichNow runs one batch through the enricher synchronously.
 func enrichNow(e *enricher, b *event.Batch) {
 	b.Retain(1)
 	b.StartEnrich()
-	e.enrichBatch(b)
+	e.enrichBatch(b, enrichPlan)
 	b.WaitEnriched()
 }
 
@@ -134,7 +137,7 @@ func TestEnrichShutdownSkips(t *testing.T) {
 	pool := event.NewPool()
 	self := uint32(os.Getpid())
 	first := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self})
-	e.offer(first) // queued: nobody runs the enricher
+	e.offer(first, enrichPlan) // queued: nobody runs the enricher
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e.run(ctx) // drains: skipped

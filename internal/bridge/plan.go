@@ -7,6 +7,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/selection"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
 
@@ -29,6 +30,27 @@ type Plan struct {
 	// Replies, when set, sees every kernel message first: replies to
 	// connector requests sent from NATS.
 	Replies ReplyMatcher
+	// Stages are the selection stages of the routes that have one (where,
+	// rate_limit, fold), by router.Route.Stage. They run on the enricher
+	// goroutine, which owns their state.
+	Stages []*Stage
+	// Tap is the tap's bit (0: no tap): it gets every routed record,
+	// whatever the stages decide, and what they add.
+	Tap uint64
+	// Encoder gives the stages each record's fields, as its line has them.
+	Encoder *event.Encoder
+}
+
+// Stage is one route's selection stage in a plan.
+type Stage struct {
+	Route  int    // the route's index in the config
+	Sinks  uint64 // the route's sinks: what the stage adds goes to them
+	Enrich bool   // the route's records are enriched (its where sees process…)
+	Sel    *selection.Route
+	// published are Sel's counts already added to the metrics (by the
+	// enricher goroutine, which owns the stage).
+	published selection.Counts
+	counters  *stageCounters
 }
 
 // Target is where the bridge hands batches: a sink's queue
@@ -138,3 +160,28 @@ func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
 
 // Plan returns the current plan.
 func (b *Bridge) Plan() *Plan { return b.plan.Load() }
+
+// FlushStages empties old's selection stages (open lives, pending
+// suppression counts) into old's sinks, after every batch the reader
+// routed with old: call it once the reader is done with old (Release) and
+// before retiring old's sinks. It returns once those records are offered,
+// or with ctx's error when ctx ends first.
+func (b *Bridge) FlushStages(ctx context.Context, old *Plan) error {
+	if old == nil || old.Stages == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	select {
+	case b.enr.q <- enrichItem{p: old, flush: done}:
+	case <-b.enr.done: // stopped: its stop flushed every plan
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
