@@ -16,8 +16,8 @@ import (
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/ratelimit"
 	"github.com/cnbridged/cnbridged/internal/router"
-	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/selection"
+	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/sinks"
 	"github.com/cnbridged/cnbridged/internal/where"
 )
