@@ -88,6 +88,7 @@ func New(p *Plan, ledger seqtrack.Options, enrich EnrichOptions, reg prometheus.
 		b.enr.reseed.Store(true) // seeded as RunEnricher starts
 	}
 	b.other = b.countersFor("other", "other")
+	b.enr.sel.declare(p)
 	b.plan.Store(p)
 	return b
 }

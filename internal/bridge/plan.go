@@ -70,7 +70,10 @@ type SeqRecorder interface {
 // SetPlan swaps in a new plan. Batches started from now on use it; a batch
 // the reader is handling may still be on its way with the old one (see
 // Release).
-func (b *Bridge) SetPlan(p *Plan) (old *Plan) { return b.plan.Swap(p) }
+func (b *Bridge) SetPlan(p *Plan) (old *Plan) {
+	b.enr.sel.declare(p)
+	return b.plan.Swap(p)
+}
 
 // Release waits until no batch is being handled with old, so that the
 // sinks only old refers to can be retired without a batch reaching them

@@ -304,11 +304,7 @@ func (s *selector) count(p *Plan) {
 			continue
 		}
 		if stage.counters == nil {
-			route := strconv.Itoa(stage.Route)
-			stage.counters = &stageCounters{lives: s.lives.WithLabelValues(route)}
-			for i, o := range outcomes {
-				stage.counters.records[i] = s.records.WithLabelValues(route, o)
-			}
+			s.declareStage(stage)
 		}
 		for i, n := range [len(outcomes)][2]uint64{{c.Sent, was.Sent}, {c.Filtered, was.Filtered},
 			{c.Errors, was.Errors}, {c.Suppressed, was.Suppressed}, {c.Folded, was.Folded}} {
@@ -321,6 +317,25 @@ func (s *selector) count(p *Plan) {
 		}
 		stage.published = c
 	}
+}
+
+// declare creates p's stages' series, at zero, before the plan is used:
+// every series exists from the start. Called before the plan is published
+// (New, SetPlan).
+func (s *selector) declare(p *Plan) {
+	for _, stage := range p.Stages {
+		s.declareStage(stage)
+	}
+}
+
+func (s *selector) declareStage(stage *Stage) {
+	route := strconv.Itoa(stage.Route)
+	stage.counters = &stageCounters{lives: s.lives.WithLabelValues(route)}
+	for i, o := range outcomes {
+		stage.counters.records[i] = s.records.WithLabelValues(route, o)
+	}
+	s.keys.WithLabelValues(route)
+	s.open.WithLabelValues(route)
 }
 
 // gauges sets the gauges of every route to the sum over the live plans
