@@ -239,16 +239,19 @@ func (s *selector) stop(now time.Time) {
 	}
 }
 
-// hand gives the reader records p's stages added, and wakes it.
+// hand gives the reader records p's stages added, and wakes it when it
+// has taken everything before (once per hand-over, not per batch: under
+// load the reader comes anyway).
 func (s *selector) hand(p *Plan, recs []event.Record, done chan struct{}) {
 	if len(recs) == 0 && done == nil {
 		return
 	}
 	s.mu.Lock()
+	first := len(s.adds) == 0
 	s.adds = append(s.adds, added{p: p, recs: recs, done: done})
 	s.nAdds.Store(int32(len(s.adds)))
 	s.mu.Unlock()
-	if s.wake != nil {
+	if first && s.wake != nil {
 		s.wake()
 	}
 }
