@@ -63,10 +63,11 @@ cp deploy/systemd/cnbridged.service configs/cnbridged.yaml README.md \
 	deploy/sysctl/60-cnbridged.conf deploy/systemd/enrich.conf "$stage/"
 # What README.md links, at the same relative paths under
 # /usr/share/doc/cnbridged: docs/, deploy/README.md, deploy/nats/.
-mkdir -p "$stage/doc/docs" "$stage/doc/deploy/nats"
-cp docs/nats.md docs/performance.md "$stage/doc/docs/"
+mkdir -p "$stage/doc/docs" "$stage/doc/deploy/nats" "$stage/doc/deploy/otel"
+cp docs/*.md "$stage/doc/docs/"
 cp deploy/README.md "$stage/doc/deploy/"
 cp deploy/nats/*.conf deploy/nats/*.json "$stage/doc/deploy/nats/"
+cp deploy/otel/collector.yaml "$stage/doc/deploy/otel/"
 cp deploy/package/scripts/*.sh "$stage/scripts/"
 
 cd "$stage"

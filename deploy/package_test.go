@@ -72,12 +72,19 @@ func packagedFiles(t *testing.T, unitDir, zshDir string) []string {
 		"/usr/share/fish/vendor_completions.d/cnbridged.fish",
 		"/usr/share/doc/cnbridged/README.md",
 		"/usr/share/doc/cnbridged/copyright",
-		"/usr/share/doc/cnbridged/docs/nats.md",
-		"/usr/share/doc/cnbridged/docs/performance.md",
 		"/usr/share/doc/cnbridged/deploy/README.md",
 		"/usr/share/doc/cnbridged/prometheus/alerts.yaml",
 		"/usr/share/doc/cnbridged/grafana/cnbridged.json",
 		"/usr/lib/sysctl.d/60-cnbridged.conf",
+		"/usr/share/doc/cnbridged/enrich.conf",
+		"/usr/share/doc/cnbridged/deploy/otel/collector.yaml",
+	}
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range docs {
+		files = append(files, "/usr/share/doc/cnbridged/docs/"+filepath.Base(f))
 	}
 	nats, err := filepath.Glob("nats/*.*")
 	if err != nil {

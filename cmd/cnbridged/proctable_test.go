@@ -49,6 +49,18 @@ func linesOf(t *testing.T, path string, pid int) []line {
 	return out
 }
 
+// childEventOf is eventOf among the events of this test's children: a pid
+// is reused, and other tests' processes may have held it before.
+func childEventOf(ls []line, ev string) *line {
+	me := float64(os.Getpid())
+	for i := range ls {
+		if ls[i].Proc["event"] == ev && ls[i].Process != nil && ls[i].Process["ppid"] == me {
+			return &ls[i]
+		}
+	}
+	return nil
+}
+
 func eventOf(ls []line, ev string) *line {
 	for i := range ls {
 		if ls[i].Proc["event"] == ev {
@@ -330,7 +342,12 @@ func TestEntityIDs(t *testing.T) {
 	waitFor(t, 10*time.Second, "both lives of the pid", func() bool {
 		ids = ids[:0]
 		for _, l := range linesOf(t, out, pid) {
-			if l.Process != nil && l.Proc["event"] != "fork" || l.Proc["event"] == "fork" && l.Proc["child_pid"] == float64(pid) {
+			// Only this test's children: other tests (and other
+			// processes) may take the pid too.
+			if l.Process == nil || l.Process["ppid"] != float64(os.Getpid()) {
+				continue
+			}
+			if l.Proc["event"] != "fork" || l.Proc["child_pid"] == float64(pid) {
 				if id, ok := l.Process["entity_id"].(string); ok {
 					ids = append(ids, id)
 				}
@@ -338,7 +355,7 @@ func TestEntityIDs(t *testing.T) {
 		}
 		exits := 0
 		for _, l := range linesOf(t, out, pid) {
-			if l.Proc["event"] == "exit" {
+			if l.Proc["event"] == "exit" && l.Proc["parent_tgid"] == float64(os.Getpid()) {
 				exits++
 			}
 		}
@@ -350,6 +367,9 @@ func TestEntityIDs(t *testing.T) {
 	}
 	if len(distinct) != 2 {
 		t.Errorf("pid %d lived twice: got entity ids %v, want two distinct ids, each on all events of its life", pid, distinct)
+		for _, l := range linesOf(t, out, pid) {
+			t.Logf("%v %v", l.Proc, l.Process)
+		}
 	}
 
 	// Restart.
@@ -365,7 +385,7 @@ func TestEntityIDs(t *testing.T) {
 	before := map[int]string{}
 	waitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
 		for _, c := range sleeps {
-			if e := eventOf(linesOf(t, out, c.Process.Pid), "exec"); e != nil && e.Process != nil {
+			if e := childEventOf(linesOf(t, out, c.Process.Pid), "exec"); e != nil && e.Process != nil {
 				before[c.Process.Pid], _ = e.Process["entity_id"].(string)
 			}
 		}
@@ -386,14 +406,14 @@ func TestEntityIDs(t *testing.T) {
 	waitFor(t, 10*time.Second, "the sleeps' exits", func() bool {
 		k := 0
 		for _, c := range sleeps {
-			if eventOf(linesOf(t, out, c.Process.Pid), "exit") != nil {
+			if childEventOf(linesOf(t, out, c.Process.Pid), "exit") != nil {
 				k++
 			}
 		}
 		return k == n
 	})
 	for _, c := range sleeps {
-		e := eventOf(linesOf(t, out, c.Process.Pid), "exit")
+		e := childEventOf(linesOf(t, out, c.Process.Pid), "exit")
 		if got := e.Process["entity_id"]; got != before[c.Process.Pid] {
 			t.Errorf("pid %d: entity id %v after the restart, %v before", c.Process.Pid, got, before[c.Process.Pid])
 		}

@@ -48,7 +48,7 @@ type Bridge struct {
 	idle chan struct{}
 	pool *event.Pool
 	// Owned by the reader goroutine.
-	ledger *seqtrack.Ledger
+	ledger *seqtrack.Tracker
 	seqs   SeqRecorder // nil: no restart trace
 	enr    *enricher
 	cap    *capturer

@@ -299,9 +299,3 @@ func (t *Tracker) Streams() int { return t.streams.Len() }
 // Evictions returns how many streams were forgotten to stay within
 // MaxStreams.
 func (t *Tracker) Evictions() uint64 { return t.evictions }
-
-// Ledger is Tracker's old name.
-//
-// Deprecated: use Tracker. It stays until internal/bridge (bridge.go,
-// being reshaped with the enricher's move) names Tracker.
-type Ledger = Tracker
