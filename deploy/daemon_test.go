@@ -20,14 +20,9 @@ import (
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
-// needRoot skips tests that run the daemon: subscribing to process events
-// needs root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("runs the daemon, which needs root to subscribe to the process connector")
-	}
-}
+// rootReason is why the tests that run the daemon need root
+// (cntest.NeedRoot).
+const rootReason = "runs the daemon, which subscribes to the process connector"
 
 // startDaemon runs the built daemon with config (a YAML document; every
 // "{metrics}" in it is replaced by a free loopback address), waits until

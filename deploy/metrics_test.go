@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 	"github.com/cnbridged/cnbridged/internal/otlptest"
 )
@@ -69,7 +70,7 @@ requests:
 // metric README documents is there from the start (at zero for every known
 // label value), and every series the Grafana dashboard queries exists.
 func TestRunningDaemonMetrics(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	cfg := strings.NewReplacer("{dir}", t.TempDir(), "{nats}", runNATS(t), "{otlp}", runOTLP(t)).Replace(metricsConfig)
 	fams := scrape(t, startDaemon(t, cfg))
 

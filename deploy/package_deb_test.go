@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // debRoot is a throwaway root that dpkg installs into: dpkg --root with
@@ -104,9 +106,7 @@ func (r *debRoot) installed() bool {
 // made and nothing of a daemon run otherwise; no maintainer script touches
 // the running system.
 func TestPackageDeb(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("dpkg --root, mount namespaces and setpriv need root")
-	}
+	cntest.NeedRoot(t, "dpkg --root, mount namespaces and setpriv")
 	needTools(t, "dpkg", "dpkg-query", "man", "unshare", "setpriv")
 	analyze := systemdAnalyze(t)
 	deb, _ := buildPackages(t)

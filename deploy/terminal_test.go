@@ -10,33 +10,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runBuiltin runs the daemon on its built-in default config (no config
 // file) with stdout on a pseudo-terminal (tty) or a pipe, starts /bin/true
@@ -53,7 +35,7 @@ func runBuiltin(t *testing.T, tty bool, env []string, until func(string) bool, a
 		"--set", "state_dir=" + filepath.Join(dir, "state"), "--set", "tap.socket=" + filepath.Join(dir, "tap.sock")}, args...)
 	cmd := exec.Command(buildStatic(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	var logs, out syncBuffer
+	var logs, out cntest.SyncBuffer
 	cmd.Stderr = &logs
 	if tty {
 		ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
@@ -153,7 +135,7 @@ func TestTerminalDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the daemon four times, under a pty and a pipe: the full run (go test without -short) has it")
 	}
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 
 	t.Run("terminal: text, enriched, coloured", func(t *testing.T) {
 		out := runBuiltin(t, true, []string{"NO_COLOR="}, execOfTrue)

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestCoverageShort runs a short form of the coverage harness (cnbench
@@ -19,9 +20,7 @@ import (
 // another exec's arguments), and the daemon names at least half as many
 // as forkstat in the same run.
 func TestCoverageShort(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the daemon and forkstat subscribe to process events")
-	}
+	cntest.NeedRoot(t, "the daemon and forkstat subscribe to process events")
 	if _, err := exec.LookPath("forkstat"); err != nil {
 		t.Skip("forkstat is not installed (apt-get install forkstat; .ci/run installs it)")
 	}

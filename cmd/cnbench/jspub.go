@@ -87,31 +87,13 @@ func cmdJSPub(args []string) error {
 	prefix := strings.TrimSpace(string(boot)) + ":" + *host + ":out:" + strconv.Itoa(benchIdx) + "." + strconv.Itoa(benchVal) + "@"
 	line := benchLine(*host)
 
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, netlinkConnector)
+	fd, err := readerSocket(benchGroup, *rcvbuf)
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, *rcvbuf); err != nil {
-		return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
-	}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}); err != nil {
 		return err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (benchGroup - 1)}); err != nil {
-		return fmt.Errorf("bind: %w", err)
-	}
+	defer unix.Close(fd)
 	n := *batch
-	hdrs := make([]mmsghdr, n)
-	iovs := make([]unix.Iovec, n)
-	bufs := make([][]byte, n)
-	for i := range n {
-		bufs[i] = make([]byte, 2048)
-		iovs[i].Base = &bufs[i][0]
-		iovs[i].SetLen(len(bufs[i]))
-		hdrs[i].hdr.Iov = &iovs[i]
-		hdrs[i].hdr.SetIovlen(1)
-	}
+	hdrs, bufs := recvBatch(n)
 	var (
 		res  jspubResult
 		have bool

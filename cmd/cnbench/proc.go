@@ -13,10 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// clkTck is USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
-const clkTck = 100
+	"github.com/cnbridged/cnbridged/internal/proc"
+)
 
 // cpuSeconds returns utime+stime of pid (all its threads) in seconds.
 func cpuSeconds(pid int) float64 {
@@ -35,7 +34,7 @@ func cpuSeconds(pid int) float64 {
 	}
 	ut, _ := strconv.ParseUint(f[11], 10, 64) // field 14
 	st, _ := strconv.ParseUint(f[12], 10, 64) // field 15
-	return float64(ut+st) / clkTck
+	return float64(ut+st) / proc.UserHZ
 }
 
 // readerCPUSeconds returns utime+stime of pid's thread that runs at
@@ -62,7 +61,7 @@ func readerCPUSeconds(pid int) (float64, bool) {
 		}
 		ut, _ := strconv.ParseUint(f[utime], 10, 64)
 		st, _ := strconv.ParseUint(f[stime], 10, 64)
-		return float64(ut+st) / clkTck, true
+		return float64(ut+st) / proc.UserHZ, true
 	}
 	return 0, false
 }

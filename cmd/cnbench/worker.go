@@ -154,20 +154,11 @@ func cmdReader(args []string) error {
 	var stopping atomic.Bool
 	go func() { <-stop; stopping.Store(true) }()
 
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, netlinkConnector)
+	fd, err := readerSocket(*group, *rcvbuf)
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, *rcvbuf); err != nil {
-		return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
-	}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}); err != nil {
 		return err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (*group - 1)}); err != nil {
-		return fmt.Errorf("bind: %w", err)
-	}
+	defer unix.Close(fd)
 	proc := *group == 1
 	if proc {
 		*idx, *val = cnmsg.IdxProc, cnmsg.ValProc
@@ -179,16 +170,7 @@ func cmdReader(args []string) error {
 	}
 
 	n := *batch
-	hdrs := make([]mmsghdr, n)
-	iovs := make([]unix.Iovec, n)
-	bufs := make([][]byte, n)
-	for i := range n {
-		bufs[i] = make([]byte, 2048)
-		iovs[i].Base = &bufs[i][0]
-		iovs[i].SetLen(len(bufs[i]))
-		hdrs[i].hdr.Iov = &iovs[i]
-		hdrs[i].hdr.SetIovlen(1)
-	}
+	hdrs, bufs := recvBatch(n)
 	var (
 		res  readResult
 		h    hist
@@ -281,6 +263,45 @@ type mmsghdr struct {
 	hdr unix.Msghdr
 	len uint32
 	_   [4]byte
+}
+
+// readerSocket opens a connector socket for a bare reader: bound to group,
+// with an rcvbuf-byte receive buffer (SO_RCVBUFFORCE) and a 100 ms receive
+// timeout, so that the reader sees a stop while the socket is quiet.
+func readerSocket(group, rcvbuf int) (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, netlinkConnector)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("SO_RCVTIMEO: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (group - 1)}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind: %w", err)
+	}
+	return fd, nil
+}
+
+// recvBatch returns n message headers for recvmmsg, each pointing at its
+// own 2 KiB buffer in bufs.
+func recvBatch(n int) ([]mmsghdr, [][]byte) {
+	hdrs := make([]mmsghdr, n)
+	iovs := make([]unix.Iovec, n)
+	bufs := make([][]byte, n)
+	for i := range n {
+		bufs[i] = make([]byte, 2048)
+		iovs[i].Base = &bufs[i][0]
+		iovs[i].SetLen(len(bufs[i]))
+		hdrs[i].hdr.Iov = &iovs[i]
+		hdrs[i].hdr.SetIovlen(1)
+	}
+	return hdrs, bufs
 }
 
 func cpuSelf() float64 {

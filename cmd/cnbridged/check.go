@@ -212,7 +212,7 @@ func checkSocket(c *checker, cfg *config.Config, ns nsInfo) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.Run(ctx, func(dgs []listener.Datagram, _ time.Time) {
+		l.Run(ctx, func(dgs []cnmsg.Datagram, _ time.Time) {
 			for _, d := range dgs {
 				m, err := cnmsg.Decode(d.Data)
 				if err != nil || d.Sender != 0 || !m.ID.IsProc() {

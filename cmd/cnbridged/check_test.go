@@ -13,13 +13,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/listener"
 )
 
 // TestCheck runs `cnbridged check` in bad environments and on this host:
 // each gives its verdict (exit code, the FAIL or warn line) and the advice.
 func TestCheck(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	for _, tool := range []string{"unshare", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (util-linux): %v", tool, err)
@@ -129,7 +130,7 @@ func TestCheck(t *testing.T) {
 // TestCheckNATS: check connects to a NATS sink's servers with its
 // credentials: wrong ones fail with the fix, right ones pass.
 func TestCheckNATS(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Username: "cn", Password: "right"})
 	if err != nil {
 		t.Fatal(err)

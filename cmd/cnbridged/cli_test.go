@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestCLIExitCodes: every command's --help exits 0, usage errors exit 2,
@@ -234,9 +236,7 @@ func TestVersionFromLdflags(t *testing.T) {
 // cannot be created) exits 1 with the error logged once, on one line,
 // without a stack trace, and not printed a second time.
 func TestFatalErrorPrintedOnce(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: opens the connector socket")
-	}
+	cntest.NeedRoot(t, "opens the connector socket")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // Each test that multicasts uses its own group and idx (groups are shared
@@ -42,7 +43,7 @@ routes:
 // TestRealProcessEvents: the daemon subscribed to group 1 sees the exec and
 // exit of a child the test starts, with the child's pid, in the file sink.
 func TestRealProcessEvents(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [fork, exec, exit]
     sinks: [out]`, ""))
@@ -53,7 +54,7 @@ func TestRealProcessEvents(t *testing.T) {
 	pid := float64(cmd.Process.Pid)
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	var exec_, exit, fork bool
-	waitFor(t, 10*time.Second, "exec and exit of the child in the file sink", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "exec and exit of the child in the file sink", func() bool {
 		exec_, exit, fork = false, false, false
 		for _, l := range readLines(t, out) {
 			if l.Idx != 1 || l.Val != 1 || l.Sender != 0 || l.Proc == nil {
@@ -81,7 +82,7 @@ func TestRealProcessEvents(t *testing.T) {
 // TestSynthetic10k: 10 000 messages multicast to a test group reach the
 // file sink in order, with byte-exact payloads.
 func TestSynthetic10k(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const n = 10000
 	id := fmt.Sprintf("%d.%d", idxTest, groupSynthetic)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", groupSynthetic, "]"),
@@ -104,7 +105,7 @@ func TestSynthetic10k(t *testing.T) {
 		}
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d lines", n), func() bool { return len(readLines(t, out)) >= n })
+	cntest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d lines", n), func() bool { return len(readLines(t, out)) >= n })
 	if got := p.metric("cnbridged_messages_lost_total", map[string]string{"idx": fmt.Sprint(idxTest)}); got != 0 {
 		t.Errorf("lost_total got %v, want 0", got)
 	}
@@ -126,7 +127,7 @@ func TestSynthetic10k(t *testing.T) {
 // TestSpoofRejected: forged process events with nlmsg_pid 0, multicast by a
 // userspace socket (port id ≠ 0), reach no sink and are counted.
 func TestSpoofRejected(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	marker := fmt.Sprintf("%d.%d", idxTest, groupSpoof)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", groupSpoof, "]"),
 		`  - match: "*"
@@ -142,7 +143,7 @@ func TestSpoofRejected(t *testing.T) {
 	// forgery before it has been handled.
 	em.send(groupSpoof, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupSpoof}, Seq: 1}, []byte("marker"))
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 10*time.Second, "the marker", func() bool { return len(readLines(t, out)) >= 1 })
+	cntest.WaitFor(t, 10*time.Second, "the marker", func() bool { return len(readLines(t, out)) >= 1 })
 	if got := p.metric("cnbridged_messages_rejected_total", map[string]string{"reason": "untrusted_sender"}); got != forged {
 		t.Errorf("rejected{untrusted_sender} got %v, want %d", got, forged)
 	}
@@ -210,7 +211,7 @@ func mustRead(t *testing.T, path string) []byte {
 // a short cn_msg, a wrong nlmsg_len) are counted by reason and lose nothing
 // else: the good message after them still arrives.
 func TestMalformedCounted(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const group = 16
 	id := fmt.Sprintf("%d.%d", idxTest, group)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", group, "]"), `  - match: "`+id+`"
@@ -229,7 +230,7 @@ func TestMalformedCounted(t *testing.T) {
 		}
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 10*time.Second, "the good message", func() bool { return len(readLines(t, out)) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "the good message", func() bool { return len(readLines(t, out)) == 1 })
 	for reason, want := range map[string]float64{"cn_len_overflow": 1, "short_cn_msg": 1, "bad_nlmsg_len": 1} {
 		if got := p.metric("cnbridged_decode_errors_total", map[string]string{"reason": reason}); got != want {
 			t.Errorf("decode_errors_total{%s} got %v, want %v", reason, got, want)

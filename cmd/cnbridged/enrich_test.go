@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 const groupEnrichGone = 28
@@ -42,7 +43,7 @@ func cgroup2Mount(t *testing.T) string {
 // TestEnrichExecInCgroup: a child started in a new cgroup gets an exec
 // event enriched with its exe, cmdline, uid, cgroup path and parent.
 func TestEnrichExecInCgroup(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	mnt := cgroup2Mount(t)
 	name := fmt.Sprintf("cnbridged-test-%d", os.Getpid())
 	cg := filepath.Join(mnt, name)
@@ -69,7 +70,7 @@ func TestEnrichExecInCgroup(t *testing.T) {
 	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	var exec_, exit *line
-	waitFor(t, 10*time.Second, "the enriched exec and exit of the child", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the enriched exec and exit of the child", func() bool {
 		exec_, exit = nil, nil
 		for _, l := range readLines(t, out) {
 			if l.Proc == nil || l.Proc["pid"] != pid {
@@ -114,7 +115,7 @@ func TestEnrichExecInCgroup(t *testing.T) {
 // gone, not an error. The forged exec comes from a trusted userspace id on a
 // private group, so the pid is known to be dead.
 func TestEnrichGone(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", groupEnrichGone, "]"), `  - match: "1.1"
     enrich: true
     sinks: [out]`, `  userspace_senders: ["1.1"]`))
@@ -127,7 +128,7 @@ func TestEnrichGone(t *testing.T) {
 	em.send(groupEnrichGone, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: 1},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}))
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 10*time.Second, "the event", func() bool { return len(readLines(t, out)) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "the event", func() bool { return len(readLines(t, out)) == 1 })
 	l := readLines(t, out)[0]
 	if l.Process == nil || l.Process["gone"] != true {
 		t.Errorf("got %s, want process gone", l.raw)
@@ -142,7 +143,7 @@ func TestEnrichGone(t *testing.T) {
 // sends this socket no fork or exit events at all, and exactly one exec per
 // child of a storm.
 func TestKernelFilterExecOnly(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     sinks: [out]`, `  proc_events: [exec]`))
 	before := map[string]float64{}
@@ -168,7 +169,7 @@ func TestKernelFilterExecOnly(t *testing.T) {
 		}
 		return k
 	}
-	waitFor(t, 20*time.Second, "an exec per child", func() bool { return count() >= n })
+	cntest.WaitFor(t, 20*time.Second, "an exec per child", func() bool { return count() >= n })
 	if got := count(); got != n {
 		t.Errorf("exec events of the children: got %d, want %d", got, n)
 	}
@@ -187,7 +188,7 @@ func TestKernelFilterExecOnly(t *testing.T) {
 // the kernel filter on the live socket: exits start to arrive, and the
 // socket is never re-subscribed (no new acknowledgement, no gap).
 func TestReloadProcFilter(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	cfg := func(events string) string {
 		return strings.ReplaceAll(fileConfig("[1]", `  - match: "1.1"
@@ -206,7 +207,7 @@ func TestReloadProcFilter(t *testing.T) {
 	marker := exec.Command("/bin/true")
 	marker.Run()
 	mpid := float64(marker.Process.Pid)
-	waitFor(t, 10*time.Second, "the marker child's exec", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the marker child's exec", func() bool {
 		for _, l := range readLines(t, filepath.Join(p.dir, "out/events.jsonl")) {
 			if l.Proc != nil && l.Proc["event"] == "exec" && l.Proc["pid"] == mpid {
 				return true
@@ -218,14 +219,14 @@ func TestReloadProcFilter(t *testing.T) {
 		t.Fatalf("exit events with proc_events [exec]: %v", got)
 	}
 	writeAtomic(t, p.config, cfg("[exec, exit]"))
-	waitFor(t, 10*time.Second, "the reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	c := exec.Command("/bin/true")
 	c.Run()
 	pid := float64(c.Process.Pid)
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 10*time.Second, "the child's exit", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the child's exit", func() bool {
 		for _, l := range readLines(t, out) {
 			if l.Proc != nil && l.Proc["event"] == "exit" && l.Proc["pid"] == pid {
 				return true

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestExecGoneBeforeRead (issue 20): an exec whose process has exited and
@@ -15,7 +17,7 @@ import (
 // parent's name as the new image's. On the code before, comm was the
 // parent's ("cnbridged.test") and not listed missing.
 func TestExecGoneBeforeRead(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [fork, exec]
     enrich: true
@@ -33,7 +35,7 @@ func TestExecGoneBeforeRead(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	var fork, ex *line
-	waitFor(t, 10*time.Second, "the child's fork and exec", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the child's fork and exec", func() bool {
 		var ls []line // this life of the pid: from the fork on, its first exec
 		for _, l := range linesOf(t, out, pid) {
 			if ts, _ := l.Proc["timestamp_ns"].(float64); ts >= begin {

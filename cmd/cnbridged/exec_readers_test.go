@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestExecReadersBurst: with process_table.exec_readers: 2, a burst of 40
@@ -16,7 +18,7 @@ import (
 // describes its own process: its pid's sleep with its own arguments,
 // marked late.
 func TestExecReadersBurst(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec]
     enrich: true
@@ -41,7 +43,7 @@ func TestExecReadersBurst(t *testing.T) {
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	got := map[int]*line{}
-	waitFor(t, 20*time.Second, "the 40 execs", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the 40 execs", func() bool {
 		for pid := range want {
 			if got[pid] == nil {
 				got[pid] = eventOf(linesOf(t, out, pid), "exec")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // groupLock is the group (and val) of the ops engineer's file lock test.
@@ -20,7 +21,7 @@ const groupLock = 10
 // one's pid, and nothing of it reaches the file; a reload that changes the
 // sink (same path) takes the file over and goes on writing.
 func TestFileSinkLock(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	dir := t.TempDir()
 	config := strings.ReplaceAll(reloadConfig(groupLock, map[string]string{"out": "events.jsonl"}, "out"), "%DIR%", dir)
@@ -50,14 +51,14 @@ func TestFileSinkLock(t *testing.T) {
 		t.Helper()
 		em.send(groupLock, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupLock}, Seq: seq}, []byte("lock"))
 		seq++
-		waitFor(t, 10*time.Second, what, func() bool { return len(seqs(t, events)) == int(seq) })
+		cntest.WaitFor(t, 10*time.Second, what, func() bool { return len(seqs(t, events)) == int(seq) })
 	}
 	delivered("the first message in the file")
 
 	// A reload that changes the sink: its new runner opens the same path
 	// while the old one still holds it.
 	writeAtomic(t, first.config, strings.Replace(config, "path: "+events, "path: "+events+"\n    max_files: 3", 1))
-	waitFor(t, 10*time.Second, "a successful reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "a successful reload", func() bool {
 		return first.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	if got := first.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}); got != 0 {

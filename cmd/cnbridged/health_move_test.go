@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestHealthAfterMetricsMove: health -c and stats -c reach the running
@@ -16,7 +18,7 @@ import (
 // daemon's state_dir says where it listens. Once it has stopped, health
 // says every address it tried and why the state named none.
 func TestHealthAfterMetricsMove(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	dir := t.TempDir()
 	old, moved := freePort(t), freePort(t)
@@ -47,7 +49,7 @@ func TestHealthAfterMetricsMove(t *testing.T) {
 	}
 
 	writeAtomic(t, path, config(moved))
-	waitFor(t, 10*time.Second, "a successful reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "a successful reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	pid := strconv.Itoa(p.cmd.Process.Pid)

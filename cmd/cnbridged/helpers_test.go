@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
@@ -70,12 +71,8 @@ func buildDaemon(t *testing.T, b *built, race bool) string {
 	return b.path
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: joins connector multicast groups and subscribes to process events (CAP_NET_ADMIN)")
-	}
-}
+// rootReason is why the daemon's tests need root (cntest.NeedRoot).
+const rootReason = "joins connector multicast groups and subscribes to process events (CAP_NET_ADMIN)"
 
 // freePort returns a loopback address whose port was free a moment ago.
 func freePort(t *testing.T) string {
@@ -87,26 +84,9 @@ type proc struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	metrics string
-	stderr  *syncBuffer
+	stderr  *cntest.SyncBuffer
 	dir     string
 	config  string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon writes config (with %DIR% replaced by a temp dir) and runs
@@ -156,7 +136,7 @@ func daemonArgs(dir, path, addr string) []string {
 }
 
 func newProc(t *testing.T, cmd *exec.Cmd, dir, path, addr string) *proc {
-	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &syncBuffer{}, dir: dir, config: path}
+	p := &proc{t: t, cmd: cmd, metrics: addr, stderr: &cntest.SyncBuffer{}, dir: dir, config: path}
 	cmd.Stderr = p.stderr
 	return p
 }
@@ -352,18 +332,6 @@ func parsedLines(t *testing.T, path string) []line {
 	// the machine would copy it each time): clipped, so that a caller's
 	// append copies instead of writing into the cache. Callers only read.
 	return slices.Clip(pf.lines)
-}
-
-// waitFor polls cond until it is true or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // emitter sends synthetic connector messages from a userspace socket.

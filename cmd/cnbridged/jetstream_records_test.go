@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -25,7 +26,7 @@ import (
 // and exit_lost records all had one Nats-Msg-Id before, and the stream
 // kept the first of them only, while the sink counted every one sent.
 func TestJetStreamStoresEveryRecord(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	ns := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -82,29 +83,14 @@ routes:
 		p.cmd.Wait()
 		exec.Command("/bin/true").Run() // something happens while nobody listens
 		p = startBinary(t, bin, dir, config)
-		waitFor(t, 20*time.Second, fmt.Sprintf("gap record %d in the stream", i), func() bool { return stored(gaps) >= i })
+		cntest.WaitFor(t, 20*time.Second, fmt.Sprintf("gap record %d in the stream", i), func() bool { return stored(gaps) >= i })
 	}
 
 	// exit_lost: sleeps the table knows are killed while the daemon is
 	// stopped and a burst overflows its socket, as in TestLossResync.
 	out := filepath.Join(dir, "out/events.jsonl")
 	const n = 6
-	sleeps := make([]*exec.Cmd, n)
-	for i := range sleeps {
-		sleeps[i] = exec.Command("sleep", "60")
-		if err := sleeps[i].Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(sleeps[i])
-	}
-	waitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
-		for _, c := range sleeps {
-			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sleeps := startSleeps(t, n, out)
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +116,7 @@ routes:
 		}
 		return k
 	}
-	waitFor(t, 30*time.Second, "exit_lost records for the killed sleeps", func() bool {
+	cntest.WaitFor(t, 30*time.Second, "exit_lost records for the killed sleeps", func() bool {
 		burst(20)
 		seen := map[float64]bool{}
 		for _, l := range readLines(t, out) {

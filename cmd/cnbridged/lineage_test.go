@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // lineageLine is the part of an event line about lineage.
@@ -88,7 +90,7 @@ func forceNextPid(t *testing.T, want int, argv ...string) *exec.Cmd {
 // N is never C's parent or ancestor. On the code before, both named N
 // (the parent was whatever held the pid).
 func TestOrphanAfterPidReuse(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [fork, exec, exit]
     enrich: true
@@ -147,7 +149,7 @@ func TestOrphanAfterPidReuse(t *testing.T) {
 	var pID, nID string
 	var cExecs []lineageLine
 	var cExit *lineageLine
-	waitFor(t, 10*time.Second, "the orphan's exit and the newcomer's exec", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the orphan's exit and the newcomer's exec", func() bool {
 		pID, nID, cExecs, cExit = "", "", nil, nil
 		for _, l := range lineageLines(t, out) {
 			if l.Proc == nil || l.Process == nil || !l.after(begin) {
@@ -241,7 +243,7 @@ func init() {
 // zombie leader's /proc entry (no exe: "missing", "seeded"), and thread
 // exits carried 4294967295.
 func TestLeaderExitsFirst(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec, exit, comm]
     enrich: true
@@ -274,11 +276,11 @@ func TestLeaderExitsFirst(t *testing.T) {
 		}
 		return ls
 	}
-	waitFor(t, 10*time.Second, "the helper's exec", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the helper's exec", func() bool {
 		return slices.ContainsFunc(ofGroup(), func(l lineageLine) bool { return l.Proc["event"] == "exec" })
 	})
 	stdin.Write([]byte("\n"))
-	waitFor(t, 10*time.Second, "the helper's leader exit", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the helper's leader exit", func() bool {
 		return slices.ContainsFunc(ofGroup(), func(l lineageLine) bool { return l.Proc["event"] == "exit" && l.Proc["pid"] == pid })
 	})
 	stdin.Write([]byte("\n"))
@@ -289,7 +291,7 @@ func TestLeaderExitsFirst(t *testing.T) {
 	var id any
 	var comm *lineageLine
 	var threadExits []lineageLine
-	waitFor(t, 10*time.Second, "the thread's comm event and the threads' exits", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the thread's comm event and the threads' exits", func() bool {
 		id, comm, threadExits = nil, nil, nil
 		for _, l := range ofGroup() {
 			switch {

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestInjectedGaps: 100 000 seqs with every 1000th skipped → exactly 99
 // lost (the last skip has no later message to reveal it), exactly 99 loss
 // markers, and nothing else counted.
 func TestInjectedGaps(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	id := fmt.Sprintf("%d.%d", idxTest, groupGaps)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", groupGaps, "]"),
 		`  - match: "`+id+`"
@@ -33,11 +34,11 @@ func TestInjectedGaps(t *testing.T) {
 		sent++
 	}
 	sel := map[string]string{"idx": fmt.Sprint(idxTest), "val": fmt.Sprint(groupGaps)}
-	waitFor(t, 30*time.Second, "every message received", func() bool {
+	cntest.WaitFor(t, 30*time.Second, "every message received", func() bool {
 		return p.metric("cnbridged_messages_received_total", sel) >= float64(sent)
 	})
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 30*time.Second, "every line written", func() bool {
+	cntest.WaitFor(t, 30*time.Second, "every line written", func() bool {
 		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "out", "result": "sent"}) >= float64(sent+99)
 	})
 	checks := []struct {
@@ -80,7 +81,7 @@ func TestInjectedGaps(t *testing.T) {
 // at once. The kernel numbers process events per CPU; a ledger keyed only
 // by idx.val would report thousands of false gaps.
 func TestForkStormNoFalseLoss(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	if _, err := exec.LookPath("taskset"); err != nil {
 		t.Skip("needs taskset (util-linux) to pin the storms to CPUs")
 	}
@@ -101,7 +102,7 @@ func TestForkStormNoFalseLoss(t *testing.T) {
 	wg.Wait()
 	sel := map[string]string{"idx": "1", "val": "1"}
 	// Each /bin/true is at least a fork, an exec and an exit.
-	waitFor(t, 20*time.Second, "the storm's events", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the storm's events", func() bool {
 		return p.metric("cnbridged_messages_received_total", sel) >= 3*2*perCPU
 	})
 	if got := p.metric("cnbridged_messages_lost_total", sel); got != 0 {
@@ -132,7 +133,7 @@ func TestForkStormNoFalseLoss(t *testing.T) {
 // the kernel's exact drop count and the ledger's gap count must agree, and
 // the daemon must catch up.
 func TestForcedOverrun(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	id := fmt.Sprintf("%d.%d", idxTest, groupOverrun)
 	cfg := fmt.Sprintf(`
 listener:
@@ -157,7 +158,7 @@ routes:
 		em.send(groupOverrun, hdr(seq), []byte("before"))
 	}
 	sel := map[string]string{"idx": fmt.Sprint(idxTest), "val": fmt.Sprint(groupOverrun)}
-	waitFor(t, 10*time.Second, "the first 100", func() bool { return p.metric("cnbridged_messages_received_total", sel) >= 100 })
+	cntest.WaitFor(t, 10*time.Second, "the first 100", func() bool { return p.metric("cnbridged_messages_received_total", sel) >= 100 })
 
 	p.pause()
 	for ; seq < 5100; seq++ {
@@ -167,7 +168,7 @@ routes:
 	// Every message of the burst is either dropped by the kernel (counted
 	// at once) or read by the daemon once it runs again: when the two add
 	// up, its socket is empty and takes what follows.
-	waitFor(t, 10*time.Second, "the daemon to read what its socket held", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the daemon to read what its socket held", func() bool {
 		return p.metric("cnbridged_messages_received_total", sel)+p.metric("cnbridged_socket_drops_total", nil) >= float64(seq)
 	})
 	// Messages after the burst reveal the gap to the ledger.
@@ -175,7 +176,7 @@ routes:
 		em.send(groupOverrun, hdr(seq), []byte("after"))
 	}
 	sent := float64(seq)
-	waitFor(t, 10*time.Second, "the last message", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the last message", func() bool {
 		for _, l := range readLines(t, filepath.Join(p.dir, "out/events.jsonl")) {
 			if l.Seq == uint32(seq-1) && l.Type == "" {
 				return true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 const (
@@ -25,7 +26,7 @@ const (
 // around a reload, WATCHDOG=1 pings, STOPPING=1 at shutdown — read from a
 // NOTIFY_SOCKET the test owns.
 func TestSystemdNotify(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -62,10 +63,10 @@ func TestSystemdNotify(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "300000")
 	p := startBinary(t, daemonBinary(t), dir, strings.ReplaceAll(cfg, "%DIR%", dir), "--no-watch")
-	waitFor(t, 5*time.Second, "READY=1", func() bool { return seen("READY=1") == 1 })
-	waitFor(t, 5*time.Second, "watchdog pings", func() bool { return seen("WATCHDOG=1") >= 3 })
+	cntest.WaitFor(t, 5*time.Second, "READY=1", func() bool { return seen("READY=1") == 1 })
+	cntest.WaitFor(t, 5*time.Second, "watchdog pings", func() bool { return seen("WATCHDOG=1") >= 3 })
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 5*time.Second, "RELOADING=1 then READY=1", func() bool { return seen("RELOADING=1") == 1 && seen("READY=1") == 2 })
+	cntest.WaitFor(t, 5*time.Second, "RELOADING=1 then READY=1", func() bool { return seen("RELOADING=1") == 1 && seen("READY=1") == 2 })
 	p.stop()
 	if seen("STOPPING=1") != 1 {
 		t.Errorf("STOPPING=1 sent %d times, want 1", seen("STOPPING=1"))
@@ -83,7 +84,7 @@ func TestSystemdNotify(t *testing.T) {
 // whole JSON; once space returns (the file is rotated away and the sink
 // told to reopen) writing resumes.
 func TestDaemonFullDisk(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk")
 	os.Mkdir(disk, 0o755)
@@ -120,7 +121,7 @@ routes:
 	}
 	send(2000) // ~700 KB of lines into 256 KiB
 	sel := func(r string) map[string]string { return map[string]string{"sink": "out", "result": r} }
-	waitFor(t, 10*time.Second, "every line accounted", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "every line accounted", func() bool {
 		return p.metric("cnbridged_sink_messages_total", sel("sent"))+p.metric("cnbridged_sink_messages_total", sel("dropped")) == float64(sent)
 	})
 	written := p.metric("cnbridged_sink_messages_total", sel("sent"))
@@ -138,12 +139,12 @@ routes:
 	os.Remove(filepath.Join(disk, "events.jsonl"))
 	reopens := strings.Count(p.stderr.String(), "file sinks will reopen")
 	p.cmd.Process.Signal(syscall.SIGUSR1)
-	waitFor(t, 10*time.Second, "SIGUSR1 to be handled", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "SIGUSR1 to be handled", func() bool {
 		return strings.Count(p.stderr.String(), "file sinks will reopen") > reopens
 	})
 	before := p.metric("cnbridged_sink_messages_total", sel("sent"))
 	send(100)
-	waitFor(t, 10*time.Second, "writing to resume", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "writing to resume", func() bool {
 		return p.metric("cnbridged_sink_messages_total", sel("sent"))-before == 100
 	})
 	if got := len(readLines(t, filepath.Join(disk, "events.jsonl"))); got != 100 {
@@ -155,7 +156,7 @@ routes:
 // TestRotationUnderLoad: many size rotations while messages flow; the
 // lines across all files equal the messages sent, each exactly once.
 func TestRotationUnderLoad(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	id := fmt.Sprintf("%d.%d", idxTest, groupRotate)
 	cfg := fmt.Sprintf(`
@@ -177,7 +178,7 @@ routes:
 	const n = 20000
 	wait := steadySender(t, groupRotate, n, 20000)
 	wait()
-	waitFor(t, 15*time.Second, "every message written", func() bool {
+	cntest.WaitFor(t, 15*time.Second, "every message written", func() bool {
 		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "out", "result": "sent"}) == n
 	})
 	p.stop()

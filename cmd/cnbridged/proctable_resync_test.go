@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/bridge"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // stormProcesses is the size of TestProcessStormResync's storm: the
@@ -37,7 +38,7 @@ func TestProcessStormResync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a storm of 100 000 processes: the full run (go test without -short) has it")
 	}
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	// The table's bound: above the processes and threads this machine
 	// runs (a few hundred), below the horde's.
 	const maxEntries, hordeSize = 1024, 1500
@@ -172,7 +173,7 @@ routes:
 			sample()
 		}
 	}
-	waitFor(t, 10*time.Second, "the horde's execs to be handled", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the horde's execs to be handled", func() bool {
 		sample()
 		return p.metric("cnbridged_proctable_evictions_total", nil) > 0
 	})

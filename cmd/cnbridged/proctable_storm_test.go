@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestHelperThreadStorm is not a test: run with CN_THREAD_STORM=n it makes
@@ -42,7 +44,7 @@ func TestThreadStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a storm of 20 000 threads: the full run (go test without -short) has it")
 	}
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, twoSinkConfig("", `  - match: "1.1"
     events: [fork, exec, exit]
     enrich: true
@@ -71,7 +73,7 @@ func TestThreadStorm(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 60*time.Second, "the helper's exit in both sinks", func() bool { return leaderExit(a) && leaderExit(b) })
+	cntest.WaitFor(t, 60*time.Second, "the helper's exit in both sinks", func() bool { return leaderExit(a) && leaderExit(b) })
 	threadForks, threadExits := 0, 0
 	for _, l := range readLines(t, a) {
 		if l.Proc == nil {
@@ -122,7 +124,7 @@ func TestThreadStorm(t *testing.T) {
 // /proc: one exit_lost record for each killed sleep, none for the ones
 // still running.
 func TestLossResync(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, `
 listener:
   groups: [1]
@@ -140,22 +142,7 @@ routes:
 `)
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	const n = 10
-	sleeps := make([]*exec.Cmd, n)
-	for i := range sleeps {
-		sleeps[i] = exec.Command("sleep", "60")
-		if err := sleeps[i].Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(sleeps[i])
-	}
-	waitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
-		for _, c := range sleeps {
-			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
-				return false
-			}
-		}
-		return true
-	})
+	sleeps := startSleeps(t, n, out)
 	p.pause()
 	burst := func(k int) {
 		for i := 0; i < k; i++ {
@@ -179,7 +166,7 @@ routes:
 		}
 		return m
 	}
-	waitFor(t, 30*time.Second, "exit_lost records for the killed sleeps", func() bool {
+	cntest.WaitFor(t, 30*time.Second, "exit_lost records for the killed sleeps", func() bool {
 		burst(20) // events after the loss reveal it and carry the records out
 		m := lostSeen()
 		for pid := range killed {

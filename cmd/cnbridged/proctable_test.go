@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // twoSinkConfig has sinks a and b (files a/events.jsonl, b/events.jsonl).
@@ -70,10 +72,33 @@ func eventOf(ls []line, ev string) *line {
 	return nil
 }
 
+// startSleeps starts n "sleep 60" processes, killed when the test ends,
+// and waits until out (a file sink's path) holds the exec of each.
+func startSleeps(t *testing.T, n int, out string) []*exec.Cmd {
+	t.Helper()
+	sleeps := make([]*exec.Cmd, n)
+	for i := range sleeps {
+		sleeps[i] = exec.Command("sleep", "60")
+		if err := sleeps[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sleeps[i].Process.Kill(); sleeps[i].Wait() })
+	}
+	cntest.WaitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
+		for _, c := range sleeps {
+			if eventOf(linesOf(t, out, c.Process.Pid), "exec") == nil {
+				return false
+			}
+		}
+		return true
+	})
+	return sleeps
+}
+
 // TestEnrichOnlyAskingRoutes (issue 11 item 5): route A enriches, route B
 // does not. B's lines carry no "process" (on the old code they did).
 func TestEnrichOnlyAskingRoutes(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, twoSinkConfig("", `  - match: "1.1"
     events: [fork, exec, exit]
     enrich: true
@@ -88,7 +113,7 @@ func TestEnrichOnlyAskingRoutes(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	a, b := filepath.Join(p.dir, "a/events.jsonl"), filepath.Join(p.dir, "b/events.jsonl")
-	waitFor(t, 10*time.Second, "the child's exit in both sinks", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the child's exit in both sinks", func() bool {
 		return eventOf(linesOf(t, a, pid), "exit") != nil && eventOf(linesOf(t, b, pid), "exit") != nil
 	})
 	for _, l := range linesOf(t, b, pid) {
@@ -110,7 +135,7 @@ func TestEnrichOnlyAskingRoutes(t *testing.T) {
 // describes it from the table (exe sleep, cmdline, a duration near 0.3 s)
 // with the same entity id as its exec.
 func TestProcessTree(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     enrich: true
     ancestors: 3
@@ -123,7 +148,7 @@ func TestProcessTree(t *testing.T) {
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	sleep, _ := filepath.EvalSymlinks("/bin/sleep")
 	var execL, exitL, outerExec, selfLine *line
-	waitFor(t, 10*time.Second, "the sleep's exec and exit", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the sleep's exec and exit", func() bool {
 		execL, exitL, outerExec = nil, nil, nil
 		for _, l := range readLines(t, out) {
 			if l.Proc == nil || l.Process == nil {
@@ -179,7 +204,7 @@ func TestProcessTree(t *testing.T) {
 // TestExecStale: for sh -c 'exec sleep 1', no exec event claims the sleep
 // image for the sh image unless it is marked stale.
 func TestExecStale(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec, exit]
     enrich: true
@@ -194,7 +219,7 @@ func TestExecStale(t *testing.T) {
 		}
 		pid := cmd.Process.Pid
 		var execs []line
-		waitFor(t, 10*time.Second, "two execs and the exit", func() bool {
+		cntest.WaitFor(t, 10*time.Second, "two execs and the exit", func() bool {
 			ls := linesOf(t, out, pid)
 			execs = execs[:0]
 			for _, l := range ls {
@@ -224,7 +249,7 @@ func TestExecStale(t *testing.T) {
 // them, which a table that described exits from /proc at exit time (where
 // /bin/true is always gone) never does.
 func TestShortLivedExit(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec, exit]
     enrich: true
@@ -239,8 +264,8 @@ func TestShortLivedExit(t *testing.T) {
 			t.Fatal(err)
 		}
 		var exit *line
-		waitFor(t, 10*time.Second, "the exit", func() bool {
-			exit = eventOf(linesOf(t, out, cmd.Process.Pid), "exit")
+		cntest.WaitFor(t, 10*time.Second, "the exit", func() bool {
+			exit = childEventOf(linesOf(t, out, cmd.Process.Pid), "exit")
 			return exit != nil
 		})
 		exe, cmdline := exit.Process["exe"], fmt.Sprint(exit.Process["cmdline"])
@@ -266,7 +291,7 @@ func TestShortLivedExit(t *testing.T) {
 // TestRedactArguments: an argument matching enrich_redact reaches the sink
 // with its first capture group replaced.
 func TestRedactArguments(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [exec, exit]
     enrich: true
@@ -276,7 +301,7 @@ func TestRedactArguments(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 10*time.Second, "the exit", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the exit", func() bool {
 		return eventOf(linesOf(t, out, cmd.Process.Pid), "exit") != nil
 	})
 	for _, l := range linesOf(t, out, cmd.Process.Pid) {
@@ -301,7 +326,7 @@ func TestRedactArguments(t *testing.T) {
 // daemon restart for processes that live through it (the restarted daemon
 // takes their start from /proc, the first from their fork events).
 func TestEntityIDs(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	cfg := fileConfig("[1]", `  - match: "1.1"
     enrich: true
@@ -339,7 +364,7 @@ func TestEntityIDs(t *testing.T) {
 		t.Skip("could not reuse the pid (another process took it each time)")
 	}
 	var ids []string
-	waitFor(t, 10*time.Second, "both lives of the pid", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "both lives of the pid", func() bool {
 		ids = ids[:0]
 		for _, l := range linesOf(t, out, pid) {
 			// Only this test's children: other tests (and other
@@ -383,7 +408,7 @@ func TestEntityIDs(t *testing.T) {
 		defer sleeps[i].Process.Kill()
 	}
 	before := map[int]string{}
-	waitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the sleeps' execs", func() bool {
 		for _, c := range sleeps {
 			if e := childEventOf(linesOf(t, out, c.Process.Pid), "exec"); e != nil && e.Process != nil {
 				before[c.Process.Pid], _ = e.Process["entity_id"].(string)
@@ -396,14 +421,14 @@ func TestEntityIDs(t *testing.T) {
 	p = startBinary(t, daemonBinary(t), dir, cfg)
 	// The table is seeded from /proc on the enricher's goroutine, which may
 	// finish after the daemon reports ready.
-	waitFor(t, 10*time.Second, "the seeded table", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the seeded table", func() bool {
 		return strings.Contains(p.stderr.String(), "process table seeded from /proc")
 	})
 	for _, c := range sleeps {
 		c.Process.Signal(syscall.SIGTERM)
 		c.Wait()
 	}
-	waitFor(t, 10*time.Second, "the sleeps' exits", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the sleeps' exits", func() bool {
 		k := 0
 		for _, c := range sleeps {
 			if childEventOf(linesOf(t, out, c.Process.Pid), "exit") != nil {
@@ -429,7 +454,7 @@ func TestEntityIDs(t *testing.T) {
 // enricher takes both from the uid event the kernel sends before the exec
 // (commit_creds), with no /proc read of the ids.
 func TestSetIDExec(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir, err := os.MkdirTemp("", "setid")
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +489,7 @@ func TestSetIDExec(t *testing.T) {
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
 	var ex *line
-	waitFor(t, 10*time.Second, "the exec", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the exec", func() bool {
 		for _, l := range linesOf(t, out, cmd.Process.Pid) {
 			if l.Proc["event"] == "exec" && l.Process["exe"] == bin {
 				ex = &l

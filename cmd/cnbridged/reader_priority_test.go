@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestReaderPriorityFollowsEnrichment: the reader thread runs at
@@ -16,7 +18,7 @@ import (
 // the process's scheduling once a reload leaves no enriching route (the
 // priority then only costs CPU); a reload back raises it again.
 func TestReaderPriorityFollowsEnrichment(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	enriching := fileConfig("[1]", `  - match: "1.1"
     events: [exec]
     enrich: true
@@ -26,7 +28,7 @@ func TestReaderPriorityFollowsEnrichment(t *testing.T) {
     sinks: [out]`, "")
 	p := startDaemon(t, enriching)
 	pid := p.cmd.Process.Pid
-	waitFor(t, 10*time.Second, "a SCHED_FIFO thread in the enriching daemon", func() bool { return fifoThreads(t, pid) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "a SCHED_FIFO thread in the enriching daemon", func() bool { return fifoThreads(t, pid) == 1 })
 	for i, c := range []struct {
 		config string
 		want   int
@@ -35,7 +37,7 @@ func TestReaderPriorityFollowsEnrichment(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, fmt.Sprintf("reload %d: %d SCHED_FIFO threads", i+1, c.want), func() bool { return fifoThreads(t, pid) == c.want })
+		cntest.WaitFor(t, 10*time.Second, fmt.Sprintf("reload %d: %d SCHED_FIFO threads", i+1, c.want), func() bool { return fifoThreads(t, pid) == c.want })
 	}
 	p.stop()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -28,7 +29,7 @@ const (
 // the whole old config running, logs an error line naming the key, and sets
 // the reload metrics; a successful one then logs what changed.
 func TestReloadFailuresKeepRunning(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	base := strings.ReplaceAll(reloadConfig(groupReloadFail, map[string]string{"a": "a.jsonl"}, "a"), "%DIR%", dir)
 	path := filepath.Join(dir, "cnbridged.yaml")
@@ -42,7 +43,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	notes := &syncBuffer{}
+	notes := &cntest.SyncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -61,7 +62,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		t.Helper()
 		em.send(groupReloadFail, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupReloadFail}, Seq: seq}, []byte("probe"))
 		seq++
-		waitFor(t, 10*time.Second, what, func() bool { return len(seqs(t, a)) == int(seq) })
+		cntest.WaitFor(t, 10*time.Second, what, func() bool { return len(seqs(t, a)) == int(seq) })
 	}
 	delivered("the first message in sink a")
 
@@ -76,7 +77,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 	}
 	for i, f := range failures {
 		writeAtomic(t, p.config, f.config)
-		waitFor(t, 10*time.Second, f.name+": a failed reload", func() bool {
+		cntest.WaitFor(t, 10*time.Second, f.name+": a failed reload", func() bool {
 			return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}) == float64(i+1)
 		})
 		if got := p.metric("cnbridged_config_last_reload_successful", nil); got != 0 {
@@ -87,7 +88,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		}
 		delivered(f.name + ": a message routed by the old config")
 	}
-	waitFor(t, 5*time.Second, "STATUS= naming the failure to systemd", func() bool {
+	cntest.WaitFor(t, 5*time.Second, "STATUS= naming the failure to systemd", func() bool {
 		return strings.Contains(notes.String(), "STATUS=reload failed, running the previous config: ")
 	})
 	for _, l := range strings.Split(p.stderr.String(), "\n") {
@@ -101,7 +102,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 		fmt.Sprintf("  - match: %q\n    sinks: [b]\n", fmt.Sprintf("%d.%d", idxTest, groupReloadFail))
 	good = strings.Replace(good, fmt.Sprintf("groups: [%d]", groupReloadFail), fmt.Sprintf("groups: [%d, 9]", groupReloadFail), 1)
 	writeAtomic(t, p.config, good)
-	waitFor(t, 10*time.Second, "a successful reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "a successful reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	if got := p.metric("cnbridged_config_last_reload_successful", nil); got != 1 {
@@ -127,7 +128,7 @@ func TestReloadFailuresKeepRunning(t *testing.T) {
 // named, and requests keep being answered across it and across a reload
 // of other keys.
 func TestRequestsSurviveReload(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	ns := natstest.Run(t)
 	cfg := func(extra string) string {
 		return fmt.Sprintf(`host: rq-reload
@@ -173,7 +174,7 @@ requests:
 
 	// Changing the requests' sink: refused, requests still answered.
 	writeAtomic(t, p.config, strings.ReplaceAll(strings.Replace(cfg(""), "    url: "+ns.ClientURL()+"\n", "    url: "+ns.ClientURL()+"\n    max_in_flight: 10\n", 1), "%DIR%", dir))
-	waitFor(t, 10*time.Second, "the refused reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the refused reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}) == 1
 	})
 	if !strings.Contains(p.stderr.String(), `"key":"sinks.bus"`) {
@@ -183,7 +184,7 @@ requests:
 
 	// Another sink added: applied, requests still answered.
 	writeAtomic(t, p.config, strings.ReplaceAll(cfg("  more:\n    type: file\n    path: %DIR%/more.jsonl\n"), "%DIR%", dir))
-	waitFor(t, 10*time.Second, "the applied reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the applied reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	answered("after the applied reload")
@@ -195,7 +196,7 @@ requests:
 // kernel never acknowledges) fails whole: group 1 is left again, the error
 // names listener.groups, and the old config keeps routing.
 func TestReloadSubscriptionFailsWhole(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skipf("needs unshare (util-linux): %v", err)
 	}
@@ -212,10 +213,10 @@ func TestReloadSubscriptionFailsWhole(t *testing.T) {
 	a := filepath.Join(dir, "a.jsonl")
 	em := newEmitter(t)
 	em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: 0}, []byte("before"))
-	waitFor(t, 10*time.Second, "the first message", func() bool { return len(seqs(t, a)) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "the first message", func() bool { return len(seqs(t, a)) == 1 })
 
 	writeAtomic(t, path, strings.Replace(base, fmt.Sprintf("groups: [%d]", group), fmt.Sprintf("groups: [%d, 1]", group), 1))
-	waitFor(t, 15*time.Second, "a failed reload", func() bool {
+	cntest.WaitFor(t, 15*time.Second, "a failed reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}) == 1
 	})
 	if !strings.Contains(p.stderr.String(), `"key":"listener.groups"`) {
@@ -225,7 +226,7 @@ func TestReloadSubscriptionFailsWhole(t *testing.T) {
 		t.Errorf("group 1 was not left again after the failed subscription")
 	}
 	em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: 1}, []byte("after"))
-	waitFor(t, 10*time.Second, "a message routed by the old config", func() bool { return len(seqs(t, a)) == 2 })
+	cntest.WaitFor(t, 10*time.Second, "a message routed by the old config", func() bool { return len(seqs(t, a)) == 2 })
 	if got := p.metric("cnbridged_subscribed", nil); got != 1 {
 		t.Errorf("cnbridged_subscribed got %v, want 1 (the old config needs no subscription)", got)
 	}

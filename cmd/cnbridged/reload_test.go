@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 const (
@@ -82,7 +83,7 @@ func seqs(t *testing.T, path string) []uint32 {
 // receives from the reload on, without a hole; the old one loses nothing.
 // Then an invalid edit leaves the running config in place.
 func TestReloadUnderLoad(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	p := startBinary(t, raceBinary(t), dir, reloadConfig(groupReload, map[string]string{"a": "a.jsonl"}, "a"))
 	// Messages flow at 3 000/s from before the reload until 1 000 more
@@ -115,23 +116,23 @@ func TestReloadUnderLoad(t *testing.T) {
 		total <- i
 	}()
 	// Reload once the first thousand messages have arrived.
-	waitFor(t, 10*time.Second, "the first thousand messages", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the first thousand messages", func() bool {
 		return p.metric("cnbridged_messages_received_total", map[string]string{"idx": fmt.Sprint(idxTest), "val": fmt.Sprint(groupReload)}) >= 1000
 	})
 	writeAtomic(t, p.config, strings.ReplaceAll(
 		reloadConfig(groupReload, map[string]string{"a": "a.jsonl", "b": "b.jsonl"}, "a", "b"), "%DIR%", dir))
-	waitFor(t, 20*time.Second, "a successful reload", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "a successful reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) == 1
 	})
 	close(reloaded)
 	n := <-total
 	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
-	waitFor(t, 10*time.Second, "every message in sink a", func() bool { return len(seqs(t, a)) >= n })
+	cntest.WaitFor(t, 10*time.Second, "every message in sink a", func() bool { return len(seqs(t, a)) >= n })
 
 	// An invalid edit: rejected, the old config keeps running.
 	bad := strings.ReplaceAll(reloadConfig(groupReload, map[string]string{"a": "a.jsonl"}, "a"), "%DIR%", dir) + "bogus: 1\n"
 	writeAtomic(t, p.config, bad)
-	waitFor(t, 10*time.Second, "a failed reload", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "a failed reload", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "failure"}) == 1
 	})
 	if got := p.metric("cnbridged_config_last_reload_successful", nil); got != 0 {
@@ -144,7 +145,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	// Still routing to both sinks.
 	em = newEmitter(t)
 	em.send(groupReload, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupReload}, Seq: uint32(n)}, []byte("after"))
-	waitFor(t, 10*time.Second, "the message after the bad edit in both sinks", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the message after the bad edit in both sinks", func() bool {
 		return len(seqs(t, a)) == n+1 && len(seqs(t, b)) > 0 && seqs(t, b)[len(seqs(t, b))-1] == uint32(n)
 	})
 	p.stop()
@@ -173,7 +174,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // TestRapidEdits: 50 edits in quick succession, in place and by rename;
 // the final content is what runs.
 func TestRapidEdits(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	p := startBinary(t, raceBinary(t), dir, reloadConfig(groupReload2, map[string]string{"s0": "s0.jsonl"}, "s0"))
 	for i := 1; i <= 50; i++ {
@@ -189,7 +190,7 @@ func TestRapidEdits(t *testing.T) {
 	em := newEmitter(t)
 	final := filepath.Join(dir, "s50.jsonl")
 	seq := uint32(0)
-	waitFor(t, 20*time.Second, "the final config to route to s50", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the final config to route to s50", func() bool {
 		em.send(groupReload2, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupReload2}, Seq: seq}, []byte("probe"))
 		seq++
 		time.Sleep(50 * time.Millisecond)
@@ -225,7 +226,7 @@ func TestRapidEdits(t *testing.T) {
 // TestReloadConfigMapSwap: a Kubernetes ConfigMap volume updates by
 // swapping its ..data symlink; the daemon must see it.
 func TestReloadConfigMapSwap(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	dir := t.TempDir()
 	mount := filepath.Join(dir, "cm")
 	os.MkdirAll(filepath.Join(mount, "..v1"), 0o755)
@@ -245,12 +246,12 @@ func TestReloadConfigMapSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.RemoveAll(filepath.Join(mount, "..v1"))
-	waitFor(t, 10*time.Second, "the reload after the symlink swap", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the reload after the symlink swap", func() bool {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": "success"}) >= 1
 	})
 	em := newEmitter(t)
 	em.send(groupReloadCM, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: groupReloadCM}, Seq: 1}, []byte("x"))
-	waitFor(t, 10*time.Second, "the message in the new sink", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the message in the new sink", func() bool {
 		return len(seqs(t, filepath.Join(dir, "two.jsonl"))) == 1
 	})
 	p.stop()

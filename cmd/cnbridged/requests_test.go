@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -21,7 +22,7 @@ import (
 // (ack + 1, err 0); an id that is not configured is refused without
 // anything being sent; an id nobody answers times out.
 func TestRequestReply(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	ns := natstest.Run(t)
 	host, _ := os.Hostname()
 	cfg := fmt.Sprintf(`
@@ -86,7 +87,7 @@ requests:
 
 	// The counter is bumped after sendto returns, which can be after the
 	// reply was published: wait for all n before taking the baseline.
-	waitFor(t, 5*time.Second, "every request counted as sent", func() bool {
+	cntest.WaitFor(t, 5*time.Second, "every request counted as sent", func() bool {
 		return p.metric("cnbridged_requests_sent_total", nil) == n
 	})
 	sentBefore := p.metric("cnbridged_requests_sent_total", nil)

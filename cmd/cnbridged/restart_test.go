@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/listener"
 )
 
@@ -37,7 +38,7 @@ func watchSeqs(t *testing.T) *seqWatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &seqWatcher{seqs: map[uint32]map[uint32]bool{}, exec: map[uint32][2]uint32{}, stop: cancel, done: make(chan error, 1), lis: l}
 	go func() {
-		w.done <- l.Run(ctx, func(dgs []listener.Datagram, _ time.Time) {
+		w.done <- l.Run(ctx, func(dgs []cnmsg.Datagram, _ time.Time) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			for _, d := range dgs {
@@ -89,7 +90,7 @@ func (w *seqWatcher) close() {
 // after the last seq the first daemon wrote and ends right before the
 // first the second one wrote, and the execs of the 20 processes are in it.
 func TestRestartTraceAfterKill(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	w := watchSeqs(t)
 	bin := daemonBinary(t)
 	dir := t.TempDir()
@@ -100,7 +101,7 @@ func TestRestartTraceAfterKill(t *testing.T) {
 	p1 := startBinary(t, bin, dir, conf("run1.jsonl"))
 	// Processes while the first daemon listens, so that the CPUs have a
 	// seq in the first run.
-	waitFor(t, 10*time.Second, "the first daemon to write events from every CPU", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the first daemon to write events from every CPU", func() bool {
 		exec.Command("/bin/true").Run()
 		cpus := map[float64]bool{}
 		for _, l := range readLines(t, filepath.Join(dir, "run1.jsonl")) {
@@ -122,7 +123,7 @@ func TestRestartTraceAfterKill(t *testing.T) {
 		}
 		pids = append(pids, uint32(c.Process.Pid))
 	}
-	waitFor(t, 10*time.Second, "the test's listener to see the children's execs", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the test's listener to see the children's execs", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, pid := range pids {
@@ -156,7 +157,7 @@ func TestRestartTraceAfterKill(t *testing.T) {
 		}
 	}
 	w.mu.Unlock()
-	waitFor(t, 20*time.Second, "the second daemon to see every CPU the children ran on", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the second daemon to see every CPU the children ran on", func() bool {
 		exec.Command("/bin/true").Run()
 		run2 = readLines(t, filepath.Join(dir, "run2.jsonl"))
 		seen := map[uint32]bool{}
@@ -175,7 +176,7 @@ func TestRestartTraceAfterKill(t *testing.T) {
 	// The restart gap is counted lost when="not_listening": the first
 	// loss marker of each CPU's stream, not loss while listening.
 	lostSel := func(when string) map[string]string { return map[string]string{"idx": "1", "val": "1", "when": when} }
-	waitFor(t, 20*time.Second, "cnbridged_messages_lost_total{when=\"not_listening\"} to be the first loss markers' sum", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "cnbridged_messages_lost_total{when=\"not_listening\"} to be the first loss markers' sum", func() bool {
 		nl := p2.metric("cnbridged_messages_lost_total", lostSel("not_listening"))
 		first := map[uint32]uint32{}
 		for _, l := range readLines(t, filepath.Join(dir, "run2.jsonl")) {

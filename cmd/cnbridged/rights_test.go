@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/requests"
@@ -133,7 +134,7 @@ func TestProcVisibilityWarning(t *testing.T) {
 // line is the cause, at error level, with the fix; where it lets anyone
 // join, run starts and says so once running.
 func TestRunJoinRights(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skipf("needs setpriv (util-linux): %v", err)
 	}
@@ -175,7 +176,7 @@ func TestRunJoinRights(t *testing.T) {
 		p := newProc(t, exec.Command("setpriv", argv...), dir, path, addr)
 		p.cmd.Stdout = io.Discard
 		p.launch()
-		waitFor(t, 10*time.Second, "the join rights line", func() bool {
+		cntest.WaitFor(t, 10*time.Second, "the join rights line", func() bool {
 			return strings.Contains(p.stderr.String(), `"msg":"connector join rights","cap_net_admin":false,"unprivileged_join":"allowed"`)
 		})
 		p.stop()

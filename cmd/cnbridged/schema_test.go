@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/otlptest"
 	"github.com/cnbridged/cnbridged/internal/schema/schematest"
 )
@@ -24,7 +25,7 @@ import (
 // own OTLP receiver), exec and exit alike, each valid against its
 // schema's official definitions.
 func TestSleepInEverySchema(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	rec := &otlptest.Recorder{}
 	rcv, err := otlptest.Start(otlptest.GRPC, "", rec.Consume)
 	if err != nil {
@@ -63,7 +64,7 @@ routes:
 
 	// ECS: the exec (event.type start) and exit (end) of the pid.
 	var ecsExec, ecsExit map[string]any
-	waitFor(t, 10*time.Second, "the ECS exec and exit of sleep", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the ECS exec and exit of sleep", func() bool {
 		for _, d := range readDocs(t, filepath.Join(p.dir, "out/ecs.jsonl")) {
 			if dig(d, "process.pid") != pid {
 				continue
@@ -101,7 +102,7 @@ routes:
 
 	// OCSF: Process Activity Launch and Terminate of the pid.
 	var launch, terminate map[string]any
-	waitFor(t, 10*time.Second, "the OCSF Launch and Terminate of sleep", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the OCSF Launch and Terminate of sleep", func() bool {
 		for _, d := range readDocs(t, filepath.Join(p.dir, "out/ocsf.jsonl")) {
 			if dig(d, "process.pid") != pid || dig(d, "class_uid") != 1007.0 {
 				continue
@@ -132,7 +133,7 @@ routes:
 	// OTLP: a LogRecord for the exec and one for the exit.
 	var otExec, otExit plog.LogRecord
 	var res pcommon.Resource
-	waitFor(t, 10*time.Second, "the OTLP exec and exit of sleep", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the OTLP exec and exit of sleep", func() bool {
 		found := 0
 		rec.Each(func(r pcommon.Resource, lr plog.LogRecord) {
 			if v, ok := lr.Attributes().Get("process.pid"); !ok || float64(v.Int()) != pid {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -117,7 +118,7 @@ func shMarked(arg string) *exec.Cmd {
 // another, and a last one whose line tells that every earlier exec was
 // decided.
 func TestWhereKeepsArgument(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	m := marker(t, "arg")
 	p := startDaemon(t, selConfig(fmt.Sprintf(`  - match: "1.1"
@@ -137,7 +138,7 @@ func TestWhereKeepsArgument(t *testing.T) {
 	runAll(t, cmds...)
 	runAll(t, shMarked(m+"-end"))
 	var lines []map[string]any
-	waitFor(t, 20*time.Second, "the last shell's exec", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the last shell's exec", func() bool {
 		lines = objects(t, p.outPath())
 		return slices.ContainsFunc(lines, func(l map[string]any) bool { return slices.Contains(cmdline(l), m+"-end") })
 	})
@@ -175,7 +176,7 @@ func TestWhereKeepsArgument(t *testing.T) {
 // marker shell (a copy of sh under a unique path), at any depth, and
 // nothing the same commands do under another shell.
 func TestWhereKeepsSubtree(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	sh := copyImage(t, "/bin/sh", marker(t, "sh"))
 	p := startDaemon(t, selConfig(fmt.Sprintf(`  - match: "1.1"
@@ -192,7 +193,7 @@ func TestWhereKeepsSubtree(t *testing.T) {
 	runAll(t, exec.Command("/bin/sh", "-c", strings.ReplaceAll(inside, "0.05", "0.06")))
 	runAll(t, exec.Command(sh, "-c", "sleep 0.059; :"))
 	var lines []map[string]any
-	waitFor(t, 20*time.Second, "the last sleep's exec", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the last sleep's exec", func() bool {
 		lines = objects(t, p.outPath())
 		return slices.ContainsFunc(lines, func(l map[string]any) bool { return slices.Equal(cmdline(l), []string{"sleep", "0.059"}) })
 	})
@@ -228,7 +229,7 @@ func TestWhereKeepsSubtree(t *testing.T) {
 // its suppression records is 100, in the file sink and on NATS alike, and
 // it sent no more than burst + rate × the time the execs took.
 func TestRateLimitCounts(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	img := copyImage(t, "/bin/sleep", marker(t, "sleep"))
 	ns := natstest.Run(t)
@@ -285,7 +286,7 @@ routes:
 		return p.metric("cnbridged_route_records_total", map[string]string{"route": "0", "outcome": "sent"}) +
 			p.metric("cnbridged_route_records_total", map[string]string{"route": "0", "outcome": "suppressed"})
 	}
-	waitFor(t, 20*time.Second, "the route to decide on 100 execs", func() bool { return decided() >= 100 })
+	cntest.WaitFor(t, 20*time.Second, "the route to decide on 100 execs", func() bool { return decided() >= 100 })
 	if got := decided(); got != 100 {
 		t.Errorf("sent + suppressed in metrics: got %v, want 100", got)
 	}
@@ -337,7 +338,7 @@ routes:
 		t.Logf("%s: sent %d, suppressed %d, over %v", sink, sent, suppressed, last.Sub(first))
 	}
 	check("file", objects(t, p.outPath()))
-	waitFor(t, 10*time.Second, "100 execs accounted for on NATS", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "100 execs accounted for on NATS", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
@@ -360,7 +361,7 @@ routes:
 // record with both images and a duration of about 0.2 s, instead of its
 // fork, execs and exit.
 func TestFoldLife(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	m := marker(t, "fold")
 	p := startDaemon(t, selConfig(fmt.Sprintf(`  - match: "1.1"
@@ -373,7 +374,7 @@ func TestFoldLife(t *testing.T) {
 	c := exec.Command("/bin/sh", "-c", "exec sleep 0.2", m)
 	runAll(t, c)
 	var lines []map[string]any
-	waitFor(t, 20*time.Second, "the life record", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the life record", func() bool {
 		lines = objects(t, p.outPath())
 		return len(lines) > 0
 	})
@@ -416,7 +417,7 @@ func TestFoldLife(t *testing.T) {
 // new one and flushes the old rate limit's counts; a reload with a where
 // that does not compile keeps the running one.
 func TestReloadSelection(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	m := marker(t, "reload")
 	route := func(where, extra string) string {
@@ -445,14 +446,14 @@ func TestReloadSelection(t *testing.T) {
 	// One sent, one suppressed: reported at the next tick (a key's first
 	// report is due at once), the next ones not for an hour.
 	runAll(t, shMarked(m+"-one"), shMarked(m+"-one"))
-	waitFor(t, 20*time.Second, "the first suppression report", func() bool { return len(suppressedLines()) == 1 })
+	cntest.WaitFor(t, 20*time.Second, "the first suppression report", func() bool { return len(suppressedLines()) == 1 })
 	runAll(t, shMarked(m+"-one"), shMarked(m+"-one"))
-	waitFor(t, 20*time.Second, "two more suppressed", func() bool { return suppressed() == 3 })
+	cntest.WaitFor(t, 20*time.Second, "two more suppressed", func() bool { return suppressed() == 3 })
 	reloads := func(result string) float64 {
 		return p.metric("cnbridged_config_reloads_total", map[string]string{"result": result})
 	}
 	writeAtomic(t, p.config, strings.ReplaceAll(route(has(m+"-two"), ""), "%DIR%", dir))
-	waitFor(t, 20*time.Second, "a successful reload", func() bool { return reloads("success") >= 1 })
+	cntest.WaitFor(t, 20*time.Second, "a successful reload", func() bool { return reloads("success") >= 1 })
 	count := func(arg string) (n int) {
 		for _, l := range objects(t, p.outPath()) {
 			if slices.Contains(cmdline(l), arg) {
@@ -463,7 +464,7 @@ func TestReloadSelection(t *testing.T) {
 	}
 	// The reload flushed the two the hour would have held back.
 	var recs []map[string]any
-	waitFor(t, 10*time.Second, "the old rate limit's counts", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the old rate limit's counts", func() bool {
 		recs = suppressedLines()
 		return len(recs) > 1
 	})
@@ -475,19 +476,19 @@ func TestReloadSelection(t *testing.T) {
 	}
 	runAll(t, shMarked(m+"-one"))
 	runAll(t, shMarked(m+"-two"))
-	waitFor(t, 20*time.Second, "the new where's exec", func() bool { return count(m+"-two") == 1 })
+	cntest.WaitFor(t, 20*time.Second, "the new where's exec", func() bool { return count(m+"-two") == 1 })
 	if n := count(m + "-one"); n != 1 {
 		t.Errorf("%d execs with the old where's argument, want only the first (before the reload)", n)
 	}
 
 	writeAtomic(t, p.config, strings.ReplaceAll(route(`process.cmdline.exists(a, a == "`+m+`-one")) &&`, ""), "%DIR%", dir))
-	waitFor(t, 20*time.Second, "a failed reload", func() bool { return reloads("failure") >= 1 })
+	cntest.WaitFor(t, 20*time.Second, "a failed reload", func() bool { return reloads("failure") >= 1 })
 	if !strings.Contains(p.stderr.String(), "routes[0].where") {
 		t.Errorf("the failed reload's log does not name routes[0].where:\n%s", p.stderr.String())
 	}
 	runAll(t, shMarked(m+"-one"))
 	runAll(t, shMarked(m+"-two"))
-	waitFor(t, 20*time.Second, "the kept where's exec", func() bool { return count(m+"-two") == 2 })
+	cntest.WaitFor(t, 20*time.Second, "the kept where's exec", func() bool { return count(m+"-two") == 2 })
 	if n := count(m + "-one"); n != 1 {
 		t.Errorf("%d execs with the old where's argument after the bad reload, want 1", n)
 	}

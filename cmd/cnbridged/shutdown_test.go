@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -73,7 +74,7 @@ func (p *proc) lastLogLine() map[string]any {
 // SIGCONT: every one of them is in the file sink, the exit code is 0 and
 // the last log line is the stop summary counting them.
 func TestStopDrainsSocket(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const n = 5000
 	id := cnmsg.ID{Idx: idxTest, Val: 0x5d2}
 	ids := fmt.Sprintf("%d.%d", id.Idx, id.Val)
@@ -148,7 +149,7 @@ func startStalled(t *testing.T, config string) *proc {
 // plan swap spun forever waiting for the reader and SIGTERM was never
 // handled.)
 func TestReloadAndStopWithStalledBlockingSink(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const shutdownTimeout = 3 * time.Second
 	id := cnmsg.ID{Idx: idxTest, Val: 0x5d3}
 	ids := fmt.Sprintf("%d.%d", id.Idx, id.Val)
@@ -182,7 +183,7 @@ sinks:
 	}
 	// The reader is stuck once it stops reading datagrams.
 	last := -1.0
-	waitFor(t, 20*time.Second, "the reader blocked on the stalled sink", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the reader blocked on the stalled sink", func() bool {
 		got := p.metric("cnbridged_socket_datagrams_total", nil)
 		stuck := got == last && got < n
 		last = got
@@ -194,7 +195,7 @@ sinks:
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the reload to start", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the reload to start", func() bool {
 		return strings.Contains(p.stderr.String(), "SIGHUP: reloading config")
 	})
 	p.stopWithin(shutdownTimeout, "with a stalled sink")
@@ -209,7 +210,7 @@ sinks:
 // for every record: sent + failed + dropped = 1 000, and the sink's own
 // closing line counts as failed what the summary counts as failed.
 func TestStopWhileNATSDown(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const n = 1000
 	const shutdownTimeout = 3 * time.Second
 	ns := natstest.Run(t)
@@ -232,7 +233,7 @@ routes:
 `, shutdownTimeout, groupNATSDown, ids, natstest.ClientPort(ns), shutdownTimeout, ids))
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, 10*time.Second, "the sink to see the outage", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the sink to see the outage", func() bool {
 		return strings.Contains(p.stderr.String(), "disconnected from NATS")
 	})
 	em := newEmitter(t)
@@ -240,7 +241,7 @@ routes:
 		em.send(groupNATSDown, cnmsg.Header{ID: id, Seq: uint32(i)}, []byte{byte(i)})
 	}
 	sel := map[string]string{"idx": fmt.Sprint(id.Idx), "val": fmt.Sprint(id.Val)}
-	waitFor(t, 10*time.Second, "every message received", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "every message received", func() bool {
 		return p.metric("cnbridged_messages_received_total", sel) >= n
 	})
 	p.stopWithin(shutdownTimeout, "with NATS down")

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestStatsAndCheck: `cnbridged stats` prints the table an operator reads
 // when paged, from a running daemon's metrics; `cnbridged check` passes on
 // this host with that daemon's config.
 func TestStatsAndCheck(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const group = 19
 	id := fmt.Sprintf("%d.%d", idxTest, group)
 	p := startDaemon(t, fileConfig(fmt.Sprint("[", group, "]"), `  - match: "`+id+`"
@@ -26,7 +27,7 @@ func TestStatsAndCheck(t *testing.T) {
 		}
 		em.send(group, cnmsg.Header{ID: cnmsg.ID{Idx: idxTest, Val: group}, Seq: uint32(i)}, []byte("s"))
 	}
-	waitFor(t, 10*time.Second, "the messages", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the messages", func() bool {
 		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "out", "result": "sent"}) == 300
 	})
 	var out bytes.Buffer

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -31,9 +32,9 @@ func tapConfig(group int) string {
 }
 
 // runTap runs "cnbridged tap" with args until the test ends.
-func runTap(t *testing.T, args ...string) *syncBuffer {
+func runTap(t *testing.T, args ...string) *cntest.SyncBuffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &cntest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cmd := newTapCmd()
@@ -55,14 +56,14 @@ func procEvent(e cnmsg.ProcEvent) []byte { return cnmsg.AppendProc(nil, e) }
 // TestTapLocal: "cnbridged tap" on the daemon's socket shows the routed
 // events as columns and as JSON, filtered by pid and event.
 func TestTapLocal(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, tapConfig(groupTap))
 	sock := filepath.Join(p.dir, "tap.sock")
 	const pid = 4_000_013 // above pid_max: no real process
 	human := runTap(t, "--socket", sock, "--pid", fmt.Sprint(pid))
 	asJSON := runTap(t, "--socket", sock, "--json", "--event", "exit")
 	selected := runTap(t, "--socket", sock, "--json", "--where", fmt.Sprintf(`proc.event == "exec" && proc.pid == %d`, pid+1))
-	waitFor(t, 10*time.Second, "three tap clients", func() bool { return p.metric("cnbridged_tap_clients", nil) == 3 })
+	cntest.WaitFor(t, 10*time.Second, "three tap clients", func() bool { return p.metric("cnbridged_tap_clients", nil) == 3 })
 
 	em := newEmitter(t)
 	id := cnmsg.ID{Idx: 1, Val: 1}
@@ -71,7 +72,7 @@ func TestTapLocal(t *testing.T) {
 	em.send(groupTap, cnmsg.Header{ID: id, Seq: 2}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid + 1, TGID: pid + 1}))
 	em.send(groupTap, cnmsg.Header{ID: id, Seq: 3}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid, ExitCode: 3 << 8}))
 
-	waitFor(t, 10*time.Second, "three rows", func() bool { return strings.Count(human.String(), "\n") >= 4 })
+	cntest.WaitFor(t, 10*time.Second, "three rows", func() bool { return strings.Count(human.String(), "\n") >= 4 })
 	rows := strings.Split(strings.TrimSpace(human.String()), "\n")
 	wantCols := [][]string{
 		{"TIME", "HOST", "EVENT", "PID", "PPID", "USER", "EXIT", "DURATION", "PROCESS"},
@@ -91,7 +92,7 @@ func TestTapLocal(t *testing.T) {
 			t.Errorf("row %d: got %q, want fields %q", i, rows[i], want)
 		}
 	}
-	waitFor(t, 10*time.Second, "one JSON line", func() bool { return strings.Contains(asJSON.String(), "\n") })
+	cntest.WaitFor(t, 10*time.Second, "one JSON line", func() bool { return strings.Contains(asJSON.String(), "\n") })
 	var l struct {
 		Proc struct {
 			Event      string `json:"event"`
@@ -105,7 +106,7 @@ func TestTapLocal(t *testing.T) {
 	if l.Proc.Event != "exit" || l.Proc.PID != pid || l.Proc.ExitStatus != 3 {
 		t.Errorf("JSON output %s, want the exit of %d with status 3", asJSON.String(), pid)
 	}
-	waitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
+	cntest.WaitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
 	if got := strings.TrimSpace(selected.String()); strings.Count(got, "\n") != 0 || !strings.Contains(got, fmt.Sprintf(`"event":"exec","cpu":0,"timestamp_ns":0,"pid":%d,`, pid+1)) {
 		t.Errorf("tap --where: got\n%s\nwant the exec of %d alone", got, pid+1)
 	}
@@ -114,7 +115,7 @@ func TestTapLocal(t *testing.T) {
 // TestTapSlowReaderDoesNotSlowDaemon: a tap client that never reads does
 // not cost the file sink one event; its lines are dropped and counted.
 func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	const n = 20000
 	p := startDaemon(t, tapConfig(groupTapSlow), "--set", "tap.client_buffer=16")
 	conn, err := net.Dial("unix", filepath.Join(p.dir, "tap.sock"))
@@ -123,7 +124,7 @@ func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.(*net.UnixConn).SetReadBuffer(4096)
-	waitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
 	em := newEmitter(t)
 	for i := range n {
 		em.send(groupTapSlow, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: uint32(i)},
@@ -133,7 +134,7 @@ func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
 		}
 	}
 	out := filepath.Join(p.dir, "out/events.jsonl")
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d lines in the file", n), func() bool { return len(readLines(t, out)) >= n })
+	cntest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d lines in the file", n), func() bool { return len(readLines(t, out)) >= n })
 	if got := p.metric("cnbridged_messages_lost_total", nil); got != 0 {
 		t.Errorf("lost_total = %v, want 0", got)
 	}
@@ -151,7 +152,7 @@ func TestTapSlowReaderDoesNotSlowDaemon(t *testing.T) {
 // TestTapUnderRealTree: --under NAME shows a real process and what it runs
 // (through the process table's parent and ancestors), not its siblings.
 func TestTapUnderRealTree(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	p := startDaemon(t, fileConfig("[1]", `  - match: "1.1"
     events: [fork, exec, exit]
     enrich: true
@@ -166,7 +167,7 @@ func TestTapUnderRealTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := runTap(t, "--socket", filepath.Join(p.dir, "tap.sock"), "--json", "--event", "exec", "--under", "fleet-under-*")
-	waitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "the tap client", func() bool { return p.metric("cnbridged_tap_clients", nil) == 1 })
 	if err := exec.Command("/bin/true", "sibling-marker").Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestTapUnderRealTree(t *testing.T) {
 	// The children may be gone before the daemon reads their /proc (no exe
 	// or cmdline then), but the process table still knows their parent.
 	var children []shown
-	waitFor(t, 10*time.Second, "the shell's three children", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the shell's three children", func() bool {
 		children = nil
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 			var s shown
@@ -213,7 +214,7 @@ func TestTapUnderRealTree(t *testing.T) {
 // --since, filtered server-side by subject and by the tap's own filters,
 // and live from a core subscription.
 func TestTapFromNATS(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	ns := natstest.Run(t, natstest.JetStream(t.TempDir()))
 	p := startDaemon(t, fmt.Sprintf(`
 host: tap-nats
@@ -237,21 +238,21 @@ routes:
 	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 0}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}))
 	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 1}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid}))
 	em.send(groupTapNATS, cnmsg.Header{ID: id, Seq: 2}, procEvent(cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid + 1, TGID: pid + 1}))
-	waitFor(t, 10*time.Second, "three messages in the stream", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "three messages in the stream", func() bool {
 		return p.metric("cnbridged_sink_messages_total", map[string]string{"sink": "bus", "result": "sent"}) == 3
 	})
 
 	// The stream from 10 minutes ago, exits only (server-side), pid filter.
 	stream := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since", "10m",
 		"--subject", "cn.tap-nats.proc.exit.>", "--pid", fmt.Sprint(pid+1))
-	waitFor(t, 10*time.Second, "the header and one row", func() bool { return strings.Count(stream.String(), "\n") >= 2 })
+	cntest.WaitFor(t, 10*time.Second, "the header and one row", func() bool { return strings.Count(stream.String(), "\n") >= 2 })
 	rows := strings.Split(strings.TrimSpace(stream.String()), "\n")
 	if f := strings.Fields(rows[len(rows)-1]); len(rows) != 2 || len(f) < 4 || f[1] != "tap-nats" || f[2] != "exit" || f[3] != fmt.Sprint(pid+1) {
 		t.Errorf("tap --stream --since: got\n%s\nwant the header and the exit of %d", stream.String(), pid+1)
 	}
 	// From a sequence: the last two messages, as JSON.
 	fromSeq := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since-seq", "2", "--json")
-	waitFor(t, 10*time.Second, "two JSON lines", func() bool { return strings.Count(fromSeq.String(), "\n") >= 2 })
+	cntest.WaitFor(t, 10*time.Second, "two JSON lines", func() bool { return strings.Count(fromSeq.String(), "\n") >= 2 })
 	if got := strings.Count(fromSeq.String(), `"event":"exit"`); got != 2 || strings.Contains(fromSeq.String(), `"event":"exec"`) {
 		t.Errorf("tap --since-seq 2: got\n%s\nwant the two exits", fromSeq.String())
 	}
@@ -272,7 +273,7 @@ routes:
 	// --where over NATS: the same language as on the socket.
 	selected := runTap(t, "--nats", ns.ClientURL(), "--stream", "CN", "--since", "10m", "--json",
 		"--where", fmt.Sprintf(`proc.event == "exit" && proc.pid != %d`, pid))
-	waitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
+	cntest.WaitFor(t, 10*time.Second, "one line --where selected", func() bool { return strings.Contains(selected.String(), "\n") })
 	if got := strings.TrimSpace(selected.String()); strings.Count(got, "\n") != 0 || !strings.Contains(got, fmt.Sprintf(`"pid":%d,`, pid+1)) {
 		t.Errorf("tap --stream --where: got\n%s\nwant the exit of %d alone", got, pid+1)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // groupTermDrops is the group (and val) of the terminal drop test.
@@ -27,7 +28,7 @@ var droppedLine = regexp.MustCompile(`DROPPED  (\d+) rows? not shown \(queue_ful
 // events drops rows (queue_full), and the screen says so: DROPPED lines
 // whose counts add up to the sink's queue_full drops.
 func TestTerminalShowsDrops(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
 	id := fmt.Sprintf("%d.%d", idxTest, groupTermDrops)
 	addr := freePort(t)
@@ -36,7 +37,7 @@ func TestTerminalShowsDrops(t *testing.T) {
 		"--set", "listener.userspace_senders="+id, "--set", "routes[0].match="+id, "--set", "routes[0].enrich=false",
 		"--set", "sinks.stdout.queue_size=16")
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	var stderr syncBuffer
+	var stderr cntest.SyncBuffer
 	cmd.Stderr = &stderr
 	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
 	if err != nil {
@@ -50,7 +51,7 @@ func TestTerminalShowsDrops(t *testing.T) {
 			t.Logf("daemon log:\n%s", stderr.String())
 		}
 	})
-	waitFor(t, 20*time.Second, "the daemon ready", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "the daemon ready", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
@@ -66,7 +67,7 @@ func TestTerminalShowsDrops(t *testing.T) {
 	}
 	p := &proc{t: t, metrics: addr}
 	sel := map[string]string{"sink": "stdout", "reason": "queue_full"}
-	waitFor(t, 10*time.Second, "rows dropped", func() bool { return p.metric("cnbridged_sink_dropped_total", sel) > 0 })
+	cntest.WaitFor(t, 10*time.Second, "rows dropped", func() bool { return p.metric("cnbridged_sink_dropped_total", sel) > 0 })
 
 	var mu sync.Mutex
 	var screen bytes.Buffer
@@ -84,7 +85,7 @@ func TestTerminalShowsDrops(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 20*time.Second, "DROPPED lines adding up to the sink's queue_full drops", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "DROPPED lines adding up to the sink's queue_full drops", func() bool {
 		return shown() > 0 && float64(shown()) == p.metric("cnbridged_sink_dropped_total", sel)
 	})
 	t.Logf("%d rows dropped, all told on the terminal", shown())

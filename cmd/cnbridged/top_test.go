@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestTopInTmux runs "cnbridged top" in a real terminal (tmux) against a
 // running daemon: the screen shows the daemon's host and sinks, and q quits.
 func TestTopInTmux(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Skip("tmux not installed (apt-get install tmux)")
@@ -31,7 +33,7 @@ func TestTopInTmux(t *testing.T) {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
 	var screen string
-	waitFor(t, 20*time.Second, "top's frame with rates", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "top's frame with rates", func() bool {
 		screen, _ = run("capture-pane", "-p", "-t", "top")
 		return strings.Contains(screen, "rates over the last") && strings.Contains(screen, "top-e2e") &&
 			strings.Contains(screen, "out ") && strings.Contains(screen, "kernel socket drops: 0")
@@ -42,7 +44,7 @@ func TestTopInTmux(t *testing.T) {
 	if _, err := run("send-keys", "-t", "top", "q"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "top to quit on q", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "top to quit on q", func() bool {
 		_, err := run("has-session", "-t", "top")
 		return err != nil
 	})
@@ -72,7 +74,7 @@ func TestTopWithoutDaemonAndStdin(t *testing.T) {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
 	var screen string
-	waitFor(t, 20*time.Second, "top's frame with the scrape error", func() bool {
+	cntest.WaitFor(t, 20*time.Second, "top's frame with the scrape error", func() bool {
 		screen, _ = run("capture-pane", "-p", "-t", "top")
 		return strings.Contains(screen, "no sample yet") && strings.Contains(screen, "error: scraping")
 	})
@@ -82,7 +84,7 @@ func TestTopWithoutDaemonAndStdin(t *testing.T) {
 	if _, err := run("send-keys", "-t", "top", "q"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "top to quit on q", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "top to quit on q", func() bool {
 		b, err := os.ReadFile(done)
 		return err == nil && len(b) > 0
 	})

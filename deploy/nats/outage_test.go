@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -179,20 +180,12 @@ func readStreamConfig(t *testing.T, file string) jetstream.StreamConfig {
 	return c
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
+// atLeast is nil when the stream holds want messages, else why not.
+func atLeast(n uint64, err error, want uint64) error {
+	if err == nil && n < want {
+		err = fmt.Errorf("%d of %d messages", n, want)
 	}
-	t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, last)
+	return err
 }
 
 // TestHubOutage: a host publishes into its leaf node's stream (its own
@@ -244,13 +237,13 @@ func TestHubOutage(t *testing.T) {
 	if hubCfg.Sources[0].External == nil || hubCfg.Sources[0].External.APIPrefix != "$JS."+domain+".API" {
 		t.Fatalf("hub-stream.json sources %+v, want the leaf's domain %s", hubCfg.Sources[0], domain)
 	}
-	waitFor(t, 30*time.Second, "the hub stream", func() (bool, error) {
+	cntest.WaitForNoError(t, 30*time.Second, "the hub stream", func() error {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := hjs.CreateStream(cctx, hubCfg)
-		return err == nil, err
+		return err
 	})
-	waitFor(t, 30*time.Second, "the leaf connected", func() (bool, error) { return leaf.NumLeafNodes() > 0, nil })
+	cntest.WaitFor(t, 30*time.Second, "the leaf connected", func() bool { return leaf.NumLeafNodes() > 0 })
 
 	// Publish at the rate into the leaf, with JetStream acks; stop the hub
 	// outageAfter in and start it again outageDown later.
@@ -302,9 +295,9 @@ func TestHubOutage(t *testing.T) {
 	h.start()
 	restarted, backlog := time.Now(), published.Load()
 	t.Logf("hub down %v; %d messages published before, %d during the outage", restarted.Sub(down).Round(time.Second), atDown, backlog-atDown)
-	waitFor(t, 60*time.Second, "the hub stream to take the backlog", func() (bool, error) {
+	cntest.WaitForNoError(t, 60*time.Second, "the hub stream to take the backlog", func() error {
 		n, err := hubMsgs(ctx, hjs, hubCfg.Name)
-		return n >= uint64(backlog), err
+		return atLeast(n, err, uint64(backlog))
 	})
 	catchUp := time.Since(restarted)
 	t.Logf("backlog: the hub stream held the %d messages published until its restart %v after it (%.1f× the publish rate of %d/s)",
@@ -314,9 +307,9 @@ func TestHubOutage(t *testing.T) {
 	}
 	t.Logf("published %d messages in %v", outageMessages, time.Since(start).Round(time.Millisecond))
 
-	waitFor(t, 90*time.Second, "the hub stream to hold every message", func() (bool, error) {
+	cntest.WaitForNoError(t, 90*time.Second, "the hub stream to hold every message", func() error {
 		n, err := hubMsgs(ctx, hjs, hubCfg.Name)
-		return n >= outageMessages, err
+		return atLeast(n, err, outageMessages)
 	})
 	if n, _ := hubMsgs(ctx, hjs, hubCfg.Name); n != outageMessages {
 		t.Fatalf("hub stream holds %d messages, want %d", n, outageMessages)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 	"github.com/cnbridged/cnbridged/internal/query"
 	"github.com/cnbridged/cnbridged/internal/sinks"
@@ -188,11 +189,11 @@ func TestQueryThroughLeaf(t *testing.T) {
 	}
 	defer hnc.Close()
 	hjs, _ := jetstream.New(hnc)
-	waitFor(t, 30*time.Second, "the hub's JetStream", func() (bool, error) {
+	cntest.WaitForNoError(t, 30*time.Second, "the hub's JetStream", func() error {
 		ictx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := hjs.AccountInfo(ictx)
-		return err == nil, err
+		return err
 	})
 
 	tb := proctable.New(proctable.Options{BootID: "b"})
@@ -211,11 +212,14 @@ func TestQueryThroughLeaf(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	k := &query.Asker{NC: hnc, Bucket: query.DefaultBucket}
-	waitFor(t, 30*time.Second, "web1 in the hub's inventory", func() (bool, error) {
+	cntest.WaitForNoError(t, 30*time.Second, "web1 in the hub's inventory", func() error {
 		ictx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		hosts, err := k.Inventory(ictx)
-		return slices.Equal(hosts, []string{"web1"}), err
+		if err == nil && !slices.Equal(hosts, []string{"web1"}) {
+			err = fmt.Errorf("inventory %v", hosts)
+		}
+		return err
 	})
 	res, err := k.Ask(ctx, query.Question{Op: query.OpPS, Timeout: 5 * time.Second}, nil)
 	if err != nil || len(res.Answers) != 1 || len(res.Answers[0].Rows) != 1 || len(res.Silent) != 0 {

@@ -15,7 +15,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 	"github.com/cnbridged/cnbridged/internal/sinks"
@@ -44,20 +43,20 @@ var _ sinks.Sink = (*encodeSink)(nil)
 
 // synthetic returns n datagrams as the listener hands them over: 64-byte
 // payloads from a userspace sender, seq continuing from seq0.
-func synthetic(n int, seq0 uint32) []listener.Datagram {
-	dgs := make([]listener.Datagram, n)
+func synthetic(n int, seq0 uint32) []cnmsg.Datagram {
+	dgs := make([]cnmsg.Datagram, n)
 	payload := make([]byte, 64)
 	for i := range dgs {
 		binary.NativeEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
 		b := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: benchID, Seq: seq0 + uint32(i)}, payload)
-		dgs[i] = listener.Datagram{Data: b, Sender: 4242}
+		dgs[i] = cnmsg.Datagram{Data: b, Sender: 4242}
 	}
 	return dgs
 }
 
 // renumber rewrites the cn_msg seq of every datagram so the ledger sees a
 // contiguous stream across iterations (no loss markers, no resets).
-func renumber(dgs []listener.Datagram, seq0 uint32) uint32 {
+func renumber(dgs []cnmsg.Datagram, seq0 uint32) uint32 {
 	for i := range dgs {
 		binary.NativeEndian.PutUint32(dgs[i].Data[cnmsg.NlmsgHdrLen+8:], seq0)
 		seq0++
@@ -67,13 +66,13 @@ func renumber(dgs []listener.Datagram, seq0 uint32) uint32 {
 
 // procDatagrams returns n kernel (sender 0) fork events, seq contiguous per
 // CPU 0.
-func procDatagrams(n int) []listener.Datagram {
-	dgs := make([]listener.Datagram, n)
+func procDatagrams(n int) []cnmsg.Datagram {
+	dgs := make([]cnmsg.Datagram, n)
 	for i := range dgs {
 		ev := cnmsg.ProcEvent{What: cnmsg.ProcFork, CPU: 0, TimestampNs: uint64(i), ParentPID: 1, ParentTGID: 1, ChildPID: uint32(1000 + i), ChildTGID: uint32(1000 + i)}
 		data := cnmsg.AppendProc(nil, ev)
 		b := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}, Seq: uint32(i)}, data)
-		dgs[i] = listener.Datagram{Data: b}
+		dgs[i] = cnmsg.Datagram{Data: b}
 	}
 	return dgs
 }
@@ -238,7 +237,7 @@ func TestHandleZeroAllocs(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		dgs  []listener.Datagram
+		dgs  []cnmsg.Datagram
 	}{
 		{"synthetic", synthetic(64, 0)},
 		{"proc", procDatagrams(64)},

@@ -1,9 +1,16 @@
 // Package bridge is the per-message path between the kernel reader and the
 // sinks: sender trust, decoding, sequence-gap accounting, routing and
-// batching. It runs on the reader goroutine, never blocks (unless a sink is
-// configured with when_full: block) and allocates nothing per message but
-// for exec events while a route enriches: their process is read from /proc
-// there and then (capturer), within a time budget per batch.
+// batching. It runs on the reader goroutine and allocates nothing per
+// message but for exec events while a route enriches: their process is
+// read from /proc there and then (capturer), within a time budget per
+// batch.
+//
+// It makes the reader wait in two cases only: a sink configured with
+// when_full: block is full, or, while a route enriches, the enricher's
+// queue (enrich_queue_size batches) is full, since the process table must
+// see every event (enricher.offer; the enricher keeps the queue short by
+// describing execs from the table once it is half full). The kernel then
+// drops at the socket, counted exactly (cnbridged_socket_drops_total).
 package bridge
 
 import (
@@ -16,7 +23,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/ratelog"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -130,7 +136,7 @@ func (b *Bridge) RunEnricher(ctx context.Context) error {
 // listener.Handler. Each message goes through the steps of handleMessage;
 // what they keep is stored in one event.Batch, dispatched to the sinks at
 // the end (or earlier, when it fills up).
-func (b *Bridge) Handle(dgs []listener.Datagram, now time.Time) {
+func (b *Bridge) Handle(dgs []cnmsg.Datagram, now time.Time) {
 	p := b.acquire()
 	defer b.release()
 	h := handling{p: p, now: now, ts: now.UnixNano(), batch: b.pool.Get()}
@@ -186,7 +192,7 @@ func (b *Bridge) beginEnrich(h *handling) {
 }
 
 // handleDatagram splits one datagram into its messages.
-func (b *Bridge) handleDatagram(h *handling, d *listener.Datagram) {
+func (b *Bridge) handleDatagram(h *handling, d *cnmsg.Datagram) {
 	if d.Truncated {
 		b.malformed("truncated", h.now)
 		return

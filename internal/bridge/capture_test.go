@@ -15,7 +15,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/procinfo"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 	"github.com/cnbridged/cnbridged/internal/router"
@@ -171,9 +170,9 @@ func TestHandleCapturesBeforeHandOff(t *testing.T) {
 	b := New(&Plan{Table: router.New([]router.Route{{Match: pat, Sinks: 1, Enrich: true}}), Sinks: []Target{&retirable{}}, Enrich: true},
 		seqtrack.Options{}, EnrichOptions{NoSeed: true, CaptureBudget: time.Second}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	defer b.Close()
-	var dgs []listener.Datagram
+	var dgs []cnmsg.Datagram
 	for i, pid := range pids {
-		dgs = append(dgs, listener.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: uint32(i)},
+		dgs = append(dgs, cnmsg.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: uint32(i)},
 			cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid, TimestampNs: uint64(monotonicNs())}))})
 	}
 	b.Handle(dgs, time.Now())

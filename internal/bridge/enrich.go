@@ -241,7 +241,7 @@ type enrichItem struct {
 }
 
 func (e *enricher) tableOptions() proctable.Options {
-	o := proctable.Options{MaxEntries: e.o.MaxEntries, TickNs: 1e9 / clockTicks}
+	o := proctable.Options{MaxEntries: e.o.MaxEntries}
 	if id, err := procinfo.BootID(e.o.ProcRoot); err == nil {
 		o.BootID = id
 	} else {
@@ -253,10 +253,6 @@ func (e *enricher) tableOptions() proctable.Options {
 	}
 	return o
 }
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
 
 // noteExec is called by the reader for every exec event it hands over.
 func (e *enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
@@ -360,7 +356,7 @@ func (e *enricher) enrichBatch(b *event.Batch, p *Plan) {
 func (e *enricher) enrichRecords(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
-		e.table = proctable.New(e.tableOptions())
+		e.table.Reset(e.tableOptions())
 		e.seed()
 	}
 	if now := time.Now(); now.Sub(e.offAt) > time.Second {

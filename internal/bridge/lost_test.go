@@ -10,7 +10,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
 
@@ -55,7 +54,7 @@ func TestLostWhenNotListening(t *testing.T) {
 			for _, s := range tt.seqs {
 				dg := cnmsg.AppendMessage(nil, s[1], 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: s[1]},
 					cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, CPU: s[0], PID: 1, TGID: 1}))
-				b.Handle([]listener.Datagram{{Data: dg}}, time.Now())
+				b.Handle([]cnmsg.Datagram{{Data: dg}}, time.Now())
 			}
 			nl := testutil.ToFloat64(b.m.lost.WithLabelValues("1", "1", LostNotListening))
 			l := testutil.ToFloat64(b.m.lost.WithLabelValues("1", "1", LostListening))

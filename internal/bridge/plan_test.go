@@ -12,7 +12,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
@@ -40,10 +39,10 @@ func planFor(t Target) *Plan {
 	return &Plan{Table: router.New([]router.Route{{Match: pat, Sinks: 1}}), Sinks: []Target{t}}
 }
 
-func procDatagram() []listener.Datagram {
+func procDatagram() []cnmsg.Datagram {
 	dg := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
-	return []listener.Datagram{{Data: dg}}
+	return []cnmsg.Datagram{{Data: dg}}
 }
 
 // TestPlanSwapNoBatchReachesRetiredSink: the reader handles batches

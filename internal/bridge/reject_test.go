@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
@@ -24,7 +23,7 @@ func TestRejectedFloodAllocatesNothing(t *testing.T) {
 	spoof := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
 	short := spoof[:20]
-	dgs := []listener.Datagram{{Data: spoof, Sender: 4242}, {Data: short, Sender: 0}}
+	dgs := []cnmsg.Datagram{{Data: spoof, Sender: 4242}, {Data: short, Sender: 0}}
 	now := time.Now()
 	b.Handle(dgs, now) // first: the warnings are logged
 	if a := testing.AllocsPerRun(100, func() { b.Handle(dgs, now) }); a != 0 {
@@ -49,7 +48,7 @@ func TestRouteFilteredIsNotUnrouted(t *testing.T) {
 	exec := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}},
 		cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1}))
 	other := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 5, Val: 5}}, []byte("x"))
-	b.Handle([]listener.Datagram{{Data: exec}, {Data: other}}, time.Now())
+	b.Handle([]cnmsg.Datagram{{Data: exec}, {Data: other}}, time.Now())
 	if got := testutil.ToFloat64(b.m.routeFiltered); got != 1 {
 		t.Errorf("route filtered got %v, want 1 (the exec)", got)
 	}

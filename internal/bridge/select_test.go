@@ -13,7 +13,6 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/ratelimit"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/selection"
@@ -106,7 +105,7 @@ func TestSelectionSinks(t *testing.T) {
 		all = append(all, pid)
 		dg := cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: 1, Val: 1}, Seq: uint32(i)},
 			cnmsg.AppendProc(nil, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: pid, TGID: pid}))
-		b.Handle([]listener.Datagram{{Data: dg}}, time.Now())
+		b.Handle([]cnmsg.Datagram{{Data: dg}}, time.Now())
 	}
 	// The stop: the reader, then the enricher (flushing the stage to the
 	// sinks), then the sinks.

@@ -23,6 +23,16 @@ const (
 	nlmsgAlign  = 4 // NLMSG_ALIGNTO
 )
 
+// Datagram is one received datagram, as the listener hands it on: the
+// bytes (valid only until the handler it was given to returns) and who
+// sent it.
+type Datagram struct {
+	Data   []byte
+	Sender uint32 // source netlink port id (nl_pid): 0 is the kernel
+	// Truncated is set when the datagram was larger than the buffer.
+	Truncated bool
+}
+
 // Netlink message types (nlmsghdr.nlmsg_type) below NLMSG_MIN_TYPE.
 const (
 	NlmsgNoop    = 0x1 // NLMSG_NOOP

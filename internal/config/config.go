@@ -25,36 +25,43 @@ import (
 const DefaultPath = "/etc/cnbridged/cnbridged.yaml"
 
 // Config is the whole configuration.
+//
+// Every field says how a reload treats it in its reload tag (see
+// reload.go): apply (a reload applies it), restart (it applies only after
+// a restart; a reload that changes it says so, naming the key), refuse (a
+// reload that changes it fails), fields (a section whose fields each say)
+// or - (not a key: derived by Validate, or bookkeeping). TestReloadDeclared
+// fails for a field that says none.
 type Config struct {
-	Host     string            `mapstructure:"host"`
-	Log      Log               `mapstructure:"log"`
-	Listener Listener          `mapstructure:"listener"`
-	Ledger   Ledger            `mapstructure:"ledger"`
-	Metrics  Metrics           `mapstructure:"metrics"`
-	Tap      Tap               `mapstructure:"tap"`
-	Sinks    map[string]*Sink  `mapstructure:"-"` // decoded per type by Load
-	Routes   []Route           `mapstructure:"routes"`
-	Requests []requests.Config `mapstructure:"requests"`
+	Host     string            `mapstructure:"host" reload:"refuse"` // every sink stamps it
+	Log      Log               `mapstructure:"log" reload:"restart"`
+	Listener Listener          `mapstructure:"listener" reload:"fields"`
+	Ledger   Ledger            `mapstructure:"ledger" reload:"restart"`
+	Metrics  Metrics           `mapstructure:"metrics" reload:"fields"`
+	Tap      Tap               `mapstructure:"tap" reload:"restart"`
+	Sinks    map[string]*Sink  `mapstructure:"-" reload:"apply"` // decoded per type by Load
+	Routes   []Route           `mapstructure:"routes" reload:"apply"`
+	Requests []requests.Config `mapstructure:"requests" reload:"refuse"` // they keep their sink's connection
 	// Query is the fleet query service and the bounds of its answers.
-	Query query.Config `mapstructure:"query"`
+	Query query.Config `mapstructure:"query" reload:"restart"`
 
 	// Process enrichment (routes with enrich: true).
-	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes"`
-	EnrichQueueSize       int `mapstructure:"enrich_queue_size"`
+	EnrichMaxCmdlineBytes int `mapstructure:"enrich_max_cmdline_bytes" reload:"restart"`
+	EnrichQueueSize       int `mapstructure:"enrich_queue_size" reload:"restart"`
 	// EnrichRedact are RE2 patterns: in every captured argument, each
 	// pattern's first capture group is replaced by "*****".
-	EnrichRedact []string     `mapstructure:"enrich_redact"`
-	ProcessTable ProcessTable `mapstructure:"process_table"`
+	EnrichRedact []string     `mapstructure:"enrich_redact" reload:"restart"`
+	ProcessTable ProcessTable `mapstructure:"process_table" reload:"restart"`
 
 	// ShutdownTimeout bounds a requested stop: reading what the socket
 	// still holds and draining every sink.
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" reload:"apply"`
 	// StateDir holds the restart trace (statefile); "" disables it.
-	StateDir string `mapstructure:"state_dir"`
+	StateDir string `mapstructure:"state_dir" reload:"restart"`
 
 	// Source is the file the config was read from ("" for the built-in
 	// default). It is not a config key.
-	Source string `mapstructure:"-"`
+	Source string `mapstructure:"-" reload:"-"`
 }
 
 // ProcessTable bounds the process table kept for enrichment.
@@ -77,19 +84,19 @@ type Log struct {
 
 // Listener configures the connector socket.
 type Listener struct {
-	Groups             []int         `mapstructure:"groups"`
-	ReceiveBufferBytes int           `mapstructure:"receive_buffer_bytes"`
-	BatchSize          int           `mapstructure:"batch_size"`
-	UserspaceSenders   []string      `mapstructure:"userspace_senders"`
-	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
+	Groups             []int         `mapstructure:"groups" reload:"apply"`
+	ReceiveBufferBytes int           `mapstructure:"receive_buffer_bytes" reload:"apply"`
+	BatchSize          int           `mapstructure:"batch_size" reload:"restart"`
+	UserspaceSenders   []string      `mapstructure:"userspace_senders" reload:"apply"`
+	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout" reload:"restart"`
 	// ReaderPriority is the SCHED_FIFO priority of the reader thread
 	// while a route enriches (1..99; 0: the process's own scheduling).
-	ReaderPriority int      `mapstructure:"reader_priority"`
-	ProcEvents     []string `mapstructure:"proc_events"`
+	ReaderPriority int      `mapstructure:"reader_priority" reload:"apply"`
+	ProcEvents     []string `mapstructure:"proc_events" reload:"apply"`
 
 	// Parsed by Validate.
-	Trusted      []router.Pattern `mapstructure:"-"` // UserspaceSenders
-	ProcEventSet router.EventSet  `mapstructure:"-"` // ProcEvents
+	Trusted      []router.Pattern `mapstructure:"-" reload:"-"` // UserspaceSenders
+	ProcEventSet router.EventSet  `mapstructure:"-" reload:"-"` // ProcEvents
 }
 
 // Ledger is the ledger: section, the settings of the sequence-gap ledger:
@@ -104,7 +111,7 @@ type Ledger struct {
 
 // Metrics configures the Prometheus and health endpoint.
 type Metrics struct {
-	Listen string `mapstructure:"listen"` // empty disables
+	Listen string `mapstructure:"listen" reload:"restart"` // empty disables
 }
 
 // Tap configures the local live-view socket ("cnbridged tap"). It is a

@@ -170,7 +170,7 @@ func displaySource(s string) string {
 }
 
 // handle is the reader's handler: the bridge, plus the watchdog ping.
-func (d *Daemon) handle(dgs []listener.Datagram, now time.Time) {
+func (d *Daemon) handle(dgs []cnmsg.Datagram, now time.Time) {
 	d.handling.Store(now.UnixNano())
 	d.bridge.Handle(dgs, now)
 	d.handling.Store(0)

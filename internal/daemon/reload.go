@@ -103,8 +103,8 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
-	if cfg.Host != old.Host {
-		return fmt.Errorf("host: %q → %q: changing it needs a restart", old.Host, cfg.Host)
+	if err := refused(old, cfg); err != nil {
+		return err
 	}
 	if err := requestsUnchanged(old, cfg); err != nil {
 		return err
@@ -128,6 +128,7 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	d.commitSinks(ch)
 	oldPlan := d.bridge.SetPlan(plan)
 	d.lis.SetPriority(readerPriority(cfg))
+	d.lis.SetExactEmpty(enriches(cfg))
 	if len(ch.retire) > 0 || oldPlan.Stages != nil {
 		// No batch may reach a retired sink: wait for the reader to be
 		// done with the old plan, but never longer than shutdown_timeout
@@ -196,13 +197,27 @@ func (d *Daemon) applyListener(ctx context.Context, old, cfg *config.Config) err
 	return nil
 }
 
-// requestsUnchanged rejects a reload that changes connector requests or
-// the NATS sink whose connection they use: requests keep that connection
-// for the daemon's life, so those keys need a restart.
-func requestsUnchanged(old, cfg *config.Config) error {
-	if !reflect.DeepEqual(old.Requests, cfg.Requests) {
-		return errors.New("requests: changing connector requests needs a restart")
+// refused names each changed key that a reload refuses (reload:"refuse"
+// in config.Config), such as host: every sink stamps it.
+func refused(old, cfg *config.Config) error {
+	var errs []error
+	for _, c := range config.Changes(old, cfg, config.ReloadRefuse) {
+		a, aok := c.Old.(string)
+		b, bok := c.New.(string)
+		if aok && bok {
+			errs = append(errs, fmt.Errorf("%s: %q → %q: changing it needs a restart", c.Key, a, b))
+		} else {
+			errs = append(errs, fmt.Errorf("%s: changing it needs a restart", c.Key))
+		}
 	}
+	return errors.Join(errs...)
+}
+
+// requestsUnchanged rejects a reload that changes the NATS sink connector
+// requests use: requests keep that connection for the daemon's life, so
+// changing the sink needs a restart (requests themselves are
+// reload:"refuse").
+func requestsUnchanged(old, cfg *config.Config) error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, r := range old.Requests {
@@ -243,36 +258,12 @@ func (d *Daemon) logChanges(old, cfg *config.Config, ch *sinkChange) {
 		zap.Bool("proc_events_changed", !slices.Equal(old.Listener.ProcEvents, cfg.Listener.ProcEvents)))
 }
 
-// restartKeys lists changed keys that a reload does not apply.
+// restartKeys lists changed keys that a reload does not apply: those
+// config.Config declares reload:"restart".
 func restartKeys(a, b *config.Config) []string {
 	var keys []string
-	if a.Metrics.Listen != b.Metrics.Listen {
-		keys = append(keys, "metrics.listen")
-	}
-	if a.Ledger != b.Ledger {
-		keys = append(keys, "ledger")
-	}
-	if a.Tap != b.Tap {
-		keys = append(keys, "tap")
-	}
-	if a.Listener.BatchSize != b.Listener.BatchSize {
-		keys = append(keys, "listener.batch_size")
-	}
-	if a.Listener.HandshakeTimeout != b.Listener.HandshakeTimeout {
-		keys = append(keys, "listener.handshake_timeout")
-	}
-	if a.Query != b.Query {
-		keys = append(keys, "query")
-	}
-	if a.StateDir != b.StateDir {
-		keys = append(keys, "state_dir")
-	}
-	if a.Log != b.Log {
-		keys = append(keys, "log")
-	}
-	if a.ProcessTable != b.ProcessTable || a.EnrichMaxCmdlineBytes != b.EnrichMaxCmdlineBytes || a.EnrichQueueSize != b.EnrichQueueSize ||
-		!slices.Equal(a.EnrichRedact, b.EnrichRedact) {
-		keys = append(keys, "enrich_*")
+	for _, c := range config.Changes(a, b, config.ReloadRestart) {
+		keys = append(keys, c.Key)
 	}
 	return keys
 }

@@ -25,8 +25,8 @@ func TestSplitKey(t *testing.T) {
 	}
 }
 
-// TestRequestsUnchanged: a reload may not change connector requests or the
-// NATS sink they use; other sinks may change.
+// TestRequestsUnchanged: a reload may not change connector requests, the
+// NATS sink they use or the host; other sinks may change.
 func TestRequestsUnchanged(t *testing.T) {
 	load := func(extra string) *config.Config {
 		t.Helper()
@@ -48,8 +48,14 @@ func TestRequestsUnchanged(t *testing.T) {
 	}
 	changed := load("")
 	changed.Requests[0].Group = 2
-	if err := requestsUnchanged(old, changed); err == nil || !strings.HasPrefix(err.Error(), "requests: ") {
+	if err := refused(old, changed); err == nil || err.Error() != "requests: changing it needs a restart" {
 		t.Errorf("requests changed: %v, want an error naming requests", err)
+	}
+	if err := refused(load("host=a"), load("host=b")); err == nil || err.Error() != `host: "a" → "b": changing it needs a restart` {
+		t.Errorf("host changed: %v, want an error naming host and both values", err)
+	}
+	if err := refused(old, load("sinks.bus.max_in_flight=10")); err != nil {
+		t.Errorf("a sink changed: %v, want nil from refused", err)
 	}
 }
 
@@ -67,7 +73,7 @@ func TestRestartKeys(t *testing.T) {
 	b.ProcessTable.ExecReaders = 2
 	b.Query.MaxRows = 5
 	got := strings.Join(restartKeys(&a, &b), " ")
-	if got != "listener.handshake_timeout query state_dir enrich_*" {
-		t.Errorf("restartKeys = %q, want listener.handshake_timeout query state_dir enrich_*", got)
+	if want := "listener.handshake_timeout query process_table state_dir"; got != want {
+		t.Errorf("restartKeys = %q, want %q", got, want)
 	}
 }

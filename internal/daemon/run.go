@@ -196,6 +196,7 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.bridge.SetWake(lis.Wake)
 	d.bridge.SetEmptyAt(lis.EmptyAt)
 	lis.SetPriority(readerPriority(cfg))
+	lis.SetExactEmpty(enriches(cfg))
 	return func() {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/fields"
-	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 // Kind tells a record that carries a connector message from an in-band
@@ -142,7 +142,7 @@ type Capture struct {
 	// Missing names those it could not read: links it may not follow, and
 	// the fields still to read when the process went during the reads.
 	// Gone reports a process gone before the first read.
-	Observed proctable.Observed
+	Observed proc.Observed
 	// At is when the last read ended, CLOCK_MONOTONIC nanoseconds (the
 	// clock of proc events' timestamps).
 	At int64
@@ -158,12 +158,12 @@ type Capture struct {
 type Enrichment struct {
 	// Process is the event's process: for fork the child (for a thread
 	// fork, its group), for exit the process as it was. Nil with Gone.
-	Process *proctable.Process
+	Process *proc.Process
 	// Parent is Process's parent, when the table knows it.
-	Parent *proctable.Process
+	Parent *proc.Process
 	// Ancestors are the parent's ancestors, nearest first, up to the
 	// route's ancestors: N (the parent counts as the first).
-	Ancestors []*proctable.Process
+	Ancestors []*proc.Process
 	// DurationNs is set on exits: exit timestamp minus start.
 	DurationNs  int64
 	HasDuration bool

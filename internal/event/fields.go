@@ -8,7 +8,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/fields"
-	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 // Fields sets dst to r as its JSON line carries it (AppendJSON): the same
@@ -192,7 +192,7 @@ func enrichmentFields(en *Enrichment, what cnmsg.What, dst *fields.Record) {
 }
 
 // processFields mirrors appendProcess.
-func processFields(p *proctable.Process, what cnmsg.What, en *Enrichment) fields.Process {
+func processFields(p *proc.Process, what cnmsg.What, en *Enrichment) fields.Process {
 	f := fields.Process{
 		EntityID: fields.Some(validUTF8(p.EntityID)),
 		PID:      num(p.PID), TGID: num(p.TGID), PPID: num(p.PPID),
@@ -280,7 +280,7 @@ func validStrings(ss []string) []string {
 // event describes them; a process the table remembers after its exit is
 // marked exited, with how long it ran when the table saw its fork. parent
 // and ancestors may be nil.
-func (e *Encoder) TableRow(at string, p, parent *proctable.Process, ancestors []*proctable.Process, dst *fields.Record) {
+func (e *Encoder) TableRow(at string, p, parent *proc.Process, ancestors []*proc.Process, dst *fields.Record) {
 	*dst = fields.Record{Time: at, Host: e.host}
 	en := Enrichment{Process: p, Parent: parent, Ancestors: ancestors}
 	if p.Exited && p.ForkNs != 0 && p.ExitNs >= p.ForkNs {

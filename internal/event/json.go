@@ -9,7 +9,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/fields"
-	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 // Encoder appends records as single-line JSON objects. It is the stable
@@ -334,7 +334,7 @@ func appendStrings(dst []byte, ss []string) []byte {
 }
 
 // appendProcess appends the "process" object.
-func appendProcess(dst []byte, p *proctable.Process, what cnmsg.What, en *Enrichment) []byte {
+func appendProcess(dst []byte, p *proc.Process, what cnmsg.What, en *Enrichment) []byte {
 	dst = append(dst, `,"process":{"entity_id":`...)
 	dst = AppendString(dst, p.EntityID)
 	dst = appendUint(dst, `,"pid":`, uint64(p.PID))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 // testTime is 2024-03-09T12:34:56.000000789Z.
@@ -405,14 +405,14 @@ func TestAppendJSONAllocs(t *testing.T) {
 // written as the table remembers them, with "exited": true; live ones
 // without the key.
 func TestAppendJSONLineage(t *testing.T) {
-	init := &proctable.Process{EntityID: "b:1:1", PID: 1, TGID: 1, Exe: "/sbin/init"}
-	parent := &proctable.Process{EntityID: "b:100:7", PID: 100, TGID: 100, PPID: 1, Exe: "/bin/sh", Cmdline: []string{"sh"}, Exited: true, ExitNs: 5}
+	init := &proc.Process{EntityID: "b:1:1", PID: 1, TGID: 1, Exe: "/sbin/init"}
+	parent := &proc.Process{EntityID: "b:100:7", PID: 100, TGID: 100, PPID: 1, Exe: "/bin/sh", Cmdline: []string{"sh"}, Exited: true, ExitNs: 5}
 	r := procRecord(cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 101, TGID: 101})
 	r.Enrich = event.EnrichDone
 	r.Enriched = &event.Enrichment{
-		Process:   &proctable.Process{EntityID: "b:101:8", PID: 101, TGID: 101, PPID: 100, Exe: "/bin/true"},
+		Process:   &proc.Process{EntityID: "b:101:8", PID: 101, TGID: 101, PPID: 100, Exe: "/bin/true"},
 		Parent:    parent,
-		Ancestors: []*proctable.Process{parent, init},
+		Ancestors: []*proc.Process{parent, init},
 	}
 	got := decodeLine(t, event.NewEncoder("h").AppendJSON(nil, &r))
 	want := map[string]any{"entity_id": "b:100:7", "pid": n(100), "exe": "/bin/sh", "cmdline": []any{"sh"}, "exited": true}

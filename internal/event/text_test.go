@@ -15,7 +15,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/fields"
-	"github.com/cnbridged/cnbridged/internal/proctable"
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -76,19 +76,19 @@ var textCases = []textCase{
 	// follows the JSON field names the encoder writes.
 	{name: "encoder: exec enriched", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 42, Len: 40}, HasProc: true,
 		Proc: cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 4711, TGID: 4711}, Enrich: event.EnrichDone,
-		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
+		Enriched: &event.Enrichment{Process: &proc.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
 			Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "needle", "/srv"}, User: "bob", UID: 1001, Comm: "grep", PreviousExe: "/usr/bin/bash"}}})},
 	{name: "encoder: exit enriched", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 43, Len: 40}, HasProc: true,
 		Proc:   cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 4711, TGID: 4711, ExitCode: 2 << 8, ExitSignal: 17, HasParent: true, ParentPID: 100, ParentTGID: 100},
 		Enrich: event.EnrichDone, Enriched: &event.Enrichment{DurationNs: 2500000, HasDuration: true,
-			Process: &proctable.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
+			Process: &proc.Process{EntityID: "b:4711:9", PID: 4711, TGID: 4711, PPID: 100,
 				Exe: "/usr/bin/grep", Cmdline: []string{"grep", "-r", "needle", "/srv"}, User: "bob", UID: 1001, Comm: "grep"}}})},
 	{name: "encoder: exec gone before its read", record: rec(event.Record{Time: testTime, Msg: cnmsg.Message{ID: procID, Seq: 44, Len: 40}, HasProc: true,
 		Proc: cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 4717, TGID: 4717}, Enrich: event.EnrichDone,
-		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4717:9", PID: 4717, TGID: 4717, PPID: 100, User: "bob", UID: 1001,
+		Enriched: &event.Enrichment{Process: &proc.Process{EntityID: "b:4717:9", PID: 4717, TGID: 4717, PPID: 100, User: "bob", UID: 1001,
 			Missing: []string{"exe", "cmdline", "cwd", "comm"}}}})},
 	{name: "encoder: exit_lost", record: rec(event.Record{Kind: event.KindExitLost, Time: testTime,
-		Enriched: &event.Enrichment{Process: &proctable.Process{EntityID: "b:4716:9", PID: 4716, TGID: 4716, PPID: 100,
+		Enriched: &event.Enrichment{Process: &proc.Process{EntityID: "b:4716:9", PID: 4716, TGID: 4716, PPID: 100,
 			Exe: "/usr/bin/sleep", Cmdline: []string{"sleep", "60"}, Comm: "sleep"}}})},
 	{name: "exit_lost", json: `{` + jt + `,"type":"exit_lost","process":{"pid":4716,"ppid":100,"exe":"/usr/bin/sleep","cmdline":["sleep","60"],"uid":0,"comm":"sleep","duration_ns":61000000000}}`},
 	{name: "encoder: suppressed", record: rec(event.Record{Kind: event.KindSuppressed, Time: testTime, Suppressed: &event.Suppressed{Route: 2,

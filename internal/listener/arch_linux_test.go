@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestMmsghdrSize: the receive path's message headers have the kernel's
@@ -34,7 +36,7 @@ func TestMmsghdrSize(t *testing.T) {
 // process on this kernel (compat syscalls), receiving many datagrams per
 // recvmmsg call with the sender's port id.
 func TestReceive386(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("builds a 386 binary and runs it under the amd64 kernel's 32-bit emulation; GOARCH is %s", runtime.GOARCH)
 	}

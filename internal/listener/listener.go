@@ -29,19 +29,12 @@ type Config struct {
 	ProcMask cnmsg.What
 }
 
-// Datagram is one received datagram. Data is valid only until the handler
-// returns.
-type Datagram struct {
-	Data   []byte
-	Sender uint32 // source netlink port id: 0 is the kernel
-	// Truncated is set when the datagram was larger than the buffer.
-	Truncated bool
-}
-
 // Handler receives each batch of datagrams, with the time it was received.
-// It runs on the reader goroutine and must not block. The batch is empty
-// when Run calls it for a Wake.
-type Handler func(batch []Datagram, now time.Time)
+// It runs on the reader goroutine: while it runs nothing is read, and the
+// socket's buffer fills (it should wait only where the daemon's design
+// says it may). The batch is empty when Run calls it for a Wake. A
+// datagram's Data is valid only until the handler returns.
+type Handler func(batch []cnmsg.Datagram, now time.Time)
 
 // Errors.
 var (
@@ -69,4 +62,5 @@ type Stats struct {
 	Overruns  uint64 // ENOBUFS: the socket overflowed at least once
 	Truncated uint64 // datagrams larger than the buffer
 	Syscalls  uint64 // recvmmsg calls that returned data
+	Empty     uint64 // recvmmsg calls that found the socket empty
 }

@@ -44,7 +44,7 @@ type Listener struct {
 	iovs   []unix.Iovec
 	names  []unix.RawSockaddrNetlink
 	bufs   [][]byte
-	dgrams []Datagram
+	dgrams []cnmsg.Datagram
 	n      int
 	errno  syscall.Errno
 
@@ -71,14 +71,18 @@ type Listener struct {
 	// (0: none yet), see EmptyAt.
 	base    time.Time
 	emptyAt atomic.Int64
+	// drained is set when the last recv read fewer datagrams than it
+	// asked for and lazyEmpty is set (see Run).
+	drained   bool
+	lazyEmpty atomic.Bool // see SetExactEmpty
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
 	subscribed atomic.Bool
 	wake       atomic.Bool // see Wake
 
-	received, overruns, truncated, syscalls atomic.Uint64
-	seq                                     atomic.Uint32
+	received, overruns, truncated, syscalls, empties atomic.Uint64
+	seq                                              atomic.Uint32
 }
 
 // New dials the socket, sets its receive buffer and joins cfg.Groups. It
@@ -129,7 +133,7 @@ func (l *Listener) allocBuffers(n int) {
 	l.iovs = make([]unix.Iovec, n)
 	l.names = make([]unix.RawSockaddrNetlink, n)
 	l.bufs = make([][]byte, n)
-	l.dgrams = make([]Datagram, n)
+	l.dgrams = make([]cnmsg.Datagram, n)
 	for i := range n {
 		l.bufs[i] = make([]byte, bufSize)
 		l.iovs[i].Base = &l.bufs[i][0]
@@ -329,7 +333,12 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return nil
 		}
 		l.schedule(int(l.want.Load()))
-		if !l.recv(uintptr(sock)) {
+		// Without SetExactEmpty, a recvmmsg that read fewer datagrams
+		// than it asked for found the queue empty (or an overrun pending,
+		// which the wait also wakes for): wait at once instead of asking
+		// again for an EAGAIN, one system call per wake-up less.
+		if l.drained || !l.recv(uintptr(sock)) {
+			l.drained = false
 			if l.wake.Swap(false) {
 				h(nil, time.Now())
 				continue
@@ -347,6 +356,7 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return &OpError{Op: "recvmmsg", Err: err}
 		case got:
 			l.deliver(h)
+			l.drained = l.n < len(l.hdrs) && l.lazyEmpty.Load()
 		}
 	}
 }
@@ -492,6 +502,14 @@ func (l *Listener) Wake() {
 	l.conn.SetReadDeadline(time.Now())
 }
 
+// SetExactEmpty says whether EmptyAt must move past each batch the
+// handler returned (on, the default: after each batch the reader asks the
+// socket again, and finds it empty or reads on), or may lag until the next
+// wake-up (off: after a batch that read fewer datagrams than asked for,
+// the reader waits at once, one recvmmsg per wake-up less). The enricher
+// needs it on. Safe to call from any goroutine.
+func (l *Listener) SetExactEmpty(on bool) { l.lazyEmpty.Store(!on) }
+
 // EmptyAt returns a time just before the reader last found the socket
 // empty, having handed every datagram it received before to its handler
 // (the zero Time: not yet). Whatever the kernel queued for the socket
@@ -516,7 +534,7 @@ func (l *Listener) deliver(h Handler) {
 		if size > bufSize {
 			size = bufSize
 		}
-		batch[i] = Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
+		batch[i] = cnmsg.Datagram{Data: l.bufs[i][:size], Sender: l.names[i].Pid, Truncated: trunc}
 		if trunc {
 			l.truncated.Add(1)
 		}
@@ -581,6 +599,7 @@ func (l *Listener) recv(fd uintptr) bool {
 		unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN {
 		l.emptyAt.Store(int64(max(before, 1)))
+		l.empties.Add(1)
 		return false
 	}
 	l.n, l.errno = int(n), e
@@ -613,6 +632,7 @@ func (l *Listener) Stats() Stats {
 		Overruns:  l.overruns.Load(),
 		Truncated: l.truncated.Load(),
 		Syscalls:  l.syscalls.Load(),
+		Empty:     l.empties.Load(),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // Groups and ids of this package's tests; other packages use others.
@@ -33,17 +34,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: joins connector multicast groups (CAP_NET_ADMIN)")
-	}
-}
+// rootReason is why these tests need root (cntest.NeedRoot).
+const rootReason = "joins connector multicast groups (CAP_NET_ADMIN)"
 
 // collector runs a listener and collects datagrams of one id.
 type collector struct {
 	mu   sync.Mutex
-	got  []Datagram
+	got  []cnmsg.Datagram
 	id   cnmsg.ID
 	done chan error
 	stop context.CancelFunc
@@ -53,14 +50,14 @@ func run(t *testing.T, l *Listener, id cnmsg.ID) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{id: id, done: make(chan error, 1), stop: cancel}
 	go func() {
-		c.done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		c.done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			for _, d := range batch {
 				m, err := cnmsg.Decode(d.Data)
 				if err != nil || m.ID != id {
 					continue // not this test's traffic
 				}
 				c.mu.Lock()
-				c.got = append(c.got, Datagram{Data: append([]byte(nil), d.Data...), Sender: d.Sender})
+				c.got = append(c.got, cnmsg.Datagram{Data: append([]byte(nil), d.Data...), Sender: d.Sender})
 				c.mu.Unlock()
 			}
 		})
@@ -82,7 +79,7 @@ func (c *collector) count() int {
 }
 
 func TestSubscribeAcked(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{ProcGroup}, ReceiveBufferBytes: 1 << 20}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +111,7 @@ func TestSubscribeAcked(t *testing.T) {
 // TestBatchAndSender: synthetic multicasts arrive with the emitter's port id
 // (not 0), in order, several per recvmmsg call.
 func TestBatchAndSender(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupBatch}, ReceiveBufferBytes: 8 << 20, BatchSize: 32}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +160,7 @@ func TestBatchAndSender(t *testing.T) {
 }
 
 func TestSetGroups(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{26}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +179,7 @@ func TestSetGroups(t *testing.T) {
 // namespace, where the process connector ignores the subscription: start-up
 // must fail with ErrNoAck instead of waiting forever.
 func TestNoAckOutsideHostPIDNamespace(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Skip("needs unshare (util-linux)")
@@ -206,7 +203,7 @@ func noAckChild() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx, func([]Datagram, time.Time) {}) }()
+	go func() { done <- l.Run(ctx, func([]cnmsg.Datagram, time.Time) {}) }()
 	err = l.Subscribe(ctx)
 	cancel()
 	<-done

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestReaderThread: the reader runs at the SCHED_FIFO priority asked for
@@ -20,7 +21,7 @@ import (
 // again, and leaves no thread at a realtime priority when Run returns;
 // EmptyAt moves past each batch once the reader finds the socket empty.
 func TestReaderThread(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestReaderThread(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			for _, d := range batch {
 				if m, err := cnmsg.Decode(d.Data); err == nil && m.ID == id {
 					var c call
@@ -120,4 +121,69 @@ func realtimeThread(t *testing.T) int {
 		}
 	}
 	return 0
+}
+
+// TestExactEmpty: with SetExactEmpty(true) (the default, what the enricher
+// needs) the reader asks the socket again after each batch and finds it
+// empty, so EmptyAt passes every batch; with false it waits at once after
+// a batch that read fewer datagrams than asked for: no recvmmsg that finds
+// the socket empty per wake-up. Both at the process's scheduling (the
+// network poller) and at a realtime priority (poll(2)).
+func TestExactEmpty(t *testing.T) {
+	cntest.NeedRoot(t, rootReason)
+	const n = 20
+	for _, prio := range []int{0, 1} {
+		for _, exact := range []bool{true, false} {
+			t.Run(fmt.Sprintf("priority %d exact %v", prio, exact), func(t *testing.T) {
+				l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				l.SetPriority(prio)
+				l.SetExactEmpty(exact)
+				id := cnmsg.ID{Idx: idxTest, Val: 0x35}
+				handled := make(chan struct{}, n)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() {
+					done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
+						for _, d := range batch {
+							if m, err := cnmsg.Decode(d.Data); err == nil && m.ID == id {
+								handled <- struct{}{}
+							}
+						}
+					})
+				}()
+				em, err := NewEmitter()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer em.Close()
+				// Each message once the one before was handled: a wake-up
+				// each, one datagram in each batch.
+				start := l.Stats().Empty
+				for i := range n {
+					if err := em.Emit(cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: id, Seq: uint32(i)}, []byte("x")), groupWake); err != nil {
+						t.Fatal(err)
+					}
+					select {
+					case <-handled:
+					case <-time.After(5 * time.Second):
+						t.Fatalf("message %d not handled within 5 s", i)
+					}
+				}
+				if exact {
+					// The last batch's empty read may come after its handler.
+					cntest.WaitFor(t, 5*time.Second, "an empty read after each batch", func() bool { return l.Stats().Empty-start >= n })
+				} else if got := l.Stats().Empty - start; got > n/2 {
+					t.Errorf("%d reads found the socket empty for %d one-datagram batches, want few (none but spurious wake-ups)", got, n)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // joinChild is the test binary run as uid 65534 without capabilities: it
@@ -95,7 +97,7 @@ func unprivilegedJoin(t *testing.T) (truth, probed string) {
 // process that joins group 1. It asserts no kernel's behaviour: it holds
 // on kernels that let anyone join and on those that need CAP_NET_ADMIN.
 func TestProbeJoin(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	truth, probed := unprivilegedJoin(t)
 	t.Logf("this kernel %s an unprivileged join of group 1", truth)
 	if want := "false " + truth; probed != want {

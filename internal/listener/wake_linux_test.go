@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // groupWake is TestWake's group: the connector's last one, which no other
@@ -19,7 +20,7 @@ const groupWake = 32
 // although the socket is quiet; Run goes on reading afterwards (a message
 // sent after the wakes arrives), and a stop right after a Wake ends Run.
 func TestWake(t *testing.T) {
-	needRoot(t)
+	cntest.NeedRoot(t, rootReason)
 	l, err := New(Config{Groups: []int{groupWake}}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,7 @@ func TestWake(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(batch []Datagram, _ time.Time) {
+		done <- l.Run(ctx, func(batch []cnmsg.Datagram, _ time.Time) {
 			if len(batch) == 0 {
 				empty <- struct{}{}
 			}

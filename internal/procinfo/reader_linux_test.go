@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 const (
@@ -409,9 +411,7 @@ func cgroup2Mount(t *testing.T) (dir, root string, ok bool) {
 // TestReadCgroup moves a child into a cgroup made for it, named like a docker
 // container's scope, and reads it back.
 func TestReadCgroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a cgroup")
-	}
+	cntest.NeedRoot(t, "creates a cgroup")
 	mnt, mntRoot, ok := cgroup2Mount(t)
 	if !ok {
 		t.Skip("cgroup v2 is not mounted")

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/cnbridged/cnbridged/internal/cntest"
 )
 
 // TestReadOtherUsersProcess: a reader without ptrace access to a process
@@ -14,9 +16,7 @@ import (
 // Unreadable, and still read the world-readable files. Before, the empty
 // fields said nothing, so enriched events did not list them as missing.
 func TestReadOtherUsersProcess(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs this test binary as nobody with setpriv")
-	}
+	cntest.NeedRoot(t, "runs this test binary as nobody with setpriv")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Skip("setpriv is not installed")

@@ -3,6 +3,8 @@ package proctable
 import (
 	"strconv"
 	"strings"
+
+	"github.com/cnbridged/cnbridged/internal/proc"
 )
 
 // AmbiguousNs is how long after a clock tick boundary a fork timestamp may
@@ -49,18 +51,18 @@ func (t *Table) StartTicks(monoNs uint64) (ticks uint64, ambiguous bool) {
 	if b < 0 {
 		return 0, true
 	}
-	return uint64(b / t.o.TickNs), b%t.o.TickNs < AmbiguousNs
+	return uint64(b / proc.TickNs), b%proc.TickNs < AmbiguousNs
 }
 
 // EntityID returns the id of the process tgid that started at ticks.
 func (t *Table) EntityID(tgid uint32, ticks uint64) string { return EntityID(t.o.BootID, tgid, ticks) }
 
 // StartTime returns the wall time (Unix ns) of a start at ticks.
-func (t *Table) StartTime(ticks uint64) int64 { return t.o.BootWallNs + int64(ticks)*t.o.TickNs }
+func (t *Table) StartTime(ticks uint64) int64 { return t.o.BootWallNs + int64(ticks)*proc.TickNs }
 
 func (t *Table) stamp(p *Process) {
 	p.EntityID = EntityID(t.o.BootID, p.TGID, p.StartTicks)
-	p.StartTime = t.o.BootWallNs + int64(p.StartTicks)*t.o.TickNs
+	p.StartTime = t.o.BootWallNs + int64(p.StartTicks)*proc.TickNs
 }
 
 // life is what a record of a pid says about which process it is: its

@@ -183,7 +183,7 @@ func TestSeedThreads(t *testing.T) {
 // processes the longest, and a forgotten parent leaves its children
 // without one (never a later holder of its pid).
 func TestExitedBound(t *testing.T) {
-	tb := New(Options{MaxExited: 3, BootID: boot, TickNs: 1e7, BoottimeOffsetNs: 1e9, BootWallNs: 1e18})
+	tb := New(Options{MaxExited: 3, BootID: boot, BoottimeOffsetNs: 1e9, BootWallNs: 1e18})
 	tb.Seed(&Observed{PID: 1, StartTicks: 1})
 	ts := uint64(2_005_000_000)
 	fork := func(parent, child uint32) *Process {

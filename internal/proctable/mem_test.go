@@ -19,7 +19,7 @@ func BenchmarkMemory65536(b *testing.B) {
 		var m0 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		rss0 := vmRSS()
-		tb := New(Options{BootID: "2761f572-1620-42ee-aba7-50e6c1c3f2f5", TickNs: 1e7})
+		tb := New(Options{BootID: "2761f572-1620-42ee-aba7-50e6c1c3f2f5"})
 		tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/usr/lib/systemd/systemd", Cmdline: []string{"/sbin/init"}, Cgroup: "/init.scope"})
 		for pid := uint32(2); pid <= n; pid++ {
 			tb.Fork(1, pid, pid, uint64(pid)*1e7+5e6)
@@ -51,7 +51,7 @@ func BenchmarkMemoryExited(b *testing.B) {
 		runtime.GC()
 		var m0 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		tb := New(Options{BootID: "2761f572-1620-42ee-aba7-50e6c1c3f2f5", TickNs: 1e7})
+		tb := New(Options{BootID: "2761f572-1620-42ee-aba7-50e6c1c3f2f5"})
 		tb.Seed(&Observed{PID: 1, StartTicks: 1, Exe: "/usr/lib/systemd/systemd", Cmdline: []string{"/sbin/init"}, Cgroup: "/init.scope"})
 		for pid := uint32(2); pid < n+2; pid++ {
 			tb.Fork(1, pid, pid, uint64(pid)*1e7+5e6)

@@ -25,7 +25,7 @@
 // field 22 (starttime) of /proc/<pid>/stat. A process seeded from /proc
 // takes that field as read. A process first seen by its fork event gets it
 // from the event's timestamp, which is CLOCK_MONOTONIC nanoseconds:
-// ticks = (timestamp_ns + Options.BoottimeOffsetNs) / Options.TickNs, where
+// ticks = (timestamp_ns + Options.BoottimeOffsetNs) / proc.TickNs, where
 // the offset is CLOCK_BOOTTIME - CLOCK_MONOTONIC (the time spent
 // suspended), measured by the caller. The kernel stamps the start a few
 // microseconds before it sends the fork event, so when the event falls
@@ -99,9 +99,6 @@ type Options struct {
 	// DefaultMaxExited; < 0: none.
 	MaxExited int
 	BootID    string // /proc/sys/kernel/random/boot_id
-	// TickNs is the length of a clock tick (USER_HZ) in nanoseconds:
-	// 10 000 000 for the usual 100 Hz.
-	TickNs int64
 	// BoottimeOffsetNs is CLOCK_BOOTTIME - CLOCK_MONOTONIC now.
 	BoottimeOffsetNs int64
 	// BootWallNs is the wall time of boot, Unix nanoseconds, for StartTime.
@@ -173,12 +170,19 @@ func New(o Options) *Table {
 	case o.MaxExited < 0:
 		o.MaxExited = 0
 	}
-	if o.TickNs <= 0 {
-		o.TickNs = 10_000_000
-	}
 	return &Table{o: o, procs: lru.New[uint32, *entry](o.MaxEntries), threads: map[uint32]uint32{},
 		leaves: lru.New[key, *entry](o.MaxExited), inner: lru.New[key, *entry](o.MaxExited),
 		last: map[uint32]*entry{}}
+}
+
+// Reset empties the table and takes o, as New(o) would, but keeps the
+// counts of Stats that only grow (Evicted, ThreadsDropped, Forgotten):
+// they count over the table's whole life, however often it starts anew
+// (as when enrichment is turned off and on again).
+func (t *Table) Reset(o Options) {
+	st := t.stats
+	*t = *New(o)
+	t.stats.Evicted, t.stats.ThreadsDropped, t.stats.Forgotten = st.Evicted, st.ThreadsDropped, st.Forgotten
 }
 
 // SetBoottimeOffset updates CLOCK_BOOTTIME - CLOCK_MONOTONIC (it grows by

@@ -11,7 +11,7 @@ import (
 const boot = "b00t"
 
 func newTable(max int) *Table {
-	return New(Options{MaxEntries: max, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
+	return New(Options{MaxEntries: max, BootID: boot, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
 }
 
 func TestLifecycle(t *testing.T) {
@@ -242,7 +242,7 @@ func FuzzTable(f *testing.F) {
 	f.Add([]byte("\x05\x01\x03\x05\x02\x01\x01\x02\x04\x03\x01\x01\x01\x02\x05\x03\x02\x02\x07\x02\x01\x08\x02\x09"))
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		const max, maxExited = 8, 4
-		tb := New(Options{MaxEntries: max, MaxExited: maxExited, BootID: boot, TickNs: 10_000_000, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
+		tb := New(Options{MaxEntries: max, MaxExited: maxExited, BootID: boot, BoottimeOffsetNs: 1_000_000_000, BootWallNs: 1e18})
 		for len(ops) >= 3 {
 			op, a, b := ops[0]%11, uint32(ops[1]%16), uint32(ops[2]%16)
 			ops = ops[3:]
@@ -450,5 +450,24 @@ func TestExecKeepsCreds(t *testing.T) {
 	}
 	if p.Exe != "/bin/sleep" || p.Cwd != "" || !slices.Equal(p.Missing, []string{FieldParent, FieldExe}) {
 		t.Errorf("image after exec: exe %q cwd %q missing %v; want the read's, with parent still missing", p.Exe, p.Cwd, p.Missing)
+	}
+}
+
+// TestResetKeepsCounts: Reset empties the table but keeps the counts that
+// only grow, so a counter read from them never falls back.
+func TestResetKeepsCounts(t *testing.T) {
+	tb := newTable(4)
+	for pid := uint32(10); pid < 20; pid++ {
+		tb.Seed(&Observed{PID: pid, StartTicks: uint64(pid)})
+	}
+	before := tb.Stats()
+	if before.Evicted == 0 {
+		t.Fatal("10 processes in a table of 4 evicted none")
+	}
+	tb.Reset(Options{MaxEntries: 4, BootID: boot})
+	got := tb.Stats()
+	want := Stats{Evicted: before.Evicted, ThreadsDropped: before.ThreadsDropped, Forgotten: before.Forgotten}
+	if diff := cmp.Diff(want, got); diff != "" || tb.Len() != 0 || tb.Get(19) != nil {
+		t.Errorf("after Reset: len %d, stats (-want +got):\n%s", tb.Len(), diff)
 	}
 }

@@ -28,7 +28,7 @@ const boot = "b00t"
 //	└── 11 cron (seeded)
 func testTable(t testing.TB) *proctable.Table {
 	t.Helper()
-	tb := proctable.New(proctable.Options{BootID: boot, TickNs: 10_000_000, BootWallNs: 1.7e18})
+	tb := proctable.New(proctable.Options{BootID: boot, BootWallNs: 1.7e18})
 	seed := func(pid, ppid uint32, exe string, args ...string) {
 		tb.Seed(&proctable.Observed{PID: pid, PPID: ppid, StartTicks: uint64(pid), Exe: exe, Cmdline: append([]string{exe}, args...), User: "root"})
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
-	"github.com/cnbridged/cnbridged/internal/listener"
 	"github.com/cnbridged/cnbridged/internal/proctable"
 	"github.com/cnbridged/cnbridged/internal/router"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
@@ -53,14 +52,14 @@ func (s *latencySink) take() []time.Duration {
 
 // forkDatagram is a kernel fork event of child from parent, stamped in the
 // middle of a clock tick (no start read).
-func forkDatagram(seq, parent, child uint32, ts uint64) listener.Datagram {
+func forkDatagram(seq, parent, child uint32, ts uint64) cnmsg.Datagram {
 	ev := cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: parent, ParentTGID: parent, ChildPID: child, ChildTGID: child, TimestampNs: ts}
-	return listener.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}, Seq: seq}, cnmsg.AppendProc(nil, ev))}
+	return cnmsg.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}, Seq: seq}, cnmsg.AppendProc(nil, ev))}
 }
 
-func exitDatagram(seq, pid uint32, ts uint64) listener.Datagram {
+func exitDatagram(seq, pid uint32, ts uint64) cnmsg.Datagram {
 	ev := cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: pid, TGID: pid, TimestampNs: ts}
-	return listener.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}, Seq: seq}, cnmsg.AppendProc(nil, ev))}
+	return cnmsg.Datagram{Data: cnmsg.AppendMessage(nil, 0, 0, cnmsg.Header{ID: cnmsg.ID{Idx: cnmsg.IdxProc, Val: cnmsg.ValProc}, Seq: seq}, cnmsg.AppendProc(nil, ev))}
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {
@@ -110,7 +109,7 @@ func BenchmarkReaderDuringPS(b *testing.B) {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono)
 	ts := uint64(mono.Nano()) - uint64(mono.Nano())%10_000_000 + 5_000_000
 	next := func() (uint32, uint64) { seq++; ts += 10_000_000; return seq, ts }
-	batch := make([]listener.Datagram, 0, 64)
+	batch := make([]cnmsg.Datagram, 0, 64)
 	flush := func() time.Duration {
 		start := time.Now()
 		br.Handle(batch, start)

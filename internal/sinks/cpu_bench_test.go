@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
@@ -68,7 +69,7 @@ func BenchmarkSinkCPU(b *testing.B) {
 	b.Run("nats-core", func(b *testing.B) {
 		_, c := testCounters()
 		s := newSink(b, baseConfig(url), c, zap.NewNop())
-		waitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+		cntest.WaitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 		run(b, s)
 		if got := readCounts(c).sent; got != float64(b.N) {
 			b.Errorf("sent %v, want %d", got, b.N)

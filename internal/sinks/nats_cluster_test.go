@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -34,7 +35,7 @@ func TestNATSJetStreamCluster(t *testing.T) {
 	cfg.DrainTimeout = 2 * time.Minute // returns once drained; generous for -race on a loaded machine
 	cfg.Stream = &NATSStream{Name: "CN", Subjects: []string{"cn.>"}, Storage: "file", DuplicateWindow: 2 * time.Minute, Replicas: 3}
 	s := newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	waitFor(t, 30*time.Second, "the sink ready (stream created)", func() bool { return s.Ready() == nil })
+	cntest.WaitFor(t, 30*time.Second, "the sink ready (stream created)", func() bool { return s.Ready() == nil })
 	run := NewRunner(RunnerConfig{Name: "nats", QueueSize: 131072, QueueMaxBytes: 64 << 20}, s, met, zap.NewNop())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(context.Background()) }()

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -69,7 +70,7 @@ func TestNATSCoreConformance(t *testing.T) {
 			cfg := baseConfig(srv.ClientURL())
 			cfg.Host = host
 			s := newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 			return s, func() []map[string]any {
 				// Everything the sink had confirmed was routed before this
 				// marker, and a subscription delivers in order.
@@ -78,7 +79,7 @@ func TestNATSCoreConformance(t *testing.T) {
 				if err := sub.PublishMsg(m); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, 10*time.Second, "the subscriber to settle", func() bool {
+				cntest.WaitFor(t, 10*time.Second, "the subscriber to settle", func() bool {
 					mu.Lock()
 					defer mu.Unlock()
 					return marks["end"]
@@ -115,7 +116,7 @@ func TestNATSJetStreamConformance(t *testing.T) {
 			cfg := baseConfig(srv.ClientURL())
 			cfg.Host, cfg.JetStream = host, true
 			s := newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 			return s, func() []map[string]any {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

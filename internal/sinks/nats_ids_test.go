@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
@@ -176,7 +177,7 @@ func TestNATSDupInProcessRetried(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
 			s := newSink(t, cfg, c, zap.New(core))
 			defer s.Close(context.Background())
-			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 			const n = 10
 			for i := range uint32(n) {
 				r := procRecord(0, i, cnmsg.ProcExit, 1)
@@ -184,7 +185,7 @@ func TestNATSDupInProcessRetried(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, 10*time.Second, "every message answered", func() bool {
+			cntest.WaitFor(t, 10*time.Second, "every message answered", func() bool {
 				l := readCounts(c)
 				return l.sent+l.failed+l.dropped == n
 			})

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
 
@@ -67,7 +68,7 @@ func (c *idCounter) settle(t *testing.T, subject string) {
 	if err := c.nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the subscriber to settle", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "the subscriber to settle", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.marks[mark]
@@ -121,12 +122,12 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 		}),
 	}
 	sink = newSink(t, cfg, c, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
-	waitFor(t, 5*time.Second, "ready", func() bool { return sink.Ready() == nil })
+	cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return sink.Ready() == nil })
 
 	gate.open.Store(false)
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	waitFor(t, 5*time.Second, "the sink to notice the outage", func() bool { return !sink.nc.IsConnected() })
+	cntest.WaitFor(t, 5*time.Second, "the sink to notice the outage", func() bool { return !sink.nc.IsConnected() })
 	for i := range uint32(held) {
 		r := procRecord(i%2, i/2, cnmsg.ProcFork, i)
 		if err := sink.Write(&r); err != nil {
@@ -149,7 +150,7 @@ func TestNATSCoreReconnectNoDoubleSend(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the sink did not reconnect")
 	}
-	waitFor(t, 10*time.Second, "every held message confirmed", func() bool {
+	cntest.WaitFor(t, 10*time.Second, "every held message confirmed", func() bool {
 		sink.Flush(context.Background())
 		return readCounts(c).sent == held
 	})

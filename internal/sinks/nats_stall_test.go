@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 )
@@ -92,7 +93,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	pool := event.NewPool()
 	var seq uint32
 	offerN(run, pool, &seq, 500)
-	waitFor(t, 10*time.Second, "the first 500 acknowledged", func() bool { return readCounts(c).sent == 500 })
+	cntest.WaitFor(t, 10*time.Second, "the first 500 acknowledged", func() bool { return readCounts(c).sent == 500 })
 	if err := s.Ready(); err != nil {
 		t.Fatalf("Ready = %v while acknowledged", err)
 	}
@@ -103,7 +104,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	stream.silent.Store(true)
 	stalled := time.Now()
 	offerN(run, pool, &seq, 1000)
-	waitFor(t, 5*time.Second, "Ready to report the stall", func() bool { return s.Ready() != nil })
+	cntest.WaitFor(t, 5*time.Second, "Ready to report the stall", func() bool { return s.Ready() != nil })
 	if d := time.Since(stalled); d > time.Second {
 		t.Errorf("Ready reported the stall after %s, want within 1s", d)
 	}
@@ -112,7 +113,7 @@ func TestNATSStalledWindow(t *testing.T) {
 	}
 	// Write is blocked on the full window: 100 in it, the rest queued or in
 	// the batch being written.
-	waitFor(t, 5*time.Second, "the window to fill", func() bool { return s.Pending() == cfg.MaxInFlight })
+	cntest.WaitFor(t, 5*time.Second, "the window to fill", func() bool { return s.Pending() == cfg.MaxInFlight })
 	if g := gauge(); g != 1000 {
 		t.Errorf("queue length %v while the runner is blocked, want 1000 (every record waiting)", g)
 	}

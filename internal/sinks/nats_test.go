@@ -37,6 +37,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 	"github.com/cnbridged/cnbridged/internal/proctable"
@@ -79,17 +80,6 @@ func newSink(t testing.TB, cfg NATSConfig, c *Counters, log *zap.Logger) *NATS {
 		t.Fatalf("NewNATS: %v", err)
 	}
 	return s
-}
-
-func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func procRecord(cpu, seq uint32, what cnmsg.What, pid uint32) event.Record {
@@ -294,7 +284,7 @@ func TestNATSFormats(t *testing.T) {
 			cfg.Format = format
 			cfg.Subject = "cn.{host}.{idx}.{val}.{event}"
 			s := newSink(t, cfg, c, zaptest.NewLogger(t))
-			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 			for _, r := range []*event.Record{&exec, &other, &loss, &gap, &lost} {
 				if err := s.Write(r); err != nil {
 					t.Fatal(err)
@@ -653,7 +643,7 @@ func TestNATSStartsDown(t *testing.T) {
 				s.Write(&r)
 			}
 			s.Flush(context.Background())
-			waitFor(t, 5*time.Second, "several connect attempts", func() bool { return dials.n.Load() >= 3 })
+			cntest.WaitFor(t, 5*time.Second, "several connect attempts", func() bool { return dials.n.Load() >= 3 })
 			dir := ""
 			if js {
 				dir = t.TempDir()
@@ -664,8 +654,8 @@ func TestNATSStartsDown(t *testing.T) {
 			}
 			srv := natstest.Run(t, opts...)
 			defer srv.Shutdown()
-			waitFor(t, 10*time.Second, "ready", func() bool { return s.Ready() == nil })
-			waitFor(t, 10*time.Second, "delivery", func() bool {
+			cntest.WaitFor(t, 10*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 10*time.Second, "delivery", func() bool {
 				s.Flush(context.Background())
 				return testutil.ToFloat64(c.Sent) == 10
 			})
@@ -758,7 +748,7 @@ func TestNATSMetrics(t *testing.T) {
 		sinks = append(sinks, s)
 	}
 	for _, s := range sinks {
-		waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+		cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 	}
 	if n, err := testutil.GatherAndCount(reg, "cnbridged_nats_connected", "cnbridged_nats_pending_acks", "cnbridged_nats_reconnects_total"); err != nil || n != 6 {
 		t.Errorf("gathered %d series (%v), want 6", n, err)
@@ -892,12 +882,12 @@ func TestNATSAuth(t *testing.T) {
 			}
 			defer s.Close(context.Background())
 			if tt.notUp != "" {
-				waitFor(t, 5*time.Second, "a connect error", func() bool {
+				cntest.WaitFor(t, 5*time.Second, "a connect error", func() bool {
 					err := s.Ready()
 					return err != nil && strings.Contains(err.Error(), tt.notUp)
 				})
 				from := dials.n.Load()
-				waitFor(t, 5*time.Second, "several more attempts", func() bool { return dials.n.Load() >= from+3 })
+				cntest.WaitFor(t, 5*time.Second, "several more attempts", func() bool { return dials.n.Load() >= from+3 })
 				err := s.Ready()
 				if err == nil || !strings.Contains(err.Error(), tt.notUp) {
 					t.Fatalf("Ready = %v, want an error containing %q", err, tt.notUp)
@@ -906,7 +896,7 @@ func TestNATSAuth(t *testing.T) {
 				if !strings.Contains(tt.name, "plaintext") {
 					// A client in the middle of a refused TLS handshake
 					// is counted for a moment; a connected one stays.
-					waitFor(t, 5*time.Second, "no client connected", func() bool { return srv.NumClients() == 0 })
+					cntest.WaitFor(t, 5*time.Second, "no client connected", func() bool { return srv.NumClients() == 0 })
 				}
 				if n := obs.FilterMessage("cannot connect to NATS; retrying with backoff").Len(); n != 1 {
 					t.Errorf("connect error logged %d times, want once", n)
@@ -921,10 +911,10 @@ func TestNATSAuth(t *testing.T) {
 				}
 				return
 			}
-			waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+			cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 			r := procRecord(0, 1, cnmsg.ProcExec, 1)
 			s.Write(&r)
-			waitFor(t, 5*time.Second, "the message confirmed", func() bool { return testutil.ToFloat64(c.Sent) == 1 })
+			cntest.WaitFor(t, 5*time.Second, "the message confirmed", func() bool { return testutil.ToFloat64(c.Sent) == 1 })
 		})
 	}
 }
@@ -942,7 +932,7 @@ func TestNATSAllocs(t *testing.T) {
 	cfg.MaxInFlight = 256
 	s := newSink(t, cfg, c, zap.NewNop())
 	defer s.Close(context.Background())
-	waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+	cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 	r := procRecord(1, 1000, cnmsg.ProcExec, 4242)
 	for range 1000 {
 		s.Write(&r)
@@ -996,7 +986,7 @@ func BenchmarkNATS(b *testing.B) {
 	b.Run("core/sink", func(b *testing.B) {
 		_, c := testCounters()
 		s := newSink(b, baseConfig(srv.ClientURL()), c, zap.NewNop())
-		waitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+		cntest.WaitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
@@ -1028,7 +1018,7 @@ func BenchmarkNATS(b *testing.B) {
 		cfg.JetStream = true
 		cfg.MaxInFlight = 4096
 		s := newSink(b, cfg, c, zap.NewNop())
-		waitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+		cntest.WaitFor(b, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
@@ -1036,7 +1026,7 @@ func BenchmarkNATS(b *testing.B) {
 			rec.Msg.Seq = seq.Add(1)
 			s.Write(&rec)
 		}
-		waitFor(b, time.Minute, "acks", func() bool { return s.held.Load() == 0 })
+		cntest.WaitFor(b, time.Minute, "acks", func() bool { return s.held.Load() == 0 })
 		report(b, start)
 		b.StopTimer()
 		s.Close(ctx)
@@ -1082,10 +1072,10 @@ func TestNATSNoStream(t *testing.T) {
 	cfg.JetStream = true
 	s := newSink(t, cfg, c, zaptest.NewLogger(t))
 	defer s.Close(context.Background())
-	waitFor(t, 5*time.Second, "connected", func() bool { return s.nc.IsConnected() })
+	cntest.WaitFor(t, 5*time.Second, "connected", func() bool { return s.nc.IsConnected() })
 	r := procRecord(0, 1, cnmsg.ProcExec, 1)
 	s.Write(&r)
-	waitFor(t, 5*time.Second, "not ready: no stream", func() bool {
+	cntest.WaitFor(t, 5*time.Second, "not ready: no stream", func() bool {
 		err := s.Ready()
 		return err != nil && strings.Contains(err.Error(), "no JetStream stream answers for subject cn.h1.1.1")
 	})
@@ -1098,7 +1088,7 @@ func TestNATSNoStream(t *testing.T) {
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "CN", Subjects: []string{"cn.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "delivery", func() bool { return testutil.ToFloat64(c.Sent) == 1 })
+	cntest.WaitFor(t, 10*time.Second, "delivery", func() bool { return testutil.ToFloat64(c.Sent) == 1 })
 	if err := s.Ready(); err != nil {
 		t.Errorf("Ready = %v after delivery", err)
 	}
@@ -1127,7 +1117,7 @@ func TestNATSRawEncodesRecords(t *testing.T) {
 	cfg := baseConfig(srv.ClientURL())
 	cfg.Format = "raw"
 	s := newSink(t, cfg, c, zaptest.NewLogger(t))
-	waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+	cntest.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 	const at = 1700000000000000000
 	recs := []event.Record{
 		{Kind: event.KindSuppressed, Time: at, Suppressed: &event.Suppressed{Route: 2, Key: []event.KeyValue{{Path: "process.exe", Value: "/usr/bin/cc"}}, Count: 9, From: at, To: at}},

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/otlptest"
 	"github.com/cnbridged/cnbridged/internal/proctable"
@@ -330,7 +331,7 @@ func TestOTLPRefused(t *testing.T) {
 			if err := s.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "the refusal counted", func() bool { return readCounts(c).failed == 10 })
+			cntest.WaitFor(t, 10*time.Second, "the refusal counted", func() bool { return readCounts(c).failed == 10 })
 			if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "refuses exports") {
 				t.Errorf("Ready() = %v, want the refusal", err)
 			}
@@ -341,7 +342,7 @@ func TestOTLPRefused(t *testing.T) {
 			if err := s.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "a retry", func() bool { return s.exports[otlpRetry].Load() > 0 })
+			cntest.WaitFor(t, 10*time.Second, "a retry", func() bool { return s.exports[otlpRetry].Load() > 0 })
 			if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "retrying") {
 				t.Errorf("Ready() = %v, want the retry named", err)
 			}
@@ -396,7 +397,7 @@ func TestOTLPOutage(t *testing.T) {
 			}
 			outage := time.Now()
 			offerFor(time.Second)
-			waitFor(t, 5*time.Second, "the sink to report the outage", func() bool { return s.Ready() != nil })
+			cntest.WaitFor(t, 5*time.Second, "the sink to report the outage", func() bool { return s.Ready() != nil })
 			t.Logf("ready during the outage: %v", s.Ready())
 			offerFor(5*time.Second - time.Since(outage))
 			if err := r.Restart(); err != nil {

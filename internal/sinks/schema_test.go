@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/natstest"
 	"github.com/cnbridged/cnbridged/internal/schema"
@@ -165,7 +166,7 @@ func TestNATSSchemaBody(t *testing.T) {
 	}
 	closeSink(t, s)
 	checkCounts(t, c, counts{sent: 3})
-	waitFor(t, 5*time.Second, "3 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
+	cntest.WaitFor(t, 5*time.Second, "3 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
 	mu.Lock()
 	defer mu.Unlock()
 	for i, want := range []float64{1007, 0, 0} { // Process Activity, then two Base Events

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/cntest"
 	"github.com/cnbridged/cnbridged/internal/event"
 )
 
@@ -213,9 +214,7 @@ func dialHelper() int {
 // TestNonRootRefused: the socket's permissions keep other users out
 // (nobody, uid 65534), while its owner connects.
 func TestNonRootRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a child as another user (setpriv)")
-	}
+	cntest.NeedRoot(t, "runs a child as another user (setpriv)")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Skip("setpriv (util-linux) not installed")
