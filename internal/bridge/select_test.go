@@ -9,7 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -133,5 +135,45 @@ func TestSelectionSinks(t *testing.T) {
 		if got := testutil.ToFloat64(b.enr.sel.records.WithLabelValues("0", outcome)); got != want {
 			t.Errorf("cnbridged_route_records_total{outcome=%q} got %v, want %v", outcome, got, want)
 		}
+	}
+}
+
+// TestSelectionWhereErrors: a record the where cannot be evaluated on
+// (data is absent from a process event) is not sent by the route, is
+// counted as where_error, and the error is logged once, with the route.
+func TestSelectionWhereErrors(t *testing.T) {
+	env, err := where.NewEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := env.Compile(`data == "x"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	s := newSelector(prometheus.NewRegistry(), zap.New(core), nil)
+	p := &Plan{Encoder: event.NewEncoder("h"), Stages: []*Stage{{Route: 4, Sinks: 1,
+		Sel: selection.New(selection.Spec{Index: 4, Where: x})}}}
+	b := procBatch(event.NewPool(),
+		cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 1, TGID: 1},
+		cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 2, TGID: 2},
+		cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: 3, TGID: 3})
+	for i := range b.Records {
+		b.Records[i].Targets, b.Records[i].Stages, b.Records[i].SelectTargets = 1, 1, 1
+	}
+	s.batch(b, p)
+	for i, r := range b.Records {
+		if r.Unselected != 1 {
+			t.Errorf("record %d: Unselected %b, want the sink left out", i, r.Unselected)
+		}
+	}
+	if got := testutil.ToFloat64(s.records.WithLabelValues("4", "where_error")); got != 3 {
+		t.Errorf("where_error got %v, want 3", got)
+	}
+	if n := logs.Len(); n != 1 {
+		t.Fatalf("%d log lines, want 1 (rate-limited)", n)
+	}
+	if f := logs.All()[0].ContextMap(); f["route"] != int64(4) || f["error"] == nil {
+		t.Errorf("log fields %v, want route 4 and the error", f)
 	}
 }
