@@ -149,6 +149,9 @@ func (r *Responder) Answer(ctx context.Context, op string, body []byte, maxBytes
 		return fail(a, CodeUnavailable, errors.New("busy with other questions until the asker's timeout"))
 	}
 	snap, incomplete, err := r.cfg.Snapshot(ctx)
+	if err == nil && snap == nil {
+		err = errors.New("no table")
+	}
 	if err != nil {
 		return fail(a, CodeUnavailable, fmt.Errorf("process table: %w", err))
 	}

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -140,9 +141,13 @@ func TestServiceFleet(t *testing.T) {
 	startService(t, url, "h3", func(ctx context.Context) (*proctable.Snapshot, string, error) {
 		select {
 		case <-hung:
+			// The test ended: a question still waiting gets an error
+			// (ctx.Err() is nil then, and a nil table with no error is
+			// no answer a real snapshot gives).
+			return nil, "", errors.New("the test ended")
 		case <-ctx.Done():
+			return nil, "", ctx.Err()
 		}
-		return nil, "", ctx.Err()
 	}, testInventory)
 
 	k := &Asker{NC: connect(t, url), Bucket: testInventory.Bucket}
