@@ -106,11 +106,12 @@ func runAll(t *testing.T, cmds ...*exec.Cmd) {
 	}
 }
 
-// shMarked is sh running a short sleep with arg as its $0: the shell
-// lives 100 ms with arg in its cmdline (the sleep is its child, the ':'
-// keeps the shell from exec'ing it).
+// shMarked is sh running a sleep with arg as its $0: the shell lives
+// 300 ms with arg in its cmdline (the sleep is its child, the ':' keeps
+// the shell from exec'ing it), long enough for a late /proc read under
+// load.
 func shMarked(arg string) *exec.Cmd {
-	return exec.Command("/bin/sh", "-c", "sleep 0.1; :", arg)
+	return exec.Command("/bin/sh", "-c", "sleep 0.3; :", arg)
 }
 
 // TestWhereKeepsArgument: a route whose where selects an argument sends
@@ -186,16 +187,16 @@ func TestWhereKeepsSubtree(t *testing.T) {
     sinks: [out]
     where: 'parent.?exe.orValue("") == "%[1]s" || ancestors.exists(a, a.exe == "%[1]s")'
 `, sh)))
-	// Inside: sleeps at depth 1, 2 and 3 (sleep 0.051 … tell them apart).
-	inside := "sleep 0.051; /bin/sh -c 'sleep 0.052; /bin/sh -c \"sleep 0.053; :\"; :'; :"
+	// Inside: sleeps at depth 1, 2 and 3 (sleep 0.251 … tell them apart).
+	inside := "sleep 0.251; /bin/sh -c 'sleep 0.252; /bin/sh -c \"sleep 0.253; :\"; :'; :"
 	runAll(t, exec.Command(sh, "-c", inside))
 	// The same under /bin/sh: none of it.
-	runAll(t, exec.Command("/bin/sh", "-c", strings.ReplaceAll(inside, "0.05", "0.06")))
-	runAll(t, exec.Command(sh, "-c", "sleep 0.059; :"))
+	runAll(t, exec.Command("/bin/sh", "-c", strings.ReplaceAll(inside, "0.25", "0.26")))
+	runAll(t, exec.Command(sh, "-c", "sleep 0.259; :"))
 	var lines []map[string]any
 	cntest.WaitFor(t, 20*time.Second, "the last sleep's exec", func() bool {
 		lines = objects(t, p.outPath())
-		return slices.ContainsFunc(lines, func(l map[string]any) bool { return slices.Equal(cmdline(l), []string{"sleep", "0.059"}) })
+		return slices.ContainsFunc(lines, func(l map[string]any) bool { return slices.Equal(cmdline(l), []string{"sleep", "0.259"}) })
 	})
 	var sleeps []string
 	shells := 0
@@ -209,14 +210,14 @@ func TestWhereKeepsSubtree(t *testing.T) {
 		default:
 			t.Errorf("a line outside the subtree: %v", l)
 		}
-		for _, s := range []string{"0.061", "0.062", "0.063"} {
+		for _, s := range []string{"0.261", "0.262", "0.263"} {
 			if slices.Contains(args, s) {
 				t.Errorf("the run under /bin/sh was sent: %v", l)
 			}
 		}
 	}
 	slices.Sort(sleeps)
-	if want := []string{"0.051", "0.052", "0.053", "0.059"}; !slices.Equal(sleeps, want) {
+	if want := []string{"0.251", "0.252", "0.253", "0.259"}; !slices.Equal(sleeps, want) {
 		t.Errorf("sleeps sent: got %v, want %v", sleeps, want)
 	}
 	if shells != 2 {
@@ -279,7 +280,7 @@ routes:
 `, ns.ClientURL(), img))
 	var cmds []*exec.Cmd
 	for range 100 {
-		cmds = append(cmds, exec.Command(img, "0.3"))
+		cmds = append(cmds, exec.Command(img, "1"))
 	}
 	runAll(t, cmds...)
 	decided := func() float64 {
@@ -363,15 +364,21 @@ routes:
 func TestFoldLife(t *testing.T) {
 	cntest.NeedRoot(t, rootReason)
 	t.Parallel()
-	m := marker(t, "fold")
+	// The marker is the working directory: sh and sleep share it, so it
+	// shows whenever their images are read.
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := startDaemon(t, selConfig(fmt.Sprintf(`  - match: "1.1"
     events: [fork, exec, exit]
     enrich: true
     fold: lifecycle
     sinks: [out]
-    where: 'life.execs.exists(i, i.cmdline.exists(a, a == "%s"))'
-`, m)))
-	c := exec.Command("/bin/sh", "-c", "exec sleep 0.2", m)
+    where: 'has(record.life) && process.?cwd.orValue("") == "%s"'
+`, dir)))
+	c := exec.Command("/bin/sh", "-c", "exec sleep 0.2")
+	c.Dir = dir
 	runAll(t, c)
 	var lines []map[string]any
 	cntest.WaitFor(t, 20*time.Second, "the life record", func() bool {
