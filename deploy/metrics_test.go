@@ -39,8 +39,8 @@ func runNATS(t *testing.T) string {
 }
 
 // metricsConfig uses every kind of component that exports metrics: a file
-// sink, a NATS sink, an OTLP sink, enrichment and a connector request
-// subject.
+// sink, a NATS sink, an OTLP sink, enrichment, a route with a selection
+// stage (where, rate_limit, fold) and a connector request subject.
 const metricsConfig = `
 host: metrics-test
 metrics: {listen: "{metrics}"}
@@ -53,6 +53,12 @@ routes:
   - match: "1.1"
     sinks: [archive, bus, otel]
     enrich: true
+  - match: "1.1"
+    sinks: [archive]
+    enrich: true
+    where: 'has(record.life)'
+    rate_limit: {events_per_second: 100}
+    fold: lifecycle
 requests:
   - subject: deploytest.request.1.1
     id: "1.1"

@@ -101,6 +101,8 @@ type coverageSummary struct {
 type coverageDaemon struct {
 	name, bin string
 	sets      []string
+	// route are extra keys of the enrich part's route (--variant-route).
+	route string
 }
 
 // coverage runs rounds × {quiet, loaded} × daemons, alternating the
@@ -484,7 +486,7 @@ func printCoverage(w io.Writer, c *coverageReport) {
 
 // coverageDaemons returns this tree's daemon, the baseline (if any) and
 // the variants, each with its --variant-set options.
-func coverageDaemons(bin, baseline string, variants, sets []string) ([]coverageDaemon, error) {
+func coverageDaemons(bin, baseline string, variants, sets, routes []string) ([]coverageDaemon, error) {
 	ds := []coverageDaemon{{name: "this-tree", bin: bin}}
 	if baseline != "" {
 		ds = append(ds, coverageDaemon{name: "baseline", bin: baseline})
@@ -506,6 +508,14 @@ func coverageDaemons(bin, baseline string, variants, sets []string) ([]coverageD
 			return nil, fmt.Errorf("--variant-set %q: want NAME=key=value for a daemon named by --variant (or this-tree, baseline)", s)
 		}
 		ds[i].sets = append(ds[i].sets, kv)
+	}
+	for _, r := range routes {
+		name, keys, ok := strings.Cut(r, "=")
+		i := slices.IndexFunc(ds, func(d coverageDaemon) bool { return d.name == name })
+		if !ok || i < 0 || keys == "" {
+			return nil, fmt.Errorf("--variant-route %q: want NAME=KEYS for a daemon named by --variant (or this-tree, baseline)", r)
+		}
+		ds[i].route = keys
 	}
 	return ds, nil
 }

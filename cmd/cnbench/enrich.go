@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -20,32 +21,43 @@ var enrichResults = []string{"table", "read", "ok", "cached", "gone", "error", "
 
 // enrich runs the storm under a daemon with one enriching route (file
 // sink), for the baseline binary (if any) and this tree's, in turn.
-func (h *harness) enrich(dur time.Duration, workers int, daemons []coverageDaemon) *enrichReport {
+func (h *harness) enrich(dur time.Duration, workers, rounds int, daemons []coverageDaemon) *enrichReport {
 	rep := &enrichReport{Workers: workers, Seconds: dur.Seconds()}
-	bins := []struct {
-		name, bin string
-		sets      []string
-	}{}
-	for _, d := range daemons {
-		name := d.name
-		if d.bin != h.bin {
-			name += " (" + filepath.Base(d.bin) + ")"
+	type daemonRun struct {
+		name, bin, route string
+		sets             []string
+	}
+	var bins []daemonRun
+	for round := range max(rounds, 1) {
+		order := slices.Clone(daemons)
+		if round%2 == 1 {
+			slices.Reverse(order)
 		}
-		bins = append(bins, struct {
-			name, bin string
-			sets      []string
-		}{name, d.bin, d.sets})
+		for _, d := range order {
+			name := d.name
+			if d.bin != h.bin {
+				name += " (" + filepath.Base(d.bin) + ")"
+			}
+			if rounds > 1 {
+				name += fmt.Sprintf(" #%d", round+1)
+			}
+			bins = append(bins, daemonRun{name, d.bin, d.route, d.sets})
+		}
 	}
 	for i, b := range bins {
 		side := stormSide{Name: "enrich: " + b.name, LostHow: "cnbridged_messages_lost_total{idx=1,val=1}"}
 		path := filepath.Join(h.tmp, fmt.Sprintf("enrich-%d.jsonl", i))
+		route := ""
+		if b.route != "" {
+			route = ", " + b.route
+		}
 		cfg := fmt.Sprintf(`log: {level: warn, format: json}
 listener: {groups: [1], receive_buffer_bytes: %d}
 sinks:
   out: {type: file, path: %q}
 routes:
-  - {match: "1.1", enrich: true, sinks: [out]}
-`, 32<<20, path)
+  - {match: "1.1", enrich: true, sinks: [out]%s}
+`, 32<<20, path, route)
 		saved, savedSets := h.bin, h.sets
 		h.bin, h.noStateDir, h.sets = b.bin, b.bin != saved, append(append([]string(nil), h.sets...), b.sets...)
 		d, err := h.startDaemon(fmt.Sprintf("enrich-%d", i), cfg, nil)
@@ -60,9 +72,9 @@ routes:
 		cpu0 := cpuSeconds(d.pid)
 		rcpu0, reader := readerCPUSeconds(d.pid)
 		s, err := h.runStorm(dur, workers)
-		// Let the enricher finish what it holds.
+		// Let the enricher and the sink finish what they hold.
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-			if d.metrics().get("cnbridged_enrich_queue_length") == 0 {
+			if m := d.metrics(); m.get("cnbridged_enrich_queue_length") == 0 && m.get("cnbridged_sink_queue_length", "sink", "out") == 0 {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -94,6 +106,17 @@ routes:
 			"cpu_us_per_event": 1e6 * cpu / max(c.Received, 1), "threads_churned": s.Threads,
 			"sink_sent": c.SinkSent, "sink_dropped": c.SinkDropped, "peak_rss_mib": rss,
 			"socket_drops": c.SocketDrops, "socket_overruns": c.Overruns}
+		// The route's stage, when it has one: what it was offered, by outcome.
+		stage := map[string]float64{}
+		for _, o := range []string{"sent", "filtered", "where_error", "suppressed", "folded"} {
+			if v := m1.get("cnbridged_route_records_total", "outcome", o) - m0.get("cnbridged_route_records_total", "outcome", o); v != 0 {
+				stage[o] = v
+			}
+		}
+		if len(stage) > 0 {
+			side.Detail["route_stage"] = stage
+		}
+		side.Detail["lines_per_process"] = c.SinkSent / max(float64(s.Processes), 1)
 		if reader {
 			// The reader's own thread (SCHED_FIFO: this tree's build), and
 			// the part of it spent reading /proc for execs.

@@ -173,7 +173,9 @@ func cmdRun(args []string) error {
 	covExecs := fs.Int("coverage-execs", 400, "coverage part: /bin/true execs per run")
 	covRounds := fs.Int("coverage-rounds", 3, "coverage part: rounds (each: every daemon, quiet and loaded)")
 	covLoads := fs.String("coverage-loads", "quiet,loaded", "coverage part: loads (quiet; loaded: two busy loops)")
-	var variants, variantSets multiFlag
+	var variants, variantSets, variantRoutes multiFlag
+	fs.Var(&variantRoutes, "variant-route", "enrich part: NAME=KEYS, extra keys of daemon NAME's route, YAML flow style (where: '…', fold: lifecycle, events: [fork, exec, exit]; repeatable)")
+	enrichRounds := fs.Int("enrich-rounds", 1, "enrich part: rounds, each running every daemon in turn (the order reversed every other round)")
 	fs.Var(&variants, "variant", "enrich and coverage parts: also run NAME=BINARY (repeatable; BINARY . is this tree's build)")
 	fs.Var(&variantSets, "variant-set", "enrich and coverage parts: NAME=key=value, a --set for daemon NAME only (repeatable; NAME this-tree for this tree's)")
 	pipeRate := fs.Float64("slow-sink-rate", 5000, "lines/s the overload test's slow (pipe) sink drains")
@@ -323,13 +325,13 @@ func cmdRun(args []string) error {
 	if parts["storm"] {
 		rep.Storm = h.storm(ctx, *stormDur, *stormWorkers)
 	}
-	daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets)
+	daemons, err := coverageDaemons(h.bin, *baseline, variants, variantSets, variantRoutes)
 	if err != nil {
 		return err
 	}
 	if parts["enrich"] {
 		// The baseline first, as before --variant.
-		rep.Enrich = h.enrich(*stormDur, *stormWorkers, append(daemons[1:], daemons[0]))
+		rep.Enrich = h.enrich(*stormDur, *stormWorkers, *enrichRounds, append(daemons[1:], daemons[0]))
 	}
 	if parts["coverage"] {
 		rep.Coverage = h.coverage(*covExecs, *covRounds, strings.Split(*covLoads, ","), daemons)

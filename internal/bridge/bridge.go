@@ -61,6 +61,7 @@ type Bridge struct {
 	seqs   SeqRecorder // nil: no restart trace
 	enr    *enrich.Enricher
 	cap    *enrich.Capturer
+	sel    *selector // the routes' selection stages, run by the enricher
 	ids    map[cnmsg.ID]*idCounters
 	other  *idCounters
 	lastID cnmsg.ID // one-entry cache in front of ids: streams come in runs
@@ -97,6 +98,9 @@ func New(p *Plan, ledger seqtrack.Options, enr *enrich.Enricher, reg prometheus.
 		enr.Reseed() // seeded as the enricher starts
 	}
 	b.other = b.countersFor("other", "other")
+	b.sel = newSelector(reg, b.log, enr.WakeReader)
+	enr.SetSelector(b.sel)
+	b.sel.declare(p)
 	b.plan.Store(p)
 	return b
 }
@@ -123,6 +127,7 @@ func (b *Bridge) Handle(dgs []cnmsg.Datagram, now time.Time) {
 	p := b.acquire()
 	defer b.release()
 	h := handling{p: p, now: now, ts: now.UnixNano(), batch: b.pool.Get()}
+	b.addSelected(&h)
 	b.beginEnrich(&h)
 	for i := range dgs {
 		b.handleDatagram(&h, &dgs[i])
@@ -288,8 +293,14 @@ func (b *Bridge) route(h *handling, r *event.Record, evp *cnmsg.ProcEvent) {
 		}
 		return
 	}
-	var dropped uint64
-	r.Targets, dropped = p.Table.MatchThreads(id, evp)
+	m := p.Table.MatchSelect(id, evp)
+	r.Targets = m.Sinks
+	dropped := m.ThreadDropped
+	if m.Stages != 0 {
+		// Routes that select decide on the enricher goroutine; the sinks
+		// only they reach wait for it.
+		r.Stages, r.SelectTargets = m.Stages, m.Sinks&^(m.Direct|p.Tap)
+	}
 	if dropped != 0 {
 		b.m.threadFiltered.Inc()
 	}
@@ -349,12 +360,18 @@ func (b *Bridge) addExitLost(h *handling) {
 	}
 	id := cnmsg.ID{Idx: 1, Val: 1}
 	ev := exitEvent
-	targets, _ := h.p.Table.Enrich(id, &ev)
+	m := h.p.Table.EnrichSelect(id, &ev)
+	targets := m.Sinks
 	if targets == 0 {
 		return
 	}
+	var selectTargets uint64
+	if m.Stages != 0 {
+		selectTargets = targets &^ (m.Direct | h.p.Tap)
+	}
 	for _, proc := range lost {
 		r := event.Record{Kind: event.KindExitLost, Time: h.ts, Targets: targets, EnrichTargets: targets,
+			Stages: m.Stages, SelectTargets: selectTargets,
 			Enrich: event.EnrichDone, Enriched: &event.Enrichment{Process: proc}}
 		r.Msg.ID = id
 		b.store(h, &r)
@@ -373,13 +390,15 @@ func (b *Bridge) add(p *Plan, batch *event.Batch, r *event.Record, used *uint64)
 }
 
 // dispatch offers batch to every sink it has records for and drops the
-// bridge's own reference. A batch with records to enrich also goes to the
-// enricher; its sinks wait for that before they read it.
+// bridge's own reference. A batch with records to enrich, or for routes'
+// selection stages, also goes to the enricher; the sinks concerned wait for
+// it before they read it.
 func (b *Bridge) dispatch(p *Plan, batch *event.Batch, used uint64) {
-	if p.Enrich {
+	if p.Enrich || p.Stages != nil {
 		for i := range batch.Records {
-			if st := batch.Records[i].Enrich; st == event.EnrichPending || st == event.EnrichTable {
-				b.enr.Offer(batch)
+			r := &batch.Records[i]
+			if st := r.Enrich; st == event.EnrichPending || st == event.EnrichTable || r.Stages != 0 {
+				b.enr.Offer(batch, p.Enrich, p.selecting)
 				break
 			}
 		}

@@ -2,11 +2,14 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
+	"github.com/cnbridged/cnbridged/internal/enrich"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/selection"
 	"github.com/cnbridged/cnbridged/internal/seqtrack"
 )
 
@@ -29,7 +32,40 @@ type Plan struct {
 	// Replies, when set, sees every kernel message first: replies to
 	// connector requests sent from NATS.
 	Replies ReplyMatcher
+	// Stages are the selection stages of the routes that have one (where,
+	// rate_limit, fold), by router.Route.Stage. They run on the enricher
+	// goroutine, which owns their state.
+	Stages []*Stage
+	// Tap is the tap's bit (0: no tap): it gets every routed record,
+	// whatever the stages decide, and what they add.
+	Tap uint64
+	// Encoder gives the stages each record's fields, as its line has them.
+	Encoder *event.Encoder
+	// selecting runs Stages on the enricher goroutine (nil without
+	// stages); set by the selector's declare before the plan is used.
+	selecting enrich.Stages
 }
+
+// Stage is one route's selection stage in a plan.
+type Stage struct {
+	Route  int    // the route's index in the config
+	Sinks  uint64 // the route's sinks: what the stage adds goes to them
+	Enrich bool   // the route's records are enriched (its where sees process…)
+	Sel    *selection.Route
+	// published are Sel's counts already added to the metrics (by the
+	// enricher goroutine, which owns the stage).
+	published selection.Counts
+	counters  *stageCounters
+}
+
+// planStages are a plan's stages as the enricher runs them
+// (enrich.Stages): after each batch the reader routed with the plan.
+type planStages struct {
+	sel *selector
+	p   *Plan
+}
+
+func (s *planStages) Select(b *event.Batch) { s.sel.batch(b, s.p) }
 
 // Target is where the bridge hands batches: a sink's queue
 // (*sinks.Runner). Offer takes its own reference on b when it keeps it,
@@ -50,6 +86,7 @@ type SeqRecorder interface {
 // Release).
 func (b *Bridge) SetPlan(p *Plan) (old *Plan) {
 	b.enr.SetEnabled(p.Enrich)
+	b.sel.declare(p)
 	return b.plan.Swap(p)
 }
 
@@ -141,3 +178,28 @@ func (b *Bridge) Resume(streams []KernelStream, gap *event.Gap, now time.Time) {
 
 // Plan returns the current plan.
 func (b *Bridge) Plan() *Plan { return b.plan.Load() }
+
+// FlushStages empties old's selection stages (open lives, pending
+// suppression counts) into old's sinks, after every batch the reader
+// routed with old: call it once the reader is done with old (Release) and
+// before retiring old's sinks. It returns once those records are offered,
+// or with ctx's error when ctx ends first.
+func (b *Bridge) FlushStages(ctx context.Context, old *Plan) error {
+	if old == nil || old.Stages == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	err := b.enr.Do(ctx, func() { b.sel.flush(old, done, time.Now()) })
+	switch {
+	case errors.Is(err, enrich.ErrStopped):
+		return nil // its stop flushed every plan
+	case err != nil:
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"github.com/cnbridged/cnbridged/internal/bridge"
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/config"
+	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/selection"
 )
 
 // procMask is procMaskFor on the running kernel.
@@ -101,12 +103,8 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 		bySlot[tap.Slot()], tapBit = tap, 1<<tap.Slot()
 	}
 	routes := make([]router.Route, 0, len(cfg.Routes))
+	var stages []*bridge.Stage
 	for i, rc := range cfg.Routes {
-		// The selection stage (where, rate_limit, fold) is validated but
-		// not in the per-message path yet: refuse rather than ignore it.
-		if key := unappliedKey(rc); key != "" {
-			return nil, fmt.Errorf("routes[%d].%s: validated, but not applied by this build yet", i, key)
-		}
 		r := router.Route{Match: rc.Pattern, LossMarkers: rc.LossMarkersOn(), Enrich: rc.Enrich,
 			Events: rc.EventSet, HasEvents: rc.HasEvents,
 			Ancestors: rc.Ancestors, NoThreads: !rc.ThreadsOn(), Sinks: tapBit}
@@ -116,6 +114,17 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 				return nil, fmt.Errorf("routes[%d]: no sink %q", i, s)
 			}
 			r.Sinks |= 1 << slot
+		}
+		sel, err := selectionOf(i, rc)
+		if err != nil {
+			return nil, err
+		}
+		if sel != nil {
+			if len(stages) == router.MaxStages {
+				return nil, fmt.Errorf("routes[%d]: more than %d routes use where, rate_limit or fold", i, router.MaxStages)
+			}
+			r.Selects, r.Stage = true, len(stages)
+			stages = append(stages, &bridge.Stage{Route: i, Sinks: r.Sinks, Enrich: rc.Enrich, Sel: sel})
 		}
 		routes = append(routes, r)
 	}
@@ -133,19 +142,21 @@ func compilePlan(cfg *config.Config, running map[string]slotted, tap slotted, re
 		ProcFiltered: filtered,
 		UserFilter:   userFilter,
 		Enrich:       enrich,
+		Stages:       stages,
+		Tap:          tapBit,
+		Encoder:      event.NewEncoder(cfg.Host),
 	}, nil
 }
 
-// unappliedKey names a route key the pipeline does not apply yet ("" for
-// none).
-func unappliedKey(rc config.Route) string {
-	switch {
-	case rc.Where != "":
-		return "where"
-	case rc.RateLimit != nil:
-		return "rate_limit"
-	case rc.Fold != "":
-		return "fold"
+// selectionOf is the selection stage of route i (nil when it asks for
+// none), fresh: a plan's stages start empty.
+func selectionOf(i int, rc config.Route) (*selection.Route, error) {
+	if rc.Where != "" && rc.WhereExpr == nil {
+		return nil, fmt.Errorf("routes[%d].where: not compiled (the config was not validated)", i)
 	}
-	return ""
+	if rc.RateLimit != nil && len(rc.RateLimit.Paths) != len(rc.RateLimit.Per) {
+		return nil, fmt.Errorf("routes[%d].rate_limit: not parsed (the config was not validated)", i)
+	}
+	return selection.New(selection.Spec{Index: i, Where: rc.WhereExpr, RateLimit: rc.RateLimit,
+		Fold: rc.Fold == config.FoldLifecycle}), nil
 }

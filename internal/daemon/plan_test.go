@@ -9,6 +9,7 @@ import (
 	"github.com/cnbridged/cnbridged/internal/config"
 	"github.com/cnbridged/cnbridged/internal/event"
 	"github.com/cnbridged/cnbridged/internal/router"
+	"github.com/cnbridged/cnbridged/internal/where"
 )
 
 type fakeSink struct{ slot int }
@@ -185,14 +186,51 @@ func TestReleaseFilters(t *testing.T) {
 	}
 }
 
-// TestCompilePlanRefusesUnapplied: a route key that config validates but
-// the pipeline does not apply yet fails the plan (start and reload)
-// instead of being ignored.
-func TestCompilePlanRefusesUnapplied(t *testing.T) {
+// TestCompilePlanStages: a route with where, rate_limit or fold gets a
+// selection stage of its own, fresh in every plan, and the router knows
+// which routes select; a route without them has none. (The daemon used to
+// refuse such routes: routes[N].where: validated, but not applied.)
+func TestCompilePlanStages(t *testing.T) {
 	c := planConfig()
+	env, err := where.NewEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Routes[1].Where = `host == "x"`
-	_, err := compilePlan(c, map[string]slotted{"a": fakeSink{3}, "b": fakeSink{5}}, nil, nil, true)
-	if err == nil || !strings.Contains(err.Error(), "routes[1].where: validated, but not applied by this build yet") {
-		t.Errorf("compilePlan: %v, want routes[1].where refused", err)
+	if c.Routes[1].WhereExpr, err = env.Compile(c.Routes[1].Where); err != nil {
+		t.Fatal(err)
+	}
+	running := map[string]slotted{"a": fakeSink{3}, "b": fakeSink{5}}
+	p, err := compilePlan(c, running, fakeSink{9}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Stages) != 1 {
+		t.Fatalf("%d stages, want 1 (routes[1]'s)", len(p.Stages))
+	}
+	if s := p.Stages[0]; s.Route != 1 || s.Sinks != 1<<3|1<<5|1<<9 || s.Sel == nil {
+		t.Errorf("stage: route %d sinks %b sel %v; want route 1, sinks a, b and the tap", s.Route, s.Sinks, s.Sel)
+	}
+	if p.Tap != 1<<9 {
+		t.Errorf("Tap %b, want bit 9", p.Tap)
+	}
+	m := p.Table.MatchSelect(cnmsg.ID{Idx: 7, Val: 1}, nil)
+	if m.Stages != 1 || m.Direct != 0 || m.Sinks != 1<<3|1<<5|1<<9 {
+		t.Errorf("7.1: %+v; want stage 0, no direct sinks", m)
+	}
+	m = p.Table.MatchSelect(procID, execEv)
+	if m.Stages != 0 || m.Direct != 1<<3|1<<9 {
+		t.Errorf("1.1 exec: %+v; want no stage, a and the tap direct", m)
+	}
+	q, err := compilePlan(c, running, fakeSink{9}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Stages[0].Sel == p.Stages[0].Sel {
+		t.Error("two plans share a stage: a reload would not start empty")
+	}
+	c.Routes[1].WhereExpr = nil
+	if _, err := compilePlan(c, running, nil, nil, true); err == nil || !strings.Contains(err.Error(), "routes[1].where") {
+		t.Errorf("an uncompiled where: %v, want an error naming routes[1].where", err)
 	}
 }

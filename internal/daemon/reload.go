@@ -129,13 +129,18 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	oldPlan := d.bridge.SetPlan(plan)
 	d.lis.SetPriority(readerPriority(cfg))
 	d.lis.SetExactEmpty(enriches(cfg))
-	if len(ch.retire) > 0 {
+	if len(ch.retire) > 0 || oldPlan.Stages != nil {
 		// No batch may reach a retired sink: wait for the reader to be
 		// done with the old plan, but never longer than shutdown_timeout
-		// or a stop (a stalled when_full: block sink can hold it).
+		// or a stop (a stalled when_full: block sink can hold it). Then
+		// the old routes' selection stages are flushed to their sinks
+		// (open lives, suppression counts): the new plan's start empty.
 		rctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 		if err := d.bridge.Release(rctx, oldPlan); err != nil {
 			d.log.Warn("the reader is blocked on a full sink; retiring sinks anyway (what it offers them is counted dropped, reason shutdown)", zap.Error(err))
+		}
+		if err := d.bridge.FlushStages(rctx, oldPlan); err != nil {
+			d.log.Warn("flushing the old routes' where, rate_limit and fold stages took too long; retiring sinks anyway (what reaches them later is counted dropped, reason shutdown)", zap.Error(err))
 		}
 		d.retireSinks(rctx, ch.retire)
 		cancel()

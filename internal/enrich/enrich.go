@@ -21,6 +21,7 @@ package enrich
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,7 @@ const execSlots = 4096
 // process the table does not know, and for the start tick of a fork that
 // lands just after a clock tick (see proctable).
 type Enricher struct {
-	q      chan *event.Batch
+	q      chan item
 	o      Options
 	reader procinfo.Reader
 	users  procinfo.Users
@@ -174,6 +175,8 @@ type Enricher struct {
 	// appliedTs is the highest kernel timestamp the enricher has applied
 	// to the table.
 	appliedTs uint64
+	// selector ticks and stops the selection stages (SetSelector).
+	selector Selector
 }
 
 func New(o Options, reg prometheus.Registerer, log *zap.Logger) *Enricher {
@@ -181,7 +184,7 @@ func New(o Options, reg prometheus.Registerer, log *zap.Logger) *Enricher {
 		o.QueueSize = 1024
 	}
 	e := &Enricher{
-		q:      make(chan *event.Batch, o.QueueSize),
+		q:      make(chan item, o.QueueSize),
 		done:   make(chan struct{}),
 		views:  make(chan chan TableView),
 		snaps:  make(chan chan TableSnapshot),
@@ -250,6 +253,41 @@ func New(o Options, reg prometheus.Registerer, log *zap.Logger) *Enricher {
 	return e
 }
 
+// item is what the enricher's queue carries: a batch, whether to enrich
+// it and the selection stages to run on it then (nil: none); or (do set)
+// a function to run in the queue's order (Do).
+type item struct {
+	b      *event.Batch
+	enrich bool
+	stages Stages
+	do     func()
+}
+
+// Stages are the route selection stages (where, rate_limit, fold) of the
+// plan the reader routed a batch with: from what enrichment found, they
+// decide what the sinks of selecting routes receive. The enricher runs
+// them on its goroutine after the batch's enrichment, in the queue's
+// order; they live with the routes and sinks they are about (bridge).
+type Stages interface {
+	// Select runs b's records through the stages, once they are
+	// enriched (or marked skipped: the daemon is stopping).
+	Select(b *event.Batch)
+}
+
+// Selector is what the enricher ticks and stops, on its goroutine, for
+// the stages of every plan (bridge's). Set it before Run (SetSelector).
+type Selector interface {
+	// Tick is called every 250 ms, between batches.
+	Tick(now time.Time)
+	// Stop is called once as Run ends, after the last batch and Do: the
+	// reader has stopped.
+	Stop(now time.Time)
+}
+
+// ErrStopped is the error of the requests made to the enricher once it
+// has stopped.
+var ErrStopped = errors.New("the enrichment stage has stopped")
+
 func (e *Enricher) tableOptions() proctable.Options {
 	o := proctable.Options{MaxEntries: e.o.MaxEntries}
 	if id, err := procinfo.BootID(e.o.ProcRoot); err == nil {
@@ -282,6 +320,14 @@ func (e *Enricher) SetWake(f func()) { e.wake.Store(&f) }
 // enricher runs.
 func (e *Enricher) SetEmptyAt(f func() time.Time) { e.emptyAt.Store(&f) }
 
+// WakeReader has the reader run its handler now, if SetWake gave a way:
+// for what the enricher, or the selection stages, hand it.
+func (e *Enricher) WakeReader() {
+	if w := e.wake.Load(); w != nil {
+		(*w)()
+	}
+}
+
 // SetEnabled tells whether the plan in force has a route that enriches:
 // the table is fed only then (Snapshot says IncompleteOff otherwise). Safe
 // from any goroutine.
@@ -309,18 +355,39 @@ func (e *Enricher) Seen(ts uint64) {
 // noteExec counts an exec event the reader received (see execSeen).
 func (e *Enricher) noteExec(pid uint32) { e.execSeen[pid%execSlots].Add(1) }
 
-// Offer hands b to the enricher. Called on the reader goroutine. The table
-// must see every event, so a full queue makes the reader wait; the
-// enricher keeps its queue short by describing execs from the table
-// (result backlog) once it is half full.
-func (e *Enricher) Offer(b *event.Batch) {
+// Offer hands b to the enricher, to enrich when enrich is set and then to
+// run through st, the selection stages of the plan b was routed with (nil:
+// none). Called on the reader goroutine. The table must see every event,
+// so a full queue makes the reader wait; the enricher keeps its queue
+// short by describing execs from the table (result backlog) once it is
+// half full.
+func (e *Enricher) Offer(b *event.Batch, enrich bool, st Stages) {
 	e.live.Store(true)
 	b.Retain(1)
 	b.StartEnrich()
 	select {
-	case e.q <- b:
+	case e.q <- item{b: b, enrich: enrich, stages: st}:
 	case <-e.done: // the enricher has stopped: nothing will take it
-		e.skipBatch(b)
+		e.skipBatch(b, nil)
+	}
+}
+
+// SetSelector gives the enricher what it ticks and stops for the
+// selection stages. Call it before Run.
+func (e *Enricher) SetSelector(s Selector) { e.selector = s }
+
+// Do runs f on the enricher goroutine after the batches offered before it
+// (a reload flushes the old plan's stages so), even if the enricher stops
+// meanwhile. It returns once f is queued, ErrStopped when the enricher
+// has stopped (f does not run), or ctx's error.
+func (e *Enricher) Do(ctx context.Context, f func()) error {
+	select {
+	case e.q <- item{do: f}:
+		return nil
+	case <-e.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -346,41 +413,81 @@ func (e *Enricher) run(ctx context.Context) {
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		select {
-		case b := <-e.q:
-			e.enrichBatch(b)
+		case it := <-e.q:
+			e.take(it)
 		case c := <-e.views:
 			c <- e.view()
 		case c := <-e.snaps:
 			c <- e.snapshot()
-		case <-tick.C:
+		case now := <-tick.C:
 			if len(e.q) == 0 {
 				e.housekeep()
+			}
+			if e.selector != nil {
+				e.selector.Tick(now)
 			}
 		case <-ctx.Done():
 		}
 	}
+	// The reader has stopped: what is left goes out unenriched, through
+	// the stages, and their flush straight to the sinks.
 	for {
 		select {
-		case b := <-e.q:
-			e.skipBatch(b)
+		case it := <-e.q:
+			if it.do != nil {
+				it.do()
+				continue
+			}
+			e.skipBatch(it.b, it.stages)
 		default:
+			if e.selector != nil {
+				e.selector.Stop(time.Now())
+			}
 			return
 		}
 	}
 }
 
-func (e *Enricher) skipBatch(b *event.Batch) {
+// take handles one item of the queue.
+func (e *Enricher) take(it item) {
+	if it.do != nil {
+		it.do()
+		return
+	}
+	e.enrichBatch(it.b, it.enrich, it.stages)
+}
+
+// skipBatch marks what b's records wait for as skipped, and runs st, the
+// stages, when set (else its records go to every sink they target).
+func (e *Enricher) skipBatch(b *event.Batch, st Stages) {
 	for i := range b.Records {
 		if b.Records[i].Enrich == event.EnrichPending {
 			b.Records[i].Enrich = event.EnrichSkipped
 			e.skipped.Inc()
 		}
 	}
+	if st != nil {
+		st.Select(b)
+	}
 	b.EnrichDone()
 	b.Release()
 }
 
-func (e *Enricher) enrichBatch(b *event.Batch) {
+// enrichBatch enriches b's records when asked, then runs st, the
+// selection stages, on them (nil: none).
+func (e *Enricher) enrichBatch(b *event.Batch, enrich bool, st Stages) {
+	if enrich {
+		e.enrichRecords(b)
+	}
+	if st != nil {
+		st.Select(b)
+	}
+	b.EnrichDone()
+	b.Release()
+}
+
+// enrichRecords describes b's process events from the table.
+func (e *Enricher) enrichRecords(b *event.Batch) {
 	if e.reseed.Swap(false) {
 		// Enrichment (re)starts: the table was not fed while it was off.
 		e.table.Reset(e.tableOptions())
@@ -408,8 +515,6 @@ func (e *Enricher) enrichBatch(b *event.Batch) {
 	e.pre, e.nextPre, e.capture = e.pre[:0], 0, nil
 	// After the batch, so that exits in it are applied first.
 	e.housekeep()
-	b.EnrichDone()
-	b.Release()
 }
 
 // housekeep runs a resync the reader asked for, settles the last one and

@@ -29,7 +29,7 @@ func procBatch(pool *event.Pool, evs ...cnmsg.ProcEvent) *event.Batch {
 func enrichNow(e *Enricher, b *event.Batch) {
 	b.Retain(1)
 	b.StartEnrich()
-	e.enrichBatch(b)
+	e.enrichBatch(b, true, nil)
 	b.WaitEnriched()
 }
 
@@ -134,7 +134,7 @@ func TestEnrichShutdownSkips(t *testing.T) {
 	pool := event.NewPool()
 	self := uint32(os.Getpid())
 	first := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExec, PID: self, TGID: self})
-	e.Offer(first) // queued: nobody runs the enricher
+	e.Offer(first, true, nil) // queued: nobody runs the enricher
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e.Run(ctx) // drains: skipped

@@ -77,7 +77,7 @@ func TestExecFromCapture(t *testing.T) {
 			}
 			if tt.behind {
 				for range cap(e.q)/2 + 1 {
-					e.q <- event.NewPool().Get()
+					e.q <- item{b: event.NewPool().Get(), enrich: true}
 				}
 			}
 			enrichNow(e, b)

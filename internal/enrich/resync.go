@@ -166,7 +166,5 @@ func (e *Enricher) emitLost(lost []*proctable.Process) {
 	e.lost = append(e.lost, lost...)
 	e.nLost.Store(int32(len(e.lost)))
 	e.lostMu.Unlock()
-	if w := e.wake.Load(); w != nil {
-		(*w)()
-	}
+	e.WakeReader()
 }

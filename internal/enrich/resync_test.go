@@ -117,7 +117,7 @@ func TestResyncWaitsForQueuedExit(t *testing.T) {
 	// them, queued for the enricher.
 	e.seenTs.Store(uint64(e.absentAt + 1e9))
 	exit := procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcExit, PID: 700, TGID: 700, TimestampNs: before + 1e6})
-	e.Offer(exit)
+	e.Offer(exit, true, nil)
 
 	b = procBatch(pool, cnmsg.ProcEvent{What: cnmsg.ProcComm, PID: 1, TGID: 1, TimestampNs: before})
 	enrichNow(e, b)
@@ -125,7 +125,7 @@ func TestResyncWaitsForQueuedExit(t *testing.T) {
 	if got := e.TakeLost(); len(got) != 0 {
 		t.Fatalf("exit_lost %v before the queued exit was applied, want none", lostPIDs(got))
 	}
-	e.enrichBatch(<-e.q)
+	e.take(<-e.q)
 	exit.WaitEnriched()
 	if r := exit.Records[0]; r.Enriched == nil || r.Enriched.Process == nil || r.Enriched.Process.TGID != 700 {
 		t.Errorf("the exit of 700: got %+v, want it described from the table", r.Enriched)

@@ -39,7 +39,7 @@ func (e *Enricher) Snapshot(ctx context.Context) (TableSnapshot, error) {
 	select {
 	case e.snaps <- c:
 	case <-e.done:
-		return TableSnapshot{}, errEnricherStopped
+		return TableSnapshot{}, ErrStopped
 	case <-ctx.Done():
 		return TableSnapshot{}, ctx.Err()
 	}

@@ -2,7 +2,6 @@ package enrich
 
 import (
 	"context"
-	"errors"
 	"sort"
 
 	"github.com/cnbridged/cnbridged/internal/proctable"
@@ -35,10 +34,6 @@ type ProcessView struct {
 	StartTicks uint64 `json:"start_ticks"`
 }
 
-// errEnricherStopped is TableView's error once the enrichment stage has
-// stopped.
-var errEnricherStopped = errors.New("the enrichment stage has stopped")
-
 // TableView returns a copy of the process table, taken by the enricher
 // between two batches. The table is fed only while a route enriches.
 func (e *Enricher) TableView(ctx context.Context) (TableView, error) {
@@ -46,7 +41,7 @@ func (e *Enricher) TableView(ctx context.Context) (TableView, error) {
 	select {
 	case e.views <- c:
 	case <-e.done:
-		return TableView{}, errEnricherStopped
+		return TableView{}, ErrStopped
 	case <-ctx.Done():
 		return TableView{}, ctx.Err()
 	}

@@ -107,6 +107,18 @@ type Record struct {
 	// EnrichTargets are the sinks among Targets whose routes asked for
 	// enrichment: only they show Enriched, and only they wait for it.
 	EnrichTargets uint64
+	// Stages has bit i set when the route with selection stage i (a
+	// where, rate_limit or fold; see the bridge's Plan) matched the
+	// record. SelectTargets are the sinks among Targets that receive it
+	// only through such routes: they wait for the enricher, which decides
+	// for each whether one of its routes selected it (Unselected). The
+	// reader sets both before the hand-off.
+	Stages        uint64
+	SelectTargets uint64
+	// Unselected are the sinks among SelectTargets that none of their
+	// matching routes selected: they skip the record. The enricher writes
+	// it while those sinks wait; no other sink may read it.
+	Unselected uint64
 	// Enrich and Enriched carry the process table's description of a
 	// process event. Enriched is set when Enrich is EnrichDone. The
 	// enricher writes both while sinks in EnrichTargets wait; other sinks
@@ -162,12 +174,13 @@ type Enrichment struct {
 }
 
 // Plain returns a copy of r without its enrichment, reading none of the
-// fields the enricher writes or takes (Enrich, Enriched, Capture): what a
-// sink that did not ask for enrichment encodes, safe while the enricher is
-// still at work on r.
+// fields the enricher writes or takes (Enrich, Enriched, Capture,
+// Unselected): what a sink that did not ask for enrichment encodes, safe
+// while the enricher is still at work on r.
 func (r *Record) Plain() Record {
 	return Record{Kind: r.Kind, Time: r.Time, Sender: r.Sender, Msg: r.Msg, Proc: r.Proc,
-		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Life: r.Life, Targets: r.Targets, EnrichTargets: r.EnrichTargets, Ancestors: r.Ancestors}
+		HasProc: r.HasProc, Loss: r.Loss, Gap: r.Gap, Suppressed: r.Suppressed, Life: r.Life, Targets: r.Targets, EnrichTargets: r.EnrichTargets,
+		Stages: r.Stages, SelectTargets: r.SelectTargets, Ancestors: r.Ancestors}
 }
 
 // EnrichState tells where a record is in enrichment.

@@ -157,6 +157,29 @@ type Route struct {
 	// NoThreads drops thread events (threads: false): forks that make a
 	// thread and exits of a thread that is not its group's leader.
 	NoThreads bool
+	// Selects is set when the route has a selection stage (where,
+	// rate_limit, fold), Stage its index (below MaxStages): what the
+	// route matches its stage then decides on, off the reader.
+	Selects bool
+	Stage   int
+}
+
+// MaxStages is how many routes of one table may have a selection stage
+// (one bit each in Matched.Stages).
+const MaxStages = 64
+
+// Matched is what a table found for one message.
+type Matched struct {
+	// Sinks are the sinks of every route that matched, each once.
+	Sinks uint64
+	// ThreadDropped are the sinks of routes that matched but dropped the
+	// event as a thread event (threads: false), and no other route took.
+	ThreadDropped uint64
+	// Direct are the sinks of matching routes without a selection stage:
+	// they receive the message whatever the stages decide.
+	Direct uint64
+	// Stages has bit i set for the matching route with stage i.
+	Stages uint64
 }
 
 // IsThread reports whether ev is a thread event: a fork whose child is a
@@ -196,10 +219,26 @@ func (t *Table) Match(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks uint64) {
 // MatchThreads is Match that also returns the sinks of routes that matched
 // but dropped ev as a thread event (threads: false).
 func (t *Table) MatchThreads(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks, threadDropped uint64) {
+	m := t.MatchSelect(id, ev)
+	return m.Sinks, m.ThreadDropped
+}
+
+// MatchSelect is MatchThreads that also tells which matching routes have
+// a selection stage.
+func (t *Table) MatchSelect(id cnmsg.ID, ev *cnmsg.ProcEvent) (m Matched) {
+	return t.match(id, ev, false)
+}
+
+// EnrichSelect is MatchSelect over the routes that ask for enrichment.
+func (t *Table) EnrichSelect(id cnmsg.ID, ev *cnmsg.ProcEvent) (m Matched) {
+	return t.match(id, ev, true)
+}
+
+func (t *Table) match(id cnmsg.ID, ev *cnmsg.ProcEvent, enrichOnly bool) (m Matched) {
 	thread := false
 	for i := range t.routes {
 		r := &t.routes[i]
-		if !r.Match.Matches(id) {
+		if !r.Match.Matches(id) || enrichOnly && !r.Enrich {
 			continue
 		}
 		if r.HasEvents && (ev == nil || !r.Events.Has(ev)) {
@@ -210,13 +249,19 @@ func (t *Table) MatchThreads(id cnmsg.ID, ev *cnmsg.ProcEvent) (sinks, threadDro
 				thread = IsThread(ev)
 			}
 			if thread {
-				threadDropped |= r.Sinks
+				m.ThreadDropped |= r.Sinks
 				continue
 			}
 		}
-		sinks |= r.Sinks
+		m.Sinks |= r.Sinks
+		if r.Selects {
+			m.Stages |= 1 << r.Stage
+		} else {
+			m.Direct |= r.Sinks
+		}
 	}
-	return sinks, threadDropped &^ sinks
+	m.ThreadDropped &^= m.Sinks
+	return m
 }
 
 // MatchesID reports whether a route matches id, whatever its events: list

@@ -196,9 +196,10 @@ func (r *Runner) deliver(it queued) error {
 	defer r.unwritten.Store(0)
 	bit := r.Bit()
 	recs := it.b.Records
-	// Only a sink whose routes asked for enrichment waits for it.
+	// Only a sink whose routes asked for enrichment, or select what they
+	// send (where, rate_limit, fold), waits for the enricher.
 	for i := range recs {
-		if recs[i].Targets&bit != 0 && recs[i].EnrichTargets&bit != 0 {
+		if recs[i].Targets&bit != 0 && (recs[i].EnrichTargets|recs[i].SelectTargets)&bit != 0 {
 			it.b.WaitEnriched()
 			break
 		}
@@ -208,6 +209,11 @@ func (r *Runner) deliver(it queued) error {
 			continue
 		}
 		rec := &recs[i]
+		if rec.SelectTargets&bit != 0 && rec.Unselected&bit != 0 {
+			// None of the sink's routes that matched it selected it.
+			r.unwritten.Add(-1)
+			continue
+		}
 		if rec.EnrichTargets != 0 && rec.EnrichTargets&bit == 0 {
 			// Enriched for other sinks, maybe still being: encode
 			// without it, reading none of what the enricher writes.
@@ -220,7 +226,7 @@ func (r *Runner) deliver(it queued) error {
 			// The sink cannot go on: this and the rest of the batch are lost.
 			rest := 0
 			for j := i + 1; j < len(recs); j++ {
-				if recs[j].Targets&bit != 0 {
+				if recs[j].Targets&bit != 0 && (recs[j].SelectTargets&bit == 0 || recs[j].Unselected&bit == 0) {
 					rest++
 				}
 			}
