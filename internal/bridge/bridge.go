@@ -3,17 +3,19 @@
 // routing and batching. It runs on the reader goroutine and allocates
 // nothing per message but for exec events while a route enriches: their
 // process is read from /proc there and then, by the enrichment stage's
-// capturer (enrich.Capturer), within a time budget per batch. Batches
-// with process events then go to the enrichment stage (internal/enrich)
-// as well as to the sinks.
+// capturer (enrich.Capturer), within a time budget per batch. A batch
+// with records to enrich, or for the routes' selection stages (where,
+// rate_limit, fold: select.go), also goes to the enricher's goroutine
+// (internal/enrich), which enriches it and then runs the stages on it;
+// the sinks concerned wait for that before they read it.
 //
 // It makes the reader wait in two cases only: a sink configured with
-// when_full: block is full, or, while a route enriches, the enricher's
-// queue (enrich_queue_size batches) is full, since the process table must
-// see every event (enrich.Enricher.Offer; the enricher keeps the queue
-// short by describing execs from the table once it is half full). The
-// kernel then drops at the socket, counted exactly
-// (cnbridged_socket_drops_total).
+// when_full: block is full, or the enricher's queue (enrich_queue_size
+// batches) is full while a route enriches or selects, since the process
+// table must see every event and the stages every record in order
+// (enrich.Enricher.Offer; the enricher keeps the queue short by
+// describing execs from the table once it is half full). The kernel then
+// drops at the socket, counted exactly (cnbridged_socket_drops_total).
 package bridge
 
 import (

@@ -12,7 +12,11 @@
 // table does not know, reconciles the table with /proc after loss
 // (resync; exit_lost records, which the reader takes with TakeLost) and
 // answers copies of the table (Snapshot for the fleet query, TableView
-// for /debug/proctable).
+// for /debug/proctable). After a batch's enrichment it runs the route
+// selection stages of the plan the batch was routed with (Stages, and
+// Selector to tick and stop them: they live in bridge, with the routes
+// and sinks they are about); a batch may come for the stages alone
+// (Offer's enrich false: no route enriches).
 //
 // On the reader's goroutine, the Capturer reads each exec's new image
 // from /proc as the reader receives the event, before the process can
