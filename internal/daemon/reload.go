@@ -128,7 +128,6 @@ func (d *Daemon) Apply(ctx context.Context, cfg *config.Config) error {
 	d.commitSinks(ch)
 	oldPlan := d.bridge.SetPlan(plan)
 	d.lis.SetPriority(readerPriority(cfg))
-	d.lis.SetExactEmpty(enriches(cfg))
 	if len(ch.retire) > 0 || oldPlan.Stages != nil {
 		// No batch may reach a retired sink: wait for the reader to be
 		// done with the old plan, but never longer than shutdown_timeout

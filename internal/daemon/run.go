@@ -204,7 +204,6 @@ func (d *Daemon) startListener(_ context.Context, cfg *config.Config) (func(), e
 	d.enricher.SetWake(lis.Wake)
 	d.enricher.SetEmptyAt(lis.EmptyAt)
 	lis.SetPriority(readerPriority(cfg))
-	lis.SetExactEmpty(enriches(cfg))
 	return func() {
 		if err := d.lis.Close(); err != nil {
 			d.log.Warn("closing the connector socket", zap.Error(err))

@@ -56,25 +56,21 @@ type Listener struct {
 	// want is the reader's realtime priority asked for (SetPriority).
 	// The rest is the reader's own: asked is the one it last acted on, rt
 	// the one in effect (0: none, the goroutine not locked to its
-	// thread), normal the thread's scheduling before; fds, waited and
-	// waitFn are wait's.
+	// thread), normal the thread's scheduling before; fds are wait's;
+	// got and recvFn pollRecv's.
 	want   atomic.Int32
 	asked  int
 	rt     int
 	normal unix.SchedAttr
 	fds    [2]unix.PollFd
-	waited bool
-	waitFn func(uintptr) bool
+	got    bool
+	recvFn func(uintptr) bool
 
 	// base is when the Listener was made; emptyAt is the time after it,
 	// in ns, just before the last receive that found the socket empty
 	// (0: none yet), see EmptyAt.
 	base    time.Time
 	emptyAt atomic.Int64
-	// drained is set when the last recv read fewer datagrams than it
-	// asked for and lazyEmpty is set (see Run).
-	drained   bool
-	lazyEmpty atomic.Bool // see SetExactEmpty
 
 	waitAck    atomic.Uint32 // ack value awaited + 1 (0: none)
 	ackCh      chan struct{}
@@ -121,7 +117,7 @@ func New(cfg Config, log *zap.Logger) (*Listener, error) {
 		return nil, err
 	}
 	l.allocBuffers(cfg.BatchSize)
-	l.waitFn = l.waitRead
+	l.recvFn = l.pollRead
 	var r [4]byte
 	rand.Read(r[:])
 	l.seq.Store(binary.NativeEndian.Uint32(r[:]))
@@ -333,18 +329,24 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return nil
 		}
 		l.schedule(int(l.want.Load()))
-		// Without SetExactEmpty, a recvmmsg that read fewer datagrams
-		// than it asked for found the queue empty (or an overrun pending,
-		// which the wait also wakes for): wait at once instead of asking
-		// again for an EAGAIN, one system call per wake-up less.
-		if l.drained || !l.recv(uintptr(sock)) {
-			l.drained = false
+		var read bool
+		if l.rt > 0 {
+			read = l.recv(uintptr(sock))
+		} else {
+			var err error
+			if read, err = l.pollRecv(ctx); err != nil {
+				return err
+			}
+		}
+		if !read {
 			if l.wake.Swap(false) {
 				h(nil, time.Now())
 				continue
 			}
-			if err := l.wait(ctx, sock); err != nil {
-				return err
+			if l.rt > 0 {
+				if err := l.wait(sock); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -356,51 +358,62 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 			return &OpError{Op: "recvmmsg", Err: err}
 		case got:
 			l.deliver(h)
-			l.drained = l.n < len(l.hdrs) && l.lazyEmpty.Load()
 		}
 	}
 }
 
-// wait blocks until the socket may have a datagram, a Wake, a
-// SetPriority or the stop: in poll(2) on the reader's own thread while it
-// has a realtime priority, else in Go's network poller.
-func (l *Listener) wait(ctx context.Context, sock int) error {
-	if l.rt > 0 {
-		l.fds[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
-		l.fds[1] = unix.PollFd{Fd: int32(l.kick), Events: unix.POLLIN}
-		if _, err := unix.Poll(l.fds[:], -1); err != nil && err != unix.EINTR {
-			return &OpError{Op: "poll", Err: err}
-		}
-		if l.fds[1].Revents != 0 {
-			var drain [8]byte
-			unix.Read(l.kick, drain[:])
-		}
-		return nil
+// wait blocks in poll(2) on the reader's own thread (it has a realtime
+// priority) until the socket may have a datagram, a Wake, a SetPriority
+// or the stop kicks the eventfd. poll(2) is level-triggered: a datagram
+// that came after the last recv is seen.
+func (l *Listener) wait(sock int) error {
+	l.fds[0] = unix.PollFd{Fd: int32(sock), Events: unix.POLLIN}
+	l.fds[1] = unix.PollFd{Fd: int32(l.kick), Events: unix.POLLIN}
+	if _, err := unix.Poll(l.fds[:], -1); err != nil && err != unix.EINTR {
+		return &OpError{Op: "poll", Err: err}
 	}
-	l.waited = false
-	err := l.raw.Read(l.waitFn)
+	if l.fds[1].Revents != 0 {
+		var drain [8]byte
+		unix.Read(l.kick, drain[:])
+	}
+	return nil
+}
+
+// pollRecv receives at the process's own scheduling, in Go's network
+// poller: the recv runs inside the poller's read callback, after the
+// poller has reset its readiness, so that a datagram arriving between an
+// empty recv and the wait is never missed (a wait that began with its own
+// callback returning false could lose that edge and sleep until the next
+// datagram). It returns whether the recv read (or failed); false after a
+// Wake, a SetPriority or the stop (a read deadline), or when a Wake was
+// pending with the socket empty.
+func (l *Listener) pollRecv(ctx context.Context) (bool, error) {
+	l.got = false
+	err := l.raw.Read(l.recvFn)
 	switch {
 	case err == nil, ctx.Err() != nil:
-		return nil
+		return l.got, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		// A Wake, a SetPriority or the stop. The deadline is cleared
-		// before Run looks at what it was, so that one set after it
-		// stands; Run checks ctx first, since clearing it may have
-		// undone the stop's.
+		// The deadline is cleared before Run looks at what it was, so
+		// that one set after it stands; Run checks ctx first, since
+		// clearing it may have undone the stop's.
 		l.conn.SetReadDeadline(time.Time{})
-		return nil
+		return false, nil
 	}
-	return &OpError{Op: "recvmmsg", Err: err}
+	return false, &OpError{Op: "recvmmsg", Err: err}
 }
 
-// waitRead is the network poller's read callback for wait: it asks to
-// wait the first time, and returns once the socket is readable.
-func (l *Listener) waitRead(uintptr) bool {
-	if l.waited {
+// pollRead is pollRecv's callback: done when the recv read, when a Wake
+// waits with the socket empty, or when a SetPriority waits.
+func (l *Listener) pollRead(fd uintptr) bool {
+	if int(l.want.Load()) != l.asked {
+		return true // a SetPriority: Run takes it before reading
+	}
+	if l.recv(fd) {
+		l.got = true
 		return true
 	}
-	l.waited = true
-	return false
+	return l.wake.Load()
 }
 
 // SetPriority asks for the reader's scheduling: prio 1..99 is SCHED_FIFO
@@ -501,14 +514,6 @@ func (l *Listener) Wake() {
 	l.kickReader()
 	l.conn.SetReadDeadline(time.Now())
 }
-
-// SetExactEmpty says whether EmptyAt must move past each batch the
-// handler returned (on, the default: after each batch the reader asks the
-// socket again, and finds it empty or reads on), or may lag until the next
-// wake-up (off: after a batch that read fewer datagrams than asked for,
-// the reader waits at once, one recvmmsg per wake-up less). The enricher
-// needs it on. Safe to call from any goroutine.
-func (l *Listener) SetExactEmpty(on bool) { l.lazyEmpty.Store(!on) }
 
 // EmptyAt returns a time just before the reader last found the socket
 // empty, having handed every datagram it received before to its handler

@@ -83,8 +83,5 @@ func (*Listener) ReceiveBuffer() (int, error) { return 0, ErrUnsupported }
 // SetPriority does nothing.
 func (*Listener) SetPriority(int) {}
 
-// SetExactEmpty does nothing.
-func (*Listener) SetExactEmpty(bool) {}
-
 // EmptyAt returns the zero Time.
 func (*Listener) EmptyAt() time.Time { return time.Time{} }
