@@ -86,8 +86,18 @@ func (k *Asker) Ask(ctx context.Context, q Question, onAnswer func(*Answer)) (*R
 	known := map[string]bool{}
 	if k.Bucket != "" {
 		// At most a third of the time goes to the inventory.
+		// A read that fails on the way (a pull answered by no responder
+		// while a cluster or leaf node is busy) is tried again while that
+		// time lasts; a missing bucket or JetStream is final.
 		ictx, icancel := context.WithTimeout(ctx, q.Timeout/3)
 		hosts, err := k.Inventory(ictx)
+		for err != nil && !errors.Is(err, ErrNoInventory) && ictx.Err() == nil {
+			select {
+			case <-ictx.Done():
+			case <-time.After(50 * time.Millisecond):
+				hosts, err = k.Inventory(ictx)
+			}
+		}
 		icancel()
 		if err != nil {
 			res.InventoryErr = err
