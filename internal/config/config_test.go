@@ -821,14 +821,14 @@ requests:
 
 func TestTLSEnabled(t *testing.T) {
 	tests := []struct {
-		tls  sinks.NATSTLS
+		tls  sinks.TLSConfig
 		want bool
 	}{
-		{sinks.NATSTLS{}, false},
-		{sinks.NATSTLS{CAFile: "/ca"}, true},
-		{sinks.NATSTLS{CertFile: "/c"}, true},
-		{sinks.NATSTLS{KeyFile: "/k"}, true},
-		{sinks.NATSTLS{InsecureSkipVerify: true}, true},
+		{sinks.TLSConfig{}, false},
+		{sinks.TLSConfig{CAFile: "/ca"}, true},
+		{sinks.TLSConfig{CertFile: "/c"}, true},
+		{sinks.TLSConfig{KeyFile: "/k"}, true},
+		{sinks.TLSConfig{InsecureSkipVerify: true}, true},
 	}
 	for _, tt := range tests {
 		if got := tt.tls.Enabled(); got != tt.want {

@@ -46,7 +46,7 @@ type NATSConfig struct {
 	Token        string      `mapstructure:"token"`
 	NkeySeedFile string      `mapstructure:"nkey_seed_file"`
 	CredsFile    string      `mapstructure:"creds_file"`
-	TLS          NATSTLS     `mapstructure:"tls"`
+	TLS          TLSConfig   `mapstructure:"tls"`
 	Stream       *NATSStream `mapstructure:"stream"` // created or updated on connect when set
 	// SchemaConfig: the document a format json message holds (the native
 	// line, or a schema's).
@@ -72,20 +72,6 @@ type NATSConfig struct {
 	// Options are appended to the connection options (tests use a custom
 	// dialer).
 	Options []nats.Option `mapstructure:"-"`
-}
-
-// NATSTLS is a NATS sink's tls section. When any key is set, the sink
-// connects only over TLS: there is no plaintext fallback.
-type NATSTLS struct {
-	CAFile             string `mapstructure:"ca_file"`
-	CertFile           string `mapstructure:"cert_file"`
-	KeyFile            string `mapstructure:"key_file"`
-	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
-}
-
-// Enabled reports whether any TLS key is set.
-func (t NATSTLS) Enabled() bool {
-	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
 // NATSStream is a NATS sink's stream section: the stream a JetStream sink
@@ -223,8 +209,8 @@ func (c *NATSConfig) Validate(d DaemonKeys) error {
 	if (c.User == "") != (c.Password == "") {
 		bad("password", "user and password go together")
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls.cert_file", "cert_file and key_file go together")
+	if err := c.TLS.pairErr(); err != nil {
+		errs = append(errs, err)
 	}
 	if st := c.Stream; st != nil {
 		if !c.JetStream {
@@ -237,23 +223,10 @@ func (c *NATSConfig) Validate(d DaemonKeys) error {
 			bad("stream.storage", "%q is not %s", st.Storage, streamStorageAccepted)
 		}
 	}
-	for _, f := range []struct {
-		key, path string
-		secret    bool
-	}{
+	errs = append(errs, checkFiles(append([]configFile{
 		{"nkey_seed_file", c.NkeySeedFile, true},
 		{"creds_file", c.CredsFile, true},
-		{"tls.key_file", c.TLS.KeyFile, true},
-		{"tls.cert_file", c.TLS.CertFile, false},
-		{"tls.ca_file", c.TLS.CAFile, false},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := checkConfigFile(f.path, f.secret); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
-		}
-	}
+	}, c.TLS.files()...))...)
 	return errors.Join(errs...)
 }
 

@@ -2,12 +2,9 @@ package sinks
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"time"
 
@@ -80,39 +77,13 @@ func AuthOptions(cfg NATSConfig) ([]nats.Option, error) {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
 	if cfg.TLS.Enabled() {
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := cfg.TLS.build()
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, nats.Secure(tc))
 	}
 	return opts, nil
-}
-
-func tlsConfig(t NATSTLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // off unless configured
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		if err := checkSecretFile("tls.key_file", t.KeyFile); err != nil {
-			return nil, err
-		}
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // checkSecretFile refuses a secret file that is missing, not a regular

@@ -13,13 +13,13 @@ import (
 // connection options and probe on a sink with these keys, so the rules
 // live in one place (NATSConfig).
 type NATSConnection struct {
-	URL          string  `mapstructure:"url"`
-	User         string  `mapstructure:"user"`
-	Password     string  `mapstructure:"password"`
-	Token        string  `mapstructure:"token"`
-	NkeySeedFile string  `mapstructure:"nkey_seed_file"`
-	CredsFile    string  `mapstructure:"creds_file"`
-	TLS          NATSTLS `mapstructure:"tls"`
+	URL          string    `mapstructure:"url"`
+	User         string    `mapstructure:"user"`
+	Password     string    `mapstructure:"password"`
+	Token        string    `mapstructure:"token"`
+	NkeySeedFile string    `mapstructure:"nkey_seed_file"`
+	CredsFile    string    `mapstructure:"creds_file"`
+	TLS          TLSConfig `mapstructure:"tls"`
 }
 
 // sink is a NATS sink with c's connection keys and defaults for the rest.

@@ -145,7 +145,7 @@ func newOTLPExporter(cfg OTLPConfig, target string, tlsOn bool) (otlpExporter, e
 	var tc *tls.Config
 	if tlsOn {
 		var err error
-		if tc, err = tlsConfig(NATSTLS(cfg.TLS)); err != nil {
+		if tc, err = cfg.TLS.build(); err != nil {
 			return nil, err
 		}
 	}

@@ -22,7 +22,7 @@ type OTLPConfig struct {
 	Endpoint    string            `mapstructure:"endpoint"`    // grpc: host:port or http(s)://host:port; http: http(s)://host:port[/path]
 	Headers     map[string]string `mapstructure:"headers"`     // sent with every export (authentication)
 	Compression string            `mapstructure:"compression"` // none (default), gzip
-	TLS         OTLPTLSConfig     `mapstructure:"tls"`
+	TLS         TLSConfig         `mapstructure:"tls"`
 	Timeout     time.Duration     `mapstructure:"timeout"` // per export attempt
 	// BatchSize is the most records one export carries; MaxInFlight the
 	// most the sink holds without an outcome (being batched, waiting to be
@@ -50,20 +50,6 @@ type OTLPConfig struct {
 	// Context ends Write's waits: a Write blocked on a full sink counts
 	// its record as dropped (reason shutdown) once it ends. Nil: never.
 	Context context.Context `mapstructure:"-"`
-}
-
-// OTLPTLSConfig is an otlp sink's tls section. TLS is used when the
-// endpoint's scheme is https or any key here is set.
-type OTLPTLSConfig struct {
-	CAFile             string `mapstructure:"ca_file"`
-	CertFile           string `mapstructure:"cert_file"`
-	KeyFile            string `mapstructure:"key_file"`
-	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
-}
-
-// Enabled reports whether any TLS key is set.
-func (t OTLPTLSConfig) Enabled() bool {
-	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
 // OTLP protocols and compressions.
@@ -163,24 +149,10 @@ func (c *OTLPConfig) Validate(DaemonKeys) error {
 			bad("headers", "%q is not a header name", k)
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls.cert_file", "cert_file and key_file go together")
+	if err := c.TLS.pairErr(); err != nil {
+		errs = append(errs, err)
 	}
-	for _, f := range []struct {
-		key, path string
-		secret    bool
-	}{
-		{"tls.key_file", c.TLS.KeyFile, true},
-		{"tls.cert_file", c.TLS.CertFile, false},
-		{"tls.ca_file", c.TLS.CAFile, false},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := checkConfigFile(f.path, f.secret); err != nil {
-			bad(f.key, "%v", err)
-		}
-	}
+	errs = append(errs, checkFiles(c.TLS.files())...)
 	if err := c.validateWith(true, ""); err != nil {
 		errs = append(errs, err)
 	}

@@ -132,7 +132,7 @@ func TestOTLPConfig(t *testing.T) {
 		}
 	}
 	bad := OTLPConfig{Protocol: "udp", Compression: "zstd", Timeout: -1, BatchSize: 10, MaxInFlight: 5,
-		Headers: map[string]string{"bad name": "x"}, TLS: OTLPTLSConfig{CertFile: "/c"}}
+		Headers: map[string]string{"bad name": "x"}, TLS: TLSConfig{CertFile: "/c"}}
 	wantErrs := []string{
 		`protocol: "udp" is not grpc or http`,
 		`compression: "zstd" is not none or gzip`,
