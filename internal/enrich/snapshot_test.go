@@ -11,19 +11,15 @@ import (
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
+	"github.com/cnbridged/cnbridged/internal/proctable"
 )
 
 // TestSnapshot: a snapshot is taken on the enricher's goroutine while it
 // runs, holds the table's processes with their parents, says when the
 // table is incomplete (off, resync) and fails once the enricher stopped.
 func TestSnapshot(t *testing.T) {
-	self := uint32(os.Getpid())
-	e := New(Options{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
-	o, ok := e.observe(self)
-	if !ok {
-		t.Fatal("cannot read this process")
-	}
-	e.table.Seed(&o)
+	e, o := selfSeeded(t)
+	self := o.PID
 	enrichNow(e, procBatch(event.NewPool(),
 		cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: 4_000_001, ChildTGID: 4_000_001,
 			TimestampNs: uint64(monotonicNs())}))
@@ -59,4 +55,17 @@ func TestSnapshot(t *testing.T) {
 	if _, err := e.Snapshot(tctx); err == nil {
 		t.Error("Snapshot after the enricher stopped: no error")
 	}
+}
+
+// selfSeeded returns an enricher whose table holds this process, seeded
+// from /proc, and what /proc said of it.
+func selfSeeded(t *testing.T) (*Enricher, proctable.Observed) {
+	t.Helper()
+	e := New(Options{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	o, ok := e.observe(uint32(os.Getpid()))
+	if !ok {
+		t.Fatal("cannot read this process")
+	}
+	e.table.Seed(&o)
+	return e, o
 }

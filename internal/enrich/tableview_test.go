@@ -2,12 +2,8 @@ package enrich
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/cnbridged/cnbridged/internal/cnmsg"
 	"github.com/cnbridged/cnbridged/internal/event"
@@ -17,13 +13,8 @@ import (
 // and its threads, is taken on the enricher's goroutine while it runs, and
 // fails once it has stopped.
 func TestTableView(t *testing.T) {
-	self := uint32(os.Getpid())
-	e := New(Options{MaxEntries: 64, NoSeed: true}, prometheus.NewRegistry(), zaptest.NewLogger(t))
-	o, ok := e.observe(self)
-	if !ok {
-		t.Fatal("cannot read this process")
-	}
-	e.table.Seed(&o)
+	e, o := selfSeeded(t)
+	self := o.PID
 	enrichNow(e, procBatch(event.NewPool(),
 		cnmsg.ProcEvent{What: cnmsg.ProcFork, ParentPID: self, ParentTGID: self, ChildPID: 4_000_001, ChildTGID: self}))
 	ctx, cancel := context.WithCancel(context.Background())
