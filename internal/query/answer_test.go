@@ -452,3 +452,16 @@ func TestExitedRemembered(t *testing.T) {
 		t.Errorf("info %+v, want 7 live processes and 1 exited remembered", in)
 	}
 }
+
+// TestNoTable: a snapshot function that returns no table and no error is
+// answered unavailable (it was dereferenced: a panic in the service's
+// handler).
+func TestNoTable(t *testing.T) {
+	r := NewResponder(ResponderConfig{Host: "h1", MaxPerSecond: 10,
+		Snapshot: func(context.Context) (*proctable.Snapshot, string, error) { return nil, "", nil }})
+	for _, op := range []string{OpInfo, OpPS} {
+		if a := ask(t, r, op, ``); a.Code != CodeUnavailable {
+			t.Errorf("%s without a table: code %d %q, want %d", op, a.Code, a.Error, CodeUnavailable)
+		}
+	}
+}
