@@ -100,6 +100,6 @@ func logProcVisibility(log *zap.Logger, cfg *config.Config, hidepid string) {
 		return
 	}
 	log.Warn("routes enrich, but /proc hides other users' processes (hidepid="+hidepid+", systemd ProtectProc=, which the packaged unit sets): "+
-		"their events carry no process details; to enrich them, run with ProtectProc=default (systemctl edit cnbridged)",
+		"their events carry no process details; to enrich them, install the drop-in /usr/share/doc/cnbridged/enrich.conf (ProtectProc=default and the reader's realtime priority) as /etc/systemd/system/cnbridged.service.d/enrich.conf",
 		zap.String("hidepid", hidepid))
 }

@@ -455,7 +455,7 @@ func (l *Listener) schedule(prio int) {
 		if err != nil {
 			l.log.Warn("the reader may not run at a realtime priority; it keeps the process's scheduling, "+
 				"and short-lived processes may end before it reads them (needs CAP_SYS_NICE or RLIMIT_RTPRIO, and, "+
-				"in a systemd unit, no RestrictRealtime= and sched_setattr allowed; see listener.reader_priority)",
+				"in a systemd unit, no RestrictRealtime= and sched_setattr allowed, as deploy/systemd/enrich.conf grants; see listener.reader_priority)",
 				zap.Int("priority", prio), zap.Error(err))
 			if l.rt == 0 {
 				runtime.UnlockOSThread()
